@@ -1,0 +1,274 @@
+//! `action`: call an action with parameters computed from expressions, with a timeout, a
+//! retry policy on transient failures (same idempotency key on every attempt) and an error
+//! path. The result is kept as `actions.<node id>`.
+
+use std::time::Duration as StdDuration;
+
+use indexmap::IndexMap;
+use jiff::{SignedDuration, Span};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{Activity, Outcome, StepCx};
+use crate::actions::{ActionCall, ActionError};
+use crate::compile::{Cx, NodeRef};
+use crate::expr::Expr;
+
+/// Most attempts a retry policy may ask for.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The action's name (`log`, or a plugin's).
+    pub action: String,
+    /// Parameters: a string is a rhai expression; any other JSON value is taken as it is.
+    #[serde(default)]
+    pub params: IndexMap<String, Value>,
+    /// Longest time one call may take (hours, minutes, seconds); default from settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Where to go when the call fails for good; without it the instance fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDef {
+    /// Attempts in all, the first call included (1 to 10).
+    pub max_attempts: u32,
+    /// Pause before the second attempt; doubled before each later one. Default `PT10S`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Param {
+    Expr(Expr),
+    Literal(Value),
+}
+
+#[derive(Debug)]
+pub struct Action {
+    pub action: String,
+    pub params: Vec<(String, Param)>,
+    pub timeout: Option<StdDuration>,
+    pub max_attempts: u32,
+    pub backoff: Span,
+    pub next: Option<NodeRef>,
+    pub on_error: Option<NodeRef>,
+}
+
+fn exact(cx: &mut Cx, path: &str, text: &str) -> Option<SignedDuration> {
+    let span = cx.duration(path, text)?;
+    match SignedDuration::try_from(span) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            cx.problem(
+                path,
+                format!("{text:?} must be in hours, minutes or seconds (like PT30S)"),
+            );
+            None
+        }
+    }
+}
+
+impl ActionDef {
+    pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Action> {
+        let mut ok = true;
+        if !cx.catalog.actions.contains(&self.action) {
+            let known: Vec<&str> = cx.catalog.actions.iter().map(String::as_str).collect();
+            cx.problem(
+                format!("{path}.action"),
+                format!("unknown action {:?} (known: {})", self.action, known.join(", ")),
+            );
+            ok = false;
+        }
+        let mut params = Vec::with_capacity(self.params.len());
+        for (name, value) in &self.params {
+            match value {
+                Value::String(src) => match cx.expr(&format!("{path}.params.{name}"), src) {
+                    Some(e) => params.push((name.clone(), Param::Expr(e))),
+                    None => ok = false,
+                },
+                other => params.push((name.clone(), Param::Literal(other.clone()))),
+            }
+        }
+        let timeout = match &self.timeout {
+            Some(t) => match exact(cx, &format!("{path}.timeout"), t) {
+                Some(d) if d.is_positive() => Some(d.unsigned_abs()),
+                Some(_) => {
+                    cx.problem(format!("{path}.timeout"), "must be longer than zero");
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
+        if self.timeout.is_some() && timeout.is_none() {
+            ok = false;
+        }
+        let (max_attempts, backoff) = match &self.retry {
+            None => (1, Span::new().seconds(10)),
+            Some(r) => {
+                if !(1..=MAX_ATTEMPTS).contains(&r.max_attempts) {
+                    cx.problem(
+                        format!("{path}.retry.max_attempts"),
+                        format!("{} is not between 1 and {MAX_ATTEMPTS}", r.max_attempts),
+                    );
+                    ok = false;
+                }
+                let backoff = r.backoff.as_deref().unwrap_or("PT10S");
+                let backoff = match exact(cx, &format!("{path}.retry.backoff"), backoff) {
+                    Some(d) => Span::try_from(d).unwrap_or_else(|_| Span::new().seconds(10)),
+                    None => {
+                        ok = false;
+                        Span::new()
+                    }
+                };
+                (r.max_attempts, backoff)
+            }
+        };
+        let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
+        let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
+        if (self.next.is_some() && next.is_none()) || (self.on_error.is_some() && on_error.is_none()) {
+            ok = false;
+        }
+        ok.then(|| Action {
+            action: self.action.clone(),
+            params,
+            timeout,
+            max_attempts,
+            backoff,
+            next,
+            on_error,
+        })
+    }
+}
+
+impl Action {
+    async fn attempt(&self, cx: &mut StepCx<'_>) -> Outcome {
+        let attempt = cx.instance.data.attempt.max(1);
+        let mut params = Map::new();
+        for (name, param) in &self.params {
+            let value = match param {
+                Param::Literal(v) => v.clone(),
+                Param::Expr(e) => match cx.eval_json(e) {
+                    Ok(v) => v,
+                    Err(err) => {
+                        return Outcome::fail(
+                            "EXPR_EVAL",
+                            format!("params.{name}: {err}"),
+                            self.on_error,
+                        );
+                    }
+                },
+            };
+            params.insert(name.clone(), value);
+        }
+        let params = Value::Object(params);
+        let Some(executor) = cx.actions.get(&self.action) else {
+            return Outcome::fail(
+                "ACTION_UNKNOWN",
+                format!("action {:?} is not registered", self.action),
+                self.on_error,
+            );
+        };
+        let timeout = self
+            .timeout
+            .unwrap_or(StdDuration::from_millis(cx.settings.default_action_timeout_ms));
+        let deadline = cx
+            .now
+            .checked_add(SignedDuration::try_from(timeout).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(cx.now);
+        let call = ActionCall {
+            action: self.action.clone(),
+            journey_id: cx.journey.id.clone(),
+            version: cx.journey.version,
+            node_id: cx.node_id.to_string(),
+            instance_id: cx.instance.id.clone(),
+            profile_id: cx.instance.profile_id.clone(),
+            attempt,
+            // Fixed when the node is entered: the same on every retry and on a replay of
+            // the same step after a crash.
+            idempotency_key: format!("{}:{}:{}", cx.instance.id, cx.node_id, cx.instance.data.step),
+            deadline,
+            params: params.clone(),
+        };
+        let result = match tokio::time::timeout(timeout, executor.call(&call)).await {
+            Ok(r) => r,
+            Err(_) => Err(ActionError::Timeout {
+                after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }),
+        };
+        let detail = |outcome: Value| {
+            json!({
+                "action": self.action,
+                "attempt": attempt,
+                "idempotency_key": call.idempotency_key,
+                "params": params,
+                "outcome": outcome,
+            })
+        };
+        match result {
+            Ok(value) => {
+                cx.instance
+                    .data
+                    .actions
+                    .insert(cx.node_id.to_string(), value.clone());
+                cx.instance.data.attempt = 0;
+                Outcome::goto(self.next).with_detail(detail(json!({"result": value})))
+            }
+            Err(err) if err.is_retryable() && attempt < self.max_attempts => {
+                let factor = 1i64 << (attempt - 1).min(20);
+                let wait = self
+                    .backoff
+                    .checked_mul(factor)
+                    .unwrap_or(self.backoff);
+                let wake_at = crate::expr::time::add_span(cx.now, wait, &jiff::tz::TimeZone::UTC)
+                    .unwrap_or(cx.now);
+                cx.instance.data.attempt = attempt + 1;
+                Outcome::pause(Some(wake_at)).with_detail(detail(json!({
+                    "error": {"code": err.code(), "message": err.to_string()},
+                    "retry_at": wake_at.to_string(),
+                })))
+            }
+            Err(err) => {
+                let code = err.code();
+                cx.instance.data.actions.insert(
+                    cx.node_id.to_string(),
+                    json!({"error": {"code": code, "message": err.to_string()}}),
+                );
+                cx.instance.data.attempt = 0;
+                let mut out = Outcome::fail(code, err.to_string(), self.on_error);
+                out.detail = Some(detail(json!({"error": {"code": code, "message": err.to_string()}})));
+                out
+            }
+        }
+    }
+}
+
+impl Activity for Action {
+    fn successors(&self) -> Vec<NodeRef> {
+        self.next.into_iter().chain(self.on_error).collect()
+    }
+
+    async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
+        cx.instance.data.attempt = 1;
+        self.attempt(cx).await
+    }
+
+    async fn on_timer(&self, cx: &mut StepCx<'_>) -> Outcome {
+        // A retry: `attempt` was advanced when the previous attempt failed.
+        self.attempt(cx).await
+    }
+}

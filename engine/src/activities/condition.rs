@@ -1,0 +1,123 @@
+//! `condition`: ordered branches of expressions, the first that holds wins, plus an
+//! `otherwise` path. Time-of-day, day-of-week and date conditions are expressions too
+//! (`in_time_window(now(), "09:00", "18:00")`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Activity, Outcome, StepCx};
+use crate::compile::{Cx, NodeRef};
+use crate::expr::Expr;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Tried in order; the first whose `when` is true is taken.
+    pub branches: Vec<BranchDef>,
+    /// Where to go when no branch holds; without it the instance ends there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otherwise: Option<String>,
+    /// Where to go when an expression fails; without it the instance fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BranchDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A rhai expression that gives true or false.
+    pub when: String,
+    /// The node to go to; without it the instance ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Branch {
+    pub label: Option<String>,
+    pub when: Expr,
+    pub next: Option<NodeRef>,
+}
+
+#[derive(Debug)]
+pub struct Condition {
+    pub branches: Vec<Branch>,
+    pub otherwise: Option<NodeRef>,
+    pub on_error: Option<NodeRef>,
+}
+
+impl ConditionDef {
+    pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Condition> {
+        if self.branches.is_empty() {
+            cx.problem(format!("{path}.branches"), "a condition needs at least one branch");
+        }
+        let mut branches = Vec::with_capacity(self.branches.len());
+        let mut ok = true;
+        for (i, b) in self.branches.iter().enumerate() {
+            let when = cx.expr(&format!("{path}.branches[{i}].when"), &b.when);
+            let next = b.next.as_ref().map(|n| cx.target(&format!("{path}.branches[{i}].next"), n));
+            match (when, next) {
+                (Some(when), Some(Some(next))) => branches.push(Branch {
+                    label: b.label.clone(),
+                    when,
+                    next: Some(next),
+                }),
+                (Some(when), None) => branches.push(Branch {
+                    label: b.label.clone(),
+                    when,
+                    next: None,
+                }),
+                _ => ok = false,
+            }
+        }
+        let otherwise = cx.opt_target(&format!("{path}.otherwise"), self.otherwise.as_ref());
+        let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
+        let resolved = (self.otherwise.is_none() || otherwise.is_some())
+            && (self.on_error.is_none() || on_error.is_some());
+        (ok && resolved).then_some(Condition {
+            branches,
+            otherwise,
+            on_error,
+        })
+    }
+}
+
+impl Activity for Condition {
+    fn successors(&self) -> Vec<NodeRef> {
+        self.branches
+            .iter()
+            .filter_map(|b| b.next)
+            .chain(self.otherwise)
+            .chain(self.on_error)
+            .collect()
+    }
+
+    async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
+        for (i, branch) in self.branches.iter().enumerate() {
+            match cx.eval_bool(&branch.when) {
+                Ok(true) => {
+                    return Outcome::goto(branch.next).with_detail(json!({
+                        "branch": i,
+                        "label": branch.label,
+                        "when": branch.when.source(),
+                    }));
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Outcome::fail(
+                        "EXPR_EVAL",
+                        format!("branches[{i}].when: {e}"),
+                        self.on_error,
+                    );
+                }
+            }
+        }
+        Outcome::goto(self.otherwise).with_detail(json!({"branch": "otherwise"}))
+    }
+}

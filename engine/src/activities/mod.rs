@@ -1,0 +1,228 @@
+//! The node kinds of a journey, one file each.
+//!
+//! Each activity owns its definition (serde), its compilation (validation with located
+//! errors) and its behaviour when an instance enters it, when its timer fires and when an
+//! event arrives for a paused instance. Activities never touch the store, never read the
+//! system clock and never decide what happens to the instance beyond the [`Outcome`] they
+//! return: the runtime records steps and persists state. Adding a node kind means one new
+//! file here plus one line in [`node_kinds!`] and one in [`crate::model::NodeDef`].
+
+pub mod action;
+pub mod condition;
+pub mod end;
+pub mod reaction;
+pub mod split;
+pub mod update_profile;
+pub mod wait;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+
+use crate::actions::ActionRegistry;
+use crate::compile::{Cx, Journey, NodeRef};
+use crate::expr::{EvalEnv, EvalError, Expr, ExprEngine, ScopeData};
+use crate::model::{Event, NodeDef};
+use crate::runtime::instance::Instance;
+use crate::settings::Settings;
+
+/// Where the instance goes after a node has run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Move {
+    /// On to a node, or (with `None`) to the end of the journey.
+    Goto(Option<NodeRef>),
+    /// Stay on this node until the timer fires or an event arrives.
+    Pause { wake_at: Option<Timestamp> },
+    /// The node failed: take `on_error`, or end the instance as failed.
+    Fail {
+        code: &'static str,
+        message: String,
+        on_error: Option<NodeRef>,
+    },
+}
+
+/// What a node did: the move, and details for its step event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub next: Move,
+    pub detail: Option<Value>,
+}
+
+impl Outcome {
+    pub fn goto(next: Option<NodeRef>) -> Self {
+        Self {
+            next: Move::Goto(next),
+            detail: None,
+        }
+    }
+
+    pub fn pause(wake_at: Option<Timestamp>) -> Self {
+        Self {
+            next: Move::Pause { wake_at },
+            detail: None,
+        }
+    }
+
+    pub fn fail(code: &'static str, message: impl Into<String>, on_error: Option<NodeRef>) -> Self {
+        Self {
+            next: Move::Fail {
+                code,
+                message: message.into(),
+                on_error,
+            },
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// What a node may see and change while it runs.
+pub struct StepCx<'a> {
+    pub journey: &'a Journey,
+    pub node_id: &'a str,
+    pub instance: &'a mut Instance,
+    /// The profile as expressions see it; updated in place by `update_profile`.
+    pub profile: &'a mut Value,
+    /// Merge patches to apply to the stored profile, in order.
+    pub profile_patches: &'a mut Vec<Value>,
+    pub now: Timestamp,
+    /// The zone for waits and time expressions (the journey's or the profile's).
+    pub tz: &'a TimeZone,
+    pub exprs: &'a mut ExprEngine,
+    pub actions: &'a ActionRegistry,
+    pub settings: &'a Settings,
+}
+
+impl StepCx<'_> {
+    fn env(&self) -> EvalEnv {
+        EvalEnv {
+            now: self.now,
+            tz: self.tz.clone(),
+        }
+    }
+
+    fn journey_value(&self) -> Value {
+        json!({
+            "id": self.journey.id,
+            "version": self.journey.version,
+            "instance_id": self.instance.id,
+            "entered_at": self.instance.entered_at.to_string(),
+            "node": self.node_id,
+        })
+    }
+
+    fn with_scope<T>(
+        &mut self,
+        f: impl FnOnce(&mut ExprEngine, &ScopeData<'_>, &EvalEnv) -> Result<T, EvalError>,
+    ) -> Result<T, EvalError> {
+        let env = self.env();
+        let journey = self.journey_value();
+        let events = Value::Object(self.instance.data.events.clone());
+        let actions = Value::Object(self.instance.data.actions.clone());
+        let data = ScopeData {
+            event: Some(&self.instance.data.event),
+            events: Some(&events),
+            profile: Some(self.profile),
+            journey: Some(&journey),
+            actions: Some(&actions),
+        };
+        f(self.exprs, &data, &env)
+    }
+
+    pub fn eval_bool(&mut self, expr: &Expr) -> Result<bool, EvalError> {
+        self.with_scope(|ee, data, env| ee.eval_bool(expr, data, env))
+    }
+
+    pub fn eval_json(&mut self, expr: &Expr) -> Result<Value, EvalError> {
+        self.with_scope(|ee, data, env| ee.eval_json(expr, data, env))
+    }
+
+    pub fn eval_datetime(&mut self, expr: &Expr) -> Result<Timestamp, EvalError> {
+        self.with_scope(|ee, data, env| ee.eval_datetime(expr, data, env))
+    }
+}
+
+/// The behaviour every node kind implements.
+#[allow(async_fn_in_trait, reason = "dispatched statically through NodeKind")]
+pub trait Activity {
+    /// The nodes this one may lead to.
+    fn successors(&self) -> Vec<NodeRef>;
+
+    /// Whether instances stay on this node for a while (wait, reaction): loops must pass
+    /// through such a node.
+    fn pauses(&self) -> bool {
+        false
+    }
+
+    /// An instance arrives at this node.
+    async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome;
+
+    /// The timer this node asked for (with [`Move::Pause`]) fired.
+    async fn on_timer(&self, _cx: &mut StepCx<'_>) -> Outcome {
+        Outcome::fail("UNEXPECTED_TIMER", "this node does not wait for time", None)
+    }
+
+    /// An event of the instance's profile arrived while the instance is paused here;
+    /// `None` leaves the instance where it is.
+    fn on_event(&self, _cx: &mut StepCx<'_>, _event: &Event) -> Option<Outcome> {
+        None
+    }
+}
+
+macro_rules! node_kinds {
+    ($($variant:ident($module:ident::$compiled:ident, $name:literal)),* $(,)?) => {
+        /// A compiled node of any kind.
+        #[derive(Debug)]
+        pub enum NodeKind {
+            $($variant($module::$compiled)),*
+        }
+
+        impl NodeKind {
+            /// The kind's name, as written in definitions (`type`).
+            pub fn name(&self) -> &'static str {
+                match self { $(NodeKind::$variant(_) => $name),* }
+            }
+
+            pub fn successors(&self) -> Vec<NodeRef> {
+                match self { $(NodeKind::$variant(a) => a.successors()),* }
+            }
+
+            pub fn pauses(&self) -> bool {
+                match self { $(NodeKind::$variant(a) => a.pauses()),* }
+            }
+
+            pub async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
+                match self { $(NodeKind::$variant(a) => a.enter(cx).await),* }
+            }
+
+            pub async fn on_timer(&self, cx: &mut StepCx<'_>) -> Outcome {
+                match self { $(NodeKind::$variant(a) => a.on_timer(cx).await),* }
+            }
+
+            pub fn on_event(&self, cx: &mut StepCx<'_>, event: &Event) -> Option<Outcome> {
+                match self { $(NodeKind::$variant(a) => a.on_event(cx, event)),* }
+            }
+        }
+
+        /// Compiles one node definition: its label and, when valid, the compiled node.
+        pub(crate) fn compile(def: &NodeDef, path: &str, cx: &mut Cx) -> (Option<String>, Option<NodeKind>) {
+            match def {
+                $(NodeDef::$variant(d) => (d.label.clone(), d.compile(path, cx).map(NodeKind::$variant))),*
+            }
+        }
+    };
+}
+
+node_kinds! {
+    Condition(condition::Condition, "condition"),
+    Split(split::Split, "split"),
+    Wait(wait::Wait, "wait"),
+    Reaction(reaction::Reaction, "reaction"),
+    Action(action::Action, "action"),
+    UpdateProfile(update_profile::UpdateProfile, "update_profile"),
+    End(end::End, "end"),
+}

@@ -1,0 +1,134 @@
+//! The API's error shape and body decoding.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::FromRequest;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{Problem, Problems, serde_problem};
+
+/// An error answer: `{code, message, location, problems}`.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// A stable, machine-readable code.
+    pub code: &'static str,
+    pub message: String,
+    /// Where in the request the fault is (a dotted path into the body), if anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Every fault, when there are several (journey validation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Problems>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            location: None,
+            problems: None,
+        }
+    }
+
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        let location = location.into();
+        self.location = (!location.is_empty()).then_some(location);
+        self
+    }
+
+    pub fn bad_request(problem: Problem) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", problem.message).at(problem.path)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", what)
+    }
+
+    pub fn invalid_definition(problems: Problems) -> Self {
+        let first = problems.first().cloned();
+        let message = match &first {
+            Some(p) if problems.0.len() == 1 => format!("invalid journey: {p}"),
+            Some(p) => format!("invalid journey: {p} (and {} more)", problems.0.len() - 1),
+            None => "invalid journey".into(),
+        };
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_JOURNEY", message);
+        e.location = first.map(|p| p.path).filter(|p| !p.is_empty());
+        e.problems = Some(problems);
+        e
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error; see the engine log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// A request body within the configured size limit.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request<axum::body::Body>, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(BytesRejection::FailedToBufferBody(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "BODY_TOO_LARGE",
+                    "the request body is larger than the limit (max_body_bytes)",
+                ))
+            }
+            Err(e) => Err(ApiError::new(e.status(), "BAD_BODY", e.body_text())),
+        }
+    }
+}
+
+/// Parses JSON text into `T`, locating the fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| ApiError::bad_request(serde_problem(e)))
+}
+
+/// Deserializes a JSON value into `T`, locating the fault under `prefix`.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut p = serde_problem(e);
+        p.path = join(prefix, &p.path);
+        ApiError::bad_request(p)
+    })
+}
+
+/// Joins two dotted paths.
+pub fn join(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_string(),
+        (_, true) => prefix.to_string(),
+        _ if path.starts_with('[') => format!("{prefix}{path}"),
+        _ => format!("{prefix}.{path}"),
+    }
+}

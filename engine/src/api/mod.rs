@@ -1,0 +1,55 @@
+//! The HTTP API under `/v1`, one file per resource.
+//!
+//! Owns request decoding (size limits, JSON/YAML parsing with located errors), the JSON
+//! error shape `{code, message, location}` and status codes. Handlers never hold state of
+//! their own and never touch SQL: they call the [`Runtime`] and the [`crate::store::Store`].
+
+mod error;
+mod events;
+mod health;
+mod instances;
+mod journeys;
+mod profiles;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::runtime::Runtime;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Runtime,
+}
+
+/// The whole API.
+pub fn router(runtime: Runtime) -> Router {
+    let max_body = runtime.settings().max_body_bytes;
+    let state = AppState { runtime };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/events/{id}", get(events::get_event))
+        .route(
+            "/v1/profiles/{id}",
+            get(profiles::get_profile)
+                .put(profiles::put_profile)
+                .patch(profiles::patch_profile),
+        )
+        .route("/v1/profiles/{id}/instances", get(instances::of_profile))
+        .route("/v1/instances/{id}", get(instances::get_instance))
+        .route("/v1/instances/{id}/steps", get(instances::steps))
+        .route("/v1/journeys", get(journeys::list))
+        .route("/v1/journeys/validate", post(journeys::validate_body))
+        .route("/v1/journeys/{id}", get(journeys::get).put(journeys::put_draft))
+        .route("/v1/journeys/{id}/validate", post(journeys::validate_draft))
+        .route("/v1/journeys/{id}/publish", post(journeys::publish))
+        .route("/v1/journeys/{id}/stop", post(journeys::stop))
+        .route("/v1/journeys/{id}/versions/{version}", get(journeys::version))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

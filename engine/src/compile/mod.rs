@@ -1,0 +1,346 @@
+//! Validation and compilation of journey definitions into immutable graphs.
+//!
+//! Owns every rule a definition must satisfy (targets, reachability, loops, durations,
+//! dates, expressions, entry kinds, known actions) and reports each broken rule with its
+//! path. The result, a [`Journey`], never changes after compilation and is shared by all
+//! instances of that version. This module never runs a journey and never touches the
+//! store.
+
+mod graph;
+
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+
+use cranelift_entity::{PrimaryMap, entity_impl};
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp};
+
+use crate::activities::{self, NodeKind};
+use crate::expr::{Expr, ExprEngine};
+use crate::model::{EntryDef, JourneyDef, Problems, ReentranceMode};
+use crate::settings::Settings;
+
+/// A node of a compiled journey: an index into [`Journey::nodes`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeRef(u32);
+entity_impl!(NodeRef, "node");
+
+/// A compiled node.
+#[derive(Debug)]
+pub struct Node {
+    pub id: String,
+    pub label: Option<String>,
+    pub kind: NodeKind,
+}
+
+/// The compiled entry.
+#[derive(Debug)]
+pub struct Entry {
+    /// The event type that makes a profile enter.
+    pub event_type: String,
+    pub when: Option<Expr>,
+}
+
+/// Whether a profile may enter again.
+#[derive(Debug, Clone, Copy)]
+pub enum Reentrance {
+    Never,
+    Always,
+    After(Span),
+}
+
+/// Compiled journey properties.
+#[derive(Debug, Clone)]
+pub struct JourneyProps {
+    pub reentrance: Reentrance,
+    pub timeout: Span,
+    pub time_zone: TimeZone,
+    pub use_profile_time_zone: bool,
+    pub start_at: Option<Timestamp>,
+    pub end_at: Option<Timestamp>,
+}
+
+/// One immutable, validated journey version.
+#[derive(Debug)]
+pub struct Journey {
+    pub id: String,
+    pub version: u32,
+    pub def: JourneyDef,
+    pub entry: Entry,
+    pub start: NodeRef,
+    pub nodes: PrimaryMap<NodeRef, Node>,
+    pub by_id: HashMap<String, NodeRef>,
+    pub props: JourneyProps,
+}
+
+impl Journey {
+    pub fn node(&self, id: &str) -> Option<(NodeRef, &Node)> {
+        self.by_id.get(id).map(|r| (*r, &self.nodes[*r]))
+    }
+}
+
+/// What a journey may refer to outside itself.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Names of the actions that action nodes may call.
+    pub actions: BTreeSet<String>,
+}
+
+/// The helpers activities use to compile their definitions; collects every problem.
+pub struct Cx<'a> {
+    problems: Problems,
+    ids: HashMap<String, NodeRef>,
+    exprs: &'a ExprEngine,
+    pub catalog: &'a Catalog,
+}
+
+impl Cx<'_> {
+    pub fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(path, message);
+    }
+
+    /// Resolves a node id that must exist.
+    pub fn target(&mut self, path: &str, id: &str) -> Option<NodeRef> {
+        let found = self.ids.get(id).copied();
+        if found.is_none() {
+            self.problem(path, format!("{id:?} is not a node of this journey"));
+        }
+        found
+    }
+
+    /// Resolves an optional node id; `None` means "the journey ends here".
+    pub fn opt_target(&mut self, path: &str, id: Option<&String>) -> Option<NodeRef> {
+        id.and_then(|id| self.target(path, id))
+    }
+
+    pub fn expr(&mut self, path: &str, src: &str) -> Option<Expr> {
+        match self.exprs.compile(src) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                self.problem(path, format!("{src:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, path: &str, text: &str) -> Option<Span> {
+        match Span::from_str(text) {
+            Ok(span) if span.is_negative() => {
+                self.problem(path, format!("{text:?} is negative"));
+                None
+            }
+            Ok(span) => Some(span),
+            Err(_) => {
+                self.problem(
+                    path,
+                    format!("{text:?} is not an ISO-8601 duration (like P2D, PT12H or P1DT30M)"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn timestamp(&mut self, path: &str, text: &str) -> Option<Timestamp> {
+        match Timestamp::from_str(text) {
+            Ok(ts) => Some(ts),
+            Err(_) => {
+                self.problem(
+                    path,
+                    format!("{text:?} is not an RFC 3339 date-time with an offset (like 2026-12-01T09:00:00Z)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks an id (journey or node) and says what is wrong with it.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a valid id (1 to 64 letters, digits, '_' or '-')"
+        ))
+    }
+}
+
+/// Validates and compiles a definition. Every problem found is returned, not only the
+/// first.
+pub fn compile(
+    def: &JourneyDef,
+    id: &str,
+    version: u32,
+    exprs: &ExprEngine,
+    catalog: &Catalog,
+    settings: &Settings,
+) -> Result<Journey, Problems> {
+    let mut cx = Cx {
+        problems: Problems::default(),
+        ids: HashMap::new(),
+        exprs,
+        catalog,
+    };
+    if let Err(msg) = check_id(id) {
+        cx.problem("id", msg);
+    }
+    if let Some(def_id) = &def.id
+        && def_id != id
+    {
+        cx.problem("id", format!("{def_id:?} does not match the journey id {id:?}"));
+    }
+    if def.nodes.is_empty() {
+        cx.problem("nodes", "a journey needs at least one node");
+    }
+    if def.nodes.len() > settings.max_journey_nodes {
+        cx.problem(
+            "nodes",
+            format!(
+                "{} nodes is more than the limit of {} (max_journey_nodes)",
+                def.nodes.len(),
+                settings.max_journey_nodes
+            ),
+        );
+    }
+
+    let mut nodes: PrimaryMap<NodeRef, Node> = PrimaryMap::with_capacity(def.nodes.len());
+    // First pass: give every node its reference, so targets resolve in any order.
+    let mut order = Vec::with_capacity(def.nodes.len());
+    for (i, node_id) in def.nodes.keys().enumerate() {
+        if let Err(msg) = check_id(node_id) {
+            cx.problem(format!("nodes.{node_id}"), msg);
+        }
+        let r = NodeRef::from_u32(i as u32);
+        cx.ids.insert(node_id.clone(), r);
+        order.push(r);
+    }
+
+    let entry = compile_entry(&def.entry, &mut cx);
+    let start = cx.target("start", &def.start);
+    let props = compile_props(def, &mut cx);
+
+    for (node_id, node_def) in &def.nodes {
+        let path = format!("nodes.{node_id}");
+        let (label, kind) = activities::compile(node_def, &path, &mut cx);
+        if let Some(kind) = kind {
+            nodes.push(Node {
+                id: node_id.clone(),
+                label,
+                kind,
+            });
+        }
+    }
+
+    if cx.problems.is_empty()
+        && let Some(start) = start
+    {
+        graph::check(&nodes, start, &mut cx.problems);
+    }
+
+    match (cx.problems.is_empty(), entry, start, props) {
+        (true, Some(entry), Some(start), Some(props)) => Ok(Journey {
+            id: id.to_string(),
+            version,
+            def: def.clone(),
+            entry,
+            start,
+            nodes,
+            by_id: cx.ids,
+            props,
+        }),
+        _ => Err(cx.problems),
+    }
+}
+
+fn compile_entry(entry: &EntryDef, cx: &mut Cx) -> Option<Entry> {
+    match entry {
+        EntryDef::Event { event, when } => {
+            if event.trim().is_empty() {
+                cx.problem("entry.event", "an event entry needs an event type");
+            }
+            let when = match when {
+                Some(src) => Some(cx.expr("entry.when", src)?),
+                None => None,
+            };
+            Some(Entry {
+                event_type: event.clone(),
+                when,
+            })
+        }
+        other => {
+            cx.problem(
+                "entry.type",
+                format!(
+                    "{:?} entries are not available in this version of the engine (use \"event\")",
+                    other.kind()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn compile_props(def: &JourneyDef, cx: &mut Cx) -> Option<JourneyProps> {
+    let p = &def.properties;
+    let reentrance = match (p.reentrance.mode, &p.reentrance.wait) {
+        (ReentranceMode::Never, None) => Some(Reentrance::Never),
+        (ReentranceMode::Always, None) => Some(Reentrance::Always),
+        (ReentranceMode::After, Some(wait)) => cx
+            .duration("properties.reentrance.wait", wait)
+            .map(Reentrance::After),
+        (ReentranceMode::After, None) => {
+            cx.problem(
+                "properties.reentrance.wait",
+                "mode \"after\" needs a wait period (like PT5M)",
+            );
+            None
+        }
+        (_, Some(_)) => {
+            cx.problem(
+                "properties.reentrance.wait",
+                "a wait period only applies to mode \"after\"",
+            );
+            None
+        }
+    };
+    let timeout = cx.duration("properties.timeout", p.timeout.as_deref().unwrap_or("P91D"));
+    let time_zone = match p.time_zone.as_deref() {
+        None => Some(TimeZone::UTC),
+        Some(name) => match TimeZone::get(name) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                cx.problem(
+                    "properties.time_zone",
+                    format!("{name:?} is not an IANA time zone (like Europe/Paris)"),
+                );
+                None
+            }
+        },
+    };
+    let start_at = p
+        .start_at
+        .as_ref()
+        .map(|s| cx.timestamp("properties.start_at", s));
+    let end_at = p.end_at.as_ref().map(|s| cx.timestamp("properties.end_at", s));
+    if let (Some(Some(s)), Some(Some(e))) = (start_at, end_at)
+        && e <= s
+    {
+        cx.problem("properties.end_at", "the end date must come after the start date");
+    }
+    Some(JourneyProps {
+        reentrance: reentrance?,
+        timeout: timeout?,
+        time_zone: time_zone?,
+        use_profile_time_zone: p.use_profile_time_zone,
+        start_at: start_at.unwrap_or(None),
+        end_at: end_at.unwrap_or(None),
+    })
+}

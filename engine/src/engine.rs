@@ -1,0 +1,113 @@
+//! The assembled engine: store, runtime and HTTP API wired together.
+//!
+//! Owns start-up order (open the store, load journeys, start partitions and timers,
+//! recover unprocessed events, then serve) and loading journey files from a folder. It
+//! holds no logic of its own beyond wiring.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::actions::ActionRegistry;
+use crate::clock::Clock;
+use crate::model::{Format, parse_journey};
+use crate::runtime::{Published, Runtime};
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// A running engine.
+#[derive(Clone)]
+pub struct Engine {
+    runtime: Runtime,
+}
+
+impl Engine {
+    /// Opens the SQLite store of `settings` and starts the runtime with the built-in actions.
+    pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Engine> {
+        let store = SqliteStore::open(&settings.db_path, settings.store_readers, settings.store_commit_batch)
+            .with_context(|| format!("opening the database {}", settings.db_path.display()))?;
+        Self::with_parts(settings, clock, Arc::new(store), ActionRegistry::with_builtins()).await
+    }
+
+    /// Starts an engine on a given store and set of actions.
+    pub async fn with_parts(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        actions: ActionRegistry,
+    ) -> anyhow::Result<Engine> {
+        let runtime = Runtime::start(store, clock, settings, actions).await?;
+        Ok(Engine { runtime })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(self.runtime.clone())
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes every journey file (`.json`, `.yaml`, `.yml`) of a folder whose
+    /// definition differs from its latest version. A file's journey id is its `id` field
+    /// or its file name without extension.
+    pub async fn publish_folder(&self, dir: &Path) -> anyhow::Result<Vec<(String, Published)>> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("json" | "yaml" | "yml")
+                )
+            })
+            .collect();
+        files.sort();
+        let mut out = Vec::with_capacity(files.len());
+        for path in files {
+            let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => Format::Json,
+                _ => Format::Yaml,
+            };
+            let def = parse_journey(&text, format)
+                .map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))?;
+            let id = match &def.id {
+                Some(id) => id.clone(),
+                None => path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            let published = self
+                .runtime
+                .publish_definition(&id, &def)
+                .await
+                .map_err(|e| match e {
+                    crate::runtime::JourneyError::Invalid(p) => {
+                        anyhow::anyhow!("{}:\n{p}", path.display())
+                    }
+                    other => anyhow::anyhow!("{}: {other}", path.display()),
+                })?;
+            out.push((id, published));
+        }
+        Ok(out)
+    }
+}

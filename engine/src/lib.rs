@@ -1,0 +1,24 @@
+//! Parcours journey engine.
+//!
+//! Data flows one way: a journey definition is **parsed** ([`model`]), **compiled**
+//! ([`compile`], with expressions from [`expr`]) into an immutable graph of
+//! [`activities`], **run** by the [`runtime`] (partitions, timers, entry rules) on top of a
+//! durable [`store`], and exposed over HTTP by [`api`]. See `ARCHITECTURE.md` for the code
+//! map and the invariants each module keeps.
+
+pub mod actions;
+pub mod activities;
+pub mod api;
+pub mod clock;
+pub mod compile;
+pub mod engine;
+pub mod expr;
+pub mod ids;
+pub mod model;
+pub mod runtime;
+pub mod settings;
+pub mod store;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use engine::Engine;
+pub use settings::Settings;

@@ -1,0 +1,46 @@
+//! Events as integrators send them and as the engine keeps them.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An event as it arrives on `POST /v1/events`. Only `type` and `profile_id` are required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// Idempotency key: an event id seen before is not processed again.
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub profile_id: String,
+    /// When it happened; defaults to the time it was received.
+    pub timestamp: Option<Timestamp>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// An accepted event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub profile_id: String,
+    pub timestamp: Timestamp,
+    /// When the engine accepted it.
+    pub received_at: Timestamp,
+    pub data: Value,
+}
+
+impl Event {
+    /// The event as expressions see it (`event.type`, `event.data.amount`, ...).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "type": self.event_type,
+            "profile_id": self.profile_id,
+            "timestamp": self.timestamp.to_string(),
+            "data": self.data,
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! Journey definitions: entry, activity graph, properties.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::problem::{Problem, serde_problem};
+use crate::activities::{
+    action::ActionDef, condition::ConditionDef, end::EndDef, reaction::ReactionDef,
+    split::SplitDef, update_profile::UpdateProfileDef, wait::WaitDef,
+};
+
+/// A journey as its author writes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JourneyDef {
+    /// Unique journey id (letters, digits, `_` and `-`); may be left out when the API path
+    /// names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What makes a profile enter.
+    pub entry: EntryDef,
+    /// The id of the first node.
+    pub start: String,
+    /// The activity graph, keyed by node id.
+    pub nodes: IndexMap<String, NodeDef>,
+    #[serde(default)]
+    pub properties: Properties,
+}
+
+/// What makes a profile enter a journey.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EntryDef {
+    /// A unitary event of type `event` makes its profile enter, if `when` holds.
+    Event {
+        event: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<String>,
+    },
+    /// Every member of an audience enters on a schedule.
+    ReadAudience { audience: String },
+    /// A profile enters when it enters or exits an audience.
+    AudienceQualification { audience: String },
+    /// A business event makes every member of an audience enter.
+    BusinessEvent { event: String, audience: String },
+}
+
+impl EntryDef {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EntryDef::Event { .. } => "event",
+            EntryDef::ReadAudience { .. } => "read_audience",
+            EntryDef::AudienceQualification { .. } => "audience_qualification",
+            EntryDef::BusinessEvent { .. } => "business_event",
+        }
+    }
+}
+
+/// One activity of the graph; `type` names its kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeDef {
+    Condition(ConditionDef),
+    Split(SplitDef),
+    Wait(WaitDef),
+    Reaction(ReactionDef),
+    Action(ActionDef),
+    UpdateProfile(UpdateProfileDef),
+    End(EndDef),
+}
+
+/// Journey-wide settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Properties {
+    #[serde(default)]
+    pub reentrance: ReentranceDef,
+    /// Longest life of an instance (ISO-8601 duration); default `P91D`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// IANA zone for waits and time expressions; default `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Use the profile's own zone when it has one.
+    #[serde(default)]
+    pub use_profile_time_zone: bool,
+    /// No entries before this instant (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// No entries after this instant (RFC 3339); live instances end then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_at: Option<String>,
+}
+
+/// Whether a profile may enter again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReentranceDef {
+    pub mode: ReentranceMode,
+    /// With `after`: the period after an entry during which the profile may not enter
+    /// again (ISO-8601 duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+}
+
+impl Default for ReentranceDef {
+    fn default() -> Self {
+        Self {
+            mode: ReentranceMode::After,
+            wait: Some("PT5M".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReentranceMode {
+    /// A profile enters at most once, ever.
+    Never,
+    /// A profile may enter again as soon as its previous instance has ended.
+    Always,
+    /// A profile may enter again once its previous instance has ended and `wait` has passed
+    /// since its previous entry.
+    After,
+}
+
+/// The text format of a definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// Guesses the format from the text: JSON starts with `{`.
+    pub fn sniff(text: &[u8]) -> Format {
+        match text.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+}
+
+/// Parses a journey definition, locating the first structural error.
+pub fn parse_journey(text: &[u8], format: Format) -> Result<JourneyDef, Problem> {
+    match format {
+        Format::Json => {
+            let de = &mut serde_json::Deserializer::from_slice(text);
+            serde_path_to_error::deserialize(de).map_err(serde_problem)
+        }
+        Format::Yaml => {
+            let text = std::str::from_utf8(text)
+                .map_err(|e| Problem::new("", format!("definition is not UTF-8: {e}")))?;
+            let de = serde_yaml_ng::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(serde_problem)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_json_parse_to_the_same_definition() {
+        let json = br#"{"entry":{"type":"event","event":"signup"},"start":"bye",
+            "nodes":{"bye":{"type":"end"}}}"#;
+        let yaml = b"entry: {type: event, event: signup}\nstart: bye\nnodes:\n  bye: {type: end}\n";
+        let a = parse_journey(json, Format::sniff(json)).unwrap();
+        let b = parse_journey(yaml, Format::sniff(yaml)).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn structural_errors_are_located() {
+        let json = br#"{"entry":{"type":"event","event":"signup"},"start":"w",
+            "nodes":{"w":{"type":"wait","durration":"P1D"}}}"#;
+        let err = parse_journey(json, Format::Json).unwrap_err();
+        assert!(err.path.starts_with("nodes.w"), "{err}");
+        assert!(err.message.contains("durration"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! An instance: one profile's trip through one journey version, and its step events.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Where an instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Moving through nodes (only inside one activation).
+    Active,
+    /// Paused on a wait, a reaction or an action retry.
+    Waiting,
+    /// Reached an end.
+    Completed,
+    /// Stopped by an error without an error path.
+    Failed,
+    /// Ended by the journey's global timeout.
+    TimedOut,
+    /// Ended because its journey was stopped.
+    Stopped,
+}
+
+impl Status {
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Active | Status::Waiting)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Waiting => "waiting",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::TimedOut => "timed_out",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "active" => Status::Active,
+            "waiting" => Status::Waiting,
+            "completed" => Status::Completed,
+            "failed" => Status::Failed,
+            "timed_out" => Status::TimedOut,
+            "stopped" => Status::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+/// The data an instance carries from node to node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstanceData {
+    /// The entry event, as expressions see it (`event`).
+    pub event: Value,
+    /// The latest event of each type collected by reactions (`events.purchase`).
+    #[serde(default)]
+    pub events: Map<String, Value>,
+    /// Results of action nodes, by node id (`actions.send_welcome`).
+    #[serde(default)]
+    pub actions: Map<String, Value>,
+    /// Count of nodes entered so far; part of action idempotency keys.
+    #[serde(default)]
+    pub step: u32,
+    /// Attempt number of the action the instance is on (1 for the first call).
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// One instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    pub journey_id: String,
+    pub version: u32,
+    pub profile_id: String,
+    pub status: Status,
+    /// The node it is on (or ended on).
+    pub node: Option<String>,
+    pub entered_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// When its pending timer fires (a wait, a reaction timeout, a retry, or the deadline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
+    /// The journey's global timeout for this instance.
+    pub deadline: Timestamp,
+    /// Why it ended, as an error or discard code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    pub data: InstanceData,
+}
+
+/// What a step event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// A profile entered the journey.
+    Entered,
+    /// A node ran and the instance moved on.
+    Passed,
+    /// A node paused the instance (wait, reaction, retry).
+    Waiting,
+    /// A node failed; the instance took its error path or ended.
+    Failed,
+    /// The instance ended.
+    Ended,
+    /// An event did not make the profile enter, for a reason.
+    Discarded,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Entered => "entered",
+            StepStatus::Passed => "passed",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Failed => "failed",
+            StepStatus::Ended => "ended",
+            StepStatus::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepStatus> {
+        Some(match s {
+            "entered" => StepStatus::Entered,
+            "passed" => StepStatus::Passed,
+            "waiting" => StepStatus::Waiting,
+            "failed" => StepStatus::Failed,
+            "ended" => StepStatus::Ended,
+            "discarded" => StepStatus::Discarded,
+            _ => return None,
+        })
+    }
+}
+
+/// One step event: what happened to an instance (or to an entry attempt) at a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    /// Order of the step in the store; 0 until stored.
+    #[serde(default)]
+    pub seq: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    pub journey_id: String,
+    pub version: u32,
+    pub profile_id: String,
+    /// The event that caused this step, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The node id, or `entry` for entry decisions.
+    pub node: String,
+    /// The node kind (`wait`, `action`, ...) or `entry`.
+    pub kind: String,
+    pub status: StepStatus,
+    pub at: Timestamp,
+    /// A stable code for failures, discards and endings (`ACTION_FAILED`, `REENTRANCE_BLOCKED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Node-specific details: the branch taken, an action's parameters and result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}

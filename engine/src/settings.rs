@@ -1,0 +1,101 @@
+//! Every tunable limit and size of the engine, with its default.
+//!
+//! Each field is a named, documented setting (see `docs/configuration.md`). This module
+//! only holds values; it never reads files, flags or the environment itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Limits applied to every rhai expression evaluation.
+#[derive(Debug, Clone)]
+pub struct ExprLimits {
+    /// Operations one evaluation may perform before it is stopped.
+    pub max_operations: u64,
+    /// Nesting depth of function calls.
+    pub max_call_levels: usize,
+    /// Nesting depth of an expression, at compile time.
+    pub max_expr_depth: usize,
+    /// Length in bytes of any string built during an evaluation.
+    pub max_string_size: usize,
+    /// Elements of any array built during an evaluation.
+    pub max_array_size: usize,
+    /// Entries of any object map built during an evaluation.
+    pub max_map_size: usize,
+    /// Length in bytes of an expression's source text.
+    pub max_source_bytes: usize,
+}
+
+impl Default for ExprLimits {
+    fn default() -> Self {
+        Self {
+            max_operations: 100_000,
+            max_call_levels: 16,
+            max_expr_depth: 64,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+            max_source_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Settings of one engine process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// SQLite database file.
+    pub db_path: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest accepted single event (its JSON text), in bytes.
+    pub max_event_bytes: usize,
+    /// Most events in one batch request.
+    pub max_batch_events: usize,
+    /// Largest journey definition, in bytes.
+    pub max_journey_bytes: usize,
+    /// Most nodes in one journey.
+    pub max_journey_nodes: usize,
+    /// Largest profile attribute document, in bytes.
+    pub max_profile_bytes: usize,
+    /// Number of partitions; each runs the steps of the profiles that hash to it, in order.
+    pub partitions: usize,
+    /// Most messages (events, timers) one partition handles per durable commit.
+    pub partition_batch: usize,
+    /// Most nodes one instance may pass in one activation before it is failed
+    /// (a guard against loops; validation already rejects loops without a wait).
+    pub max_steps_per_activation: u32,
+    /// Due timers loaded from the store at once; only this many are held in memory.
+    pub timer_batch: usize,
+    /// Most write operations merged into one store transaction (group commit).
+    pub store_commit_batch: usize,
+    /// Read connections kept open on the store.
+    pub store_readers: usize,
+    /// Time one action call may take unless its node says otherwise, in milliseconds.
+    pub default_action_timeout_ms: u64,
+    /// Expression limits.
+    pub expr: ExprLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            db_path: PathBuf::from("parcours.db"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 64 * 1024,
+            max_batch_events: 1_000,
+            max_journey_bytes: 1024 * 1024,
+            max_journey_nodes: 500,
+            max_profile_bytes: 256 * 1024,
+            partitions: 8,
+            partition_batch: 512,
+            max_steps_per_activation: 200,
+            timer_batch: 1_024,
+            store_commit_batch: 2_048,
+            store_readers: 4,
+            default_action_timeout_ms: 10_000,
+            expr: ExprLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The embedded store: one SQLite file in WAL mode, one writer thread with group commit,
+//! a few reader connections.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use self::rows::{from_ts, ts};
+use self::writer::Writer;
+use super::{
+    DueTimer, EventRecord, JourneyRecord, JourneyStatus, ProfileState, Result, Store,
+    VersionInfo, VersionRecord, WriteBatch,
+};
+use crate::model::{Event, Profile};
+use crate::runtime::instance::{Instance, Status, Step};
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path, readers: usize, max_commit_batch: usize) -> Result<SqliteStore> {
+        let conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&conn)?;
+        let readers = readers.max(1);
+        let mut pool = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            let r = Connection::open(path)?;
+            schema::configure(&r)?;
+            pool.push(r);
+        }
+        Ok(SqliteStore {
+            writer: Writer::start(conn, max_commit_batch)?,
+            readers: Arc::new(Mutex::new(pool)),
+            permits: Arc::new(Semaphore::new(readers)),
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let permit = self.permits.clone().acquire_owned().await?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("no reader connection free"))?;
+            let result = f(&conn);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            drop(permit);
+            Ok(result?)
+        })
+        .await?
+    }
+}
+
+fn upsert_instance(conn: &Connection, i: &Instance) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO instances (id, journey_id, version, profile_id, status, node, entered_at, \
+         updated_at, ended_at, wake_at, deadline, end_reason, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, node = excluded.node, \
+         updated_at = excluded.updated_at, ended_at = excluded.ended_at, \
+         wake_at = excluded.wake_at, end_reason = excluded.end_reason, data = excluded.data",
+    )?;
+    let data = serde_json::to_string(&i.data).unwrap_or_else(|_| "{}".into());
+    stmt.execute(params![
+        i.id,
+        i.journey_id,
+        i.version,
+        i.profile_id,
+        i.status.as_str(),
+        i.node,
+        ts(i.entered_at),
+        ts(i.updated_at),
+        i.ended_at.map(ts),
+        i.wake_at.map(ts),
+        ts(i.deadline),
+        i.end_reason,
+        data,
+    ])?;
+    Ok(())
+}
+
+fn insert_step(conn: &Connection, s: &Step) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO steps (instance_id, journey_id, version, profile_id, event_id, node, kind, \
+         status, at, code, message, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    stmt.execute(params![
+        s.instance_id,
+        s.journey_id,
+        s.version,
+        s.profile_id,
+        s.event_id,
+        s.node,
+        s.kind,
+        s.status.as_str(),
+        ts(s.at),
+        s.code,
+        s.message,
+        s.detail.as_ref().map(Value::to_string),
+    ])?;
+    Ok(())
+}
+
+fn create_profile(conn: &Connection, id: &str, now: Timestamp) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO profiles (id, attributes, timezone, created_at, updated_at) \
+         VALUES (?1, '{}', NULL, ?2, ?2) ON CONFLICT(id) DO NOTHING",
+    )?
+    .execute(params![id, ts(now)])?;
+    Ok(())
+}
+
+fn patch_profile_row(conn: &Connection, id: &str, patch: &Value, now: Timestamp) -> rusqlite::Result<()> {
+    create_profile(conn, id, now)?;
+    conn.prepare_cached(
+        "UPDATE profiles SET attributes = json_patch(attributes, ?2), updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, patch.to_string(), ts(now)])?;
+    Ok(())
+}
+
+fn load_profile(conn: &Connection, id: &str) -> rusqlite::Result<Option<Profile>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM profiles WHERE id = ?1",
+        rows::PROFILE_COLUMNS
+    ))?
+    .query_row([id], rows::profile)
+    .optional()
+}
+
+fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<JourneyRecord>> {
+    let row = conn
+        .prepare_cached("SELECT id, draft, status, created_at, updated_at FROM journeys WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, draft, status, created, updated)) = row else {
+        return Ok(None);
+    };
+    let versions = conn
+        .prepare_cached(
+            "SELECT version, published_at FROM journey_versions WHERE journey_id = ?1 ORDER BY version",
+        )?
+        .query_map([&id], |r| {
+            Ok(VersionInfo {
+                version: r.get(0)?,
+                published_at: from_ts(r.get(1)?)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(JourneyRecord {
+        status: JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Draft),
+        draft: draft.and_then(|d| serde_json::from_str(&d).ok()),
+        created_at: from_ts(created)?,
+        updated_at: from_ts(updated)?,
+        versions,
+        id,
+    }))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, events: Vec<Event>) -> Result<Vec<bool>> {
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "INSERT INTO events (id, type, profile_id, ts, received_at, data) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+                )?;
+                let mut fresh = Vec::with_capacity(events.len());
+                for e in &events {
+                    let n = stmt.execute(params![
+                        e.id,
+                        e.event_type,
+                        e.profile_id,
+                        ts(e.timestamp),
+                        ts(e.received_at),
+                        e.data.to_string(),
+                    ])?;
+                    fresh.push(n == 1);
+                }
+                Ok(fresh)
+            })
+            .await
+    }
+
+    async fn commit(&self, batch: Arc<WriteBatch>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |conn| {
+                for (id, now) in &batch.profile_creates {
+                    create_profile(conn, id, *now)?;
+                }
+                for (id, patch, now) in &batch.profile_patches {
+                    patch_profile_row(conn, id, patch, *now)?;
+                }
+                for i in &batch.instances {
+                    upsert_instance(conn, i)?;
+                }
+                for s in &batch.steps {
+                    insert_step(conn, s)?;
+                }
+                let mut done = conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
+                for id in &batch.processed_events {
+                    done.execute([id])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn unprocessed_events(&self, after: i64, limit: usize) -> Result<Vec<(i64, Event)>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM events WHERE processed = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+                rows::EVENT_COLUMNS
+            ))?;
+            stmt.query_map(params![after, limit as i64], rows::event)?
+                .map(|r| r.map(|(seq, e, _)| (seq, e)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn get_event(&self, id: &str) -> Result<Option<EventRecord>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM events WHERE id = ?1",
+                rows::EVENT_COLUMNS
+            ))?
+            .query_row([id], rows::event)
+            .optional()
+            .map(|o| o.map(|(_, event, processed)| EventRecord { event, processed }))
+        })
+        .await
+    }
+
+    async fn profile_state(&self, profile_id: &str) -> Result<ProfileState> {
+        let id = profile_id.to_string();
+        self.read(move |conn| {
+            let profile = load_profile(conn, &id)?;
+            let live = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM instances WHERE profile_id = ?1 AND status IN ('active', 'waiting') \
+                     ORDER BY entered_at",
+                    rows::INSTANCE_COLUMNS
+                ))?
+                .query_map([&id], rows::instance)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut last_entered = std::collections::HashMap::new();
+            let mut stmt = conn.prepare_cached(
+                "SELECT journey_id, MAX(entered_at) FROM instances WHERE profile_id = ?1 GROUP BY journey_id",
+            )?;
+            let mut q = stmt.query([&id])?;
+            while let Some(r) = q.next()? {
+                last_entered.insert(r.get::<_, String>(0)?, from_ts(r.get(1)?)?);
+            }
+            Ok(ProfileState {
+                profile,
+                live,
+                last_entered,
+            })
+        })
+        .await
+    }
+
+    async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<DueTimer>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, profile_id, wake_at FROM instances \
+                 WHERE wake_at IS NOT NULL AND wake_at <= ?1 ORDER BY wake_at LIMIT ?2",
+            )?
+            .query_map(params![ts(now), limit as i64], |r| {
+                Ok(DueTimer {
+                    instance_id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    wake_at: from_ts(r.get(2)?)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn next_wake(&self) -> Result<Option<Timestamp>> {
+        self.read(|conn| {
+            let v: Option<i64> = conn
+                .prepare_cached("SELECT MIN(wake_at) FROM instances WHERE wake_at IS NOT NULL")?
+                .query_row([], |r| r.get(0))?;
+            v.map(from_ts).transpose()
+        })
+        .await
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM instances WHERE id = ?1",
+                rows::INSTANCE_COLUMNS
+            ))?
+            .query_row([id], rows::instance)
+            .optional()
+        })
+        .await
+    }
+
+    async fn instances_of_profile(&self, profile_id: &str) -> Result<Vec<Instance>> {
+        let id = profile_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM instances WHERE profile_id = ?1 ORDER BY entered_at, id",
+                rows::INSTANCE_COLUMNS
+            ))?
+            .query_map([id], rows::instance)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>> {
+        let id = instance_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM steps WHERE instance_id = ?1 ORDER BY seq",
+                rows::STEP_COLUMNS
+            ))?
+            .query_map([id], rows::step)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>> {
+        let id = event_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM steps WHERE event_id = ?1 ORDER BY seq",
+                rows::STEP_COLUMNS
+            ))?
+            .query_map([id], rows::step)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn end_live_instances(
+        &self,
+        journey_id: &str,
+        status: Status,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let (journey_id, reason) = (journey_id.to_string(), reason.to_string());
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE instances SET status = ?2, end_reason = ?3, ended_at = ?4, \
+                         updated_at = ?4, wake_at = NULL \
+                         WHERE journey_id = ?1 AND status IN ('active', 'waiting')",
+                    )?
+                    .execute(params![journey_id, status.as_str(), reason, ts(now)])?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn get_profile(&self, id: &str) -> Result<Option<Profile>> {
+        let id = id.to_string();
+        self.read(move |conn| load_profile(conn, &id)).await
+    }
+
+    async fn put_profile(
+        &self,
+        id: &str,
+        attributes: Value,
+        timezone: Option<String>,
+        now: Timestamp,
+    ) -> Result<Profile> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO profiles (id, attributes, timezone, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(id) DO UPDATE SET \
+                     attributes = excluded.attributes, timezone = excluded.timezone, \
+                     updated_at = excluded.updated_at",
+                )?
+                .execute(params![id, attributes.to_string(), timezone, ts(now)])?;
+                load_profile(conn, &id)?.ok_or_else(|| anyhow::anyhow!("profile vanished"))
+            })
+            .await
+    }
+
+    async fn patch_profile(
+        &self,
+        id: &str,
+        patch: Value,
+        timezone: Option<Option<String>>,
+        now: Timestamp,
+    ) -> Result<Profile> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                patch_profile_row(conn, &id, &patch, now)?;
+                if let Some(tz) = timezone {
+                    conn.prepare_cached("UPDATE profiles SET timezone = ?2 WHERE id = ?1")?
+                        .execute(params![id, tz])?;
+                }
+                load_profile(conn, &id)?.ok_or_else(|| anyhow::anyhow!("profile vanished"))
+            })
+            .await
+    }
+
+    async fn put_draft(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO journeys (id, draft, status, created_at, updated_at) \
+                     VALUES (?1, ?2, 'draft', ?3, ?3) ON CONFLICT(id) DO UPDATE SET \
+                     draft = excluded.draft, updated_at = excluded.updated_at",
+                )?
+                .execute(params![id, definition.to_string(), ts(now)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_journey(&self, id: &str) -> Result<Option<JourneyRecord>> {
+        let id = id.to_string();
+        self.read(move |conn| journey_record(conn, &id)).await
+    }
+
+    async fn list_journeys(&self) -> Result<Vec<JourneyRecord>> {
+        self.read(|conn| {
+            let ids = conn
+                .prepare_cached("SELECT id FROM journeys ORDER BY id")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(j) = journey_record(conn, &id)? {
+                    out.push(j);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn publish(&self, id: &str, definition: Value, now: Timestamp) -> Result<u32> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                let text = definition.to_string();
+                conn.prepare_cached(
+                    "INSERT INTO journeys (id, draft, status, created_at, updated_at) \
+                     VALUES (?1, ?2, 'live', ?3, ?3) ON CONFLICT(id) DO UPDATE SET \
+                     draft = excluded.draft, status = 'live', updated_at = excluded.updated_at",
+                )?
+                .execute(params![id, text, ts(now)])?;
+                let version: u32 = conn
+                    .prepare_cached(
+                        "SELECT COALESCE(MAX(version), 0) + 1 FROM journey_versions WHERE journey_id = ?1",
+                    )?
+                    .query_row([&id], |r| r.get(0))?;
+                conn.prepare_cached(
+                    "INSERT INTO journey_versions (journey_id, version, definition, published_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, version, text, ts(now)])?;
+                Ok(version)
+            })
+            .await
+    }
+
+    async fn set_journey_status(
+        &self,
+        id: &str,
+        status: JourneyStatus,
+        now: Timestamp,
+    ) -> Result<()> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE journeys SET status = ?2, updated_at = ?3 WHERE id = ?1")?
+                    .execute(params![id, status.as_str(), ts(now)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn versions(&self) -> Result<Vec<VersionRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT journey_id, version, definition, published_at FROM journey_versions \
+                 ORDER BY journey_id, version",
+            )?
+            .query_map([], |r| {
+                let text: String = r.get(2)?;
+                Ok(VersionRecord {
+                    journey_id: r.get(0)?,
+                    version: r.get(1)?,
+                    definition: serde_json::from_str(&text).unwrap_or(Value::Null),
+                    published_at: from_ts(r.get(3)?)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+}

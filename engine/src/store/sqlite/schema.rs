@@ -1,0 +1,104 @@
+//! The SQLite schema and connection settings.
+
+use rusqlite::Connection;
+
+/// Bumped when the schema changes; stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    type        TEXT NOT NULL,
+    profile_id  TEXT NOT NULL,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    data        TEXT NOT NULL,
+    processed   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_unprocessed ON events(seq) WHERE processed = 0;
+
+CREATE TABLE IF NOT EXISTS profiles (
+    id          TEXT PRIMARY KEY,
+    attributes  TEXT NOT NULL,
+    timezone    TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS instances (
+    id          TEXT PRIMARY KEY,
+    journey_id  TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    profile_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    node        TEXT,
+    entered_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    wake_at     INTEGER,
+    deadline    INTEGER NOT NULL,
+    end_reason  TEXT,
+    data        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_profile ON instances(profile_id, journey_id, entered_at);
+CREATE INDEX IF NOT EXISTS instances_wake ON instances(wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS instances_live ON instances(journey_id) WHERE status IN ('active', 'waiting');
+
+CREATE TABLE IF NOT EXISTS steps (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT,
+    journey_id  TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    profile_id  TEXT NOT NULL,
+    event_id    TEXT,
+    node        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    code        TEXT,
+    message     TEXT,
+    detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS steps_instance ON steps(instance_id) WHERE instance_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS steps_event ON steps(event_id) WHERE event_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS journeys (
+    id          TEXT PRIMARY KEY,
+    draft       TEXT,
+    status      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS journey_versions (
+    journey_id   TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    definition   TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    PRIMARY KEY (journey_id, version)
+);
+"#;
+
+/// Settings every connection gets.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk (fsync of the WAL) before it is acknowledged.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// Creates or checks the schema.
+pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        anyhow::bail!(
+            "the database has schema version {version}, newer than this engine's {SCHEMA_VERSION}"
+        );
+    }
+    conn.execute_batch(DDL)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `parcours journey validate|publish`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use parcours_engine::Settings;
+use parcours_engine::actions::ActionRegistry;
+use parcours_engine::compile::compile;
+use parcours_engine::expr::ExprEngine;
+use parcours_engine::model::{Format, JourneyDef, parse_journey};
+use parcours_engine::runtime::catalog;
+
+use super::{DEFAULT_SERVER, answer};
+
+#[derive(Subcommand)]
+pub enum JourneyCommand {
+    /// Check definitions offline; prints every problem with its location.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Upload a definition as the draft of its journey and publish it.
+    Publish {
+        file: PathBuf,
+        /// The engine's base URL.
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+}
+
+fn format_of(path: &Path) -> Format {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => Format::Json,
+        Some("yaml" | "yml") => Format::Yaml,
+        _ => Format::Json,
+    }
+}
+
+fn journey_id(path: &Path, def: &JourneyDef) -> String {
+    def.id.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("journey")
+            .to_string()
+    })
+}
+
+pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JourneyCommand::Validate { files } => {
+            let settings = Settings::default();
+            let exprs = ExprEngine::new(&settings.expr);
+            let catalog = catalog(&ActionRegistry::with_builtins());
+            let mut failed = false;
+            for path in files {
+                let text = match std::fs::read(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("{}: cannot read: {e}", path.display());
+                        failed = true;
+                        continue;
+                    }
+                };
+                let def = match parse_journey(&text, format_of(&path)) {
+                    Ok(d) => d,
+                    Err(p) => {
+                        eprintln!("{}: {p}", path.display());
+                        failed = true;
+                        continue;
+                    }
+                };
+                let id = journey_id(&path, &def);
+                match compile(&def, &id, 0, &exprs, &catalog, &settings) {
+                    Ok(_) => println!("{}: ok", path.display()),
+                    Err(problems) => {
+                        for p in &problems.0 {
+                            eprintln!("{}: {p}", path.display());
+                        }
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        JourneyCommand::Publish { file, server } => {
+            let text = std::fs::read(&file)?;
+            let def = parse_journey(&text, format_of(&file))
+                .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
+            let id = journey_id(&file, &def);
+            let client = reqwest::Client::new();
+            let draft = answer(
+                client
+                    .put(format!("{server}/v1/journeys/{id}"))
+                    .json(&def)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            if draft["valid"] == false {
+                eprintln!("{}: the draft is invalid:", file.display());
+                for p in draft["problems"].as_array().into_iter().flatten() {
+                    eprintln!("  {}: {}", p["path"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or(""));
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            let published = answer(
+                client
+                    .post(format!("{server}/v1/journeys/{id}/publish"))
+                    .send()
+                    .await?,
+            )
+            .await?;
+            println!("{id}: published version {}", published["version"]);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

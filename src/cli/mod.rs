@@ -1,0 +1,63 @@
+//! Command-line parsing and dispatch; one file per command group.
+
+mod event;
+mod journey;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "parcours", version, about = "Customer-journey orchestration engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: HTTP API, partitions, timers, on an embedded SQLite file.
+    Serve(serve::ServeArgs),
+    /// Validate or publish journey definitions.
+    #[command(subcommand)]
+    Journey(journey::JourneyCommand),
+    /// Send events to a running engine.
+    #[command(subcommand)]
+    Event(event::EventCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Journey(cmd) => journey::run(cmd).await,
+        Command::Event(cmd) => event::run(cmd).await,
+    }
+}
+
+/// The default address of a local engine.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Prints an API answer; fails with its message when it is an error.
+pub async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let message = body["message"].as_str().unwrap_or("request failed");
+        match body["problems"].as_array() {
+            Some(problems) if !problems.is_empty() => {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("  {}: {}", p["path"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or("")))
+                    .collect();
+                anyhow::bail!("{status}: {message}\n{}", lines.join("\n"))
+            }
+            _ => match body["location"].as_str() {
+                Some(at) => anyhow::bail!("{status}: {at}: {message}"),
+                None => anyhow::bail!("{status}: {message}"),
+            },
+        }
+    }
+}

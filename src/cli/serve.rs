@@ -1,0 +1,112 @@
+//! `parcours serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use parcours_engine::{Engine, Settings, SystemClock};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// SQLite database file (created if missing).
+    #[arg(long, default_value = "parcours.db", env = "PARCOURS_DB")]
+    db: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PARCOURS_LISTEN")]
+    listen: SocketAddr,
+    /// Publish the example journeys of `examples/journeys` at start.
+    #[arg(long)]
+    examples: bool,
+    /// Publish the journeys of this folder at start (repeatable).
+    #[arg(long = "journeys", value_name = "DIR")]
+    journey_dirs: Vec<PathBuf>,
+    /// Number of partitions.
+    #[arg(long, env = "PARCOURS_PARTITIONS")]
+    partitions: Option<usize>,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "PARCOURS_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Largest single event, in bytes.
+    #[arg(long, env = "PARCOURS_MAX_EVENT_BYTES")]
+    max_event_bytes: Option<usize>,
+    /// Most events in one batch request.
+    #[arg(long, env = "PARCOURS_MAX_BATCH_EVENTS")]
+    max_batch_events: Option<usize>,
+    /// Operations one expression evaluation may perform.
+    #[arg(long, env = "PARCOURS_EXPR_MAX_OPERATIONS")]
+    expr_max_operations: Option<u64>,
+}
+
+/// Where the example journeys are: beside the current folder, or in the source tree this
+/// binary was built from.
+fn examples_dir() -> PathBuf {
+    let here = PathBuf::from("examples/journeys");
+    if here.is_dir() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/journeys")
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings {
+        db_path: args.db,
+        listen: args.listen,
+        ..Settings::default()
+    };
+    if let Some(n) = args.partitions {
+        settings.partitions = n.max(1);
+    }
+    if let Some(n) = args.max_body_bytes {
+        settings.max_body_bytes = n;
+    }
+    if let Some(n) = args.max_event_bytes {
+        settings.max_event_bytes = n;
+    }
+    if let Some(n) = args.max_batch_events {
+        settings.max_batch_events = n;
+    }
+    if let Some(n) = args.expr_max_operations {
+        settings.expr.max_operations = n;
+    }
+    let listen = settings.listen;
+    let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
+
+    let mut dirs = args.journey_dirs;
+    if args.examples {
+        dirs.insert(0, examples_dir());
+    }
+    for dir in dirs {
+        for (id, published) in engine.publish_folder(&dir).await? {
+            tracing::info!(journey = %id, ?published, "journey from {}", dir.display());
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    engine.serve(listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
