@@ -27,9 +27,19 @@ pub struct Engine {
 impl Engine {
     /// Opens the SQLite store of `settings` and starts the runtime with the built-in actions.
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Engine> {
-        let store = SqliteStore::open(&settings.db_path, settings.store_readers, settings.store_commit_batch)
-            .with_context(|| format!("opening the database {}", settings.db_path.display()))?;
-        Self::with_parts(settings, clock, Arc::new(store), ActionRegistry::with_builtins()).await
+        let store = SqliteStore::open(
+            &settings.db_path,
+            settings.store_readers,
+            settings.store_commit_batch,
+        )
+        .with_context(|| format!("opening the database {}", settings.db_path.display()))?;
+        Self::with_parts(
+            settings,
+            clock,
+            Arc::new(store),
+            ActionRegistry::with_builtins(),
+        )
+        .await
     }
 
     /// Starts an engine on a given store and set of actions.
@@ -81,7 +91,8 @@ impl Engine {
         files.sort();
         let mut out = Vec::with_capacity(files.len());
         for path in files {
-            let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             let format = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => Format::Json,
                 _ => Format::Yaml,
@@ -96,16 +107,16 @@ impl Engine {
                     .unwrap_or_default()
                     .to_string(),
             };
-            let published = self
-                .runtime
-                .publish_definition(&id, &def)
-                .await
-                .map_err(|e| match e {
-                    crate::runtime::JourneyError::Invalid(p) => {
-                        anyhow::anyhow!("{}:\n{p}", path.display())
-                    }
-                    other => anyhow::anyhow!("{}: {other}", path.display()),
-                })?;
+            let published =
+                self.runtime
+                    .publish_definition(&id, &def)
+                    .await
+                    .map_err(|e| match e {
+                        crate::runtime::JourneyError::Invalid(p) => {
+                            anyhow::anyhow!("{}:\n{p}", path.display())
+                        }
+                        other => anyhow::anyhow!("{}: {other}", path.display()),
+                    })?;
             out.push((id, published));
         }
         Ok(out)

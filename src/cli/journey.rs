@@ -81,7 +81,11 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         JourneyCommand::Publish { file, server } => {
             let text = std::fs::read(&file)?;
@@ -100,7 +104,11 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             if draft["valid"] == false {
                 eprintln!("{}: the draft is invalid:", file.display());
                 for p in draft["problems"].as_array().into_iter().flatten() {
-                    eprintln!("  {}: {}", p["path"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or(""));
+                    eprintln!(
+                        "  {}: {}",
+                        p["path"].as_str().unwrap_or(""),
+                        p["message"].as_str().unwrap_or("")
+                    );
                 }
                 return Ok(ExitCode::FAILURE);
             }

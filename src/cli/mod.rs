@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "parcours", version, about = "Customer-journey orchestration engine")]
+#[command(
+    name = "parcours",
+    version,
+    about = "Customer-journey orchestration engine"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +54,13 @@ pub async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::V
             Some(problems) if !problems.is_empty() => {
                 let lines: Vec<String> = problems
                     .iter()
-                    .map(|p| format!("  {}: {}", p["path"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or("")))
+                    .map(|p| {
+                        format!(
+                            "  {}: {}",
+                            p["path"].as_str().unwrap_or(""),
+                            p["message"].as_str().unwrap_or("")
+                        )
+                    })
                     .collect();
                 anyhow::bail!("{status}: {message}\n{}", lines.join("\n"))
             }

@@ -1,1 +1,9 @@
-fn t(){}
+//! Integration tests: one binary, one module per area. Journeys run end to end through
+//! the HTTP API on a test clock; the restart and CLI tests run the real `parcours` binary.
+
+mod cli;
+mod journeys_api;
+mod restart;
+mod runs;
+mod support;
+mod validation;

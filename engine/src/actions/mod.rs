@@ -60,7 +60,10 @@ impl ActionError {
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ActionError::Retryable(_) | ActionError::Timeout { .. })
+        matches!(
+            self,
+            ActionError::Retryable(_) | ActionError::Timeout { .. }
+        )
     }
 }
 

@@ -89,7 +89,11 @@ impl ActionDef {
             let known: Vec<&str> = cx.catalog.actions.iter().map(String::as_str).collect();
             cx.problem(
                 format!("{path}.action"),
-                format!("unknown action {:?} (known: {})", self.action, known.join(", ")),
+                format!(
+                    "unknown action {:?} (known: {})",
+                    self.action,
+                    known.join(", ")
+                ),
             );
             ok = false;
         }
@@ -140,7 +144,9 @@ impl ActionDef {
         };
         let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
         let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
-        if (self.next.is_some() && next.is_none()) || (self.on_error.is_some() && on_error.is_none()) {
+        if (self.next.is_some() && next.is_none())
+            || (self.on_error.is_some() && on_error.is_none())
+        {
             ok = false;
         }
         ok.then(|| Action {
@@ -183,9 +189,9 @@ impl Action {
                 self.on_error,
             );
         };
-        let timeout = self
-            .timeout
-            .unwrap_or(StdDuration::from_millis(cx.settings.default_action_timeout_ms));
+        let timeout = self.timeout.unwrap_or(StdDuration::from_millis(
+            cx.settings.default_action_timeout_ms,
+        ));
         let deadline = cx
             .now
             .checked_add(SignedDuration::try_from(timeout).unwrap_or(SignedDuration::MAX))
@@ -200,7 +206,10 @@ impl Action {
             attempt,
             // Fixed when the node is entered: the same on every retry and on a replay of
             // the same step after a crash.
-            idempotency_key: format!("{}:{}:{}", cx.instance.id, cx.node_id, cx.instance.data.step),
+            idempotency_key: format!(
+                "{}:{}:{}",
+                cx.instance.id, cx.node_id, cx.instance.data.step
+            ),
             deadline,
             params: params.clone(),
         };
@@ -230,10 +239,7 @@ impl Action {
             }
             Err(err) if err.is_retryable() && attempt < self.max_attempts => {
                 let factor = 1i64 << (attempt - 1).min(20);
-                let wait = self
-                    .backoff
-                    .checked_mul(factor)
-                    .unwrap_or(self.backoff);
+                let wait = self.backoff.checked_mul(factor).unwrap_or(self.backoff);
                 let wake_at = crate::expr::time::add_span(cx.now, wait, &jiff::tz::TimeZone::UTC)
                     .unwrap_or(cx.now);
                 cx.instance.data.attempt = attempt + 1;
@@ -250,7 +256,9 @@ impl Action {
                 );
                 cx.instance.data.attempt = 0;
                 let mut out = Outcome::fail(code, err.to_string(), self.on_error);
-                out.detail = Some(detail(json!({"error": {"code": code, "message": err.to_string()}})));
+                out.detail = Some(detail(
+                    json!({"error": {"code": code, "message": err.to_string()}}),
+                ));
                 out
             }
         }

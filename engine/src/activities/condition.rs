@@ -55,13 +55,19 @@ pub struct Condition {
 impl ConditionDef {
     pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Condition> {
         if self.branches.is_empty() {
-            cx.problem(format!("{path}.branches"), "a condition needs at least one branch");
+            cx.problem(
+                format!("{path}.branches"),
+                "a condition needs at least one branch",
+            );
         }
         let mut branches = Vec::with_capacity(self.branches.len());
         let mut ok = true;
         for (i, b) in self.branches.iter().enumerate() {
             let when = cx.expr(&format!("{path}.branches[{i}].when"), &b.when);
-            let next = b.next.as_ref().map(|n| cx.target(&format!("{path}.branches[{i}].next"), n));
+            let next = b
+                .next
+                .as_ref()
+                .map(|n| cx.target(&format!("{path}.branches[{i}].next"), n));
             match (when, next) {
                 (Some(when), Some(Some(next))) => branches.push(Branch {
                     label: b.label.clone(),

@@ -59,13 +59,19 @@ pub struct Reaction {
 impl ReactionDef {
     pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Reaction> {
         if self.events.is_empty() {
-            cx.problem(format!("{path}.events"), "a reaction needs at least one event");
+            cx.problem(
+                format!("{path}.events"),
+                "a reaction needs at least one event",
+            );
         }
         let mut ok = true;
         let mut events = Vec::with_capacity(self.events.len());
         for (i, e) in self.events.iter().enumerate() {
             if e.event.trim().is_empty() {
-                cx.problem(format!("{path}.events[{i}].event"), "an event type is required");
+                cx.problem(
+                    format!("{path}.events[{i}].event"),
+                    "an event type is required",
+                );
                 ok = false;
             }
             let when = match &e.when {

@@ -39,7 +39,10 @@ pub struct Split {
 impl SplitDef {
     pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Split> {
         if self.branches.len() < 2 {
-            cx.problem(format!("{path}.branches"), "a split needs at least two branches");
+            cx.problem(
+                format!("{path}.branches"),
+                "a split needs at least two branches",
+            );
             return None;
         }
         let mut ok = true;

@@ -48,7 +48,10 @@ impl UpdateProfileDef {
                 cx.problem(&fpath, format!("{bad:?} is not a valid attribute name"));
                 ok = false;
             } else if segments[0] == "id" || segments[0] == "timezone" {
-                cx.problem(&fpath, "`id` and `timezone` are not attributes and cannot be set here");
+                cx.problem(
+                    &fpath,
+                    "`id` and `timezone` are not attributes and cannot be set here",
+                );
                 ok = false;
             }
             match cx.expr(&fpath, src) {
@@ -58,10 +61,16 @@ impl UpdateProfileDef {
         }
         let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
         let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
-        if (self.next.is_some() && next.is_none()) || (self.on_error.is_some() && on_error.is_none()) {
+        if (self.next.is_some() && next.is_none())
+            || (self.on_error.is_some() && on_error.is_none())
+        {
             ok = false;
         }
-        ok.then_some(UpdateProfile { set, next, on_error })
+        ok.then_some(UpdateProfile {
+            set,
+            next,
+            on_error,
+        })
     }
 }
 
@@ -103,7 +112,9 @@ fn merge_into_patch(acc: &mut Value, patch: Value) {
         (Value::Object(a), Value::Object(p)) => {
             for (k, v) in p {
                 match a.get_mut(&k) {
-                    Some(existing @ Value::Object(_)) if v.is_object() => merge_into_patch(existing, v),
+                    Some(existing @ Value::Object(_)) if v.is_object() => {
+                        merge_into_patch(existing, v)
+                    }
                     _ => {
                         a.insert(k, v);
                     }

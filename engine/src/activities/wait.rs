@@ -79,7 +79,9 @@ impl WaitDef {
         };
         let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
         let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
-        if (self.next.is_some() && next.is_none()) || (self.on_error.is_some() && on_error.is_none()) {
+        if (self.next.is_some() && next.is_none())
+            || (self.on_error.is_some() && on_error.is_none())
+        {
             return None;
         }
         Some(Wait {

@@ -27,7 +27,12 @@ pub async fn post_events(
         Value::Object(mut map) if map.contains_key("events") => match map.remove("events") {
             Some(Value::Array(items)) => (items, "events"),
             _ => {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "`events` must be an array").at("events"));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "`events` must be an array",
+                )
+                .at("events"));
             }
         },
         single @ Value::Object(_) => (vec![single], ""),
@@ -39,9 +44,15 @@ pub async fn post_events(
             ));
         }
     };
-    let single = prefix.is_empty() && items.len() == 1 && !body.trim_ascii_start().starts_with(b"[");
+    let single =
+        prefix.is_empty() && items.len() == 1 && !body.trim_ascii_start().starts_with(b"[");
     if items.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "no events in the request").at(prefix));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "no events in the request",
+        )
+        .at(prefix));
     }
     if items.len() > settings.max_batch_events {
         return Err(ApiError::new(
@@ -59,7 +70,11 @@ pub async fn post_events(
     let now = app.runtime.now();
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let here = if single { String::new() } else { format!("{prefix}[{i}]") };
+        let here = if single {
+            String::new()
+        } else {
+            format!("{prefix}[{i}]")
+        };
         let size = serde_json::to_vec(&item).map(|v| v.len()).unwrap_or(0);
         if size > settings.max_event_bytes {
             return Err(ApiError::new(
@@ -100,7 +115,12 @@ fn validate(input: EventInput, here: &str, now: jiff::Timestamp) -> Result<Event
     let field = |name: &str| super::error::join(here, name);
     let check = |value: &str, name: &str| -> Result<(), ApiError> {
         if value.trim().is_empty() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_EVENT", format!("`{name}` must not be empty")).at(field(name)));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_EVENT",
+                format!("`{name}` must not be empty"),
+            )
+            .at(field(name)));
         }
         if value.len() > MAX_ID_BYTES {
             return Err(ApiError::new(

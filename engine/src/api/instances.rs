@@ -10,7 +10,11 @@ pub async fn of_profile(
     State(app): State<AppState>,
     Path(profile_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let instances = app.runtime.store().instances_of_profile(&profile_id).await?;
+    let instances = app
+        .runtime
+        .store()
+        .instances_of_profile(&profile_id)
+        .await?;
     Ok(Json(json!({"instances": instances})))
 }
 
@@ -24,7 +28,9 @@ pub async fn get_instance(
         .get_instance(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("instance {id:?} does not exist")))?;
-    Ok(Json(serde_json::to_value(instance).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(instance).map_err(ApiError::internal)?,
+    ))
 }
 
 pub async fn steps(
@@ -33,7 +39,9 @@ pub async fn steps(
 ) -> Result<Json<Value>, ApiError> {
     let store = app.runtime.store();
     if store.get_instance(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("instance {id:?} does not exist")));
+        return Err(ApiError::not_found(format!(
+            "instance {id:?} does not exist"
+        )));
     }
     let steps = store.steps_of_instance(&id).await?;
     Ok(Json(json!({"steps": steps})))

@@ -31,7 +31,10 @@ fn decode(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<JourneyDef
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "JOURNEY_TOO_LARGE",
-            format!("the definition is {} bytes; the limit is {limit} (max_journey_bytes)", body.len()),
+            format!(
+                "the definition is {} bytes; the limit is {limit} (max_journey_bytes)",
+                body.len()
+            ),
         ));
     }
     parse_journey(body, format_of(headers, body)).map_err(|p| {
@@ -47,7 +50,9 @@ fn check_path_id(id: &str) -> Result<(), ApiError> {
 
 fn journey_error(e: JourneyError) -> ApiError {
     match e {
-        JourneyError::NotFound(id) => ApiError::not_found(format!("journey {id:?} does not exist or has no draft")),
+        JourneyError::NotFound(id) => {
+            ApiError::not_found(format!("journey {id:?} does not exist or has no draft"))
+        }
         JourneyError::Invalid(problems) => ApiError::invalid_definition(problems),
         JourneyError::Store(e) => ApiError::internal(e),
     }
@@ -70,14 +75,19 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({"journeys": items})))
 }
 
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let record = app
         .runtime
         .store()
         .get_journey(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("journey {id:?} does not exist")))?;
-    Ok(Json(serde_json::to_value(record).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(record).map_err(ApiError::internal)?,
+    ))
 }
 
 /// Creates or replaces the draft. A draft may be invalid: the answer lists its problems.
@@ -89,7 +99,11 @@ pub async fn put_draft(
 ) -> Result<Json<Value>, ApiError> {
     check_path_id(&id)?;
     let def = decode(&app, &headers, &body)?;
-    let problems = app.runtime.put_draft(&id, &def).await.map_err(journey_error)?;
+    let problems = app
+        .runtime
+        .put_draft(&id, &def)
+        .await
+        .map_err(journey_error)?;
     Ok(Json(json!({
         "id": id,
         "valid": problems.is_empty(),
@@ -143,9 +157,14 @@ pub async fn publish(
     ))
 }
 
-pub async fn stop(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn stop(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let ended = app.runtime.stop(&id).await.map_err(journey_error)?;
-    Ok(Json(json!({"id": id, "status": "stopped", "ended_instances": ended})))
+    Ok(Json(
+        json!({"id": id, "status": "stopped", "ended_instances": ended}),
+    ))
 }
 
 pub async fn version(
@@ -156,5 +175,7 @@ pub async fn version(
         .runtime
         .definition(&id, version)
         .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no version {version}")))?;
-    Ok(Json(json!({"id": id, "version": version, "definition": def})))
+    Ok(Json(
+        json!({"id": id, "version": version, "definition": def}),
+    ))
 }

@@ -44,11 +44,17 @@ pub fn router(runtime: Runtime) -> Router {
         .route("/v1/instances/{id}/steps", get(instances::steps))
         .route("/v1/journeys", get(journeys::list))
         .route("/v1/journeys/validate", post(journeys::validate_body))
-        .route("/v1/journeys/{id}", get(journeys::get).put(journeys::put_draft))
+        .route(
+            "/v1/journeys/{id}",
+            get(journeys::get).put(journeys::put_draft),
+        )
         .route("/v1/journeys/{id}/validate", post(journeys::validate_draft))
         .route("/v1/journeys/{id}/publish", post(journeys::publish))
         .route("/v1/journeys/{id}/stop", post(journeys::stop))
-        .route("/v1/journeys/{id}/versions/{version}", get(journeys::version))
+        .route(
+            "/v1/journeys/{id}/versions/{version}",
+            get(journeys::version),
+        )
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -19,7 +19,9 @@ pub async fn get_profile(
         .get_profile(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("profile {id:?} does not exist")))?;
-    Ok(Json(serde_json::to_value(profile).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(profile).map_err(ApiError::internal)?,
+    ))
 }
 
 /// The parts of a profile body: attributes and, if given, the zone (`Some(None)`: cleared).
@@ -30,14 +32,22 @@ struct ProfileBody {
 
 fn decode(app: &AppState, id: &str, bytes: &[u8]) -> Result<ProfileBody, ApiError> {
     if id.is_empty() || id.len() > 256 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PROFILE", "a profile id has 1 to 256 bytes").at("id"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PROFILE",
+            "a profile id has 1 to 256 bytes",
+        )
+        .at("id"));
     }
     let limit = app.runtime.settings().max_profile_bytes;
     if bytes.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PROFILE_TOO_LARGE",
-            format!("the profile is {} bytes; the limit is {limit} (max_profile_bytes)", bytes.len()),
+            format!(
+                "the profile is {} bytes; the limit is {limit} (max_profile_bytes)",
+                bytes.len()
+            ),
         ));
     }
     let body: Map<String, Value> = parse_json(bytes)?;
@@ -50,7 +60,12 @@ fn decode(app: &AppState, id: &str, bytes: &[u8]) -> Result<ProfileBody, ApiErro
             "attributes" => match value {
                 Value::Object(_) => out.attributes = Some(value),
                 _ => {
-                    return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PROFILE", "`attributes` must be an object").at("attributes"));
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_PROFILE",
+                        "`attributes` must be an object",
+                    )
+                    .at("attributes"));
                 }
             },
             "timezone" => match value {
@@ -67,7 +82,12 @@ fn decode(app: &AppState, id: &str, bytes: &[u8]) -> Result<ProfileBody, ApiErro
                     out.timezone = Some(Some(name));
                 }
                 _ => {
-                    return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PROFILE", "`timezone` must be a string or null").at("timezone"));
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_PROFILE",
+                        "`timezone` must be a string or null",
+                    )
+                    .at("timezone"));
                 }
             },
             "id" if value.as_str() == Some(id) => {}
@@ -97,7 +117,9 @@ pub async fn put_profile(
         .store()
         .put_profile(&id, attributes, body.timezone.flatten(), app.runtime.now())
         .await?;
-    Ok(Json(serde_json::to_value(profile).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(profile).map_err(ApiError::internal)?,
+    ))
 }
 
 /// Merges `attributes` (JSON merge patch: `null` removes) and sets `timezone` if given.
@@ -113,5 +135,7 @@ pub async fn patch_profile(
         .store()
         .patch_profile(&id, patch, body.timezone, app.runtime.now())
         .await?;
-    Ok(Json(serde_json::to_value(profile).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(profile).map_err(ApiError::internal)?,
+    ))
 }

@@ -59,8 +59,10 @@ pub(super) fn check(nodes: &PrimaryMap<NodeRef, Node>, start: NodeRef, problems:
                     Mark::OnPath => {
                         if reported.insert(next) {
                             let from = path.iter().position(|(n, _, _)| *n == next).unwrap_or(0);
-                            let mut names: Vec<&str> =
-                                path[from..].iter().map(|(n, _, _)| nodes[*n].id.as_str()).collect();
+                            let mut names: Vec<&str> = path[from..]
+                                .iter()
+                                .map(|(n, _, _)| nodes[*n].id.as_str())
+                                .collect();
                             names.push(nodes[next].id.as_str());
                             problems.push(
                                 format!("nodes.{}", nodes[next].id),

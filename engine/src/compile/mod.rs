@@ -195,7 +195,10 @@ pub fn compile(
     if let Some(def_id) = &def.id
         && def_id != id
     {
-        cx.problem("id", format!("{def_id:?} does not match the journey id {id:?}"));
+        cx.problem(
+            "id",
+            format!("{def_id:?} does not match the journey id {id:?}"),
+        );
     }
     if def.nodes.is_empty() {
         cx.problem("nodes", "a journey needs at least one node");
@@ -329,11 +332,17 @@ fn compile_props(def: &JourneyDef, cx: &mut Cx) -> Option<JourneyProps> {
         .start_at
         .as_ref()
         .map(|s| cx.timestamp("properties.start_at", s));
-    let end_at = p.end_at.as_ref().map(|s| cx.timestamp("properties.end_at", s));
+    let end_at = p
+        .end_at
+        .as_ref()
+        .map(|s| cx.timestamp("properties.end_at", s));
     if let (Some(Some(s)), Some(Some(e))) = (start_at, end_at)
         && e <= s
     {
-        cx.problem("properties.end_at", "the end date must come after the start date");
+        cx.problem(
+            "properties.end_at",
+            "the end date must come after the start date",
+        );
     }
     Some(JourneyProps {
         reentrance: reentrance?,

@@ -242,7 +242,7 @@ impl ExprEngine {
         if let Some(dt) = value.clone().try_cast::<DateTime>() {
             return Ok(dt.0);
         }
-        if let Some(s) = value.clone().into_immutable_string().ok() {
+        if let Ok(s) = value.clone().into_immutable_string() {
             return time::parse_datetime(&s, &env.tz).map_err(EvalError);
         }
         Err(EvalError(format!(
@@ -338,7 +338,9 @@ mod tests {
     fn non_boolean_condition_is_an_error() {
         let mut ee = ExprEngine::new(&ExprLimits::default());
         let expr = ee.compile("42").unwrap();
-        let err = ee.eval_bool(&expr, &ScopeData::default(), &env()).unwrap_err();
+        let err = ee
+            .eval_bool(&expr, &ScopeData::default(), &env())
+            .unwrap_err();
         assert!(err.0.contains("expected true or false"), "{err}");
     }
 }

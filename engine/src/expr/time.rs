@@ -85,7 +85,11 @@ fn parse_weekday(s: &str) -> Res<i8> {
         Some("fri") => 5,
         Some("sat") => 6,
         Some("sun") => 7,
-        _ => return fail(format!("{s:?} is not a day of the week (like mon or monday)")),
+        _ => {
+            return fail(format!(
+                "{s:?} is not a day of the week (like mon or monday)"
+            ));
+        }
     };
     Ok(day)
 }
@@ -95,11 +99,12 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Duration>("Duration");
 
     engine.register_fn("now", |ctx: NativeCallContext| DateTime(env(&ctx).now));
-    engine.register_fn("datetime", |ctx: NativeCallContext, s: &str| -> Res<DateTime> {
-        parse_datetime(s, &env(&ctx).tz)
-            .map(DateTime)
-            .or_else(fail)
-    });
+    engine.register_fn(
+        "datetime",
+        |ctx: NativeCallContext, s: &str| -> Res<DateTime> {
+            parse_datetime(s, &env(&ctx).tz).map(DateTime).or_else(fail)
+        },
+    );
     engine.register_fn("duration", |s: &str| -> Res<Duration> {
         parse_duration(s).map(Duration).or_else(fail)
     });
@@ -107,7 +112,9 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn(
         "+",
         |ctx: NativeCallContext, a: DateTime, d: Duration| -> Res<DateTime> {
-            add_span(a.0, d.0, &env(&ctx).tz).map(DateTime).or_else(fail)
+            add_span(a.0, d.0, &env(&ctx).tz)
+                .map(DateTime)
+                .or_else(fail)
         },
     );
     engine.register_fn(
@@ -195,7 +202,8 @@ pub(super) fn register(engine: &mut Engine) {
         "in_date_range",
         |ctx: NativeCallContext, a: DateTime, from: &str, to: &str| -> Res<bool> {
             let parse = |s: &str| {
-                Date::from_str(s).or_else(|_| fail(format!("{s:?} is not a date (like 2026-12-24)")))
+                Date::from_str(s)
+                    .or_else(|_| fail(format!("{s:?} is not a date (like 2026-12-24)")))
             };
             let (from, to) = (parse(from)?, parse(to)?);
             let d = local(&ctx, a).date();
@@ -247,19 +255,31 @@ mod tests {
         assert_eq!(eval("hour(now())", "Europe/Paris").as_int().unwrap(), 9);
         assert_eq!(eval("hour(now())", "UTC").as_int().unwrap(), 8);
         assert_eq!(eval("weekday(now())", "UTC").as_int().unwrap(), 1);
-        assert!(eval(r#"in_time_window(now(), "09:00", "17:00")"#, "Europe/Paris")
-            .as_bool()
-            .unwrap());
-        assert!(!eval(r#"in_time_window(now(), "09:00", "17:00")"#, "UTC")
-            .as_bool()
-            .unwrap());
-        assert!(eval(r#"in_time_window(now(), "22:00", "09:00")"#, "UTC")
-            .as_bool()
-            .unwrap());
-        assert!(eval(r#"in_days(now(), ["mon", "tue"])"#, "UTC").as_bool().unwrap());
-        assert!(eval(r#"in_date_range(now(), "2026-03-01", "2026-03-02")"#, "UTC")
-            .as_bool()
-            .unwrap());
+        assert!(
+            eval(r#"in_time_window(now(), "09:00", "17:00")"#, "Europe/Paris")
+                .as_bool()
+                .unwrap()
+        );
+        assert!(
+            !eval(r#"in_time_window(now(), "09:00", "17:00")"#, "UTC")
+                .as_bool()
+                .unwrap()
+        );
+        assert!(
+            eval(r#"in_time_window(now(), "22:00", "09:00")"#, "UTC")
+                .as_bool()
+                .unwrap()
+        );
+        assert!(
+            eval(r#"in_days(now(), ["mon", "tue"])"#, "UTC")
+                .as_bool()
+                .unwrap()
+        );
+        assert!(
+            eval(r#"in_date_range(now(), "2026-03-01", "2026-03-02")"#, "UTC")
+                .as_bool()
+                .unwrap()
+        );
     }
 
     #[test]

@@ -26,9 +26,43 @@ pub struct JourneyDef {
     /// The id of the first node.
     pub start: String,
     /// The activity graph, keyed by node id.
+    #[serde(deserialize_with = "unique_keys")]
     pub nodes: IndexMap<String, NodeDef>,
     #[serde(default)]
     pub properties: Properties,
+}
+
+/// Deserializes a map, refusing a key given twice (JSON and YAML parsers would otherwise
+/// keep the last one silently).
+fn unique_keys<'de, D, V>(de: D) -> Result<IndexMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Visitor<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
+        type Value = IndexMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of node ids to nodes")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = IndexMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate node id {key:?}"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    de.deserialize_map(Visitor(std::marker::PhantomData))
 }
 
 /// What makes a profile enter a journey.

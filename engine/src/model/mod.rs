@@ -11,8 +11,7 @@ mod profile;
 
 pub use event::{Event, EventInput};
 pub use journey::{
-    EntryDef, Format, JourneyDef, NodeDef, Properties, ReentranceDef, ReentranceMode,
-    parse_journey,
+    EntryDef, Format, JourneyDef, NodeDef, Properties, ReentranceDef, ReentranceMode, parse_journey,
 };
 pub use problem::{Problem, Problems, serde_problem};
 pub use profile::{Profile, merge_patch};

@@ -79,7 +79,15 @@ mod tests {
         );
         let def = parse_journey(text.as_bytes(), Format::Json).unwrap();
         let settings = Settings::default();
-        compile(&def, "j", 1, &ExprEngine::new(&settings.expr), &Catalog::default(), &settings).unwrap()
+        compile(
+            &def,
+            "j",
+            1,
+            &ExprEngine::new(&settings.expr),
+            &Catalog::default(),
+            &settings,
+        )
+        .unwrap()
     }
 
     fn t(s: &str) -> Timestamp {
@@ -92,12 +100,21 @@ mod tests {
         let before = Some(t("2026-05-01T11:58:00Z"));
         let never = journey(r#"{"reentrance":{"mode":"never"}}"#);
         assert!(check(&never, now, false, None).is_ok());
-        assert_eq!(check(&never, now, false, before).unwrap_err().code, "REENTRANCE_BLOCKED");
+        assert_eq!(
+            check(&never, now, false, before).unwrap_err().code,
+            "REENTRANCE_BLOCKED"
+        );
         let always = journey(r#"{"reentrance":{"mode":"always"}}"#);
         assert!(check(&always, now, false, before).is_ok());
-        assert_eq!(check(&always, now, true, before).unwrap_err().code, "ALREADY_IN_JOURNEY");
+        assert_eq!(
+            check(&always, now, true, before).unwrap_err().code,
+            "ALREADY_IN_JOURNEY"
+        );
         let after = journey(r#"{"reentrance":{"mode":"after","wait":"PT5M"}}"#);
-        assert_eq!(check(&after, now, false, before).unwrap_err().code, "REENTRANCE_BLOCKED");
+        assert_eq!(
+            check(&after, now, false, before).unwrap_err().code,
+            "REENTRANCE_BLOCKED"
+        );
         assert!(check(&after, now, false, Some(t("2026-05-01T11:55:00Z"))).is_ok());
     }
 
@@ -105,12 +122,16 @@ mod tests {
     fn schedule_window() {
         let j = journey(r#"{"start_at":"2026-05-01T00:00:00Z","end_at":"2026-06-01T00:00:00Z"}"#);
         assert_eq!(
-            check(&j, t("2026-04-30T23:59:59Z"), false, None).unwrap_err().code,
+            check(&j, t("2026-04-30T23:59:59Z"), false, None)
+                .unwrap_err()
+                .code,
             "OUTSIDE_SCHEDULE"
         );
         assert!(check(&j, t("2026-05-15T00:00:00Z"), false, None).is_ok());
         assert_eq!(
-            check(&j, t("2026-06-01T00:00:00Z"), false, None).unwrap_err().code,
+            check(&j, t("2026-06-01T00:00:00Z"), false, None)
+                .unwrap_err()
+                .code,
             "OUTSIDE_SCHEDULE"
         );
     }

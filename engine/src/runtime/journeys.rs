@@ -78,7 +78,10 @@ pub struct Journeys {
 
 impl Journeys {
     pub fn snapshot(&self) -> Arc<JourneySet> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut JourneySet)) {

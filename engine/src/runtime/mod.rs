@@ -143,10 +143,14 @@ impl Runtime {
             let Some((last, _)) = batch.last() else { break };
             after = *last;
             count += batch.len();
-            self.dispatch(batch.into_iter().map(|(_, e)| e).collect()).await?;
+            self.dispatch(batch.into_iter().map(|(_, e)| e).collect())
+                .await?;
         }
         if count > 0 {
-            tracing::info!(events = count, "re-dispatched events accepted before the last stop");
+            tracing::info!(
+                events = count,
+                "re-dispatched events accepted before the last stop"
+            );
         }
         Ok(())
     }
@@ -163,7 +167,10 @@ impl Runtime {
             .map(|j| (j.id, j.status))
             .collect();
         for v in self.shared.store.versions().await? {
-            let status = statuses.get(&v.journey_id).copied().unwrap_or(JourneyStatus::Live);
+            let status = statuses
+                .get(&v.journey_id)
+                .copied()
+                .unwrap_or(JourneyStatus::Live);
             let def: JourneyDef = match serde_json::from_value(v.definition) {
                 Ok(d) => d,
                 Err(e) => {
@@ -171,7 +178,14 @@ impl Runtime {
                     continue;
                 }
             };
-            match compile(&def, &v.journey_id, v.version, &exprs, &catalog, &self.shared.settings) {
+            match compile(
+                &def,
+                &v.journey_id,
+                v.version,
+                &exprs,
+                &catalog,
+                &self.shared.settings,
+            ) {
                 Ok(j) => self.shared.journeys.add_version(Arc::new(j), status),
                 Err(problems) => {
                     tracing::error!(journey = %v.journey_id, version = v.version, %problems, "stored version no longer compiles");
@@ -212,8 +226,15 @@ impl Runtime {
         let value = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
         let version = self.shared.store.publish(id, value, self.now()).await?;
         let exprs = ExprEngine::new(&self.shared.settings.expr);
-        let journey = compile(&def, id, version, &exprs, &self.catalog(), &self.shared.settings)
-            .map_err(JourneyError::Invalid)?;
+        let journey = compile(
+            &def,
+            id,
+            version,
+            &exprs,
+            &self.catalog(),
+            &self.shared.settings,
+        )
+        .map_err(JourneyError::Invalid)?;
         self.shared
             .journeys
             .add_version(Arc::new(journey), JourneyStatus::Live);
@@ -222,10 +243,16 @@ impl Runtime {
     }
 
     /// Stores `def` as the draft and publishes it, unless it equals the latest version.
-    pub async fn publish_definition(&self, id: &str, def: &JourneyDef) -> Result<Published, JourneyError> {
+    pub async fn publish_definition(
+        &self,
+        id: &str,
+        def: &JourneyDef,
+    ) -> Result<Published, JourneyError> {
         self.validate(id, def).map_err(JourneyError::Invalid)?;
         let snapshot = self.shared.journeys.snapshot();
-        if let Some(latest) = snapshot.get(id).and_then(|j| j.versions.values().next_back())
+        if let Some(latest) = snapshot
+            .get(id)
+            .and_then(|j| j.versions.values().next_back())
             && latest.def == *def
             && snapshot.get(id).map(|j| j.status) == Some(JourneyStatus::Live)
         {

@@ -123,7 +123,11 @@ impl Partition {
         }
     }
 
-    async fn load<'b>(&self, batch: &'b mut Batch, profile_id: &str) -> anyhow::Result<&'b mut ProfileWork> {
+    async fn load<'b>(
+        &self,
+        batch: &'b mut Batch,
+        profile_id: &str,
+    ) -> anyhow::Result<&'b mut ProfileWork> {
         if !batch.profiles.contains_key(profile_id) {
             let state = self.shared.store.profile_state(profile_id).await?;
             let (exists, doc, timezone) = match &state.profile {
@@ -147,12 +151,20 @@ impl Partition {
             .ok_or_else(|| anyhow::anyhow!("profile state missing"))
     }
 
-    async fn on_event(&mut self, set: &JourneySet, batch: &mut Batch, event: Event) -> anyhow::Result<()> {
+    async fn on_event(
+        &mut self,
+        set: &JourneySet,
+        batch: &mut Batch,
+        event: Event,
+    ) -> anyhow::Result<()> {
         let now = self.shared.clock.now();
         let work = self.load(batch, &event.profile_id).await?;
         if !work.exists {
             work.exists = true;
-            batch.write.profile_creates.push((event.profile_id.clone(), now));
+            batch
+                .write
+                .profile_creates
+                .push((event.profile_id.clone(), now));
         }
 
         // 1. Instances paused on a reaction to this event move on.
@@ -175,15 +187,34 @@ impl Partition {
         Ok(())
     }
 
-    async fn react(&mut self, set: &JourneySet, batch: &mut Batch, event: &Event, instance_id: &str, now: Timestamp) {
-        let Some(work) = batch.profiles.get_mut(&event.profile_id) else { return };
-        let Some(pos) = work.instances.iter().position(|i| i.id == instance_id) else { return };
+    async fn react(
+        &mut self,
+        set: &JourneySet,
+        batch: &mut Batch,
+        event: &Event,
+        instance_id: &str,
+        now: Timestamp,
+    ) {
+        let Some(work) = batch.profiles.get_mut(&event.profile_id) else {
+            return;
+        };
+        let Some(pos) = work.instances.iter().position(|i| i.id == instance_id) else {
+            return;
+        };
         let (journey_id, version, node_id) = {
             let i = &work.instances[pos];
-            (i.journey_id.clone(), i.version, i.node.clone().unwrap_or_default())
+            (
+                i.journey_id.clone(),
+                i.version,
+                i.node.clone().unwrap_or_default(),
+            )
         };
-        let Some(journey) = set.version(&journey_id, version).cloned() else { return };
-        let Some((node_ref, node)) = journey.node(&node_id) else { return };
+        let Some(journey) = set.version(&journey_id, version).cloned() else {
+            return;
+        };
+        let Some((node_ref, node)) = journey.node(&node_id) else {
+            return;
+        };
         if !matches!(node.kind, crate::activities::NodeKind::Reaction(_)) {
             return;
         }
@@ -206,11 +237,29 @@ impl Partition {
             node.kind.on_event(&mut cx, event)
         };
         let Some(outcome) = outcome else { return };
-        self.drive(batch, &journey, inst, node_ref, outcome, Some(&event.id), patches, now).await;
+        self.drive(
+            batch,
+            &journey,
+            inst,
+            node_ref,
+            outcome,
+            Some(&event.id),
+            patches,
+            now,
+        )
+        .await;
     }
 
-    async fn try_enter(&mut self, batch: &mut Batch, journey: &Arc<Journey>, event: &Event, now: Timestamp) {
-        let Some(work) = batch.profiles.get_mut(&event.profile_id) else { return };
+    async fn try_enter(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Arc<Journey>,
+        event: &Event,
+        now: Timestamp,
+    ) {
+        let Some(work) = batch.profiles.get_mut(&event.profile_id) else {
+            return;
+        };
         let live = work
             .instances
             .iter()
@@ -238,7 +287,10 @@ impl Partition {
         let tz = instance_tz(journey, work.timezone.as_deref());
         let event_doc = event.to_json();
         if let Some(when) = &journey.entry.when {
-            let env = EvalEnv { now, tz: tz.clone() };
+            let env = EvalEnv {
+                now,
+                tz: tz.clone(),
+            };
             let data = ScopeData {
                 event: Some(&event_doc),
                 profile: Some(&work.doc),
@@ -312,13 +364,32 @@ impl Partition {
             };
             journey.nodes[start].kind.enter(&mut cx).await
         };
-        self.drive(batch, journey, inst, start, outcome, Some(&event.id), patches, now).await;
+        self.drive(
+            batch,
+            journey,
+            inst,
+            start,
+            outcome,
+            Some(&event.id),
+            patches,
+            now,
+        )
+        .await;
     }
 
-    async fn on_timer(&mut self, set: &JourneySet, batch: &mut Batch, timer: DueTimer) -> anyhow::Result<()> {
+    async fn on_timer(
+        &mut self,
+        set: &JourneySet,
+        batch: &mut Batch,
+        timer: DueTimer,
+    ) -> anyhow::Result<()> {
         let now = self.shared.clock.now();
         let work = self.load(batch, &timer.profile_id).await?;
-        let Some(pos) = work.instances.iter().position(|i| i.id == timer.instance_id) else {
+        let Some(pos) = work
+            .instances
+            .iter()
+            .position(|i| i.id == timer.instance_id)
+        else {
             return Ok(());
         };
         let mut inst = work.instances[pos].clone();
@@ -326,27 +397,55 @@ impl Partition {
             return Ok(()); // Already moved on within this batch.
         }
         let versions = set.get(&inst.journey_id);
-        let journey = versions.and_then(|j| j.versions.get(&inst.version)).cloned();
+        let journey = versions
+            .and_then(|j| j.versions.get(&inst.version))
+            .cloned();
         let stopped = versions.map(|j| j.status) == Some(JourneyStatus::Stopped);
         let node = journey
             .as_ref()
             .and_then(|j| inst.node.as_deref().and_then(|n| j.node(n)).map(|(r, _)| r));
         let (Some(journey), Some(node_ref)) = (journey, node) else {
-            self.end(batch, &mut inst, None, Status::Failed, "JOURNEY_MISSING", "the instance's journey version or node is not loaded", now);
+            self.end(
+                batch,
+                &mut inst,
+                None,
+                Status::Failed,
+                "JOURNEY_MISSING",
+                "the instance's journey version or node is not loaded",
+                now,
+            );
             self.store_instance(batch, inst);
             return Ok(());
         };
         if stopped {
-            self.end(batch, &mut inst, Some(&journey), Status::Stopped, "JOURNEY_STOPPED", "the journey was stopped", now);
+            self.end(
+                batch,
+                &mut inst,
+                Some(&journey),
+                Status::Stopped,
+                "JOURNEY_STOPPED",
+                "the journey was stopped",
+                now,
+            );
             self.store_instance(batch, inst);
             return Ok(());
         }
         if now >= inst.deadline {
-            self.end(batch, &mut inst, Some(&journey), Status::TimedOut, "TIMEOUT", "the journey's global timeout passed", now);
+            self.end(
+                batch,
+                &mut inst,
+                Some(&journey),
+                Status::TimedOut,
+                "TIMEOUT",
+                "the journey's global timeout passed",
+                now,
+            );
             self.store_instance(batch, inst);
             return Ok(());
         }
-        let Some(work) = batch.profiles.get_mut(&timer.profile_id) else { return Ok(()) };
+        let Some(work) = batch.profiles.get_mut(&timer.profile_id) else {
+            return Ok(());
+        };
         let tz = instance_tz(&journey, work.timezone.as_deref());
         let node_id = journey.nodes[node_ref].id.clone();
         let mut patches = Vec::new();
@@ -365,7 +464,8 @@ impl Partition {
             };
             journey.nodes[node_ref].kind.on_timer(&mut cx).await
         };
-        self.drive(batch, &journey, inst, node_ref, outcome, None, patches, now).await;
+        self.drive(batch, &journey, inst, node_ref, outcome, None, patches, now)
+            .await;
         Ok(())
     }
 
@@ -386,13 +486,20 @@ impl Partition {
         let profile_id = inst.profile_id.clone();
         loop {
             for p in patches.drain(..) {
-                batch.write.profile_patches.push((profile_id.clone(), p, now));
+                batch
+                    .write
+                    .profile_patches
+                    .push((profile_id.clone(), p, now));
             }
             let node = &journey.nodes[current];
             let (status, code, message, next) = match &outcome.next {
                 Move::Goto(n) => (StepStatus::Passed, None, None, Ok(*n)),
                 Move::Pause { wake_at } => (StepStatus::Waiting, None, None, Err(Some(*wake_at))),
-                Move::Fail { code, message, on_error } => (
+                Move::Fail {
+                    code,
+                    message,
+                    on_error,
+                } => (
                     StepStatus::Failed,
                     Some(code.to_string()),
                     Some(message.clone()),
@@ -402,7 +509,17 @@ impl Partition {
                     },
                 ),
             };
-            batch.write.steps.push(step(&inst, node.id.as_str(), node.kind.name(), status, now, event_id, code.clone(), message.clone(), outcome.detail.take()));
+            batch.write.steps.push(step(
+                &inst,
+                node.id.as_str(),
+                node.kind.name(),
+                status,
+                now,
+                event_id,
+                code.clone(),
+                message.clone(),
+                outcome.detail.take(),
+            ));
             match next {
                 Err(Some(wake_at)) => {
                     // Paused: wake at the node's time, or at the deadline at the latest.
@@ -415,17 +532,41 @@ impl Partition {
                 Err(None) => {
                     let code = code.unwrap_or_else(|| "FAILED".into());
                     let message = message.unwrap_or_default();
-                    self.end(batch, &mut inst, Some(journey), Status::Failed, &code, &message, now);
+                    self.end(
+                        batch,
+                        &mut inst,
+                        Some(journey),
+                        Status::Failed,
+                        &code,
+                        &message,
+                        now,
+                    );
                     break;
                 }
                 Ok(None) => {
-                    self.end(batch, &mut inst, Some(journey), Status::Completed, "COMPLETED", "", now);
+                    self.end(
+                        batch,
+                        &mut inst,
+                        Some(journey),
+                        Status::Completed,
+                        "COMPLETED",
+                        "",
+                        now,
+                    );
                     break;
                 }
                 Ok(Some(next)) => {
                     budget = budget.saturating_sub(1);
                     if budget == 0 {
-                        self.end(batch, &mut inst, Some(journey), Status::Failed, "STEP_LIMIT", "too many steps in one activation (max_steps_per_activation)", now);
+                        self.end(
+                            batch,
+                            &mut inst,
+                            Some(journey),
+                            Status::Failed,
+                            "STEP_LIMIT",
+                            "too many steps in one activation (max_steps_per_activation)",
+                            now,
+                        );
                         break;
                     }
                     current = next;
@@ -434,7 +575,9 @@ impl Partition {
                     inst.status = Status::Active;
                     inst.wake_at = None;
                     inst.data.step += 1;
-                    let Some(work) = batch.profiles.get_mut(&profile_id) else { break };
+                    let Some(work) = batch.profiles.get_mut(&profile_id) else {
+                        break;
+                    };
                     let tz = instance_tz(journey, work.timezone.as_deref());
                     let mut cx = StepCx {
                         journey,
@@ -456,7 +599,16 @@ impl Partition {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn end(&self, batch: &mut Batch, inst: &mut Instance, journey: Option<&Journey>, status: Status, code: &str, message: &str, now: Timestamp) {
+    fn end(
+        &self,
+        batch: &mut Batch,
+        inst: &mut Instance,
+        journey: Option<&Journey>,
+        status: Status,
+        code: &str,
+        message: &str,
+        now: Timestamp,
+    ) {
         inst.status = status;
         inst.wake_at = None;
         inst.ended_at = Some(now);
@@ -467,10 +619,17 @@ impl Partition {
             .and_then(|j| j.node(&node))
             .map_or("unknown", |(_, n)| n.kind.name());
         let message = (!message.is_empty()).then(|| message.to_string());
-        batch
-            .write
-            .steps
-            .push(step(inst, &node, kind, StepStatus::Ended, now, None, Some(code.to_string()), message, None));
+        batch.write.steps.push(step(
+            inst,
+            &node,
+            kind,
+            StepStatus::Ended,
+            now,
+            None,
+            Some(code.to_string()),
+            message,
+            None,
+        ));
     }
 
     fn store_instance(&self, batch: &mut Batch, inst: Instance) {

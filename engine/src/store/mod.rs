@@ -185,8 +185,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_journeys(&self) -> Result<Vec<JourneyRecord>>;
     /// Stores a new version and makes the journey live; returns the version number.
     async fn publish(&self, id: &str, definition: Value, now: Timestamp) -> Result<u32>;
-    async fn set_journey_status(&self, id: &str, status: JourneyStatus, now: Timestamp)
-    -> Result<()>;
+    async fn set_journey_status(
+        &self,
+        id: &str,
+        status: JourneyStatus,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Every published version of every journey.
     async fn versions(&self) -> Result<Vec<VersionRecord>>;
 }

@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use self::rows::{from_ts, ts};
 use self::writer::Writer;
 use super::{
-    DueTimer, EventRecord, JourneyRecord, JourneyStatus, ProfileState, Result, Store,
-    VersionInfo, VersionRecord, WriteBatch,
+    DueTimer, EventRecord, JourneyRecord, JourneyStatus, ProfileState, Result, Store, VersionInfo,
+    VersionRecord, WriteBatch,
 };
 use crate::model::{Event, Profile};
 use crate::runtime::instance::{Instance, Status, Step};
@@ -132,7 +132,12 @@ fn create_profile(conn: &Connection, id: &str, now: Timestamp) -> rusqlite::Resu
     Ok(())
 }
 
-fn patch_profile_row(conn: &Connection, id: &str, patch: &Value, now: Timestamp) -> rusqlite::Result<()> {
+fn patch_profile_row(
+    conn: &Connection,
+    id: &str,
+    patch: &Value,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
     create_profile(conn, id, now)?;
     conn.prepare_cached(
         "UPDATE profiles SET attributes = json_patch(attributes, ?2), updated_at = ?3 WHERE id = ?1",
@@ -152,7 +157,9 @@ fn load_profile(conn: &Connection, id: &str) -> rusqlite::Result<Option<Profile>
 
 fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<JourneyRecord>> {
     let row = conn
-        .prepare_cached("SELECT id, draft, status, created_at, updated_at FROM journeys WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT id, draft, status, created_at, updated_at FROM journeys WHERE id = ?1",
+        )?
         .query_row([id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -231,7 +238,8 @@ impl Store for SqliteStore {
                 for s in &batch.steps {
                     insert_step(conn, s)?;
                 }
-                let mut done = conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
+                let mut done =
+                    conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
                 for id in &batch.processed_events {
                     done.execute([id])?;
                 }
@@ -419,7 +427,12 @@ impl Store for SqliteStore {
                      attributes = excluded.attributes, timezone = excluded.timezone, \
                      updated_at = excluded.updated_at",
                 )?
-                .execute(params![id, attributes.to_string(), timezone, ts(now)])?;
+                .execute(params![
+                    id,
+                    attributes.to_string(),
+                    timezone,
+                    ts(now)
+                ])?;
                 load_profile(conn, &id)?.ok_or_else(|| anyhow::anyhow!("profile vanished"))
             })
             .await
@@ -517,8 +530,10 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.writer
             .write(move |conn| {
-                conn.prepare_cached("UPDATE journeys SET status = ?2, updated_at = ?3 WHERE id = ?1")?
-                    .execute(params![id, status.as_str(), ts(now)])?;
+                conn.prepare_cached(
+                    "UPDATE journeys SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, status.as_str(), ts(now)])?;
                 Ok(())
             })
             .await

@@ -1,0 +1,226 @@
+//! A test engine on a temporary database, a test clock and a loopback port.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{Span, Timestamp};
+use parcours_engine::actions::{ActionCall, ActionRegistry, LogAction};
+use parcours_engine::store::sqlite::SqliteStore;
+use parcours_engine::{Engine, Settings, TestClock};
+use serde_json::{Value, json};
+
+pub struct TestEngine {
+    pub base: String,
+    pub clock: TestClock,
+    pub client: reqwest::Client,
+    pub log: Arc<LogAction>,
+    pub engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+pub const START: &str = "2026-03-02T08:00:00Z";
+
+impl TestEngine {
+    pub async fn start() -> TestEngine {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Settings)) -> TestEngine {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            db_path: dir.path().join("test.db"),
+            partitions: 2,
+            ..Settings::default()
+        };
+        tune(&mut settings);
+        let clock = TestClock::new(START.parse().expect("start time"));
+        let log = Arc::new(LogAction::default());
+        let mut actions = ActionRegistry::with_builtins();
+        actions.register("log", log.clone());
+        let store =
+            SqliteStore::open(&settings.db_path, 2, settings.store_commit_batch).expect("store");
+        let engine =
+            Engine::with_parts(settings, Arc::new(clock.clone()), Arc::new(store), actions)
+                .await
+                .expect("engine");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let served = engine.clone();
+        tokio::spawn(async move {
+            let _ = served.serve(listener, std::future::pending()).await;
+        });
+        TestEngine {
+            base,
+            clock,
+            client: reqwest::Client::new(),
+            log,
+            engine,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.header("content-type", content_type).body(body.to_vec());
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(&bytes),
+            "application/json",
+        )
+        .await
+    }
+
+    /// Stores a definition (JSON or YAML text) as the draft of `id` and publishes it.
+    pub async fn publish(&self, id: &str, definition: &str) -> u32 {
+        let (status, body) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/journeys/{id}"),
+                Some(definition.as_bytes()),
+                "",
+            )
+            .await;
+        assert_eq!(status, 200, "draft of {id}: {body}");
+        assert_eq!(body["valid"], true, "draft of {id}: {body}");
+        let (status, body) = self
+            .post_json(&format!("/v1/journeys/{id}/publish"), &json!({}))
+            .await;
+        assert_eq!(status, 201, "publish {id}: {body}");
+        body["version"].as_u64().expect("version") as u32
+    }
+
+    /// Publishes the example journeys of the repository.
+    pub async fn publish_examples(&self) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/journeys");
+        self.engine
+            .publish_folder(&dir)
+            .await
+            .expect("examples publish");
+    }
+
+    pub async fn event(&self, event_type: &str, profile: &str, data: Value) -> String {
+        let (status, body) = self
+            .post_json(
+                "/v1/events",
+                &json!({"type": event_type, "profile_id": profile, "data": data}),
+            )
+            .await;
+        assert_eq!(status, 202, "event: {body}");
+        body["events"][0]["id"]
+            .as_str()
+            .expect("event id")
+            .to_string()
+    }
+
+    /// Waits until the event has been processed; returns its record with its steps.
+    pub async fn processed(&self, event_id: &str) -> Value {
+        eventually(|| async {
+            let (status, body) = self.get(&format!("/v1/events/{event_id}")).await;
+            (status == 200 && body["processed"] == true).then_some(body)
+        })
+        .await
+    }
+
+    pub async fn instances(&self, profile: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/profiles/{profile}/instances")).await;
+        assert_eq!(status, 200, "{body}");
+        body["instances"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the profile's instance of `journey` has `status`; returns it.
+    pub async fn instance_in(&self, profile: &str, journey: &str, status: &str) -> Value {
+        eventually(|| async {
+            self.instances(profile)
+                .await
+                .into_iter()
+                .find(|i| i["journey_id"] == journey && i["status"] == status)
+        })
+        .await
+    }
+
+    pub async fn steps(&self, instance_id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/v1/instances/{instance_id}/steps"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["steps"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Moves the test clock forward.
+    pub fn advance(&self, span: Span) {
+        self.clock.advance(span);
+    }
+
+    pub fn log_calls(&self) -> Vec<ActionCall> {
+        self.log.recent_calls()
+    }
+
+    #[allow(dead_code)]
+    pub fn now(&self) -> Timestamp {
+        use parcours_engine::Clock;
+        self.clock.now()
+    }
+}
+
+/// Polls `check` until it gives a value; panics after 20 s (a hang, not a slow machine).
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The nodes of the steps, with their status, as `node:status`.
+pub fn path(steps: &[Value]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["node"].as_str().unwrap_or("?"),
+                s["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
