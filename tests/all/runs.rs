@@ -341,3 +341,52 @@ async fn failing_expression_takes_the_error_path() {
     t.event("go", "q", json!({"amount": 50})).await;
     assert_eq!(t.instance_in("q", "errs", "completed").await["node"], "big");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_until_computed_and_fixed_local_times_in_the_profile_zone() {
+    let t = TestEngine::start().await;
+    let def = r#"
+entry: {type: event, event: booked}
+start: next_morning
+nodes:
+  next_morning:
+    type: wait
+    until_expr: 'at_time(now() + duration("P1D"), "09:00")'
+    next: launch_day
+  launch_day:
+    type: wait
+    until: "2026-03-10T12:00"
+    next: done
+  done: {type: end}
+properties:
+  time_zone: UTC
+  use_profile_time_zone: true
+"#;
+    t.publish("local_times", def).await;
+    t.send(
+        reqwest::Method::PUT,
+        "/v1/profiles/ny",
+        Some(br#"{"timezone": "America/New_York"}"#),
+        "application/json",
+    )
+    .await;
+    // 2026-03-02T08:00Z is 03:00 in New York.
+    t.event("booked", "ny", json!({})).await;
+    t.event("booked", "utc", json!({})).await;
+    let ny = t.instance_in("ny", "local_times", "waiting").await;
+    let utc = t.instance_in("utc", "local_times", "waiting").await;
+    assert_eq!(ny["wake_at"], "2026-03-03T14:00:00Z", "{ny}");
+    assert_eq!(utc["wake_at"], "2026-03-03T09:00:00Z", "{utc}");
+
+    t.advance(Span::new().hours(30));
+    let ny = eventually(|| async {
+        let i = t.instance_in("ny", "local_times", "waiting").await;
+        (i["node"] == "launch_day").then_some(i)
+    })
+    .await;
+    // New York is on daylight time from 8 March: 12:00 there is 16:00 UTC.
+    assert_eq!(ny["wake_at"], "2026-03-10T16:00:00Z", "{ny}");
+    t.advance(Span::new().days(8));
+    t.instance_in("ny", "local_times", "completed").await;
+    t.instance_in("utc", "local_times", "completed").await;
+}

@@ -353,3 +353,40 @@ fn compile_props(def: &JourneyDef, cx: &mut Cx) -> Option<JourneyProps> {
         end_at: end_at.unwrap_or(None),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Format, parse_journey};
+
+    fn check(yaml: &str) -> Result<Journey, Problems> {
+        let def = parse_journey(yaml.as_bytes(), Format::Yaml).unwrap();
+        let settings = Settings::default();
+        let catalog = Catalog {
+            actions: ["log".to_string()].into(),
+        };
+        compile(&def, "j", 1, &ExprEngine::new(&settings.expr), &catalog, &settings)
+    }
+
+    #[test]
+    fn a_loop_through_a_wait_is_allowed() {
+        let j = check(
+            "entry: {type: event, event: e}\nstart: a\nnodes:\n  a: {type: action, action: log, next: w}\n  w: {type: wait, duration: P1D, next: a}\n",
+        )
+        .unwrap();
+        assert_eq!(j.nodes.len(), 2);
+        assert_eq!(j.nodes[j.start].id, "a");
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let problems = check(
+            "entry: {type: event, event: e, when: 'event.x >'}\nstart: a\nnodes:\n  a: {type: wait, duration: P2X, next: b}\n  b: {type: split, branches: [{weight: -1, next: zz}]}\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.0.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"entry.when"), "{problems}");
+        assert!(paths.contains(&"nodes.a.duration"), "{problems}");
+        assert!(paths.contains(&"nodes.b.branches"), "{problems}");
+    }
+}

@@ -431,13 +431,17 @@ impl Partition {
             return Ok(());
         }
         if now >= inst.deadline {
+            let (code, message) = match journey.props.end_at {
+                Some(end) if now >= end => ("JOURNEY_END_DATE", "the journey's end date passed"),
+                _ => ("TIMEOUT", "the journey's global timeout passed"),
+            };
             self.end(
                 batch,
                 &mut inst,
                 Some(&journey),
                 Status::TimedOut,
-                "TIMEOUT",
-                "the journey's global timeout passed",
+                code,
+                message,
                 now,
             );
             self.store_instance(batch, inst);
