@@ -365,7 +365,14 @@ mod tests {
         let catalog = Catalog {
             actions: ["log".to_string()].into(),
         };
-        compile(&def, "j", 1, &ExprEngine::new(&settings.expr), &catalog, &settings)
+        compile(
+            &def,
+            "j",
+            1,
+            &ExprEngine::new(&settings.expr),
+            &catalog,
+            &settings,
+        )
     }
 
     #[test]
