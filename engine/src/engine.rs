@@ -12,7 +12,9 @@ use anyhow::Context;
 
 use crate::actions::ActionRegistry;
 use crate::clock::Clock;
+use crate::expr::ExternalFunctions;
 use crate::model::{Format, parse_journey};
+use crate::plugins::{PluginHost, PluginRegistry};
 use crate::runtime::{Published, Runtime};
 use crate::settings::Settings;
 use crate::store::Store;
@@ -22,6 +24,7 @@ use crate::store::sqlite::SqliteStore;
 #[derive(Clone)]
 pub struct Engine {
     runtime: Runtime,
+    plugins: Arc<PluginRegistry>,
 }
 
 impl Engine {
@@ -42,15 +45,28 @@ impl Engine {
         .await
     }
 
-    /// Starts an engine on a given store and set of actions.
+    /// Starts an engine on a given store and set of actions; installs the plugins of
+    /// `settings.plugin_dirs` first, so that journeys using them compile.
     pub async fn with_parts(
         settings: Settings,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
         actions: ActionRegistry,
     ) -> anyhow::Result<Engine> {
-        let runtime = Runtime::start(store, clock, settings, actions).await?;
-        Ok(Engine { runtime })
+        let host = Arc::new(PluginHost::new(&settings.plugins)?);
+        let plugins = PluginRegistry::new(host, actions.clone());
+        for dir in &settings.plugin_dirs {
+            let loaded = plugins.load_dir(dir).await?;
+            tracing::info!(plugins = ?loaded, "plugins from {}", dir.display());
+        }
+        let external: Arc<dyn ExternalFunctions> = plugins.clone();
+        let runtime = Runtime::start(store, clock, settings, actions, Some(external)).await?;
+        Ok(Engine { runtime, plugins })
+    }
+
+    /// The installed plugins.
+    pub fn plugins(&self) -> &Arc<PluginRegistry> {
+        &self.plugins
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -58,7 +74,7 @@ impl Engine {
     }
 
     pub fn router(&self) -> axum::Router {
-        crate::api::router(self.runtime.clone())
+        crate::api::router(self.runtime.clone(), self.plugins.clone())
     }
 
     /// Serves the API on `listener` until `shutdown` completes.

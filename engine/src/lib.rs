@@ -15,6 +15,7 @@ pub mod engine;
 pub mod expr;
 pub mod ids;
 pub mod model;
+pub mod plugins;
 pub mod runtime;
 pub mod settings;
 pub mod store;

@@ -39,6 +39,45 @@ impl Default for ExprLimits {
     }
 }
 
+/// Limits and sizes of the WebAssembly plugin host.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// Plugin calls running at once (the pooling allocator's slots); more wait.
+    pub max_concurrent_calls: u32,
+    /// Memory of a plugin whose manifest names none, in MiB.
+    pub default_memory_mb: u64,
+    /// Highest memory a manifest may ask for, in MiB.
+    pub max_memory_mb: u64,
+    /// Time per call of a plugin whose manifest names none, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// Result size of a plugin whose manifest names none, in bytes.
+    pub default_max_output_bytes: usize,
+    /// WebAssembly stack per call, in bytes (deep recursion traps beyond it).
+    pub max_wasm_stack_bytes: usize,
+    /// Interval of the epoch ticker that interrupts running plugins, in milliseconds.
+    pub epoch_tick_ms: u64,
+    /// Where compiled components are cached; none: compile at every start.
+    pub cache_dir: Option<PathBuf>,
+    /// How long a data-source answer is reused at most, whatever its TTL, in seconds.
+    pub max_lookup_ttl_seconds: u32,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 64,
+            default_memory_mb: 64,
+            max_memory_mb: 1024,
+            default_timeout_ms: 5_000,
+            default_max_output_bytes: 1024 * 1024,
+            max_wasm_stack_bytes: 512 * 1024,
+            epoch_tick_ms: 10,
+            cache_dir: None,
+            max_lookup_ttl_seconds: 3_600,
+        }
+    }
+}
+
 /// Settings of one engine process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -52,6 +91,8 @@ pub struct Settings {
     pub max_event_bytes: usize,
     /// Most events in one batch request.
     pub max_batch_events: usize,
+    /// Largest plugin upload (component and manifest), in bytes.
+    pub max_plugin_bytes: usize,
     /// Largest journey definition, in bytes.
     pub max_journey_bytes: usize,
     /// Most nodes in one journey.
@@ -75,6 +116,10 @@ pub struct Settings {
     pub default_action_timeout_ms: u64,
     /// Expression limits.
     pub expr: ExprLimits,
+    /// Folders of plugins (a manifest and its component each) loaded at start.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Plugin host limits.
+    pub plugins: PluginSettings,
 }
 
 impl Default for Settings {
@@ -85,6 +130,7 @@ impl Default for Settings {
             max_body_bytes: 4 * 1024 * 1024,
             max_event_bytes: 64 * 1024,
             max_batch_events: 1_000,
+            max_plugin_bytes: 64 * 1024 * 1024,
             max_journey_bytes: 1024 * 1024,
             max_journey_nodes: 500,
             max_profile_bytes: 256 * 1024,
@@ -96,6 +142,8 @@ impl Default for Settings {
             store_readers: 4,
             default_action_timeout_ms: 10_000,
             expr: ExprLimits::default(),
+            plugin_dirs: Vec::new(),
+            plugins: PluginSettings::default(),
         }
     }
 }

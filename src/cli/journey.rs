@@ -7,8 +7,11 @@ use clap::Subcommand;
 use parcours_engine::Settings;
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::compile::compile;
-use parcours_engine::expr::ExprEngine;
+use std::sync::Arc;
+
+use parcours_engine::expr::{ExprEngine, ExternalFunctions};
 use parcours_engine::model::{Format, JourneyDef, parse_journey};
+use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::runtime::catalog;
 
 use super::{DEFAULT_SERVER, answer};
@@ -19,6 +22,12 @@ pub enum JourneyCommand {
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Plugins the journeys may use (repeatable).
+        #[arg(long = "plugins", value_name = "DIR")]
+        plugin_dirs: Vec<PathBuf>,
+        /// Also the first-party plugins.
+        #[arg(long)]
+        builtin_plugins: bool,
     },
     /// Upload a definition as the draft of its journey and publish it.
     Publish {
@@ -48,10 +57,32 @@ fn journey_id(path: &Path, def: &JourneyDef) -> String {
 
 pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        JourneyCommand::Validate { files } => {
+        JourneyCommand::Validate {
+            files,
+            mut plugin_dirs,
+            builtin_plugins,
+        } => {
             let settings = Settings::default();
-            let exprs = ExprEngine::new(&settings.expr);
-            let catalog = catalog(&ActionRegistry::with_builtins());
+            let actions = ActionRegistry::with_builtins();
+            if builtin_plugins {
+                plugin_dirs.insert(0, super::builtin_plugins_dir());
+            }
+            let mut external: Option<Arc<dyn ExternalFunctions>> = None;
+            if !plugin_dirs.is_empty() {
+                let mut plugin_settings = settings.plugins.clone();
+                plugin_settings.cache_dir =
+                    Some(std::env::temp_dir().join("parcours-plugin-cache"));
+                let registry = PluginRegistry::new(
+                    Arc::new(PluginHost::new(&plugin_settings)?),
+                    actions.clone(),
+                );
+                for dir in &plugin_dirs {
+                    registry.load_dir(dir).await?;
+                }
+                external = Some(registry);
+            }
+            let exprs = ExprEngine::with_functions(&settings.expr, external);
+            let catalog = catalog(&actions);
             let mut failed = false;
             for path in files {
                 let text = match std::fs::read(&path) {

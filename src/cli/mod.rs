@@ -2,6 +2,7 @@
 
 mod event;
 mod journey;
+mod plugin;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ enum Command {
     /// Send events to a running engine.
     #[command(subcommand)]
     Event(event::EventCommand),
+    /// Create and inspect plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -36,7 +40,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).await,
         Command::Journey(cmd) => journey::run(cmd).await,
         Command::Event(cmd) => event::run(cmd).await,
+        Command::Plugin(cmd) => plugin::run(cmd).await,
     }
+}
+
+/// The first-party plugins, built with this binary.
+pub fn builtin_plugins_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("PARCOURS_BUILTIN_PLUGINS_DIR"))
 }
 
 /// The default address of a local engine.

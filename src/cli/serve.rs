@@ -22,6 +22,13 @@ pub struct ServeArgs {
     /// Publish the journeys of this folder at start (repeatable).
     #[arg(long = "journeys", value_name = "DIR")]
     journey_dirs: Vec<PathBuf>,
+    /// Install the plugins of this folder at start (repeatable; `--examples` adds the
+    /// first-party plugins).
+    #[arg(long = "plugins", value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
+    /// Where compiled plugins are cached (default: `<db>.plugin-cache`).
+    #[arg(long, env = "PARCOURS_PLUGIN_CACHE")]
+    plugin_cache: Option<PathBuf>,
     /// Number of partitions.
     #[arg(long, env = "PARCOURS_PARTITIONS")]
     partitions: Option<usize>,
@@ -70,6 +77,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.expr_max_operations {
         settings.expr.max_operations = n;
     }
+    settings.plugins.cache_dir = Some(args.plugin_cache.unwrap_or_else(|| {
+        let mut p = settings.db_path.clone().into_os_string();
+        p.push(".plugin-cache");
+        PathBuf::from(p)
+    }));
+    if args.examples {
+        settings.plugin_dirs.push(super::builtin_plugins_dir());
+    }
+    settings.plugin_dirs.extend(args.plugin_dirs);
     let listen = settings.listen;
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
 

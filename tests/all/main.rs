@@ -3,6 +3,7 @@
 
 mod cli;
 mod journeys_api;
+mod plugins;
 mod restart;
 mod runs;
 mod support;

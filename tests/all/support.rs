@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{Span, Timestamp};
-use parcours_engine::actions::{ActionCall, ActionRegistry, LogAction};
+use parcours_engine::actions::{ActionCall, ActionRegistry, BUILTIN_VERSION, LogAction};
 use parcours_engine::store::sqlite::SqliteStore;
 use parcours_engine::{Engine, Settings, TestClock};
 use serde_json::{Value, json};
@@ -34,11 +34,14 @@ impl TestEngine {
             partitions: 2,
             ..Settings::default()
         };
+        settings.plugins.max_concurrent_calls = 16;
+        settings.plugins.cache_dir =
+            Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
         tune(&mut settings);
         let clock = TestClock::new(START.parse().expect("start time"));
         let log = Arc::new(LogAction::default());
-        let mut actions = ActionRegistry::with_builtins();
-        actions.register("log", log.clone());
+        let actions = ActionRegistry::with_builtins();
+        actions.register("log", BUILTIN_VERSION, log.clone(), None);
         let store =
             SqliteStore::open(&settings.db_path, 2, settings.store_commit_batch).expect("store");
         let engine =
@@ -87,6 +90,17 @@ impl TestEngine {
         let r = req.send().await.expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_or_put(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(method, path, Some(&bytes), "application/json")
+            .await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -157,15 +171,28 @@ impl TestEngine {
         body["instances"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Waits until the profile's instance of `journey` has `status`; returns it.
+    /// Waits until the profile's instance of `journey` has `status`; returns it. On a
+    /// time-out, panics with what the profile's instances and their steps are.
     pub async fn instance_in(&self, profile: &str, journey: &str, status: &str) -> Value {
-        eventually(|| async {
-            self.instances(profile)
-                .await
-                .into_iter()
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let instances = self.instances(profile).await;
+            if let Some(i) = instances
+                .iter()
                 .find(|i| i["journey_id"] == journey && i["status"] == status)
-        })
-        .await
+            {
+                return i.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                let mut report = String::new();
+                for i in &instances {
+                    let steps = self.steps(i["id"].as_str().unwrap_or_default()).await;
+                    report.push_str(&format!("{i}\n  steps: {}\n", Value::Array(steps)));
+                }
+                panic!("{profile} never had a {status} instance of {journey}:\n{report}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub async fn steps(&self, instance_id: &str) -> Vec<Value> {
@@ -190,6 +217,13 @@ impl TestEngine {
         use parcours_engine::Clock;
         self.clock.now()
     }
+}
+
+/// Settings that install the first-party plugins and the test guests.
+pub fn with_plugins(s: &mut Settings) {
+    s.plugin_dirs
+        .push(env!("PARCOURS_BUILTIN_PLUGINS_DIR").into());
+    s.plugin_dirs.push(env!("PARCOURS_TEST_PLUGINS_DIR").into());
 }
 
 /// Polls `check` until it gives a value; panics after 20 s (a hang, not a slow machine).

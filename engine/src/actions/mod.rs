@@ -1,15 +1,17 @@
 //! Action executors: what an action node calls.
 //!
 //! Owns the contract between action nodes and whatever performs the call (the built-in
-//! `log` action here; WebAssembly plugins plug in through the same trait). An executor
-//! never sees the store or the instance: it gets a typed context and JSON parameters and
-//! answers with JSON or a typed error.
+//! `log` action, WebAssembly action plugins): a typed call context, JSON parameters, a
+//! JSON result or a typed error. The registry maps `name` and `name@version` to
+//! executors and their parameter schemas; it is shared, so plugins installed at run time
+//! are visible to the next validation. An executor never sees the store or the instance.
 
 mod log;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -17,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use log::LogAction;
+pub use schema::ParamsSchema;
 
 /// Everything an action call knows about where it comes from.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +50,9 @@ pub enum ActionError {
     Permanent(String),
     /// No answer before the deadline; the call may be retried.
     Timeout { after_ms: u64 },
+    /// The sandbox stopped the call (trap, memory limit, denied host, ...), with a stable
+    /// code such as `PLUGIN_TRAP`.
+    Sandbox { code: &'static str, message: String },
 }
 
 impl ActionError {
@@ -56,6 +62,7 @@ impl ActionError {
             ActionError::Retryable(_) => "ACTION_RETRYABLE",
             ActionError::Permanent(_) => "ACTION_FAILED",
             ActionError::Timeout { .. } => "ACTION_TIMEOUT",
+            ActionError::Sandbox { code, .. } => code,
         }
     }
 
@@ -63,6 +70,12 @@ impl ActionError {
         matches!(
             self,
             ActionError::Retryable(_) | ActionError::Timeout { .. }
+        ) || matches!(
+            self,
+            ActionError::Sandbox {
+                code: "PLUGIN_TIMEOUT",
+                ..
+            }
         )
     }
 }
@@ -74,6 +87,7 @@ impl fmt::Display for ActionError {
             ActionError::Retryable(m) => write!(f, "transient failure: {m}"),
             ActionError::Permanent(m) => write!(f, "failed: {m}"),
             ActionError::Timeout { after_ms } => write!(f, "no answer within {after_ms} ms"),
+            ActionError::Sandbox { message, .. } => f.write_str(message),
         }
     }
 }
@@ -84,29 +98,106 @@ pub trait ActionExecutor: Send + Sync {
     async fn call(&self, call: &ActionCall) -> Result<Value, ActionError>;
 }
 
-/// The actions available to journeys, by name.
+/// One registered version of an action.
+#[derive(Clone)]
+pub struct ActionEntry {
+    pub name: String,
+    pub version: String,
+    pub executor: Arc<dyn ActionExecutor>,
+    /// The JSON Schema its parameters must satisfy, if it has one.
+    pub params_schema: Option<Arc<ParamsSchema>>,
+}
+
+impl ActionEntry {
+    /// `name@version`: what a published journey pins.
+    pub fn pinned(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// Orders versions numerically (`0.10.0` after `0.9.0`), text after numbers.
+fn version_key(v: &str) -> Vec<(u64, String)> {
+    v.split(['.', '-', '+'])
+        .map(|p| match p.parse::<u64>() {
+            Ok(n) => (n, String::new()),
+            Err(_) => (u64::MAX, p.to_string()),
+        })
+        .collect()
+}
+
+/// The actions available to journeys. Clones share the same set.
 #[derive(Clone, Default)]
 pub struct ActionRegistry {
-    by_name: BTreeMap<String, Arc<dyn ActionExecutor>>,
+    by_name: Arc<RwLock<BTreeMap<String, Vec<ActionEntry>>>>,
 }
+
+/// The version of built-in actions.
+pub const BUILTIN_VERSION: &str = "builtin";
 
 impl ActionRegistry {
     /// The built-in actions.
     pub fn with_builtins() -> Self {
-        let mut r = Self::default();
-        r.register("log", Arc::new(LogAction::default()));
+        let r = Self::default();
+        r.register("log", BUILTIN_VERSION, Arc::new(LogAction::default()), None);
         r
     }
 
-    pub fn register(&mut self, name: &str, executor: Arc<dyn ActionExecutor>) {
-        self.by_name.insert(name.to_string(), executor);
+    /// Adds (or replaces) one version of an action.
+    pub fn register(
+        &self,
+        name: &str,
+        version: &str,
+        executor: Arc<dyn ActionExecutor>,
+        params_schema: Option<Arc<ParamsSchema>>,
+    ) {
+        let mut map = self.by_name.write().unwrap_or_else(|p| p.into_inner());
+        let versions = map.entry(name.to_string()).or_default();
+        versions.retain(|e| e.version != version);
+        versions.push(ActionEntry {
+            name: name.to_string(),
+            version: version.to_string(),
+            executor,
+            params_schema,
+        });
+        versions.sort_by_key(|e| version_key(&e.version));
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn ActionExecutor>> {
-        self.by_name.get(name)
+    /// Finds `name` (its latest version) or `name@version` (that version).
+    pub fn resolve(&self, reference: &str) -> Option<ActionEntry> {
+        let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());
+        let (name, version) = match reference.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (reference, None),
+        };
+        let versions = map.get(name)?;
+        match version {
+            None => versions.last().cloned(),
+            Some(v) => versions.iter().find(|e| e.version == v).cloned(),
+        }
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+    /// Every name, with its versions.
+    pub fn names(&self) -> Vec<(String, Vec<String>)> {
+        let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(n, vs)| (n.clone(), vs.iter().map(|e| e.version.clone()).collect()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_latest_or_pinned_versions() {
+        let r = ActionRegistry::default();
+        let log: Arc<dyn ActionExecutor> = Arc::new(LogAction::default());
+        r.register("a", "0.9.0", log.clone(), None);
+        r.register("a", "0.10.0", log.clone(), None);
+        assert_eq!(r.resolve("a").unwrap().version, "0.10.0");
+        assert_eq!(r.resolve("a@0.9.0").unwrap().pinned(), "a@0.9.0");
+        assert!(r.resolve("a@1.0.0").is_none());
+        assert!(r.resolve("b").is_none());
     }
 }

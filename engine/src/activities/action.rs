@@ -59,6 +59,7 @@ pub enum Param {
 
 #[derive(Debug)]
 pub struct Action {
+    /// The pinned action, `name@version`.
     pub action: String,
     pub params: Vec<(String, Param)>,
     pub timeout: Option<StdDuration>,
@@ -85,18 +86,43 @@ fn exact(cx: &mut Cx, path: &str, text: &str) -> Option<SignedDuration> {
 impl ActionDef {
     pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Action> {
         let mut ok = true;
-        if !cx.catalog.actions.contains(&self.action) {
-            let known: Vec<&str> = cx.catalog.actions.iter().map(String::as_str).collect();
-            cx.problem(
-                format!("{path}.action"),
-                format!(
-                    "unknown action {:?} (known: {})",
-                    self.action,
-                    known.join(", ")
-                ),
-            );
-            ok = false;
-        }
+        // Pin the version now: a published journey keeps calling the version it was
+        // validated against.
+        let pinned = match cx.catalog.actions.resolve(&self.action) {
+            Some(entry) => {
+                if let Some(schema) = &entry.params_schema {
+                    for (name, message) in schema.check_definition(&self.params) {
+                        let at = if name.is_empty() {
+                            format!("{path}.params")
+                        } else {
+                            format!("{path}.params.{name}")
+                        };
+                        cx.problem(at, message);
+                        ok = false;
+                    }
+                }
+                entry.pinned()
+            }
+            None => {
+                let known: Vec<String> = cx
+                    .catalog
+                    .actions
+                    .names()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                cx.problem(
+                    format!("{path}.action"),
+                    format!(
+                        "unknown action {:?} (known: {})",
+                        self.action,
+                        known.join(", ")
+                    ),
+                );
+                ok = false;
+                String::new()
+            }
+        };
         let mut params = Vec::with_capacity(self.params.len());
         for (name, value) in &self.params {
             match value {
@@ -150,7 +176,7 @@ impl ActionDef {
             ok = false;
         }
         ok.then(|| Action {
-            action: self.action.clone(),
+            action: pinned,
             params,
             timeout,
             max_attempts,
@@ -182,13 +208,24 @@ impl Action {
             params.insert(name.clone(), value);
         }
         let params = Value::Object(params);
-        let Some(executor) = cx.actions.get(&self.action) else {
+        let Some(entry) = cx.actions.resolve(&self.action) else {
             return Outcome::fail(
                 "ACTION_UNKNOWN",
-                format!("action {:?} is not registered", self.action),
+                format!("action {:?} is not installed", self.action),
                 self.on_error,
             );
         };
+        if let Some(schema) = &entry.params_schema
+            && let Err(e) = schema.validate(&params)
+        {
+            return Outcome::fail(
+                "ACTION_INVALID_INPUT",
+                format!("params do not match {}'s schema: {e}", self.action),
+                self.on_error,
+            )
+            .with_detail(json!({"action": self.action, "params": params}));
+        }
+        let executor = entry.executor;
         let timeout = self.timeout.unwrap_or(StdDuration::from_millis(
             cx.settings.default_action_timeout_ms,
         ));

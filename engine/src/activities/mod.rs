@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 
 use crate::actions::ActionRegistry;
 use crate::compile::{Cx, Journey, NodeRef};
-use crate::expr::{EvalEnv, EvalError, Expr, ExprEngine, ScopeData};
+use std::sync::Arc;
+
+use crate::expr::{CallInfo, EvalEnv, EvalError, Expr, ExprEngine, ScopeData};
 use crate::model::{Event, NodeDef};
 use crate::runtime::instance::Instance;
 use crate::settings::Settings;
@@ -102,6 +104,13 @@ impl StepCx<'_> {
         EvalEnv {
             now: self.now,
             tz: self.tz.clone(),
+            call: Some(Arc::new(CallInfo {
+                journey_id: self.journey.id.clone(),
+                version: self.journey.version,
+                node_id: self.node_id.to_string(),
+                instance_id: self.instance.id.clone(),
+                profile_id: self.instance.profile_id.clone(),
+            })),
         }
     }
 

@@ -9,27 +9,38 @@ mod events;
 mod health;
 mod instances;
 mod journeys;
+mod plugins;
 mod profiles;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use error::ApiError;
 
+use std::sync::Arc;
+
+use crate::plugins::PluginRegistry;
 use crate::runtime::Runtime;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub runtime: Runtime,
+    pub plugins: Arc<PluginRegistry>,
 }
 
 /// The whole API.
-pub fn router(runtime: Runtime) -> Router {
+pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
     let max_body = runtime.settings().max_body_bytes;
-    let state = AppState { runtime };
+    let max_plugin = runtime.settings().max_plugin_bytes;
+    let state = AppState { runtime, plugins };
+    let uploads = Router::new()
+        .route("/v1/plugins/{name}", put(plugins::put).get(plugins::get))
+        .layer(DefaultBodyLimit::max(max_plugin));
     Router::new()
+        .merge(uploads)
+        .route("/v1/plugins", get(plugins::list))
         .route("/healthz", get(health::healthz))
         .route("/v1/events", post(events::post_events))
         .route("/v1/events/{id}", get(events::get_event))
@@ -56,6 +67,6 @@ pub fn router(runtime: Runtime) -> Router {
             get(journeys::version),
         )
         .fallback(error::not_found)
-        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -8,13 +8,14 @@
 
 mod graph;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use cranelift_entity::{PrimaryMap, entity_impl};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 
+use crate::actions::ActionRegistry;
 use crate::activities::{self, NodeKind};
 use crate::expr::{Expr, ExprEngine};
 use crate::model::{EntryDef, JourneyDef, Problems, ReentranceMode};
@@ -80,10 +81,10 @@ impl Journey {
 }
 
 /// What a journey may refer to outside itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Catalog {
-    /// Names of the actions that action nodes may call.
-    pub actions: BTreeSet<String>,
+    /// The actions that action nodes may call, with their versions and schemas.
+    pub actions: ActionRegistry,
 }
 
 /// The helpers activities use to compile their definitions; collects every problem.
@@ -363,7 +364,7 @@ mod tests {
         let def = parse_journey(yaml.as_bytes(), Format::Yaml).unwrap();
         let settings = Settings::default();
         let catalog = Catalog {
-            actions: ["log".to_string()].into(),
+            actions: ActionRegistry::with_builtins(),
         };
         compile(
             &def,

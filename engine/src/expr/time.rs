@@ -32,6 +32,7 @@ fn env(ctx: &NativeCallContext) -> EvalEnv {
         .unwrap_or_else(|| EvalEnv {
             now: Timestamp::UNIX_EPOCH,
             tz: TimeZone::UTC,
+            call: None,
         })
 }
 
@@ -246,6 +247,7 @@ mod tests {
             // A Monday, 08:30 UTC = 09:30 in Paris (winter time).
             now: "2026-03-02T08:30:00Z".parse().unwrap(),
             tz: TimeZone::get(tz).unwrap(),
+            call: None,
         };
         ee.eval(&expr, &ScopeData::default(), &env).unwrap()
     }

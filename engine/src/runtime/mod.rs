@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::actions::ActionRegistry;
 use crate::clock::Clock;
 use crate::compile::{Catalog, Journey, compile};
-use crate::expr::ExprEngine;
+use crate::expr::{ExprEngine, ExternalFunctions};
 use crate::ids::stable_hash;
 use crate::model::{Event, JourneyDef, Problems};
 use crate::settings::Settings;
@@ -56,6 +56,8 @@ pub enum Published {
 
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
+    /// Plugin functions and data sources offered to expressions.
+    pub external: Option<Arc<dyn ExternalFunctions>>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub actions: ActionRegistry,
@@ -78,6 +80,7 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         settings: Settings,
         actions: ActionRegistry,
+        external: Option<Arc<dyn ExternalFunctions>>,
     ) -> anyhow::Result<Runtime> {
         let n = settings.partitions.max(1);
         let mut senders = Vec::with_capacity(n);
@@ -89,6 +92,7 @@ impl Runtime {
         }
         let shared = Arc::new(Shared {
             store,
+            external,
             clock,
             settings,
             actions,
@@ -156,7 +160,7 @@ impl Runtime {
     }
 
     async fn load_journeys(&self) -> anyhow::Result<()> {
-        let exprs = ExprEngine::new(&self.shared.settings.expr);
+        let exprs = self.shared.exprs();
         let catalog = self.catalog();
         let statuses: std::collections::HashMap<String, JourneyStatus> = self
             .shared
@@ -197,7 +201,7 @@ impl Runtime {
 
     /// Validates a definition for journey `id` without storing anything.
     pub fn validate(&self, id: &str, def: &JourneyDef) -> Result<Journey, Problems> {
-        let exprs = ExprEngine::new(&self.shared.settings.expr);
+        let exprs = self.shared.exprs();
         compile(def, id, 0, &exprs, &self.catalog(), &self.shared.settings)
     }
 
@@ -225,7 +229,7 @@ impl Runtime {
         self.validate(id, &def).map_err(JourneyError::Invalid)?;
         let value = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
         let version = self.shared.store.publish(id, value, self.now()).await?;
-        let exprs = ExprEngine::new(&self.shared.settings.expr);
+        let exprs = self.shared.exprs();
         let journey = compile(
             &def,
             id,
@@ -292,6 +296,11 @@ impl Runtime {
 }
 
 impl Shared {
+    /// An expression engine with the plugin functions installed now.
+    pub fn exprs(&self) -> ExprEngine {
+        ExprEngine::with_functions(&self.settings.expr, self.external.clone())
+    }
+
     fn partition_of(&self, profile_id: &str) -> usize {
         (stable_hash(&[profile_id]) % self.partitions.len() as u64) as usize
     }
@@ -312,6 +321,6 @@ impl Shared {
 /// The catalog for a set of actions.
 pub fn catalog(actions: &ActionRegistry) -> Catalog {
     Catalog {
-        actions: actions.names().map(str::to_string).collect(),
+        actions: actions.clone(),
     }
 }

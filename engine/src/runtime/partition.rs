@@ -22,14 +22,14 @@ use super::{Msg, Shared, entry};
 use crate::activities::{Move, Outcome, StepCx};
 use crate::compile::{Journey, NodeRef};
 use crate::expr::time::add_span;
-use crate::expr::{EvalEnv, ExprEngine, ScopeData};
+use crate::expr::{CallInfo, EvalEnv, ExprEngine, ScopeData};
 use crate::ids;
 use crate::model::Event;
 use crate::store::{DueTimer, JourneyStatus, WriteBatch};
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
     tokio::spawn(async move {
-        let exprs = ExprEngine::new(&shared.settings.expr);
+        let exprs = shared.exprs();
         let mut partition = Partition {
             index,
             shared,
@@ -81,6 +81,12 @@ impl Partition {
         let mut msgs = Vec::with_capacity(max);
         while rx.recv_many(&mut msgs, max).await > 0 {
             let set = self.shared.journeys.snapshot();
+            if let Some(ext) = &self.shared.external
+                && ext.generation() != self.exprs.generation()
+            {
+                // Plugins were installed: rebuild with their functions.
+                self.exprs = self.shared.exprs();
+            }
             let mut batch = Batch::default();
             for msg in msgs.drain(..) {
                 let result = match msg {
@@ -290,6 +296,13 @@ impl Partition {
             let env = EvalEnv {
                 now,
                 tz: tz.clone(),
+                call: Some(Arc::new(CallInfo {
+                    journey_id: journey.id.clone(),
+                    version: journey.version,
+                    node_id: "entry".into(),
+                    instance_id: String::new(),
+                    profile_id: event.profile_id.clone(),
+                })),
             };
             let data = ScopeData {
                 event: Some(&event_doc),

@@ -1,0 +1,102 @@
+//! Builds the first-party plugins and the test guests to WebAssembly components (release,
+//! `wasm32-wasip2`), so that `cargo run -- serve --examples` and `cargo test` find them
+//! without an extra step. Each plugin is built by its own cargo invocation, so that each
+//! gets the SDK with only its own world (features unify within one build).
+//!
+//! Outputs, as compile-time environment variables of this package:
+//! - `PARCOURS_BUILTIN_PLUGINS_DIR`: one folder per first-party plugin (manifest +
+//!   component);
+//! - `PARCOURS_TEST_PLUGINS_DIR`: the same for the test guests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (package, folder with its manifest, component file name, test-only)
+const GUESTS: &[(&str, &str, &str, bool)] = &[
+    (
+        "parcours-plugin-webhook",
+        "plugins/webhook",
+        "parcours_plugin_webhook.wasm",
+        false,
+    ),
+    (
+        "parcours-plugin-http-json",
+        "plugins/http-json",
+        "parcours_plugin_http_json.wasm",
+        false,
+    ),
+    (
+        "parcours-plugin-std",
+        "plugins/std",
+        "parcours_plugin_std.wasm",
+        false,
+    ),
+    (
+        "parcours-test-hostile",
+        "tests/guests/hostile",
+        "parcours_test_hostile.wasm",
+        true,
+    ),
+];
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    for watched in ["wit", "sdk", "plugins", "tests/guests"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    // A folder of its own, so the nested build never waits on the outer one's lock.
+    let target_dir = root.join("target").join("guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let builtin = out.join("plugins");
+    let test = out.join("test-plugins");
+    for (package, folder, wasm, test_only) in GUESTS {
+        let status = Command::new(&cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--package",
+                package,
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            // `cargo clippy` runs build scripts with its wrapper set: the guests are
+            // built, not linted, here.
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("CLIPPY_ARGS")
+            .status()
+            .expect("running cargo to build the plugins");
+        assert!(
+            status.success(),
+            "building {package} for wasm32-wasip2 failed"
+        );
+        let dest = if *test_only { &test } else { &builtin };
+        let name = Path::new(folder).file_name().expect("folder name");
+        let dir = dest.join(name);
+        std::fs::create_dir_all(&dir).expect("creating the plugin folder");
+        let built = target_dir.join("wasm32-wasip2/release").join(wasm);
+        std::fs::copy(&built, dir.join(wasm))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
+        std::fs::copy(
+            root.join(folder).join("plugin.toml"),
+            dir.join("plugin.toml"),
+        )
+        .expect("copying the manifest");
+    }
+    println!(
+        "cargo:rustc-env=PARCOURS_BUILTIN_PLUGINS_DIR={}",
+        builtin.display()
+    );
+    println!(
+        "cargo:rustc-env=PARCOURS_TEST_PLUGINS_DIR={}",
+        test.display()
+    );
+}

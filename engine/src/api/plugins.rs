@@ -1,0 +1,96 @@
+//! Plugins: upload (`PUT /v1/plugins/{name}`), list, inspect.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{Body, parse_json};
+use super::{ApiError, AppState};
+use crate::plugins::{InstallError, parse_manifest};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Upload {
+    /// The manifest, as TOML text.
+    manifest: String,
+    /// The component, base64-encoded.
+    component: String,
+}
+
+pub async fn list(State(app): State<AppState>) -> Json<Value> {
+    let plugins: Vec<_> = app.plugins.list().iter().map(|p| p.info()).collect();
+    Json(json!({"plugins": plugins}))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let versions: Vec<_> = app
+        .plugins
+        .list()
+        .iter()
+        .filter(|p| p.manifest.name == name)
+        .map(|p| p.info())
+        .collect();
+    if versions.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "plugin {name:?} is not installed"
+        )));
+    }
+    Ok(Json(json!({"name": name, "versions": versions})))
+}
+
+/// Installs a plugin version: `{"manifest": "<TOML>", "component": "<base64>"}`.
+pub async fn put(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let upload: Upload = parse_json(&body)?;
+    let manifest = parse_manifest(&upload.manifest).map_err(|p| {
+        let mut e = ApiError::invalid_definition(p);
+        e.code = "INVALID_MANIFEST";
+        e.message = e.message.replacen("invalid journey", "invalid manifest", 1);
+        e
+    })?;
+    if manifest.name != name {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_MANIFEST",
+            format!("the manifest names {:?}, the path {name:?}", manifest.name),
+        )
+        .at("manifest.name"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(upload.component.as_bytes())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_COMPONENT",
+                format!("not base64: {e}"),
+            )
+            .at("component")
+        })?;
+    let plugin = app
+        .plugins
+        .install(manifest, bytes)
+        .await
+        .map_err(|e| match e {
+            InstallError::Manifest(p) => {
+                let mut e = ApiError::invalid_definition(p);
+                e.code = "INVALID_MANIFEST";
+                e
+            }
+            InstallError::Component(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_COMPONENT", m).at("component")
+            }
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(plugin.info()).map_err(ApiError::internal)?),
+    ))
+}

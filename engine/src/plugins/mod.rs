@@ -1,0 +1,20 @@
+//! WebAssembly plugins: actions, data-source connectors and expression functions, as
+//! components built against `wit/plugin.wit`.
+//!
+//! Owns the sandbox (wasmtime host with the pooling allocator, fresh instance per call,
+//! epoch deadlines, memory and output caps, default-deny WASI, an HTTP allow-list),
+//! manifests, and the registry of installed plugins. Plugins never see the store, the
+//! file system, the environment or sockets; the engine never trusts a plugin's output
+//! beyond its size and JSON shape.
+
+mod bindings;
+mod host;
+pub mod manifest;
+mod outbound;
+mod registry;
+mod state;
+
+pub use host::{CallLimits, Fault, PluginHost};
+pub use manifest::{Kind, Manifest, parse_manifest};
+pub use outbound::AllowList;
+pub use registry::{FunctionInfo, InstallError, Plugin, PluginInfo, PluginRegistry};

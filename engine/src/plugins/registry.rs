@@ -1,0 +1,550 @@
+//! The installed plugins: loaded from folders at start and through the API, by name and
+//! version. Action plugins are registered as action executors; data sources and function
+//! plugins are offered to expressions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::bindings::types::{CallContext, PluginError};
+use super::host::{CallLimits, Called, Fault, PluginHost, Prepared};
+use super::manifest::{Kind, Manifest, parse_manifest};
+use super::outbound::AllowList;
+use super::state::Grants;
+use crate::actions::{ActionCall, ActionError, ActionExecutor, ActionRegistry, ParamsSchema};
+use crate::expr::{CallInfo, ExternalFunctions};
+use crate::model::{Problem, Problems};
+
+/// One function a functions plugin exports.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub params: Vec<String>,
+    pub returns: String,
+    pub description: String,
+}
+
+/// An installed plugin version.
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub limits: CallLimits,
+    pub grants: Arc<Grants>,
+    pub prepared: Prepared,
+    pub functions: Vec<FunctionInfo>,
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// What `GET /v1/plugins/{name}` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: &'static str,
+    pub description: String,
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub allowed_hosts: Vec<String>,
+    pub limits: Value,
+    pub config_keys: Vec<String>,
+    pub secrets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<FunctionInfo>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+impl Plugin {
+    pub fn info(&self) -> PluginInfo {
+        let m = &self.manifest;
+        PluginInfo {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            kind: m.kind.as_str(),
+            description: m.description.clone(),
+            sha256: self.sha256.clone(),
+            size_bytes: self.size_bytes,
+            allowed_hosts: m.capabilities.allowed_hosts.clone(),
+            limits: serde_json::json!({
+                "memory_mb": self.limits.memory_bytes >> 20,
+                "timeout_ms": self.limits.timeout.as_millis() as u64,
+                "max_output_bytes": self.limits.max_output_bytes,
+            }),
+            config_keys: m.config.keys().cloned().collect(),
+            secrets: m.secrets.clone(),
+            params_schema: m.params_schema.clone(),
+            functions: self.functions.clone(),
+            imports: self.imports.clone(),
+            exports: self.exports.clone(),
+        }
+    }
+}
+
+/// A cached data-source answer.
+struct Cached {
+    value: Option<Value>,
+    until: Instant,
+}
+
+/// Every installed plugin.
+pub struct PluginRegistry {
+    host: Arc<PluginHost>,
+    actions: ActionRegistry,
+    plugins: RwLock<BTreeMap<String, Vec<Arc<Plugin>>>>,
+    generation: AtomicU64,
+    lookups: Mutex<HashMap<(String, String), Cached>>,
+}
+
+/// Why an install failed: a located problem in the manifest, or the component.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("invalid manifest")]
+    Manifest(Problems),
+    #[error("invalid component: {0}")]
+    Component(String),
+}
+
+fn secret_env(plugin: &str, key: &str) -> String {
+    format!("PARCOURS_SECRET_{plugin}_{key}")
+        .to_ascii_uppercase()
+        .replace('-', "_")
+}
+
+impl PluginRegistry {
+    pub fn new(host: Arc<PluginHost>, actions: ActionRegistry) -> Arc<PluginRegistry> {
+        Arc::new(PluginRegistry {
+            host,
+            actions,
+            plugins: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
+            lookups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Installs every plugin of a folder: each `*.toml` manifest (directly in it or one
+    /// level down) with the component it names.
+    pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> anyhow::Result<Vec<String>> {
+        let mut manifests = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                for inner in std::fs::read_dir(&path)? {
+                    let p = inner?.path();
+                    if p.extension().is_some_and(|e| e == "toml")
+                        && p.file_name().is_some_and(|n| n != "Cargo.toml")
+                    {
+                        manifests.push(p);
+                    }
+                }
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                manifests.push(path);
+            }
+        }
+        manifests.sort();
+        let mut loaded = Vec::new();
+        for path in manifests {
+            let text = std::fs::read_to_string(&path)?;
+            let manifest =
+                parse_manifest(&text).map_err(|p| anyhow::anyhow!("{}:\n{p}", path.display()))?;
+            let component = path
+                .parent()
+                .unwrap_or(dir)
+                .join(manifest.component.as_deref().unwrap_or_default());
+            let bytes = std::fs::read(&component).with_context(|| {
+                format!(
+                    "{}: reading the component {}",
+                    path.display(),
+                    component.display()
+                )
+            })?;
+            let plugin = self.install(manifest, bytes).await.map_err(|e| match e {
+                InstallError::Manifest(p) => anyhow::anyhow!("{}:\n{p}", path.display()),
+                InstallError::Component(m) => anyhow::anyhow!("{}: {m}", component.display()),
+            })?;
+            loaded.push(format!(
+                "{}@{}",
+                plugin.manifest.name, plugin.manifest.version
+            ));
+        }
+        Ok(loaded)
+    }
+
+    /// Parses a manifest and installs it with its component.
+    pub async fn install_text(
+        self: &Arc<Self>,
+        manifest: &str,
+        component: Vec<u8>,
+    ) -> Result<Arc<Plugin>, InstallError> {
+        let manifest = parse_manifest(manifest).map_err(InstallError::Manifest)?;
+        self.install(manifest, component).await
+    }
+
+    /// Compiles, links and registers a plugin version (replacing the same version).
+    pub async fn install(
+        self: &Arc<Self>,
+        manifest: Manifest,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Plugin>, InstallError> {
+        let settings = self.host.settings().clone();
+        let memory_mb = manifest
+            .limits
+            .memory_mb
+            .unwrap_or(settings.default_memory_mb);
+        if memory_mb > settings.max_memory_mb {
+            return Err(InstallError::Manifest(Problems::from(Problem::new(
+                "limits.memory_mb",
+                format!(
+                    "{memory_mb} MiB is more than this engine allows ({} MiB)",
+                    settings.max_memory_mb
+                ),
+            ))));
+        }
+        let limits = CallLimits {
+            memory_bytes: (memory_mb as usize) << 20,
+            timeout: Duration::from_millis(
+                manifest
+                    .limits
+                    .timeout_ms
+                    .unwrap_or(settings.default_timeout_ms),
+            ),
+            max_output_bytes: manifest
+                .limits
+                .max_output_bytes
+                .unwrap_or(settings.default_max_output_bytes),
+        };
+        let secrets = manifest
+            .secrets
+            .iter()
+            .filter_map(|k| {
+                std::env::var(secret_env(&manifest.name, k))
+                    .ok()
+                    .map(|v| (k.clone(), v))
+            })
+            .collect();
+        let grants = Arc::new(Grants {
+            plugin: manifest.name.clone(),
+            config: manifest.config.clone(),
+            secrets,
+            allow: Arc::new(AllowList::new(&manifest.capabilities.allowed_hosts)),
+        });
+        let sha256 = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        let size_bytes = bytes.len();
+        let host = self.host.clone();
+        let kind = manifest.kind;
+        let (prepared, imports, exports) = tokio::task::spawn_blocking(move || {
+            let component = host
+                .compile(&bytes)
+                .map_err(|e| format!("not a WebAssembly component: {e:#}"))?;
+            let ty = component.component_type();
+            let engine = host_engine(&host);
+            let imports = ty
+                .imports(engine)
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>();
+            let exports = ty
+                .exports(engine)
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>();
+            let prepared = host
+                .prepare(kind, &component)
+                .map_err(|e| format!("does not fit the `{}` world: {e:#}", kind.as_str()))?;
+            Ok::<_, String>((prepared, imports, exports))
+        })
+        .await
+        .map_err(|e| InstallError::Component(e.to_string()))?
+        .map_err(InstallError::Component)?;
+
+        let mut functions = Vec::new();
+        if let Prepared::Functions(pre) = &prepared {
+            let called = self.host.describe(pre, &grants, &limits).await;
+            match called.result {
+                Ok(Ok(sigs)) => {
+                    functions = sigs
+                        .into_iter()
+                        .map(|s| FunctionInfo {
+                            name: s.name,
+                            params: s.params,
+                            returns: s.returns,
+                            description: s.description,
+                        })
+                        .collect();
+                }
+                Ok(Err(e)) => {
+                    return Err(InstallError::Component(format!(
+                        "describe() failed: {}",
+                        plugin_error(&e)
+                    )));
+                }
+                Err(f) => {
+                    return Err(InstallError::Component(format!(
+                        "describe() failed: {}: {}",
+                        f.code, f.message
+                    )));
+                }
+            }
+            for (i, f) in functions.iter().enumerate() {
+                if crate::compile::check_id(&f.name).is_err() {
+                    return Err(InstallError::Component(format!(
+                        "function {i} has an invalid name {:?}",
+                        f.name
+                    )));
+                }
+            }
+        }
+
+        let params_schema = match &manifest.params_schema {
+            Some(s) => Some(Arc::new(ParamsSchema::new(s.clone()).map_err(|e| {
+                InstallError::Manifest(Problems::from(Problem::new("params_schema", e)))
+            })?)),
+            None => None,
+        };
+        let plugin = Arc::new(Plugin {
+            manifest,
+            limits,
+            grants,
+            prepared,
+            functions,
+            sha256,
+            size_bytes,
+            imports,
+            exports,
+        });
+        if plugin.manifest.kind == Kind::Action {
+            self.actions.register(
+                &plugin.manifest.name,
+                &plugin.manifest.version,
+                Arc::new(PluginAction {
+                    plugin: plugin.clone(),
+                    host: self.host.clone(),
+                }),
+                params_schema,
+            );
+        }
+        {
+            let mut map = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+            let versions = map.entry(plugin.manifest.name.clone()).or_default();
+            versions.retain(|p| p.manifest.version != plugin.manifest.version);
+            versions.push(plugin.clone());
+            versions.sort_by_key(|p| version_tuple(&p.manifest.version));
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, kind = plugin.manifest.kind.as_str(), "plugin installed");
+        Ok(plugin)
+    }
+
+    /// A plugin by `name` (latest version) or `name@version`.
+    pub fn get(&self, reference: &str) -> Option<Arc<Plugin>> {
+        let (name, version) = match reference.split_once('@') {
+            Some((n, v)) => (n, Some(v)),
+            None => (reference, None),
+        };
+        let map = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        let versions = map.get(name)?;
+        match version {
+            None => versions.last().cloned(),
+            Some(v) => versions.iter().find(|p| p.manifest.version == v).cloned(),
+        }
+    }
+
+    /// Every installed version of every plugin.
+    pub fn list(&self) -> Vec<Arc<Plugin>> {
+        let map = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        map.values().flatten().cloned().collect()
+    }
+
+    fn block<F: Future>(f: F) -> F::Output {
+        // Expressions are evaluated synchronously inside the partition's task; plugin
+        // calls are async. The runtime is multi-threaded, so the worker can block in place.
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+    }
+}
+
+fn host_engine(host: &PluginHost) -> &wasmtime::Engine {
+    host.engine()
+}
+
+fn version_tuple(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+fn plugin_error(e: &PluginError) -> String {
+    match e {
+        PluginError::InvalidInput(m) => format!("invalid input: {m}"),
+        PluginError::Retryable(m) => format!("retryable: {m}"),
+        PluginError::Permanent(m) => m.clone(),
+    }
+}
+
+fn call_context(info: &CallInfo, deadline: Duration) -> CallContext {
+    CallContext {
+        journey_id: info.journey_id.clone(),
+        journey_version: info.version,
+        node_id: info.node_id.clone(),
+        instance_id: info.instance_id.clone(),
+        profile_id: info.profile_id.clone(),
+        attempt: 1,
+        idempotency_key: format!("{}:{}:lookup", info.instance_id, info.node_id),
+        deadline_unix_ms: (jiff::Timestamp::now().as_millisecond() as u64)
+            .saturating_add(deadline.as_millis() as u64),
+    }
+}
+
+impl ExternalFunctions for PluginRegistry {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn signatures(&self) -> Vec<(String, String, usize)> {
+        let map = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter_map(|(name, versions)| versions.last().map(|p| (name, p)))
+            .filter(|(_, p)| p.manifest.kind == Kind::Functions)
+            .flat_map(|(name, p)| {
+                p.functions
+                    .iter()
+                    .map(move |f| (name.clone(), f.name.clone(), f.params.len()))
+            })
+            .collect()
+    }
+
+    fn call(&self, module: &str, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        let plugin = self
+            .get(module)
+            .filter(|p| p.manifest.kind == Kind::Functions)
+            .ok_or_else(|| format!("no functions plugin {module:?} is installed"))?;
+        let Prepared::Functions(pre) = &plugin.prepared else {
+            return Err(format!("{module:?} is not a functions plugin"));
+        };
+        let args = Value::Array(args).to_string();
+        let called = Self::block(self.host.call_function(
+            pre,
+            &plugin.grants,
+            &plugin.limits,
+            name.to_string(),
+            args,
+        ));
+        match called.result {
+            Ok(Ok(text)) => serde_json::from_str(&text)
+                .map_err(|e| format!("{module}::{name} returned invalid JSON: {e}")),
+            Ok(Err(e)) => Err(format!("{module}::{name}: {}", plugin_error(&e))),
+            Err(Fault { code, message }) => Err(format!("{module}::{name}: {code}: {message}")),
+        }
+    }
+
+    fn lookup(&self, source: &str, key: &str, info: &CallInfo) -> Result<Option<Value>, String> {
+        let cache_key = (source.to_string(), key.to_string());
+        {
+            let cache = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(&cache_key)
+                && hit.until > Instant::now()
+            {
+                return Ok(hit.value.clone());
+            }
+        }
+        let plugin = self
+            .get(source)
+            .filter(|p| p.manifest.kind == Kind::DataSource)
+            .ok_or_else(|| format!("no data source {source:?} is installed"))?;
+        let Prepared::DataSource(pre) = &plugin.prepared else {
+            return Err(format!("{source:?} is not a data source"));
+        };
+        let ctx = call_context(info, plugin.limits.timeout);
+        let called: Called<_> =
+            Self::block(
+                self.host
+                    .fetch(pre, &plugin.grants, &plugin.limits, ctx, key.to_string()),
+            );
+        let found = match called.result {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return Err(format!("lookup({source:?}): {}", plugin_error(&e))),
+            Err(Fault { code, message }) => {
+                return Err(format!("lookup({source:?}): {code}: {message}"));
+            }
+        };
+        let value = match found.value {
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("lookup({source:?}) returned invalid JSON: {e}"))?,
+            ),
+            None => None,
+        };
+        let ttl = found
+            .ttl_seconds
+            .min(self.host.settings().max_lookup_ttl_seconds);
+        if ttl > 0 {
+            let mut cache = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 100_000 {
+                let now = Instant::now();
+                cache.retain(|_, c| c.until > now);
+            }
+            cache.insert(
+                cache_key,
+                Cached {
+                    value: value.clone(),
+                    until: Instant::now() + Duration::from_secs(u64::from(ttl)),
+                },
+            );
+        }
+        Ok(value)
+    }
+}
+
+/// An action plugin as an action executor.
+struct PluginAction {
+    plugin: Arc<Plugin>,
+    host: Arc<PluginHost>,
+}
+
+#[async_trait]
+impl ActionExecutor for PluginAction {
+    async fn call(&self, call: &ActionCall) -> Result<Value, ActionError> {
+        let Prepared::Action(pre) = &self.plugin.prepared else {
+            return Err(ActionError::Permanent("not an action plugin".into()));
+        };
+        let ctx = CallContext {
+            journey_id: call.journey_id.clone(),
+            journey_version: call.version,
+            node_id: call.node_id.clone(),
+            instance_id: call.instance_id.clone(),
+            profile_id: call.profile_id.clone(),
+            attempt: call.attempt,
+            idempotency_key: call.idempotency_key.clone(),
+            deadline_unix_ms: call.deadline.as_millisecond().max(0) as u64,
+        };
+        let called = self
+            .host
+            .invoke(
+                pre,
+                &self.plugin.grants,
+                &self.plugin.limits,
+                ctx,
+                call.params.to_string(),
+            )
+            .await;
+        tracing::debug!(plugin = %self.plugin.manifest.name, elapsed_us = called.elapsed.as_micros() as u64, "plugin call");
+        match called.result {
+            Ok(Ok(text)) => serde_json::from_str(&text).map_err(|e| {
+                ActionError::Permanent(format!("the plugin returned invalid JSON: {e}"))
+            }),
+            Ok(Err(PluginError::InvalidInput(m))) => Err(ActionError::InvalidInput(m)),
+            Ok(Err(PluginError::Retryable(m))) => Err(ActionError::Retryable(m)),
+            Ok(Err(PluginError::Permanent(m))) => Err(ActionError::Permanent(m)),
+            Err(Fault { code, message }) => Err(ActionError::Sandbox { code, message }),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The state of one plugin call: its WASI context (no files, no environment, no
+//! sockets), its HTTP hooks, its resource limiter, and its host capabilities (log,
+//! config, secrets).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::bindings::host::{self, Level};
+use super::outbound::{AllowList, Outbound};
+
+/// What a plugin is given, shared by all its calls.
+#[derive(Debug, Default)]
+pub struct Grants {
+    pub plugin: String,
+    pub config: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub allow: Arc<AllowList>,
+}
+
+/// Caps linear memory and tables, and remembers a refused growth.
+pub struct Limiter {
+    pub max_memory: usize,
+    pub max_table_elements: usize,
+    pub memory_denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.max_table_elements)
+    }
+}
+
+/// One log line a plugin wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<serde_json::Value>,
+}
+
+/// The `T` of a call's `Store<T>`.
+pub struct CallState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    outbound: Outbound,
+    pub limiter: Limiter,
+    pub grants: Arc<Grants>,
+    pub denied_host: Arc<Mutex<Option<String>>>,
+    pub logs: Vec<LogLine>,
+}
+
+/// Most log lines one call keeps.
+const MAX_LOG_LINES: usize = 100;
+/// Longest log message kept, in bytes.
+const MAX_LOG_BYTES: usize = 4096;
+
+impl CallState {
+    pub fn new(grants: Arc<Grants>, max_memory: usize) -> Self {
+        // Default-deny: no preopened directories, no environment, no arguments, no
+        // inherited stdio, no sockets or name lookups.
+        let wasi = WasiCtxBuilder::new().build();
+        let denied = Arc::new(Mutex::new(None));
+        CallState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: Outbound {
+                allow: grants.allow.clone(),
+                denied: denied.clone(),
+            },
+            limiter: Limiter {
+                max_memory,
+                max_table_elements: 200_000,
+                memory_denied: false,
+            },
+            grants,
+            denied_host: denied,
+            logs: Vec::new(),
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: Level, message: String, fields: String) {
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        let mut message = message;
+        if message.len() > MAX_LOG_BYTES {
+            let mut end = MAX_LOG_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let fields = serde_json::from_str(&fields).ok();
+        tracing::info!(target: "parcours::plugin", plugin = %self.grants.plugin, level, %message, "plugin log");
+        if self.logs.len() < MAX_LOG_LINES {
+            self.logs.push(LogLine {
+                level,
+                message,
+                fields,
+            });
+        }
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.grants.config.get(&key).cloned()
+    }
+
+    fn secret(&mut self, key: String) -> Option<String> {
+        self.grants.secrets.get(&key).cloned()
+    }
+}
+
+impl super::bindings::types::Host for CallState {}

@@ -1,0 +1,58 @@
+//! Plugin errors: the three kinds the engine tells apart.
+
+use std::fmt;
+
+/// Why a call failed. The engine retries `Retryable` (with the same idempotency key) and
+/// takes the node's error path for the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The input is wrong; retrying will not help.
+    InvalidInput(String),
+    /// A transient failure (timeout, 5xx, 429).
+    Retryable(String),
+    /// A failure that retrying will not fix.
+    Permanent(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::Retryable(m) => write!(f, "retryable: {m}"),
+            Error::Permanent(m) => write!(f, "permanent: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::InvalidInput(e.to_string())
+    }
+}
+
+macro_rules! to_wit {
+    ($module:ident) => {
+        impl From<Error> for crate::$module::bindings::parcours::plugin::types::PluginError {
+            fn from(e: Error) -> Self {
+                use crate::$module::bindings::parcours::plugin::types::PluginError as W;
+                match e {
+                    Error::InvalidInput(m) => W::InvalidInput(m),
+                    Error::Retryable(m) => W::Retryable(m),
+                    Error::Permanent(m) => W::Permanent(m),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(feature = "action")]
+to_wit!(action);
+#[cfg(all(feature = "data-source", not(feature = "action")))]
+to_wit!(data_source);
+#[cfg(all(
+    feature = "functions",
+    not(any(feature = "action", feature = "data-source"))
+))]
+to_wit!(functions);

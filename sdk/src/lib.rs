@@ -1,0 +1,72 @@
+//! `parcours-sdk`: write Parcours plugins in Rust.
+//!
+//! A plugin is a WebAssembly component built for `wasm32-wasip2` against the WIT package
+//! in `wit/` (`parcours:plugin@0.1.0`). Pick the plugin's kind with one cargo feature
+//! (`action`, `data-source` or `functions`), implement its trait, and export it:
+//!
+//! ```ignore
+//! use parcours_sdk::action::{Action, Context};
+//! use parcours_sdk::{Error, Value, json};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Params { text: String }
+//!
+//! struct Shout;
+//! impl Action for Shout {
+//!     type Params = Params;
+//!     fn invoke(_ctx: &Context, p: Params) -> Result<Value, Error> {
+//!         Ok(json!({ "text": p.text.to_uppercase() }))
+//!     }
+//! }
+//! parcours_sdk::export_action!(Shout);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`.
+
+// Lets the generated bindings name this crate by its public path, inside and outside.
+extern crate self as parcours_sdk;
+
+#[cfg(feature = "action")]
+pub mod action;
+#[cfg(feature = "data-source")]
+pub mod data_source;
+#[cfg(feature = "functions")]
+pub mod functions;
+
+mod context;
+mod error;
+#[cfg(target_os = "wasi")]
+pub mod http;
+pub mod log;
+
+pub use context::Context;
+pub use error::Error;
+pub use serde_json::{self, Value, json};
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// The bindings of the world this crate was built for. A plugin enables exactly one
+/// feature; a build that unifies several (a workspace build for the host) picks one.
+#[cfg(feature = "action")]
+pub(crate) use action::bindings as world;
+#[cfg(all(feature = "data-source", not(feature = "action")))]
+pub(crate) use data_source::bindings as world;
+#[cfg(all(
+    feature = "functions",
+    not(any(feature = "action", feature = "data-source"))
+))]
+pub(crate) use functions::bindings as world;
+
+#[cfg(not(any(feature = "action", feature = "data-source", feature = "functions")))]
+compile_error!("enable one of the features `action`, `data-source` or `functions`");
+
+/// A configuration value from the plugin's manifest `[config]` table.
+pub fn config(key: &str) -> Option<String> {
+    world::parcours::plugin::host::config(key)
+}
+
+/// A secret the operator gave this plugin.
+pub fn secret(key: &str) -> Option<String> {
+    world::parcours::plugin::host::secret(key)
+}

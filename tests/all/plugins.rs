@@ -1,0 +1,422 @@
+//! WebAssembly plugins end to end: a webhook to a local server, a data-source look-up and
+//! a `std` function in conditions, hostile guests failing alone, parameter schemas,
+//! uploads through the API.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::support::{TestEngine, with_plugins};
+
+/// What the local test server received.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+/// A local HTTP server: records every request; `/users/{id}` answers a user record
+/// (404 for `nobody`), anything else `{"tier": "gold"}`.
+async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
+    let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+    async fn hook(
+        State(seen): State<Arc<Mutex<Vec<Received>>>>,
+        Path(path): Path<String>,
+        headers: HeaderMap,
+        body: String,
+    ) -> axum::Json<Value> {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        seen.lock().unwrap().push(Received {
+            path: format!("/{path}"),
+            headers,
+            body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        });
+        axum::Json(json!({"tier": "gold"}))
+    }
+    async fn user(Path(id): Path<String>) -> Result<axum::Json<Value>, axum::http::StatusCode> {
+        match id.as_str() {
+            "nobody" => Err(axum::http::StatusCode::NOT_FOUND),
+            "ada" => Ok(axum::Json(json!({"id": id, "plan": "premium"}))),
+            _ => Ok(axum::Json(json!({"id": id, "plan": "free"}))),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/users/{id}", axum::routing::get(user))
+        .route("/{*path}", axum::routing::any(hook))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_posts_to_a_local_server_and_its_response_drives_a_condition() {
+    let (server, seen) = test_server().await;
+    let t = TestEngine::start_with(with_plugins).await;
+    let def = format!(
+        r#"
+entry: {{type: event, event: signup}}
+start: tell_crm
+nodes:
+  tell_crm:
+    type: action
+    action: webhook
+    params:
+      url: '"{server}/crm/signup"'
+      headers: {{x-source: parcours}}
+      body: '#{{ email: profile.email, plan: event.data.plan }}'
+    next: is_gold
+  is_gold:
+    type: condition
+    branches:
+      - when: 'actions.tell_crm.body.tier == "gold"'
+        next: gold
+    otherwise: other
+  gold: {{type: end}}
+  other: {{type: end}}
+properties: {{reentrance: {{mode: always}}}}
+"#
+    );
+    t.publish("crm", &def).await;
+    t.send(
+        reqwest::Method::PUT,
+        "/v1/profiles/ada",
+        Some(br#"{"attributes": {"email": "ada@example.com"}}"#),
+        "application/json",
+    )
+    .await;
+    t.event("signup", "ada", json!({"plan": "pro"})).await;
+    let done = t.instance_in("ada", "crm", "completed").await;
+    assert_eq!(done["node"], "gold", "{done}");
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let r = &requests[0];
+    assert_eq!(r.path, "/crm/signup");
+    assert_eq!(r.body, json!({"email": "ada@example.com", "plan": "pro"}));
+    let header = |name: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-source").as_deref(), Some("parcours"));
+    let key = header("idempotency-key").expect("idempotency key header");
+    assert!(key.starts_with(done["id"].as_str().unwrap()), "{key}");
+    let steps = t.steps(done["id"].as_str().unwrap()).await;
+    let call = steps.iter().find(|s| s["node"] == "tell_crm").unwrap();
+    assert_eq!(call["detail"]["idempotency_key"], key.as_str());
+    assert_eq!(call["detail"]["action"], "webhook@0.1.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_source_lookup_and_std_function_feed_conditions() {
+    let (server, _seen) = test_server().await;
+    let t = TestEngine::start_with(with_plugins).await;
+    // A second copy of http-json, configured for this backend.
+    let component = std::fs::read(format!(
+        "{}/http-json/parcours_plugin_http_json.wasm",
+        env!("PARCOURS_BUILTIN_PLUGINS_DIR")
+    ))
+    .unwrap();
+    let manifest = format!(
+        "name = \"users\"\nversion = \"1.0.0\"\nkind = \"data-source\"\n[capabilities]\nallowed_hosts = [\"127.0.0.1\"]\n[config]\nurl_template = \"{server}/users/{{key}}\"\nttl_seconds = \"30\"\n"
+    );
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/plugins/users",
+            &json!({"manifest": manifest, "component": base64::engine::general_purpose::STANDARD.encode(&component)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["kind"], "data-source");
+
+    let def = r#"
+entry: {type: event, event: visit}
+start: plan
+nodes:
+  plan:
+    type: condition
+    branches:
+      - when: 'lookup("users", profile.id) == ()'
+        next: unknown
+      - when: 'lookup("users", profile.id).plan == "premium"'
+        next: near
+    otherwise: free
+  near:
+    type: condition
+    branches:
+      - when: 'std::geo_distance_km(event.data.lat, event.data.lon, 48.8566, 2.3522) < 10.0'
+        next: premium_near
+    otherwise: premium_far
+  premium_near: {type: end}
+  premium_far: {type: end}
+  unknown: {type: end}
+  free: {type: end}
+properties: {reentrance: {mode: always}}
+"#;
+    t.publish("plans", def).await;
+    t.event("visit", "ada", json!({"lat": 48.86, "lon": 2.34}))
+        .await;
+    t.event("visit", "bob", json!({"lat": 0.0, "lon": 0.0}))
+        .await;
+    t.event("visit", "nobody", json!({"lat": 0.0, "lon": 0.0}))
+        .await;
+    assert_eq!(
+        t.instance_in("ada", "plans", "completed").await["node"],
+        "premium_near"
+    );
+    assert_eq!(
+        t.instance_in("bob", "plans", "completed").await["node"],
+        "free"
+    );
+    assert_eq!(
+        t.instance_in("nobody", "plans", "completed").await["node"],
+        "unknown"
+    );
+
+    // A std function that must really compute: far from Paris.
+    let far = r#"
+entry: {type: event, event: far}
+start: d
+nodes:
+  d:
+    type: condition
+    branches:
+      - when: 'std::geo_distance_km(event.data.lat, event.data.lon, 48.8566, 2.3522) > 300.0 && std::sha256("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"'
+        next: yes
+    otherwise: no
+  yes: {type: end}
+  no: {type: end}
+properties: {reentrance: {mode: always}}
+"#;
+    t.publish("far", far).await;
+    t.event("far", "carl", json!({"lat": 51.5074, "lon": -0.1278}))
+        .await;
+    t.event("far", "dora", json!({"lat": 48.85, "lon": 2.35}))
+        .await;
+    assert_eq!(
+        t.instance_in("carl", "far", "completed").await["node"],
+        "yes"
+    );
+    assert_eq!(
+        t.instance_in("dora", "far", "completed").await["node"],
+        "no"
+    );
+}
+
+const HOSTILE: &str = r#"
+entry: {type: event, event: misbehave}
+start: act
+nodes:
+  act:
+    type: action
+    action: hostile
+    params:
+      mode: event.data.mode
+      url: event.data.url
+    next: fine
+  fine: {type: end}
+properties: {reentrance: {mode: always}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guests_fail_alone_with_clear_codes_while_healthy_journeys_run() {
+    let t = TestEngine::start_with(with_plugins).await;
+    t.publish("hostile", HOSTILE).await;
+    let healthy = "entry: {type: event, event: hello}\nstart: greet\nnodes:\n  greet: {type: action, action: hostile, params: {mode: '\"ok\"'}}\nproperties: {reentrance: {mode: always}}\n";
+    t.publish("healthy", healthy).await;
+
+    let cases = [
+        ("loop", "PLUGIN_TIMEOUT", None),
+        ("memory", "PLUGIN_MEMORY_LIMIT", None),
+        ("recursion", "PLUGIN_STACK_OVERFLOW", None),
+        ("trap", "PLUGIN_TRAP", None),
+        ("big_output", "PLUGIN_OUTPUT_TOO_LARGE", None),
+        (
+            "http",
+            "PLUGIN_HTTP_DENIED",
+            Some("http://not-allowed.invalid/steal"),
+        ),
+        ("file", "ACTION_FAILED", None),
+        ("env", "ACTION_FAILED", None),
+    ];
+    for (i, (mode, code, url)) in cases.iter().enumerate() {
+        let profile = format!("bad-{mode}");
+        t.event("misbehave", &profile, json!({"mode": mode, "url": url}))
+            .await;
+        // A healthy journey runs while (and after) the hostile call is under way.
+        let friend = format!("good-{i}");
+        t.event("hello", &friend, json!({})).await;
+        let ok = t.instance_in(&friend, "healthy", "completed").await;
+        assert_eq!(ok["data"]["actions"]["greet"]["ok"], true, "{ok}");
+
+        let failed = t.instance_in(&profile, "hostile", "failed").await;
+        assert_eq!(failed["end_reason"], *code, "{mode}: {failed}");
+        let steps = t.steps(failed["id"].as_str().unwrap()).await;
+        let step = steps
+            .iter()
+            .find(|s| s["node"] == "act" && s["status"] == "failed")
+            .expect("a failed step");
+        assert_eq!(step["code"], *code, "{mode}: {step}");
+        let message = step["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("root:"),
+            "{mode} leaked a file: {message}"
+        );
+        match *mode {
+            "file" => assert!(message.contains("/etc/passwd"), "{message}"),
+            "env" => assert!(message.contains("HOME"), "{message}"),
+            "http" => assert!(message.contains("not-allowed.invalid"), "{message}"),
+            _ => {}
+        }
+    }
+    let (_, health) = t.get("/healthz").await;
+    assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_that_do_not_match_the_schema_fail_validation_with_a_location() {
+    let t = TestEngine::start_with(with_plugins).await;
+    let bad = r#"
+entry: {type: event, event: e}
+start: call
+nodes:
+  call:
+    type: action
+    action: webhook
+    params:
+      method: 42
+      bogus: '"x"'
+"#;
+    let (status, body) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/journeys/validate",
+            Some(bad.as_bytes()),
+            "application/yaml",
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let problems = body["problems"].as_array().unwrap();
+    let has = |path: &str, text: &str| {
+        problems
+            .iter()
+            .any(|p| p["path"] == path && p["message"].as_str().unwrap_or("").contains(text))
+    };
+    assert!(
+        has("nodes.call.params", "missing required parameter `url`"),
+        "{body}"
+    );
+    assert!(
+        has("nodes.call.params.bogus", "unknown parameter"),
+        "{body}"
+    );
+    assert!(has("nodes.call.params.method", "42"), "{body}");
+    // A pinned version that does not exist.
+    let pinned = bad.replace("action: webhook", "action: webhook@9.9.9");
+    let (status, body) = t
+        .send(
+            reqwest::Method::POST,
+            "/v1/journeys/validate",
+            Some(pinned.as_bytes()),
+            "application/yaml",
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["location"], "nodes.call.action", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_upload_list_inspect_and_reject_bad_input() {
+    let t = TestEngine::start_with(with_plugins).await;
+    let (status, list) = t.get("/v1/plugins").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for n in ["webhook", "http-json", "std", "hostile"] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let (status, std) = t.get("/v1/plugins/std").await;
+    assert_eq!(status, 200);
+    let functions = std["versions"][0]["functions"].as_array().unwrap();
+    assert!(
+        functions.iter().any(|f| f["name"] == "geo_distance_km"),
+        "{std}"
+    );
+    assert!(
+        std["versions"][0]["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "call"),
+        "{std}"
+    );
+
+    let component = std::fs::read(format!(
+        "{}/hostile/parcours_test_hostile.wasm",
+        env!("PARCOURS_TEST_PLUGINS_DIR")
+    ))
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&component);
+    let manifest =
+        "name = \"echo\"\nversion = \"2.0.0\"\nkind = \"action\"\n[limits]\ntimeout_ms = 1000\n";
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/plugins/echo",
+            &json!({"manifest": manifest, "component": b64}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], "2.0.0");
+    // It is usable at once, pinned to its version.
+    t.publish("echoes", "entry: {type: event, event: ping}\nstart: a\nnodes:\n  a: {type: action, action: echo@2.0.0, params: {mode: '\"ok\"'}}\n").await;
+    t.event("ping", "p", json!({})).await;
+    t.instance_in("p", "echoes", "completed").await;
+
+    let bad_manifest = "name = \"echo\"\nversion = \"2\"\nkind = \"action\"\n";
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/plugins/echo",
+            &json!({"manifest": bad_manifest, "component": b64}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["location"], "version");
+    // A functions component declared as an action does not fit the world.
+    let wrong_kind = "name = \"echo\"\nversion = \"3.0.0\"\nkind = \"data-source\"\n";
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/plugins/echo",
+            &json!({"manifest": wrong_kind, "component": b64}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "INVALID_COMPONENT");
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/plugins/echo",
+            &json!({"manifest": manifest, "component": "!!"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["location"], "component");
+}
