@@ -49,10 +49,7 @@ macro_rules! to_wit {
 
 #[cfg(feature = "action")]
 to_wit!(action);
-#[cfg(all(feature = "data-source", not(feature = "action")))]
+#[cfg(feature = "data-source")]
 to_wit!(data_source);
-#[cfg(all(
-    feature = "functions",
-    not(any(feature = "action", feature = "data-source"))
-))]
+#[cfg(feature = "functions")]
 to_wit!(functions);
