@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use parcours_sdk::action::{Action, Context};
-use parcours_sdk::{Error, Value, json};
+use parcours_sdk::{Error, Value};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -61,7 +61,7 @@ impl Action for Webhook {
         if let Some(err) = status_error(resp.status) {
             return Err(err);
         }
-        Ok(json!({"status": resp.status, "body": decode_body(&resp.body)}))
+        Ok(parcours_sdk::json!({"status": resp.status, "body": decode_body(&resp.body)}))
     }
 
     #[cfg(not(target_os = "wasi"))]
@@ -77,6 +77,7 @@ parcours_sdk::export_action!(Webhook);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parcours_sdk::json;
 
     #[test]
     fn statuses_map_to_error_kinds() {
