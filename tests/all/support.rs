@@ -23,8 +23,9 @@ pub struct TestEngine {
 pub const START: &str = "2026-03-02T08:00:00Z";
 
 impl TestEngine {
+    /// An engine with the first-party plugins and the test guests installed.
     pub async fn start() -> TestEngine {
-        Self::start_with(|_| {}).await
+        Self::start_with(with_plugins).await
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut Settings)) -> TestEngine {
