@@ -1,4 +1,4 @@
-//! Builds the first-party plugins and the test guests to WebAssembly components (release,
+//! Builds the first-party plugins and the test guests to WebAssembly components (profile `guest`,
 //! `wasm32-wasip2`), so that `cargo run -- serve --examples` and `cargo test` find them
 //! without an extra step. Each plugin is built by its own cargo invocation, so that each
 //! gets the SDK with only its own world (features unify within one build).
@@ -82,7 +82,7 @@ fn main() {
         let name = Path::new(folder).file_name().expect("folder name");
         let dir = dest.join(name);
         std::fs::create_dir_all(&dir).expect("creating the plugin folder");
-        let built = target_dir.join("wasm32-wasip2/release").join(wasm);
+        let built = target_dir.join("wasm32-wasip2/guest").join(wasm);
         std::fs::copy(&built, dir.join(wasm))
             .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
         std::fs::copy(
