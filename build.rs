@@ -55,7 +55,8 @@ fn main() {
             .current_dir(&root)
             .args([
                 "build",
-                "--release",
+                "--profile",
+                "guest",
                 "--target",
                 "wasm32-wasip2",
                 "--package",
