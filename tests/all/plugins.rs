@@ -47,8 +47,33 @@ async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
             _ => Ok(axum::Json(json!({"id": id, "plan": "free"}))),
         }
     }
+    /// Fails with 503 on the first call for each id, then answers 200.
+    async fn flaky(
+        State(seen): State<Arc<Mutex<Vec<Received>>>>,
+        Path(id): Path<String>,
+        headers: HeaderMap,
+    ) -> Result<axum::Json<Value>, axum::http::StatusCode> {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let mut seen = seen.lock().unwrap();
+        let path = format!("/flaky/{id}");
+        let earlier = seen.iter().filter(|r| r.path == path).count();
+        seen.push(Received {
+            path,
+            headers,
+            body: Value::Null,
+        });
+        if earlier == 0 {
+            Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        } else {
+            Ok(axum::Json(json!({"ok": true})))
+        }
+    }
     let app = axum::Router::new()
         .route("/users/{id}", axum::routing::get(user))
+        .route("/flaky/{id}", axum::routing::post(flaky))
         .route("/{*path}", axum::routing::any(hook))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -419,4 +444,56 @@ async fn plugins_upload_list_inspect_and_reject_bad_input() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["location"], "component");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_failures_are_retried_with_the_same_idempotency_key() {
+    let (server, seen) = test_server().await;
+    let t = TestEngine::start().await;
+    let def = format!(
+        r#"
+entry: {{type: event, event: order}}
+start: notify
+nodes:
+  notify:
+    type: action
+    action: webhook
+    params:
+      url: '`{server}/flaky/${{profile.id}}`'
+    retry: {{max_attempts: 3, backoff: PT10S}}
+    next: done
+  done: {{type: end}}
+"#
+    );
+    t.publish("flaky", &def).await;
+    t.event("order", "zoe", json!({})).await;
+    let waiting = t.instance_in("zoe", "flaky", "waiting").await;
+    assert_eq!(waiting["node"], "notify");
+    assert_eq!(waiting["wake_at"], "2026-03-02T08:00:10Z", "{waiting}");
+    t.advance(jiff::Span::new().seconds(10));
+    let done = t.instance_in("zoe", "flaky", "completed").await;
+    let requests: Vec<Received> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/flaky/zoe")
+        .cloned()
+        .collect();
+    assert_eq!(requests.len(), 2);
+    let key = |r: &Received| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == "idempotency-key")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(key(&requests[0]), key(&requests[1]));
+    let steps = t.steps(done["id"].as_str().unwrap()).await;
+    let notify: Vec<&Value> = steps.iter().filter(|s| s["node"] == "notify").collect();
+    assert_eq!(notify[0]["status"], "waiting");
+    assert_eq!(
+        notify[0]["detail"]["outcome"]["error"]["code"],
+        "ACTION_RETRYABLE"
+    );
+    assert_eq!(notify[1]["status"], "passed");
+    assert_eq!(notify[1]["detail"]["attempt"], 2);
 }

@@ -250,15 +250,18 @@ impl Action {
             deadline,
             params: params.clone(),
         };
+        let started = std::time::Instant::now();
         let result = match tokio::time::timeout(timeout, executor.call(&call)).await {
             Ok(r) => r,
             Err(_) => Err(ActionError::Timeout {
                 after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             }),
         };
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let detail = |outcome: Value| {
             json!({
                 "action": self.action,
+                "duration_ms": duration_ms,
                 "attempt": attempt,
                 "idempotency_key": call.idempotency_key,
                 "params": params,

@@ -23,7 +23,7 @@ use crate::actions::ActionRegistry;
 use crate::compile::{Cx, Journey, NodeRef};
 use std::sync::Arc;
 
-use crate::expr::{CallInfo, EvalEnv, EvalError, Expr, ExprEngine, ScopeData};
+use crate::expr::{CallInfo, EvalEnv, EvalError, Expr, ExprEngine, PluginCallLog, ScopeData};
 use crate::model::{Event, NodeDef};
 use crate::runtime::instance::Instance;
 use crate::settings::Settings;
@@ -97,6 +97,8 @@ pub struct StepCx<'a> {
     pub exprs: &'a mut ExprEngine,
     pub actions: &'a ActionRegistry,
     pub settings: &'a Settings,
+    /// Plugin calls (look-ups, functions) made by this node's expressions.
+    pub plugin_calls: PluginCallLog,
 }
 
 impl StepCx<'_> {
@@ -110,8 +112,33 @@ impl StepCx<'_> {
                 node_id: self.node_id.to_string(),
                 instance_id: self.instance.id.clone(),
                 profile_id: self.instance.profile_id.clone(),
+                calls: Some(self.plugin_calls.clone()),
             })),
         }
+    }
+
+    /// Adds the plugin calls this node made to its outcome's details.
+    fn attach_plugin_calls(&self, mut outcome: Outcome) -> Outcome {
+        let calls =
+            std::mem::take(&mut *self.plugin_calls.lock().unwrap_or_else(|p| p.into_inner()));
+        if calls.is_empty() {
+            return outcome;
+        }
+        match &mut outcome.detail {
+            Some(Value::Object(map)) => {
+                map.insert("plugin_calls".into(), Value::Array(calls));
+            }
+            other => {
+                let previous = other.take();
+                let mut map = serde_json::Map::new();
+                if let Some(p) = previous {
+                    map.insert("detail".into(), p);
+                }
+                map.insert("plugin_calls".into(), Value::Array(calls));
+                *other = Some(Value::Object(map));
+            }
+        }
+        outcome
     }
 
     fn journey_value(&self) -> Value {
@@ -205,15 +232,18 @@ macro_rules! node_kinds {
             }
 
             pub async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
-                match self { $(NodeKind::$variant(a) => a.enter(cx).await),* }
+                let outcome = match self { $(NodeKind::$variant(a) => a.enter(cx).await),* };
+                cx.attach_plugin_calls(outcome)
             }
 
             pub async fn on_timer(&self, cx: &mut StepCx<'_>) -> Outcome {
-                match self { $(NodeKind::$variant(a) => a.on_timer(cx).await),* }
+                let outcome = match self { $(NodeKind::$variant(a) => a.on_timer(cx).await),* };
+                cx.attach_plugin_calls(outcome)
             }
 
             pub fn on_event(&self, cx: &mut StepCx<'_>, event: &Event) -> Option<Outcome> {
-                match self { $(NodeKind::$variant(a) => a.on_event(cx, event)),* }
+                let outcome = match self { $(NodeKind::$variant(a) => a.on_event(cx, event)),* };
+                outcome.map(|o| cx.attach_plugin_calls(o))
             }
         }
 

@@ -89,7 +89,13 @@ pub struct CallInfo {
     pub node_id: String,
     pub instance_id: String,
     pub profile_id: String,
+    /// Where plugin calls made by the evaluation are recorded (plugin, what, duration,
+    /// outcome), for the node's step event.
+    pub calls: Option<PluginCallLog>,
 }
+
+/// A shared list of plugin calls made while a node runs.
+pub type PluginCallLog = Arc<std::sync::Mutex<Vec<Value>>>;
 
 /// Functions and data sources that live outside the engine (plugins). Calls are
 /// synchronous from the expression's point of view.
@@ -99,7 +105,13 @@ pub trait ExternalFunctions: Send + Sync {
     /// (module, function, number of parameters) for every function.
     fn signatures(&self) -> Vec<(String, String, usize)>;
     /// Calls `module::name(args...)`.
-    fn call(&self, module: &str, name: &str, args: Vec<Value>) -> Result<Value, String>;
+    fn call(
+        &self,
+        module: &str,
+        name: &str,
+        args: Vec<Value>,
+        call: &CallInfo,
+    ) -> Result<Value, String>;
     /// Looks a key up in a data source.
     fn lookup(&self, source: &str, key: &str, call: &CallInfo) -> Result<Option<Value>, String>;
 }
@@ -331,41 +343,66 @@ fn register_external(engine: &mut Engine, external: Option<Arc<dyn ExternalFunct
         let ext = ext.clone();
         let (m, n) = (module.clone(), name.clone());
         let (module_name, name_for_log) = (module.clone(), name.clone());
-        let call = move |args: Vec<Dynamic>| -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        let call = move |ctx: rhai::NativeCallContext,
+                         args: Vec<Dynamic>|
+              -> Result<Dynamic, Box<rhai::EvalAltResult>> {
             let args = args
                 .iter()
                 .map(|a| dynamic_to_json(a).map_err(|e| e.0))
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = ext.call(&m, &n, args)?;
+            let info = ctx
+                .tag()
+                .and_then(|t| t.clone().try_cast::<EvalEnv>())
+                .and_then(|env| env.call)
+                .unwrap_or_default();
+            let out = ext.call(&m, &n, args, &info)?;
             json_to_dynamic(&out).map_err(|e| e.0.into())
         };
         let module = modules.entry(module).or_default();
         type D = Dynamic;
         match arity {
             0 => {
-                module.set_native_fn(name, move || call(vec![]));
+                module.set_native_fn(name, move |ctx: rhai::NativeCallContext| call(ctx, vec![]));
             }
             1 => {
-                module.set_native_fn(name, move |a: D| call(vec![a]));
+                module.set_native_fn(name, move |ctx: rhai::NativeCallContext, a: D| {
+                    call(ctx, vec![a])
+                });
             }
             2 => {
-                module.set_native_fn(name, move |a: D, b: D| call(vec![a, b]));
+                module.set_native_fn(name, move |ctx: rhai::NativeCallContext, a: D, b: D| {
+                    call(ctx, vec![a, b])
+                });
             }
             3 => {
-                module.set_native_fn(name, move |a: D, b: D, c: D| call(vec![a, b, c]));
+                module.set_native_fn(
+                    name,
+                    move |ctx: rhai::NativeCallContext, a: D, b: D, c: D| call(ctx, vec![a, b, c]),
+                );
             }
             4 => {
-                module.set_native_fn(name, move |a: D, b: D, c: D, d: D| call(vec![a, b, c, d]));
+                module.set_native_fn(
+                    name,
+                    move |ctx: rhai::NativeCallContext, a: D, b: D, c: D, d: D| {
+                        call(ctx, vec![a, b, c, d])
+                    },
+                );
             }
             5 => {
-                module.set_native_fn(name, move |a: D, b: D, c: D, d: D, e: D| {
-                    call(vec![a, b, c, d, e])
-                });
+                module.set_native_fn(
+                    name,
+                    move |ctx: rhai::NativeCallContext, a: D, b: D, c: D, d: D, e: D| {
+                        call(ctx, vec![a, b, c, d, e])
+                    },
+                );
             }
             6 => {
-                module.set_native_fn(name, move |a: D, b: D, c: D, d: D, e: D, f: D| {
-                    call(vec![a, b, c, d, e, f])
-                });
+                module.set_native_fn(
+                    name,
+                    move |ctx: rhai::NativeCallContext, a: D, b: D, c: D, d: D, e: D, f: D| {
+                        call(ctx, vec![a, b, c, d, e, f])
+                    },
+                );
             }
             _ => {
                 tracing::warn!(module = %module_name, function = %name_for_log, "functions with more than 6 parameters cannot be called from expressions")

@@ -192,6 +192,8 @@ impl PluginHost {
             CallState::new(grants.clone(), limits.memory_bytes),
         );
         store.limiter(|s| &mut s.limiter);
+        // Bytes a guest may hand the host in one host call (log lines, HTTP bodies).
+        store.set_hostcall_fuel(limits.max_output_bytes.max(4 << 20));
         let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::bindings::types::{CallContext, PluginError};
@@ -390,6 +390,24 @@ fn plugin_error(e: &PluginError) -> String {
     }
 }
 
+/// Notes a plugin call on the evaluating node's step event.
+fn record(info: &CallInfo, call: Value) {
+    if let Some(log) = &info.calls {
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() < 100 {
+            log.push(call);
+        }
+    }
+}
+
+fn outcome_of<T>(result: &Result<Result<T, PluginError>, Fault>) -> String {
+    match result {
+        Ok(Ok(_)) => "ok".into(),
+        Ok(Err(e)) => format!("error: {}", plugin_error(e)),
+        Err(f) => f.code.to_string(),
+    }
+}
+
 fn call_context(info: &CallInfo, deadline: Duration) -> CallContext {
     CallContext {
         journey_id: info.journey_id.clone(),
@@ -422,7 +440,13 @@ impl ExternalFunctions for PluginRegistry {
             .collect()
     }
 
-    fn call(&self, module: &str, name: &str, args: Vec<Value>) -> Result<Value, String> {
+    fn call(
+        &self,
+        module: &str,
+        name: &str,
+        args: Vec<Value>,
+        info: &CallInfo,
+    ) -> Result<Value, String> {
         let plugin = self
             .get(module)
             .filter(|p| p.manifest.kind == Kind::Functions)
@@ -438,6 +462,15 @@ impl ExternalFunctions for PluginRegistry {
             name.to_string(),
             args,
         ));
+        record(
+            info,
+            json!({
+                "plugin": format!("{}@{}", plugin.manifest.name, plugin.manifest.version),
+                "function": name,
+                "duration_us": called.elapsed.as_micros() as u64,
+                "outcome": outcome_of(&called.result),
+            }),
+        );
         match called.result {
             Ok(Ok(text)) => serde_json::from_str(&text)
                 .map_err(|e| format!("{module}::{name} returned invalid JSON: {e}")),
@@ -453,6 +486,10 @@ impl ExternalFunctions for PluginRegistry {
             if let Some(hit) = cache.get(&cache_key)
                 && hit.until > Instant::now()
             {
+                record(
+                    info,
+                    json!({"plugin": source, "lookup": key, "duration_us": 0, "outcome": "cached"}),
+                );
                 return Ok(hit.value.clone());
             }
         }
@@ -469,6 +506,15 @@ impl ExternalFunctions for PluginRegistry {
                 self.host
                     .fetch(pre, &plugin.grants, &plugin.limits, ctx, key.to_string()),
             );
+        record(
+            info,
+            json!({
+                "plugin": format!("{}@{}", plugin.manifest.name, plugin.manifest.version),
+                "lookup": key,
+                "duration_us": called.elapsed.as_micros() as u64,
+                "outcome": outcome_of(&called.result),
+            }),
+        );
         let found = match called.result {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => return Err(format!("lookup({source:?}): {}", plugin_error(&e))),

@@ -239,6 +239,7 @@ impl Partition {
                 exprs: &mut self.exprs,
                 actions: &self.shared.actions,
                 settings: &self.shared.settings,
+                plugin_calls: Default::default(),
             };
             node.kind.on_event(&mut cx, event)
         };
@@ -302,6 +303,7 @@ impl Partition {
                     node_id: "entry".into(),
                     instance_id: String::new(),
                     profile_id: event.profile_id.clone(),
+                    calls: None,
                 })),
             };
             let data = ScopeData {
@@ -374,6 +376,7 @@ impl Partition {
                 exprs: &mut self.exprs,
                 actions: &self.shared.actions,
                 settings: &self.shared.settings,
+                plugin_calls: Default::default(),
             };
             journey.nodes[start].kind.enter(&mut cx).await
         };
@@ -478,6 +481,7 @@ impl Partition {
                 exprs: &mut self.exprs,
                 actions: &self.shared.actions,
                 settings: &self.shared.settings,
+                plugin_calls: Default::default(),
             };
             journey.nodes[node_ref].kind.on_timer(&mut cx).await
         };
@@ -607,6 +611,7 @@ impl Partition {
                         exprs: &mut self.exprs,
                         actions: &self.shared.actions,
                         settings: &self.shared.settings,
+                        plugin_calls: Default::default(),
                     };
                     outcome = node.kind.enter(&mut cx).await;
                 }
