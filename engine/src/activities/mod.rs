@@ -23,7 +23,9 @@ use crate::actions::ActionRegistry;
 use crate::compile::{Cx, Journey, NodeRef};
 use std::sync::Arc;
 
-use crate::expr::{CallInfo, EvalEnv, EvalError, Expr, ExprEngine, PluginCallLog, ScopeData};
+use crate::expr::{
+    CallInfo, EvalEnv, EvalError, Expr, ExprEngine, LookupMemo, PluginCallLog, ScopeData,
+};
 use crate::model::{Event, NodeDef};
 use crate::runtime::instance::Instance;
 use crate::settings::Settings;
@@ -99,6 +101,8 @@ pub struct StepCx<'a> {
     pub settings: &'a Settings,
     /// Plugin calls (look-ups, functions) made by this node's expressions.
     pub plugin_calls: PluginCallLog,
+    /// The instance's look-up cache while the node runs (written back after).
+    pub lookups: LookupMemo,
 }
 
 impl StepCx<'_> {
@@ -113,12 +117,22 @@ impl StepCx<'_> {
                 instance_id: self.instance.id.clone(),
                 profile_id: self.instance.profile_id.clone(),
                 calls: Some(self.plugin_calls.clone()),
+                lookups: Some(self.lookups.clone()),
             })),
         }
     }
 
-    /// Adds the plugin calls this node made to its outcome's details.
-    fn attach_plugin_calls(&self, mut outcome: Outcome) -> Outcome {
+    /// Adds the plugin calls this node made to its outcome's details, and keeps the
+    /// look-ups it made in the instance.
+    fn attach_plugin_calls(&mut self, mut outcome: Outcome) -> Outcome {
+        let lookups = self
+            .lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if lookups.len() != self.instance.data.lookups.len() {
+            self.instance.data.lookups = lookups;
+        }
         let calls =
             std::mem::take(&mut *self.plugin_calls.lock().unwrap_or_else(|p| p.into_inner()));
         if calls.is_empty() {

@@ -92,7 +92,13 @@ pub struct CallInfo {
     /// Where plugin calls made by the evaluation are recorded (plugin, what, duration,
     /// outcome), for the node's step event.
     pub calls: Option<PluginCallLog>,
+    /// Look-ups this instance already made (`source\u{1f}key` -> record): an instance sees
+    /// one answer per key for its whole life, whatever the connector's TTL.
+    pub lookups: Option<LookupMemo>,
 }
+
+/// An instance's remembered look-ups.
+pub type LookupMemo = Arc<std::sync::Mutex<serde_json::Map<String, Value>>>;
 
 /// A shared list of plugin calls made while a node runs.
 pub type PluginCallLog = Arc<std::sync::Mutex<Vec<Value>>>;

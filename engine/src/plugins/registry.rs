@@ -480,6 +480,38 @@ impl ExternalFunctions for PluginRegistry {
     }
 
     fn lookup(&self, source: &str, key: &str, info: &CallInfo) -> Result<Option<Value>, String> {
+        let memo_key = format!("{source}\u{1f}{key}");
+        if let Some(memo) = &info.lookups
+            && let Some(v) = memo
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&memo_key)
+        {
+            record(
+                info,
+                json!({"plugin": source, "lookup": key, "duration_us": 0, "outcome": "cached"}),
+            );
+            return Ok((!v.is_null()).then(|| v.clone()));
+        }
+        let value = self.fetch_shared(source, key, info)?;
+        if let Some(memo) = &info.lookups {
+            let mut memo = memo.lock().unwrap_or_else(|p| p.into_inner());
+            if memo.len() < 100 {
+                memo.insert(memo_key, value.clone().unwrap_or(Value::Null));
+            }
+        }
+        Ok(value)
+    }
+}
+
+impl PluginRegistry {
+    /// A look-up through the TTL cache shared by all instances.
+    fn fetch_shared(
+        &self,
+        source: &str,
+        key: &str,
+        info: &CallInfo,
+    ) -> Result<Option<Value>, String> {
         let cache_key = (source.to_string(), key.to_string());
         {
             let cache = self.lookups.lock().unwrap_or_else(|p| p.into_inner());

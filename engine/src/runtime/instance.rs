@@ -68,6 +68,9 @@ pub struct InstanceData {
     /// Attempt number of the action the instance is on (1 for the first call).
     #[serde(default)]
     pub attempt: u32,
+    /// Data-source answers, by `source\u{1f}key`: the instance's own cache.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub lookups: Map<String, Value>,
 }
 
 /// One instance.

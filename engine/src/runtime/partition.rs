@@ -228,19 +228,17 @@ impl Partition {
         let tz = instance_tz(&journey, work.timezone.as_deref());
         let mut patches = Vec::new();
         let outcome = {
-            let mut cx = StepCx {
-                journey: &journey,
-                node_id: &node_id,
-                instance: &mut inst,
-                profile: &mut work.doc,
-                profile_patches: &mut patches,
+            let mut cx = step_cx(
+                &self.shared,
+                &mut self.exprs,
+                &journey,
+                &node_id,
+                &mut inst,
+                &mut work.doc,
+                &mut patches,
                 now,
-                tz: &tz,
-                exprs: &mut self.exprs,
-                actions: &self.shared.actions,
-                settings: &self.shared.settings,
-                plugin_calls: Default::default(),
-            };
+                &tz,
+            );
             node.kind.on_event(&mut cx, event)
         };
         let Some(outcome) = outcome else { return };
@@ -304,6 +302,7 @@ impl Partition {
                     instance_id: String::new(),
                     profile_id: event.profile_id.clone(),
                     calls: None,
+                    lookups: None,
                 })),
             };
             let data = ScopeData {
@@ -365,19 +364,17 @@ impl Partition {
         });
         let mut patches = Vec::new();
         let outcome = {
-            let mut cx = StepCx {
+            let mut cx = step_cx(
+                &self.shared,
+                &mut self.exprs,
                 journey,
-                node_id: &journey.nodes[start].id,
-                instance: &mut inst,
-                profile: &mut work.doc,
-                profile_patches: &mut patches,
+                &journey.nodes[start].id,
+                &mut inst,
+                &mut work.doc,
+                &mut patches,
                 now,
-                tz: &tz,
-                exprs: &mut self.exprs,
-                actions: &self.shared.actions,
-                settings: &self.shared.settings,
-                plugin_calls: Default::default(),
-            };
+                &tz,
+            );
             journey.nodes[start].kind.enter(&mut cx).await
         };
         self.drive(
@@ -470,19 +467,17 @@ impl Partition {
         let node_id = journey.nodes[node_ref].id.clone();
         let mut patches = Vec::new();
         let outcome = {
-            let mut cx = StepCx {
-                journey: &journey,
-                node_id: &node_id,
-                instance: &mut inst,
-                profile: &mut work.doc,
-                profile_patches: &mut patches,
+            let mut cx = step_cx(
+                &self.shared,
+                &mut self.exprs,
+                &journey,
+                &node_id,
+                &mut inst,
+                &mut work.doc,
+                &mut patches,
                 now,
-                tz: &tz,
-                exprs: &mut self.exprs,
-                actions: &self.shared.actions,
-                settings: &self.shared.settings,
-                plugin_calls: Default::default(),
-            };
+                &tz,
+            );
             journey.nodes[node_ref].kind.on_timer(&mut cx).await
         };
         self.drive(batch, &journey, inst, node_ref, outcome, None, patches, now)
@@ -600,19 +595,17 @@ impl Partition {
                         break;
                     };
                     let tz = instance_tz(journey, work.timezone.as_deref());
-                    let mut cx = StepCx {
+                    let mut cx = step_cx(
+                        &self.shared,
+                        &mut self.exprs,
                         journey,
-                        node_id: &node.id,
-                        instance: &mut inst,
-                        profile: &mut work.doc,
-                        profile_patches: &mut patches,
+                        &node.id,
+                        &mut inst,
+                        &mut work.doc,
+                        &mut patches,
                         now,
-                        tz: &tz,
-                        exprs: &mut self.exprs,
-                        actions: &self.shared.actions,
-                        settings: &self.shared.settings,
-                        plugin_calls: Default::default(),
-                    };
+                        &tz,
+                    );
                     outcome = node.kind.enter(&mut cx).await;
                 }
             }
@@ -663,6 +656,36 @@ impl Partition {
             }
         }
         batch.mark_dirty(&profile_id, &id);
+    }
+}
+
+/// What a node sees while it runs; its look-up cache starts from the instance's.
+#[allow(clippy::too_many_arguments)]
+fn step_cx<'a>(
+    shared: &'a Shared,
+    exprs: &'a mut ExprEngine,
+    journey: &'a Journey,
+    node_id: &'a str,
+    instance: &'a mut Instance,
+    profile: &'a mut Value,
+    patches: &'a mut Vec<Value>,
+    now: Timestamp,
+    tz: &'a TimeZone,
+) -> StepCx<'a> {
+    let lookups = Arc::new(std::sync::Mutex::new(instance.data.lookups.clone()));
+    StepCx {
+        journey,
+        node_id,
+        instance,
+        profile,
+        profile_patches: patches,
+        now,
+        tz,
+        exprs,
+        actions: &shared.actions,
+        settings: &shared.settings,
+        plugin_calls: Default::default(),
+        lookups,
     }
 }
 
