@@ -1,0 +1,112 @@
+//! Micro-benchmarks, each beside its floor measured in the same run:
+//! - an inline condition as a compiled rhai expression vs the same logic as a native
+//!   closure over the same JSON;
+//! - an action plugin call on a fresh isolated instance (the engine's way) vs a call of
+//!   the built-in `log` action (no WebAssembly: the floor of the executor path).
+//!
+//! `cargo bench --bench micro`
+
+use std::sync::Arc;
+
+use parcours_engine::actions::{ActionCall, ActionRegistry};
+use parcours_engine::expr::{EvalEnv, ExprEngine, ScopeData};
+use parcours_engine::plugins::{PluginHost, PluginRegistry};
+use parcours_engine::settings::{ExprLimits, PluginSettings};
+use serde_json::{Value, json};
+
+fn main() {
+    divan::main();
+}
+
+const CONDITION: &str = r#"event.data.amount > 100 && profile.tier == "gold" && event.data.items.len() >= 2"#;
+
+fn inputs() -> (Value, Value) {
+    (
+        json!({"type": "order", "data": {"amount": 150, "items": ["a", "b", "c"]}}),
+        json!({"tier": "gold", "email": "a@example.com"}),
+    )
+}
+
+fn env() -> EvalEnv {
+    EvalEnv {
+        now: "2026-03-02T08:00:00Z".parse().expect("time"),
+        tz: jiff::tz::TimeZone::UTC,
+        call: None,
+    }
+}
+
+#[divan::bench]
+fn condition_rhai_compiled(bencher: divan::Bencher) {
+    let mut ee = ExprEngine::new(&ExprLimits::default());
+    let expr = ee.compile(CONDITION).expect("compiles");
+    let (event, profile) = inputs();
+    let env = env();
+    bencher.bench_local(|| {
+        let data = ScopeData {
+            event: Some(&event),
+            profile: Some(&profile),
+            ..Default::default()
+        };
+        ee.eval_bool(&expr, &data, &env).expect("evaluates")
+    });
+}
+
+#[divan::bench]
+fn condition_native_closure_floor(bencher: divan::Bencher) {
+    let (event, profile) = inputs();
+    let cond = |e: &Value, p: &Value| {
+        e["data"]["amount"].as_f64().unwrap_or(0.0) > 100.0
+            && p["tier"] == "gold"
+            && e["data"]["items"].as_array().map_or(0, Vec::len) >= 2
+    };
+    bencher.bench_local(|| cond(divan::black_box(&event), divan::black_box(&profile)));
+}
+
+fn call() -> ActionCall {
+    ActionCall {
+        action: "hostile".into(),
+        journey_id: "bench".into(),
+        version: 1,
+        node_id: "act".into(),
+        instance_id: "i".into(),
+        profile_id: "p".into(),
+        attempt: 1,
+        idempotency_key: "i:act:1".into(),
+        deadline: jiff::Timestamp::now(),
+        params: json!({"mode": "ok", "url": "https://example.com/hooks/abc", "body": {"email": "a@example.com", "plan": "pro", "amount": 150}}),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[divan::bench]
+fn plugin_call_fresh_instance(bencher: divan::Bencher) {
+    let rt = runtime();
+    let actions = ActionRegistry::default();
+    let settings = PluginSettings {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        ..PluginSettings::default()
+    };
+    let host = Arc::new(PluginHost::new(&settings).expect("host"));
+    let registry = PluginRegistry::new(host, actions.clone());
+    rt.block_on(registry.load_dir(std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR"))))
+        .expect("plugins");
+    let entry = actions.resolve("hostile").expect("hostile plugin");
+    let call = call();
+    bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
+#[divan::bench]
+fn plugin_call_builtin_floor(bencher: divan::Bencher) {
+    let rt = runtime();
+    let actions = ActionRegistry::with_builtins();
+    let entry = actions.resolve("log").expect("log");
+    let call = call();
+    bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
