@@ -18,7 +18,8 @@ fn main() {
     divan::main();
 }
 
-const CONDITION: &str = r#"event.data.amount > 100 && profile.tier == "gold" && event.data.items.len() >= 2"#;
+const CONDITION: &str =
+    r#"event.data.amount > 100 && profile.tier == "gold" && event.data.items.len() >= 2"#;
 
 fn inputs() -> (Value, Value) {
     (

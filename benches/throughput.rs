@@ -32,7 +32,10 @@ properties: {reentrance: {mode: always}}
 "#;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn events(run: &str, n: usize) -> Vec<Event> {
@@ -81,9 +84,20 @@ async fn main() -> anyhow::Result<()> {
         db_path: dir.path().join("engine.db"),
         ..Settings::default()
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.db_path, 4, settings.store_commit_batch)?);
-    let engine = Engine::with_parts(settings, Arc::new(SystemClock), store.clone(), ActionRegistry::with_builtins()).await?;
-    let def = parse_journey(JOURNEY.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+        &settings.db_path,
+        4,
+        settings.store_commit_batch,
+    )?);
+    let engine = Engine::with_parts(
+        settings,
+        Arc::new(SystemClock),
+        store.clone(),
+        ActionRegistry::with_builtins(),
+    )
+    .await?;
+    let def =
+        parse_journey(JOURNEY.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
     engine.runtime().publish_definition("bench", &def).await?;
 
     let all = events("run", n);
@@ -120,9 +134,7 @@ async fn main() -> anyhow::Result<()> {
     let processed = started.elapsed();
     let rate = n as f64 / processed.as_secs_f64();
     println!("events: {n}, batch: {batch}");
-    println!(
-        "floor (durable accept only):           {floor:>10.0} events/s"
-    );
+    println!("floor (durable accept only):           {floor:>10.0} events/s");
     println!(
         "engine (accept + 3-node journey):      {rate:>10.0} events/s  ({:.2}x floor; accepted in {:.2}s, processed in {:.2}s)",
         rate / floor,

@@ -75,16 +75,19 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({"journeys": items})))
 }
 
+async fn journey_record(app: &AppState, id: &str) -> Result<crate::store::JourneyRecord, ApiError> {
+    app.runtime
+        .store()
+        .get_journey(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("journey {id:?} does not exist")))
+}
+
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = app
-        .runtime
-        .store()
-        .get_journey(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("journey {id:?} does not exist")))?;
+    let record = journey_record(&app, &id).await?;
     Ok(Json(
         serde_json::to_value(record).map_err(ApiError::internal)?,
     ))
@@ -130,12 +133,7 @@ pub async fn validate_draft(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = app
-        .runtime
-        .store()
-        .get_journey(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("journey {id:?} does not exist")))?;
+    let record = journey_record(&app, &id).await?;
     let draft = record
         .draft
         .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no draft")))?;
