@@ -165,34 +165,40 @@ impl StepCx<'_> {
         })
     }
 
+    /// Evaluates with a scope holding only what `expr` reads.
     fn with_scope<T>(
         &mut self,
+        expr: &Expr,
         f: impl FnOnce(&mut ExprEngine, &ScopeData<'_>, &EvalEnv) -> Result<T, EvalError>,
     ) -> Result<T, EvalError> {
         let env = self.env();
-        let journey = self.journey_value();
-        let events = Value::Object(self.instance.data.events.clone());
-        let actions = Value::Object(self.instance.data.actions.clone());
+        let journey = expr.uses("journey").then(|| self.journey_value());
+        let events = expr
+            .uses("events")
+            .then(|| Value::Object(self.instance.data.events.clone()));
+        let actions = expr
+            .uses("actions")
+            .then(|| Value::Object(self.instance.data.actions.clone()));
         let data = ScopeData {
             event: Some(&self.instance.data.event),
-            events: Some(&events),
+            events: events.as_ref(),
             profile: Some(self.profile),
-            journey: Some(&journey),
-            actions: Some(&actions),
+            journey: journey.as_ref(),
+            actions: actions.as_ref(),
         };
         f(self.exprs, &data, &env)
     }
 
     pub fn eval_bool(&mut self, expr: &Expr) -> Result<bool, EvalError> {
-        self.with_scope(|ee, data, env| ee.eval_bool(expr, data, env))
+        self.with_scope(expr, |ee, data, env| ee.eval_bool(expr, data, env))
     }
 
     pub fn eval_json(&mut self, expr: &Expr) -> Result<Value, EvalError> {
-        self.with_scope(|ee, data, env| ee.eval_json(expr, data, env))
+        self.with_scope(expr, |ee, data, env| ee.eval_json(expr, data, env))
     }
 
     pub fn eval_datetime(&mut self, expr: &Expr) -> Result<Timestamp, EvalError> {
-        self.with_scope(|ee, data, env| ee.eval_datetime(expr, data, env))
+        self.with_scope(expr, |ee, data, env| ee.eval_datetime(expr, data, env))
     }
 }
 

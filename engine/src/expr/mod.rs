@@ -28,12 +28,35 @@ pub const SCOPE_NAMES: [&str; 5] = ["event", "events", "profile", "journey", "ac
 pub struct Expr {
     src: Arc<str>,
     ast: Arc<AST>,
+    /// Which of [`SCOPE_NAMES`] the source mentions (bit i for name i): only those are
+    /// converted into the scope at each evaluation.
+    uses: u8,
 }
 
 impl Expr {
     pub fn source(&self) -> &str {
         &self.src
     }
+
+    /// Whether the expression may read the scope variable `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        SCOPE_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|i| self.uses & (1 << i) != 0)
+    }
+}
+
+/// The scope names that appear as whole words in `src`. Over-approximates (a name in a
+/// string literal counts), never misses: rhai identifiers are ASCII word characters.
+fn scope_names_used(src: &str) -> u8 {
+    let mut mask = 0;
+    for word in src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if let Some(i) = SCOPE_NAMES.iter().position(|n| *n == word) {
+            mask |= 1 << i;
+        }
+    }
+    mask
 }
 
 impl fmt::Debug for Expr {
@@ -133,7 +156,8 @@ pub struct ScopeData<'a> {
 }
 
 impl ScopeData<'_> {
-    fn to_scope(&self) -> Result<Scope<'static>, EvalError> {
+    /// The rhai scope for `expr`: only the variables it uses are converted.
+    fn to_scope(&self, expr: &Expr) -> Result<Scope<'static>, EvalError> {
         let mut scope = Scope::new();
         let entries = [
             ("event", self.event),
@@ -142,7 +166,10 @@ impl ScopeData<'_> {
             ("journey", self.journey),
             ("actions", self.actions),
         ];
-        for (name, value) in entries {
+        for (i, (name, value)) in entries.into_iter().enumerate() {
+            if expr.uses & (1 << i) == 0 {
+                continue;
+            }
             let value = match value {
                 Some(v) => json_to_dynamic(v)?,
                 None => Dynamic::from_map(rhai::Map::new()),
@@ -233,6 +260,7 @@ impl ExprEngine {
             Ok(ast) => Ok(Expr {
                 src: src.into(),
                 ast: Arc::new(ast),
+                uses: scope_names_used(src),
             }),
             Err(err) => Err(SyntaxError {
                 line: err.1.line().unwrap_or(1),
@@ -249,7 +277,7 @@ impl ExprEngine {
         data: &ScopeData<'_>,
         env: &EvalEnv,
     ) -> Result<Dynamic, EvalError> {
-        let mut scope = data.to_scope()?;
+        let mut scope = data.to_scope(expr)?;
         self.engine.set_default_tag(Dynamic::from(env.clone()));
         self.operations.store(0, Ordering::Relaxed);
         self.engine
@@ -470,6 +498,16 @@ mod tests {
             ..Default::default()
         };
         assert!(ee.eval_bool(&expr, &data, &env()).unwrap());
+    }
+
+    #[test]
+    fn only_mentioned_scope_names_count_as_used() {
+        let ee = ExprEngine::new(&ExprLimits::default());
+        let e = ee
+            .compile("events.order.data.n > 1 && profile.vip")
+            .unwrap();
+        assert!(e.uses("events") && e.uses("profile"));
+        assert!(!e.uses("event") && !e.uses("actions") && !e.uses("journey"));
     }
 
     #[test]
