@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -152,5 +151,4 @@ async fn sigkill_after_accepting_loses_nothing_and_waits_fire_after_restart() {
         assert_eq!(notified, 1, "p{n}: {steps}");
     }
     server.kill();
-    let _ = Duration::ZERO;
 }

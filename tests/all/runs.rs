@@ -167,12 +167,11 @@ async fn update_profile_and_sticky_split() {
     assert_eq!(note.params["tier"], "gold");
 
     // Small orders are split; the same profile always gets the same branch.
-    for round in 0..3 {
+    for _ in 0..3 {
         let id = t
             .event("order_placed", "minnow", json!({"amount": 5}))
             .await;
         t.processed(&id).await;
-        let _ = round;
     }
     let branches: Vec<String> = t
         .log_calls()
