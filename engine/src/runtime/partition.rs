@@ -25,7 +25,7 @@ use crate::expr::time::add_span;
 use crate::expr::{CallInfo, EvalEnv, ExprEngine, ScopeData};
 use crate::ids;
 use crate::model::Event;
-use crate::store::{DueTimer, JourneyStatus, WriteBatch};
+use crate::store::{DueTimer, JourneyStatus, ProfileState, WriteBatch};
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
     tokio::spawn(async move {
@@ -56,6 +56,22 @@ struct ProfileWork {
     last_entered: HashMap<String, Timestamp>,
 }
 
+impl ProfileWork {
+    fn new(profile_id: &str, state: ProfileState) -> Self {
+        let (exists, doc, timezone) = match &state.profile {
+            Some(p) => (true, p.to_json(), p.timezone.clone()),
+            None => (false, json!({"id": profile_id}), None),
+        };
+        ProfileWork {
+            exists,
+            doc,
+            timezone,
+            instances: state.live,
+            last_entered: state.last_entered,
+        }
+    }
+}
+
 /// Everything one batch has read and changed.
 #[derive(Default)]
 struct Batch {
@@ -81,13 +97,14 @@ impl Partition {
         let mut msgs = Vec::with_capacity(max);
         while rx.recv_many(&mut msgs, max).await > 0 {
             let set = self.shared.journeys.snapshot();
+            let mut batch = Batch::default();
+            self.preload(&mut batch, &msgs).await;
             if let Some(ext) = &self.shared.external
                 && ext.generation() != self.exprs.generation()
             {
                 // Plugins were installed: rebuild with their functions.
                 self.exprs = self.shared.exprs();
             }
-            let mut batch = Batch::default();
             for msg in msgs.drain(..) {
                 let result = match msg {
                     Msg::Event(event) => self.on_event(&set, &mut batch, event).await,
@@ -129,27 +146,45 @@ impl Partition {
         }
     }
 
+    /// Reads the state of every profile the messages touch, in one store round trip.
+    async fn preload(&self, batch: &mut Batch, msgs: &[Msg]) {
+        let mut ids: Vec<String> = msgs
+            .iter()
+            .map(|m| match m {
+                Msg::Event(e) => e.profile_id.clone(),
+                Msg::Timer(t, _) => t.profile_id.clone(),
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        match self.shared.store.profile_states(ids).await {
+            Ok(states) => {
+                for (id, state) in states {
+                    batch
+                        .profiles
+                        .insert(id.clone(), ProfileWork::new(&id, state));
+                }
+            }
+            // Each message loads its own profile then (and reports a lasting failure).
+            Err(e) => tracing::warn!(partition = self.index, error = %e, "batch read failed"),
+        }
+    }
+
     async fn load<'b>(
         &self,
         batch: &'b mut Batch,
         profile_id: &str,
     ) -> anyhow::Result<&'b mut ProfileWork> {
         if !batch.profiles.contains_key(profile_id) {
-            let state = self.shared.store.profile_state(profile_id).await?;
-            let (exists, doc, timezone) = match &state.profile {
-                Some(p) => (true, p.to_json(), p.timezone.clone()),
-                None => (false, json!({"id": profile_id}), None),
-            };
-            batch.profiles.insert(
-                profile_id.to_string(),
-                ProfileWork {
-                    exists,
-                    doc,
-                    timezone,
-                    instances: state.live,
-                    last_entered: state.last_entered,
-                },
-            );
+            let mut states = self
+                .shared
+                .store
+                .profile_states(vec![profile_id.to_string()])
+                .await?;
+            let state = states.remove(profile_id).unwrap_or_default();
+            batch
+                .profiles
+                .insert(profile_id.to_string(), ProfileWork::new(profile_id, state));
         }
         batch
             .profiles

@@ -142,7 +142,11 @@ pub trait Store: Send + Sync + 'static {
     async fn unprocessed_events(&self, after: i64, limit: usize) -> Result<Vec<(i64, Event)>>;
     async fn get_event(&self, id: &str) -> Result<Option<EventRecord>>;
 
-    async fn profile_state(&self, profile_id: &str) -> Result<ProfileState>;
+    /// The state of several profiles, read together (one round trip for a batch).
+    async fn profile_states(
+        &self,
+        profile_ids: Vec<String>,
+    ) -> Result<HashMap<String, ProfileState>>;
     /// Timers due at `now`, earliest first.
     async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<DueTimer>>;
     /// The earliest pending timer.

@@ -5,6 +5,7 @@ mod rows;
 mod schema;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -155,6 +156,33 @@ fn load_profile(conn: &Connection, id: &str) -> rusqlite::Result<Option<Profile>
     .optional()
 }
 
+/// What a partition needs of one profile: the profile, its live instances, and when it
+/// last entered each journey.
+fn load_profile_state(conn: &Connection, id: &str) -> rusqlite::Result<ProfileState> {
+    let profile = load_profile(conn, id)?;
+    let live = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM instances WHERE profile_id = ?1 AND status IN ('active', 'waiting') \
+             ORDER BY entered_at",
+            rows::INSTANCE_COLUMNS
+        ))?
+        .query_map([id], rows::instance)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut last_entered = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT journey_id, MAX(entered_at) FROM instances WHERE profile_id = ?1 GROUP BY journey_id",
+    )?;
+    let mut q = stmt.query([id])?;
+    while let Some(r) = q.next()? {
+        last_entered.insert(r.get::<_, String>(0)?, from_ts(r.get(1)?)?);
+    }
+    Ok(ProfileState {
+        profile,
+        live,
+        last_entered,
+    })
+}
+
 fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<JourneyRecord>> {
     let row = conn
         .prepare_cached(
@@ -275,31 +303,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn profile_state(&self, profile_id: &str) -> Result<ProfileState> {
-        let id = profile_id.to_string();
+    async fn profile_states(
+        &self,
+        profile_ids: Vec<String>,
+    ) -> Result<HashMap<String, ProfileState>> {
         self.read(move |conn| {
-            let profile = load_profile(conn, &id)?;
-            let live = conn
-                .prepare_cached(&format!(
-                    "SELECT {} FROM instances WHERE profile_id = ?1 AND status IN ('active', 'waiting') \
-                     ORDER BY entered_at",
-                    rows::INSTANCE_COLUMNS
-                ))?
-                .query_map([&id], rows::instance)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut last_entered = std::collections::HashMap::new();
-            let mut stmt = conn.prepare_cached(
-                "SELECT journey_id, MAX(entered_at) FROM instances WHERE profile_id = ?1 GROUP BY journey_id",
-            )?;
-            let mut q = stmt.query([&id])?;
-            while let Some(r) = q.next()? {
-                last_entered.insert(r.get::<_, String>(0)?, from_ts(r.get(1)?)?);
+            let mut out = HashMap::with_capacity(profile_ids.len());
+            for id in profile_ids {
+                let state = load_profile_state(conn, &id)?;
+                out.insert(id, state);
             }
-            Ok(ProfileState {
-                profile,
-                live,
-                last_entered,
-            })
+            Ok(out)
         })
         .await
     }
