@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch; one file per command group.
 
+mod bench;
 mod event;
 mod journey;
 mod plugin;
@@ -33,6 +34,8 @@ enum Command {
     /// Create and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Load-test an engine over HTTP against a bare HTTP server (the floor).
+    Bench(bench::BenchArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -41,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Journey(cmd) => journey::run(cmd).await,
         Command::Event(cmd) => event::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 
