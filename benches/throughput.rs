@@ -16,20 +16,8 @@ use parcours_engine::store::sqlite::SqliteStore;
 use parcours_engine::{Engine, Settings, SystemClock};
 use serde_json::json;
 
-const JOURNEY: &str = r#"
-entry: {type: event, event: order}
-start: big
-nodes:
-  big:
-    type: condition
-    branches:
-      - when: 'event.data.amount > 100'
-        next: thank
-    otherwise: done
-  thank: {type: action, action: log, params: {amount: event.data.amount}, next: done}
-  done: {type: end}
-properties: {reentrance: {mode: always}}
-"#;
+/// The 3-node journey of every throughput benchmark.
+const JOURNEY: &str = include_str!("journey.yaml");
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -39,20 +39,8 @@ pub struct BenchArgs {
     body: String,
 }
 
-const JOURNEY: &str = r#"
-entry: {type: event, event: order}
-start: big
-nodes:
-  big:
-    type: condition
-    branches:
-      - when: 'event.data.amount > 100'
-        next: thank
-    otherwise: done
-  thank: {type: action, action: log, params: {amount: event.data.amount}, next: done}
-  done: {type: end}
-properties: {reentrance: {mode: always}}
-"#;
+/// The 3-node journey of every throughput benchmark.
+const JOURNEY: &str = include_str!("../../benches/journey.yaml");
 
 /// What one load run measured.
 struct Report {
