@@ -95,7 +95,7 @@ pub struct StepCx<'a> {
     pub profile_patches: &'a mut Vec<Value>,
     pub now: Timestamp,
     /// The zone for waits and time expressions (the journey's or the profile's).
-    pub tz: &'a TimeZone,
+    pub tz: TimeZone,
     pub exprs: &'a mut ExprEngine,
     pub actions: &'a ActionRegistry,
     pub settings: &'a Settings,
@@ -103,6 +103,9 @@ pub struct StepCx<'a> {
     pub plugin_calls: PluginCallLog,
     /// The instance's look-up cache while the node runs (written back after).
     pub lookups: LookupMemo,
+    /// Who the node's expressions run for (built once per node, shared by its
+    /// evaluations); holds `plugin_calls` and `lookups`.
+    pub call: Arc<CallInfo>,
 }
 
 impl StepCx<'_> {
@@ -110,15 +113,7 @@ impl StepCx<'_> {
         EvalEnv {
             now: self.now,
             tz: self.tz.clone(),
-            call: Some(Arc::new(CallInfo {
-                journey_id: self.journey.id.clone(),
-                version: self.journey.version,
-                node_id: self.node_id.to_string(),
-                instance_id: self.instance.id.clone(),
-                profile_id: self.instance.profile_id.clone(),
-                calls: Some(self.plugin_calls.clone()),
-                lookups: Some(self.lookups.clone()),
-            })),
+            call: Some(self.call.clone()),
         }
     }
 

@@ -132,7 +132,7 @@ impl Activity for Reaction {
 
     async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
         let wake_at = match self.timeout {
-            Some(span) => match add_span(cx.now, span, cx.tz) {
+            Some(span) => match add_span(cx.now, span, &cx.tz) {
                 Ok(at) => Some(at),
                 Err(e) => return Outcome::fail("EXPR_EVAL", e, None),
             },

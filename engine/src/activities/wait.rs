@@ -95,8 +95,8 @@ impl WaitDef {
 impl Wait {
     fn wake_at(&self, cx: &mut StepCx<'_>) -> Result<Timestamp, String> {
         match &self.wait_for {
-            WaitFor::Duration(span) => add_span(cx.now, *span, cx.tz),
-            WaitFor::Until(text) => parse_datetime(text, cx.tz),
+            WaitFor::Duration(span) => add_span(cx.now, *span, &cx.tz),
+            WaitFor::Until(text) => parse_datetime(text, &cx.tz),
             WaitFor::UntilExpr(expr) => cx.eval_datetime(expr).map_err(|e| e.to_string()),
         }
     }

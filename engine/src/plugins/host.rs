@@ -27,7 +27,7 @@ use super::bindings::functions::FunctionsPre;
 use super::bindings::types::{CallContext, FunctionSignature, Lookup, PluginError};
 use super::bindings::{host, types};
 use super::manifest::Kind;
-use super::state::{CallState, Grants, LogLine};
+use super::state::{CallState, Grants};
 use crate::settings::PluginSettings;
 
 /// A component ready to be instantiated, by kind.
@@ -53,10 +53,9 @@ pub struct Fault {
     pub message: String,
 }
 
-/// What a call gave: the plugin's own answer, or a fault; and its log lines.
+/// What a call gave: the plugin's own answer, or a fault; and how long it took.
 pub struct Called<T> {
     pub result: Result<Result<T, PluginError>, Fault>,
-    pub logs: Vec<LogLine>,
     pub elapsed: Duration,
 }
 
@@ -282,10 +281,8 @@ impl PluginHost {
             }),
             Ok(Ok(r)) => Ok(r),
         };
-        let logs = std::mem::take(&mut store.data_mut().logs);
         Called {
             result,
-            logs,
             elapsed: started.elapsed(),
         }
     }

@@ -53,15 +53,6 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// One log line a plugin wrote.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LogLine {
-    pub level: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fields: Option<serde_json::Value>,
-}
-
 /// The `T` of a call's `Store<T>`.
 pub struct CallState {
     wasi: WasiCtx,
@@ -71,13 +62,22 @@ pub struct CallState {
     pub limiter: Limiter,
     pub grants: Arc<Grants>,
     pub denied_host: Arc<Mutex<Option<String>>>,
-    pub logs: Vec<LogLine>,
 }
 
-/// Most log lines one call keeps.
-const MAX_LOG_LINES: usize = 100;
-/// Longest log message kept, in bytes.
+/// Longest log message or field text written, in bytes.
 const MAX_LOG_BYTES: usize = 4096;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 impl CallState {
     pub fn new(grants: Arc<Grants>, max_memory: usize) -> Self {
@@ -100,7 +100,6 @@ impl CallState {
             },
             grants,
             denied_host: denied,
-            logs: Vec::new(),
         }
     }
 }
@@ -132,23 +131,9 @@ impl host::Host for CallState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        let mut message = message;
-        if message.len() > MAX_LOG_BYTES {
-            let mut end = MAX_LOG_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
-        let fields = serde_json::from_str(&fields).ok();
-        tracing::info!(target: "parcours::plugin", plugin = %self.grants.plugin, level, %message, "plugin log");
-        if self.logs.len() < MAX_LOG_LINES {
-            self.logs.push(LogLine {
-                level,
-                message,
-                fields,
-            });
-        }
+        let message = truncated(message, MAX_LOG_BYTES);
+        let fields = truncated(fields, MAX_LOG_BYTES);
+        tracing::info!(target: "parcours::plugin", plugin = %self.grants.plugin, level, %message, %fields, "plugin log");
     }
 
     fn config(&mut self, key: String) -> Option<String> {

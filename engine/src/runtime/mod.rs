@@ -226,19 +226,16 @@ impl Runtime {
             .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
         let def: JourneyDef = serde_path_to_error::deserialize(&draft)
             .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))?;
-        self.validate(id, &def).map_err(JourneyError::Invalid)?;
-        let value = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
+        self.publish_compiled(id, &def).await
+    }
+
+    /// Compiles `def` once, stores it as a new version (and as the draft), and makes it
+    /// take new entries.
+    async fn publish_compiled(&self, id: &str, def: &JourneyDef) -> Result<u32, JourneyError> {
+        let mut journey = self.validate(id, def).map_err(JourneyError::Invalid)?;
+        let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
         let version = self.shared.store.publish(id, value, self.now()).await?;
-        let exprs = self.shared.exprs();
-        let journey = compile(
-            &def,
-            id,
-            version,
-            &exprs,
-            &self.catalog(),
-            &self.shared.settings,
-        )
-        .map_err(JourneyError::Invalid)?;
+        journey.version = version;
         self.shared
             .journeys
             .add_version(Arc::new(journey), JourneyStatus::Live);
@@ -252,7 +249,6 @@ impl Runtime {
         id: &str,
         def: &JourneyDef,
     ) -> Result<Published, JourneyError> {
-        self.validate(id, def).map_err(JourneyError::Invalid)?;
         let snapshot = self.shared.journeys.snapshot();
         if let Some(latest) = snapshot
             .get(id)
@@ -262,8 +258,7 @@ impl Runtime {
         {
             return Ok(Published::Unchanged(latest.version));
         }
-        self.put_draft(id, def).await?;
-        self.publish(id).await.map(Published::New)
+        self.publish_compiled(id, def).await.map(Published::New)
     }
 
     /// Stops a journey: no new entries, and its live instances end.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use indexmap::IndexSet;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
@@ -22,7 +23,7 @@ use super::{Msg, Shared, entry};
 use crate::activities::{Move, Outcome, StepCx};
 use crate::compile::{Journey, NodeRef};
 use crate::expr::time::add_span;
-use crate::expr::{CallInfo, EvalEnv, ExprEngine, ScopeData};
+use crate::expr::{CallInfo, EvalEnv, ExprEngine, PluginCallLog, ScopeData};
 use crate::ids;
 use crate::model::Event;
 use crate::store::{DueTimer, JourneyStatus, ProfileState, WriteBatch};
@@ -76,7 +77,8 @@ impl ProfileWork {
 #[derive(Default)]
 struct Batch {
     profiles: HashMap<String, ProfileWork>,
-    dirty: Vec<(String, String)>,
+    /// (profile, instance) pairs changed in this batch, in order.
+    dirty: IndexSet<(String, String)>,
     write: WriteBatch,
     acks: Vec<oneshot::Sender<()>>,
     new_timer: bool,
@@ -84,10 +86,8 @@ struct Batch {
 
 impl Batch {
     fn mark_dirty(&mut self, profile_id: &str, instance_id: &str) {
-        let key = (profile_id.to_string(), instance_id.to_string());
-        if !self.dirty.contains(&key) {
-            self.dirty.push(key);
-        }
+        self.dirty
+            .insert((profile_id.to_string(), instance_id.to_string()));
     }
 }
 
@@ -260,7 +260,6 @@ impl Partition {
             return;
         }
         let mut inst = work.instances[pos].clone();
-        let tz = instance_tz(&journey, work.timezone.as_deref());
         let mut patches = Vec::new();
         let outcome = {
             let mut cx = step_cx(
@@ -269,10 +268,9 @@ impl Partition {
                 &journey,
                 &node_id,
                 &mut inst,
-                &mut work.doc,
+                work,
                 &mut patches,
                 now,
-                &tz,
             );
             node.kind.on_event(&mut cx, event)
         };
@@ -405,10 +403,9 @@ impl Partition {
                 journey,
                 &journey.nodes[start].id,
                 &mut inst,
-                &mut work.doc,
+                work,
                 &mut patches,
                 now,
-                &tz,
             );
             journey.nodes[start].kind.enter(&mut cx).await
         };
@@ -498,7 +495,6 @@ impl Partition {
         let Some(work) = batch.profiles.get_mut(&timer.profile_id) else {
             return Ok(());
         };
-        let tz = instance_tz(&journey, work.timezone.as_deref());
         let node_id = journey.nodes[node_ref].id.clone();
         let mut patches = Vec::new();
         let outcome = {
@@ -508,10 +504,9 @@ impl Partition {
                 &journey,
                 &node_id,
                 &mut inst,
-                &mut work.doc,
+                work,
                 &mut patches,
                 now,
-                &tz,
             );
             journey.nodes[node_ref].kind.on_timer(&mut cx).await
         };
@@ -629,17 +624,15 @@ impl Partition {
                     let Some(work) = batch.profiles.get_mut(&profile_id) else {
                         break;
                     };
-                    let tz = instance_tz(journey, work.timezone.as_deref());
                     let mut cx = step_cx(
                         &self.shared,
                         &mut self.exprs,
                         journey,
                         &node.id,
                         &mut inst,
-                        &mut work.doc,
+                        work,
                         &mut patches,
                         now,
-                        &tz,
                     );
                     outcome = node.kind.enter(&mut cx).await;
                 }
@@ -694,7 +687,8 @@ impl Partition {
     }
 }
 
-/// What a node sees while it runs; its look-up cache starts from the instance's.
+/// What a node sees while it runs: the zone follows the journey (or the profile), and
+/// the look-up cache starts from the instance's.
 #[allow(clippy::too_many_arguments)]
 fn step_cx<'a>(
     shared: &'a Shared,
@@ -702,25 +696,35 @@ fn step_cx<'a>(
     journey: &'a Journey,
     node_id: &'a str,
     instance: &'a mut Instance,
-    profile: &'a mut Value,
+    work: &'a mut ProfileWork,
     patches: &'a mut Vec<Value>,
     now: Timestamp,
-    tz: &'a TimeZone,
 ) -> StepCx<'a> {
+    let plugin_calls = PluginCallLog::default();
     let lookups = Arc::new(std::sync::Mutex::new(instance.data.lookups.clone()));
+    let call = Arc::new(CallInfo {
+        journey_id: journey.id.clone(),
+        version: journey.version,
+        node_id: node_id.to_string(),
+        instance_id: instance.id.clone(),
+        profile_id: instance.profile_id.clone(),
+        calls: Some(plugin_calls.clone()),
+        lookups: Some(lookups.clone()),
+    });
     StepCx {
         journey,
         node_id,
         instance,
-        profile,
+        tz: instance_tz(journey, work.timezone.as_deref()),
+        profile: &mut work.doc,
         profile_patches: patches,
         now,
-        tz,
         exprs,
         actions: &shared.actions,
         settings: &shared.settings,
-        plugin_calls: Default::default(),
+        plugin_calls,
         lookups,
+        call,
     }
 }
 
