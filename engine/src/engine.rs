@@ -13,7 +13,7 @@ use anyhow::Context;
 use crate::actions::ActionRegistry;
 use crate::clock::Clock;
 use crate::expr::ExternalFunctions;
-use crate::model::{Format, parse_journey};
+use crate::model::{Format, parse_journey, parse_resources};
 use crate::plugins::{PluginHost, PluginRegistry};
 use crate::runtime::{Published, Runtime};
 use crate::settings::Settings;
@@ -86,6 +86,30 @@ impl Engine {
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await?;
+        Ok(())
+    }
+
+    /// Creates or replaces the audiences and capping rules of a resources file.
+    pub async fn apply_resources(&self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Format::Json,
+            _ => Format::Yaml,
+        };
+        let resources = parse_resources(&text, format)
+            .map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))?;
+        for (id, rule) in resources.capping_rules {
+            self.runtime
+                .put_capping_rule(&id, serde_json::to_value(rule)?)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: capping_rules.{id}: {e}", path.display()))?;
+        }
+        for (name, audience) in resources.audiences {
+            self.runtime
+                .put_audience(&name, serde_json::to_value(audience)?)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: audiences.{name}: {e}", path.display()))?;
+        }
         Ok(())
     }
 

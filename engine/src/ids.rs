@@ -19,6 +19,13 @@ pub fn instance_id(journey_id: &str, version: u32, profile_id: &str, event_id: &
     Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
 }
 
+/// The id of an audience run: derived from its journey and what caused it (a schedule
+/// occurrence, a business event), so a run is created once however often it is asked.
+pub fn run_id(journey_id: &str, version: u32, cause: &str) -> String {
+    let name = format!("run\u{1f}{journey_id}\u{1f}{version}\u{1f}{cause}");
+    Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// A stable 64-bit hash (FNV-1a) for partitioning and sticky splits; unlike `std`'s
 /// hasher it never changes between builds or processes.
 pub fn stable_hash(parts: &[&str]) -> u64 {

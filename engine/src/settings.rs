@@ -120,6 +120,18 @@ pub struct Settings {
     pub plugin_dirs: Vec<PathBuf>,
     /// Plugin host limits.
     pub plugins: PluginSettings,
+    /// Profiles per second a read-audience or business-event journey enters unless its
+    /// entry sets `rate`.
+    pub read_audience_rate: u32,
+    /// Largest profile import body (`POST /v1/profiles/import`), in bytes.
+    pub max_import_bytes: usize,
+    /// Most audiences; every profile write evaluates every predicate audience.
+    pub max_audiences: usize,
+    /// Most rounds of audience re-evaluation after one profile write (journeys entered on
+    /// a transition may change the profile again).
+    pub max_audience_rounds: u32,
+    /// Segment write keys accepted by `/v1/segment/*` (Basic auth user name).
+    pub segment_write_keys: Vec<String>,
 }
 
 impl Default for Settings {
@@ -144,6 +156,11 @@ impl Default for Settings {
             expr: ExprLimits::default(),
             plugin_dirs: Vec::new(),
             plugins: PluginSettings::default(),
+            read_audience_rate: 5_000,
+            max_import_bytes: 64 * 1024 * 1024,
+            max_audiences: 200,
+            max_audience_rounds: 8,
+            segment_write_keys: Vec::new(),
         }
     }
 }

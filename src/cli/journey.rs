@@ -9,10 +9,10 @@ use parcours_engine::actions::ActionRegistry;
 use parcours_engine::compile::compile;
 use std::sync::Arc;
 
+use parcours_engine::compile::Catalog;
 use parcours_engine::expr::{ExprEngine, ExternalFunctions};
-use parcours_engine::model::{Format, JourneyDef, parse_journey};
+use parcours_engine::model::{Format, JourneyDef, parse_journey, parse_resources};
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
-use parcours_engine::runtime::catalog;
 
 use super::{DEFAULT_SERVER, answer};
 
@@ -28,6 +28,9 @@ pub enum JourneyCommand {
         /// Also the first-party plugins.
         #[arg(long)]
         builtin_plugins: bool,
+        /// Audiences and capping rules the journeys may refer to (repeatable).
+        #[arg(long = "resources", value_name = "FILE")]
+        resources: Vec<PathBuf>,
     },
     /// Upload a definition as the draft of its journey and publish it.
     Publish {
@@ -61,6 +64,7 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             files,
             mut plugin_dirs,
             builtin_plugins,
+            resources,
         } => {
             let settings = Settings::default();
             let actions = ActionRegistry::with_builtins();
@@ -82,7 +86,20 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
                 external = Some(registry);
             }
             let exprs = ExprEngine::with_functions(&settings.expr, external);
-            let catalog = catalog(&actions);
+            let mut audiences = std::collections::BTreeSet::new();
+            let mut capping_rules = std::collections::BTreeSet::new();
+            for file in &resources {
+                let text = std::fs::read(file)?;
+                let r = parse_resources(&text, format_of(file))
+                    .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
+                audiences.extend(r.audiences.into_keys());
+                capping_rules.extend(r.capping_rules.into_keys());
+            }
+            let catalog = Catalog {
+                actions: actions.clone(),
+                audiences: Arc::new(audiences),
+                capping_rules: Arc::new(capping_rules),
+            };
             let mut failed = false;
             for path in files {
                 let text = match std::fs::read(&path) {

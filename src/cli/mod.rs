@@ -4,6 +4,7 @@ mod bench;
 mod event;
 mod journey;
 mod plugin;
+mod profile;
 mod serve;
 
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ enum Command {
     /// Send events to a running engine.
     #[command(subcommand)]
     Event(event::EventCommand),
+    /// Import profiles into a running engine.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Create and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -44,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Journey(cmd) => journey::run(cmd).await,
         Command::Event(cmd) => event::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Profile(cmd) => profile::run(cmd).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

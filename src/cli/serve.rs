@@ -19,6 +19,18 @@ pub struct ServeArgs {
     /// Publish the example journeys of `examples/journeys` at start.
     #[arg(long)]
     examples: bool,
+    /// Create the audiences and capping rules of this file at start, before journeys
+    /// (repeatable; `--examples` adds `examples/resources.yaml`).
+    #[arg(long = "resources", value_name = "FILE")]
+    resources: Vec<PathBuf>,
+    /// A Segment write key accepted by `/v1/segment/*` (repeatable, or comma-separated
+    /// in the environment variable).
+    #[arg(
+        long = "segment-write-key",
+        env = "PARCOURS_SEGMENT_WRITE_KEYS",
+        value_delimiter = ','
+    )]
+    segment_write_keys: Vec<String>,
     /// Publish the journeys of this folder at start (repeatable).
     #[arg(long = "journeys", value_name = "DIR")]
     journey_dirs: Vec<PathBuf>,
@@ -46,14 +58,14 @@ pub struct ServeArgs {
     expr_max_operations: Option<u64>,
 }
 
-/// Where the example journeys are: beside the current folder, or in the source tree this
-/// binary was built from.
+/// Where the examples are: beside the current folder, or in the source tree this binary
+/// was built from.
 fn examples_dir() -> PathBuf {
-    let here = PathBuf::from("examples/journeys");
-    if here.is_dir() {
+    let here = PathBuf::from("examples");
+    if here.join("journeys").is_dir() {
         return here;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/journeys")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -86,12 +98,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.plugin_dirs.push(super::builtin_plugins_dir());
     }
     settings.plugin_dirs.extend(args.plugin_dirs);
+    settings.segment_write_keys = args.segment_write_keys;
     let listen = settings.listen;
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
 
+    let mut resources = args.resources;
     let mut dirs = args.journey_dirs;
     if args.examples {
-        dirs.insert(0, examples_dir());
+        resources.insert(0, examples_dir().join("resources.yaml"));
+        dirs.insert(0, examples_dir().join("journeys"));
+    }
+    for file in resources {
+        engine.apply_resources(&file).await?;
+        tracing::info!("resources from {}", file.display());
     }
     for dir in dirs {
         for (id, published) in engine.publish_folder(&dir).await? {

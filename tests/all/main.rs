@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. Journeys run end to end through
 //! the HTTP API on a test clock; the restart and CLI tests run the real `parcours` binary.
 
+mod audiences;
 mod cli;
 mod journeys_api;
 mod plugins;

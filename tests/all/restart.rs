@@ -21,13 +21,19 @@ const JOURNEY: &str = r#"{
   "properties": {"reentrance": {"mode": "always"}}
 }"#;
 
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts `parcours serve` on `dir/engine.db` with the journeys of `dir/journeys` and
+    /// extra arguments.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_parcours"))
             .args([
                 "serve",
@@ -40,6 +46,7 @@ impl Server {
             .arg(dir.join("engine.db"))
             .arg("--journeys")
             .arg(dir.join("journeys"))
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -62,13 +69,13 @@ impl Server {
         Server { child, base }
     }
 
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reap");
     }
 }
 
-async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
+pub async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
     match client.get(url).send().await {
         Ok(r) => {
             let s = r.status().as_u16();

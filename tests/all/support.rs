@@ -134,9 +134,14 @@ impl TestEngine {
         body["version"].as_u64().expect("version") as u32
     }
 
-    /// Publishes the example journeys of the repository.
+    /// Applies the example resources and publishes the example journeys of the repository.
     pub async fn publish_examples(&self) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/journeys");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        self.engine
+            .apply_resources(&examples.join("resources.yaml"))
+            .await
+            .expect("example resources");
+        let dir = examples.join("journeys");
         self.engine
             .publish_folder(&dir)
             .await

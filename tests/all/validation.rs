@@ -59,9 +59,9 @@ async fn invalid_definitions_are_rejected_with_located_problems() {
             "RFC 3339",
         ),
         (
-            "entry: {type: read_audience, audience: all}\nstart: a\nnodes:\n  a: {type: end}\n",
-            "entry.type",
-            "not available",
+            "entry: {type: read_audience, audience: all, schedule: {type: daily, at: '9h'}}\nstart: a\nnodes:\n  a: {type: end}\n",
+            "entry.schedule.at",
+            "not a local time",
         ),
         (
             "entry: {type: event, event: e}\nstart: a\nnodes:\n  a: {type: action, action: sms, next: b}\n  b: {type: end}\n",
@@ -162,7 +162,7 @@ async fn bad_events_get_4xx_with_location_and_batches_are_all_or_nothing() {
     ]});
     let (status, body) = t.post_json("/v1/events", &batch).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["location"], "events[1]");
+    assert_eq!(body["location"], "events[1].profile_id");
     assert!(
         body["message"].as_str().unwrap().contains("profile_id"),
         "{body}"

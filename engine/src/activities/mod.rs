@@ -10,6 +10,7 @@
 pub mod action;
 pub mod condition;
 pub mod end;
+pub mod jump;
 pub mod reaction;
 pub mod split;
 pub mod update_profile;
@@ -37,6 +38,14 @@ pub enum Move {
     Goto(Option<NodeRef>),
     /// Stay on this node until the timer fires or an event arrives.
     Pause { wake_at: Option<Timestamp> },
+    /// Enter the profile into another journey with `data`, then go to `next`; if it
+    /// cannot enter, take `on_error` (or end the instance as failed).
+    Jump {
+        journey: String,
+        data: Value,
+        next: Option<NodeRef>,
+        on_error: Option<NodeRef>,
+    },
     /// The node failed: take `on_error`, or end the instance as failed.
     Fail {
         code: &'static str,
@@ -278,5 +287,6 @@ node_kinds! {
     Reaction(reaction::Reaction, "reaction"),
     Action(action::Action, "action"),
     UpdateProfile(update_profile::UpdateProfile, "update_profile"),
+    Jump(jump::Jump, "jump"),
     End(end::End, "end"),
 }

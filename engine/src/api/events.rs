@@ -1,26 +1,37 @@
-//! `POST /v1/events` (one event, an array, or `{"events": [...]}`) and `GET /v1/events/{id}`.
+//! `POST /v1/events` (one event, an array, or `{"events": [...]}`; native or CloudEvents),
+//! `POST /v1/business-events`, and `GET /v1/events/{id}`.
 //!
 //! A batch is all or nothing: if any event is invalid, none is accepted, and the error
 //! names the event (`events[3].profile_id`). An answer of 202 means every event is durable.
+//! An event may name its profile by an alias (`identity`), resolved here before it is
+//! stored.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::cloudevents;
 use super::error::{Body, from_value, parse_json};
 use super::{ApiError, AppState};
 use crate::ids::new_event_id;
-use crate::model::{Event, EventInput};
+use crate::model::{BusinessEventInput, Event, EventInput};
 
 /// Longest event id, type or profile id accepted.
 const MAX_ID_BYTES: usize = 256;
 
 pub async fn post_events(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let settings = app.runtime.settings();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let cloud = content_type.starts_with(cloudevents::STRUCTURED)
+        || content_type.starts_with(cloudevents::BATCH);
     let value: Value = parse_json(&body)?;
     let (items, prefix): (Vec<Value>, &str) = match value {
         Value::Array(items) => (items, ""),
@@ -87,8 +98,13 @@ pub async fn post_events(
             )
             .at(here));
         }
+        let item = if cloud || cloudevents::is_cloud_event(&item) {
+            cloudevents::to_native(item, &here)?
+        } else {
+            item
+        };
         let input: EventInput = from_value(item, &here)?;
-        events.push(validate(input, &here, now)?);
+        events.push(validate(&app, input, &here, now).await?);
     }
 
     let fresh = app.runtime.store().ingest(events.clone()).await?;
@@ -111,40 +127,134 @@ pub async fn post_events(
     ))
 }
 
-fn validate(input: EventInput, here: &str, now: jiff::Timestamp) -> Result<Event, ApiError> {
-    let field = |name: &str| super::error::join(here, name);
-    let check = |value: &str, name: &str| -> Result<(), ApiError> {
-        if value.trim().is_empty() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_EVENT",
-                format!("`{name}` must not be empty"),
-            )
-            .at(field(name)));
-        }
-        if value.len() > MAX_ID_BYTES {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_EVENT",
-                format!("`{name}` is longer than {MAX_ID_BYTES} bytes"),
-            )
-            .at(field(name)));
-        }
-        Ok(())
-    };
-    check(&input.event_type, "type")?;
-    check(&input.profile_id, "profile_id")?;
-    if let Some(id) = &input.id {
-        check(id, "id")?;
+fn check_text(value: &str, at: String, name: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_EVENT",
+            format!("`{name}` must not be empty"),
+        )
+        .at(at));
     }
+    if value.len() > MAX_ID_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_EVENT",
+            format!("`{name}` is longer than {MAX_ID_BYTES} bytes"),
+        )
+        .at(at));
+    }
+    Ok(())
+}
+
+async fn validate(
+    app: &AppState,
+    input: EventInput,
+    here: &str,
+    now: jiff::Timestamp,
+) -> Result<Event, ApiError> {
+    let field = |name: &str| super::error::join(here, name);
+    check_text(&input.event_type, field("type"), "type")?;
+    if let Some(id) = &input.id {
+        check_text(id, field("id"), "id")?;
+    }
+    let profile_id = match (input.profile_id, input.identity) {
+        (Some(id), _) => {
+            check_text(&id, field("profile_id"), "profile_id")?;
+            id
+        }
+        (None, Some(identity)) => {
+            check_text(
+                &identity.namespace,
+                field("identity.namespace"),
+                "namespace",
+            )?;
+            check_text(&identity.value, field("identity.value"), "value")?;
+            app.runtime
+                .store()
+                .resolve_identity(&identity.namespace, &identity.value)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "UNKNOWN_IDENTITY",
+                        format!(
+                            "no profile has the {} alias {:?}",
+                            identity.namespace, identity.value
+                        ),
+                    )
+                    .at(field("identity"))
+                })?
+        }
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_EVENT",
+                "name the profile with `profile_id` or `identity`",
+            )
+            .at(field("profile_id")));
+        }
+    };
     Ok(Event {
         id: input.id.unwrap_or_else(new_event_id),
         event_type: input.event_type,
-        profile_id: input.profile_id,
+        profile_id,
         timestamp: input.timestamp.unwrap_or(now),
         received_at: now,
         data: input.data,
     })
+}
+
+/// `POST /v1/business-events`: an event with no profile. Every live business-event
+/// journey for its type whose `when` holds starts a run over its audience; the answer
+/// (202) lists the runs, which are durable with the event.
+pub async fn post_business_event(
+    State(app): State<AppState>,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let settings = app.runtime.settings();
+    if body.len() > settings.max_event_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "EVENT_TOO_LARGE",
+            format!(
+                "the event is {} bytes; the limit is {} (max_event_bytes)",
+                body.len(),
+                settings.max_event_bytes
+            ),
+        ));
+    }
+    let input: BusinessEventInput = parse_json(&body)?;
+    check_text(&input.event_type, "type".into(), "type")?;
+    if let Some(id) = &input.id {
+        check_text(id, "id".into(), "id")?;
+    }
+    let now = app.runtime.now();
+    let event = Event {
+        id: input.id.unwrap_or_else(new_event_id),
+        event_type: input.event_type,
+        profile_id: String::new(),
+        timestamp: input.timestamp.unwrap_or(now),
+        received_at: now,
+        data: input.data,
+    };
+    let id = event.id.clone();
+    match app.runtime.business_event(event).await? {
+        Some(runs) => {
+            let runs: Vec<Value> = runs
+                .iter()
+                .map(|r| json!({"run_id": r.id, "journey_id": r.journey_id, "version": r.version, "audience": r.audience}))
+                .collect();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": id, "status": "accepted", "runs": runs})),
+            ))
+        }
+        None => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "status": "duplicate", "runs": []})),
+        )),
+    }
 }
 
 /// The event, whether it was processed, and what it did: entries, discards with their

@@ -4,6 +4,8 @@
 //! error shape `{code, message, location}` and status codes. Handlers never hold state of
 //! their own and never touch SQL: they call the [`Runtime`] and the [`crate::store::Store`].
 
+mod audiences;
+mod cloudevents;
 mod error;
 mod events;
 mod health;
@@ -11,6 +13,7 @@ mod instances;
 mod journeys;
 mod plugins;
 mod profiles;
+mod segment;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,22 +37,45 @@ pub struct AppState {
 pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
     let max_body = runtime.settings().max_body_bytes;
     let max_plugin = runtime.settings().max_plugin_bytes;
+    let max_import = runtime.settings().max_import_bytes;
     let state = AppState { runtime, plugins };
     let uploads = Router::new()
         .route("/v1/plugins/{name}", put(plugins::put).get(plugins::get))
         .layer(DefaultBodyLimit::max(max_plugin));
+    let imports = Router::new()
+        .route("/v1/profiles/import", post(profiles::import))
+        .layer(DefaultBodyLimit::max(max_import));
     Router::new()
         .merge(uploads)
+        .merge(imports)
         .route("/v1/plugins", get(plugins::list))
         .route("/healthz", get(health::healthz))
         .route("/v1/events", post(events::post_events))
         .route("/v1/events/{id}", get(events::get_event))
+        .route("/v1/business-events", post(events::post_business_event))
+        .route("/v1/segment/{kind}", post(segment::call))
+        .route("/v1/segment/v1/{kind}", post(segment::call))
         .route(
             "/v1/profiles/{id}",
             get(profiles::get_profile)
                 .put(profiles::put_profile)
-                .patch(profiles::patch_profile),
+                .patch(profiles::patch_profile)
+                .delete(profiles::delete_profile),
         )
+        .route("/v1/profiles/{id}/audiences", get(profiles::audiences))
+        .route("/v1/audiences", get(audiences::list))
+        .route(
+            "/v1/audiences/{name}",
+            get(audiences::get).put(audiences::put),
+        )
+        .route(
+            "/v1/audiences/{name}/members",
+            get(audiences::members).post(audiences::change_members),
+        )
+        .route("/v1/capping-rules", get(audiences::list_capping_rules))
+        .route("/v1/capping-rules/{id}", put(audiences::put_capping_rule))
+        .route("/v1/journeys/{id}/runs", get(audiences::runs_of_journey))
+        .route("/v1/runs/{id}", get(audiences::get_run))
         .route("/v1/profiles/{id}/instances", get(instances::of_profile))
         .route("/v1/instances/{id}", get(instances::get_instance))
         .route("/v1/instances/{id}/steps", get(instances::steps))

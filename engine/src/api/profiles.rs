@@ -1,107 +1,197 @@
-//! `PUT/GET/PATCH /v1/profiles/{id}`.
+//! `/v1/profiles`: get, put, patch, delete one profile, its audiences, and bulk import
+//! (JSON Lines or CSV).
+//!
+//! Every write goes through the profile's partition ([`ProfileOp`]), so the answer
+//! comes after the write is durable and the profile's audience memberships are updated.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
+use crate::runtime::{ProfileOp, ProfileView};
+
+/// Longest profile id, alias namespace or alias value.
+const MAX_ID_BYTES: usize = 256;
 
 pub async fn get_profile(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let profile = app
-        .runtime
-        .store()
+    let store = app.runtime.store();
+    let profile = store
         .get_profile(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("profile {id:?} does not exist")))?;
+    let audiences = store.profile_audiences(&id).await?;
+    let view = ProfileView {
+        profile,
+        audiences: audiences.into_iter().map(|(name, _)| name).collect(),
+    };
     Ok(Json(
-        serde_json::to_value(profile).map_err(ApiError::internal)?,
+        serde_json::to_value(view).map_err(ApiError::internal)?,
     ))
 }
 
-/// The parts of a profile body: attributes and, if given, the zone (`Some(None)`: cleared).
-struct ProfileBody {
-    attributes: Option<Value>,
-    timezone: Option<Option<String>>,
+/// `GET /v1/profiles/{id}/audiences`: memberships with the time each began, and the
+/// recorded entries and exits.
+pub async fn audiences(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = app.runtime.store();
+    if store.get_profile(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "profile {id:?} does not exist"
+        )));
+    }
+    let audiences: Vec<Value> = store
+        .profile_audiences(&id)
+        .await?
+        .into_iter()
+        .map(|(name, since)| json!({"audience": name, "since": since.to_string()}))
+        .collect();
+    let transitions = store.profile_transitions(&id).await?;
+    Ok(Json(json!({
+        "profile_id": id,
+        "audiences": audiences,
+        "transitions": transitions,
+    })))
 }
 
-fn decode(app: &AppState, id: &str, bytes: &[u8]) -> Result<ProfileBody, ApiError> {
-    if id.is_empty() || id.len() > 256 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PROFILE",
-            "a profile id has 1 to 256 bytes",
-        )
-        .at("id"));
-    }
-    let limit = app.runtime.settings().max_profile_bytes;
-    if bytes.len() > limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PROFILE_TOO_LARGE",
-            format!(
-                "the profile is {} bytes; the limit is {limit} (max_profile_bytes)",
-                bytes.len()
-            ),
+/// The parts of a profile body that were given.
+#[derive(Default)]
+struct ProfileBody {
+    attributes: Option<Value>,
+    /// `Some(None)`: clear the zone.
+    timezone: Option<Option<String>>,
+    /// `None` values remove an alias (patch only).
+    aliases: Option<BTreeMap<String, Option<String>>>,
+}
+
+fn invalid(message: impl Into<String>, at: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PROFILE", message).at(at)
+}
+
+fn check_id(id: &str, at: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(invalid(
+            format!("a profile id has 1 to {MAX_ID_BYTES} bytes"),
+            at,
         ));
     }
-    let body: Map<String, Value> = parse_json(bytes)?;
-    let mut out = ProfileBody {
-        attributes: None,
-        timezone: None,
-    };
+    Ok(())
+}
+
+/// Decodes the fields of a profile object (`here` prefixes error locations).
+fn decode_fields(
+    id: &str,
+    body: Map<String, Value>,
+    here: &str,
+    max_bytes: usize,
+) -> Result<ProfileBody, ApiError> {
+    let at = |field: &str| super::error::join(here, field);
+    let mut out = ProfileBody::default();
     for (key, value) in body {
         match key.as_str() {
             "attributes" => match value {
-                Value::Object(_) => out.attributes = Some(value),
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_PROFILE",
-                        "`attributes` must be an object",
-                    )
-                    .at("attributes"));
+                Value::Object(_) => {
+                    let size = value.to_string().len();
+                    if size > max_bytes {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "PROFILE_TOO_LARGE",
+                            format!("the attributes are {size} bytes; the limit is {max_bytes} (max_profile_bytes)"),
+                        )
+                        .at(at("attributes")));
+                    }
+                    out.attributes = Some(value)
                 }
+                _ => return Err(invalid("`attributes` must be an object", at("attributes"))),
             },
             "timezone" => match value {
                 Value::Null => out.timezone = Some(None),
                 Value::String(name) => {
                     if TimeZone::get(&name).is_err() {
-                        return Err(ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "INVALID_PROFILE",
+                        return Err(invalid(
                             format!("{name:?} is not an IANA time zone (like Europe/Paris)"),
-                        )
-                        .at("timezone"));
+                            at("timezone"),
+                        ));
                     }
                     out.timezone = Some(Some(name));
                 }
                 _ => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_PROFILE",
+                    return Err(invalid(
                         "`timezone` must be a string or null",
-                    )
-                    .at("timezone"));
+                        at("timezone"),
+                    ));
                 }
             },
+            "aliases" => {
+                let Value::Object(map) = value else {
+                    return Err(invalid(
+                        "`aliases` must be an object of namespace to value",
+                        at("aliases"),
+                    ));
+                };
+                let mut aliases = BTreeMap::new();
+                for (ns, v) in map {
+                    let here = at(&format!("aliases.{ns}"));
+                    if ns.is_empty() || ns.len() > 64 {
+                        return Err(invalid("an alias namespace has 1 to 64 bytes", here));
+                    }
+                    match v {
+                        Value::Null => aliases.insert(ns, None),
+                        Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_BYTES => {
+                            aliases.insert(ns, Some(s))
+                        }
+                        _ => {
+                            return Err(invalid(
+                                format!(
+                                    "an alias is a string of 1 to {MAX_ID_BYTES} bytes, or null to remove it"
+                                ),
+                                here,
+                            ));
+                        }
+                    };
+                }
+                out.aliases = Some(aliases);
+            }
             "id" if value.as_str() == Some(id) => {}
+            "id" => return Err(invalid("`id` does not match the profile id", at("id"))),
             other => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_PROFILE",
-                    format!("unknown field `{other}`, expected `attributes` or `timezone`"),
-                )
-                .at(other));
+                return Err(invalid(
+                    format!(
+                        "unknown field `{other}`, expected `attributes`, `timezone` or `aliases`"
+                    ),
+                    at(other),
+                ));
             }
         }
     }
     Ok(out)
+}
+
+fn decode(app: &AppState, id: &str, bytes: &[u8]) -> Result<ProfileBody, ApiError> {
+    check_id(id, "id")?;
+    let body: Map<String, Value> = parse_json(bytes)?;
+    decode_fields(id, body, "", app.runtime.settings().max_profile_bytes)
+}
+
+async fn apply(app: &AppState, op: ProfileOp) -> Result<Option<ProfileView>, ApiError> {
+    app.runtime.profile_op(op).await.map_err(ApiError::internal)
+}
+
+fn answer(view: Option<ProfileView>) -> Result<Json<Value>, ApiError> {
+    let view = view.ok_or_else(|| ApiError::internal("the profile vanished"))?;
+    Ok(Json(
+        serde_json::to_value(view).map_err(ApiError::internal)?,
+    ))
 }
 
 /// Creates or replaces a profile.
@@ -111,31 +201,132 @@ pub async fn put_profile(
     Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let body = decode(&app, &id, &bytes)?;
-    let attributes = body.attributes.unwrap_or_else(|| Value::Object(Map::new()));
-    let profile = app
-        .runtime
-        .store()
-        .put_profile(&id, attributes, body.timezone.flatten(), app.runtime.now())
-        .await?;
-    Ok(Json(
-        serde_json::to_value(profile).map_err(ApiError::internal)?,
-    ))
+    let aliases = match body.aliases {
+        Some(map) => {
+            let mut out = BTreeMap::new();
+            for (ns, v) in map {
+                let Some(v) = v else {
+                    return Err(invalid(
+                        "null aliases only make sense in a PATCH",
+                        format!("aliases.{ns}"),
+                    ));
+                };
+                out.insert(ns, v);
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    let op = ProfileOp::Put {
+        id,
+        attributes: body.attributes.unwrap_or_else(|| Value::Object(Map::new())),
+        timezone: body.timezone.flatten(),
+        aliases,
+    };
+    answer(apply(&app, op).await?)
 }
 
-/// Merges `attributes` (JSON merge patch: `null` removes) and sets `timezone` if given.
+fn patch_op(id: String, body: ProfileBody) -> ProfileOp {
+    ProfileOp::Patch {
+        id,
+        attributes: body.attributes,
+        timezone: body.timezone,
+        aliases: body.aliases.unwrap_or_default(),
+    }
+}
+
+/// Merges `attributes` (JSON merge patch: `null` removes), sets `timezone` and merges
+/// `aliases` if given; creates the profile if needed.
 pub async fn patch_profile(
     State(app): State<AppState>,
     Path(id): Path<String>,
     Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let body = decode(&app, &id, &bytes)?;
-    let patch = body.attributes.unwrap_or_else(|| Value::Object(Map::new()));
-    let profile = app
-        .runtime
-        .store()
-        .patch_profile(&id, patch, body.timezone, app.runtime.now())
-        .await?;
-    Ok(Json(
-        serde_json::to_value(profile).map_err(ApiError::internal)?,
-    ))
+    answer(apply(&app, patch_op(id, body)).await?)
+}
+
+/// Deletes a profile: its live instances end (`PROFILE_DELETED`), its aliases and
+/// memberships go.
+pub async fn delete_profile(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id, "id")?;
+    if app.runtime.store().get_profile(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "profile {id:?} does not exist"
+        )));
+    }
+    apply(&app, ProfileOp::Delete { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/profiles/import`: JSON Lines (`{"id": ..., "attributes": {...}}` per line)
+/// or CSV (`text/csv`: an `id` column, optional `timezone` and `alias.<namespace>`
+/// columns, every other column an attribute). Each record is merged into its profile
+/// like a PATCH. Every record is checked first; if one is bad, nothing is imported.
+pub async fn import(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Body(bytes): Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let csv = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/csv"));
+    let max = app.runtime.settings().max_profile_bytes;
+    let records = if csv {
+        crate::model::import::csv_records(&bytes).map_err(ApiError::bad_request)?
+    } else {
+        crate::model::import::jsonl_records(&bytes).map_err(ApiError::bad_request)?
+    };
+    let mut ops = Vec::with_capacity(records.len());
+    for (line, mut record) in records {
+        let here = format!("line {line}");
+        let id = match record.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => {
+                return Err(invalid(
+                    "each record needs a string `id`",
+                    format!("{here}.id"),
+                ));
+            }
+        };
+        check_id(&id, &format!("{here}.id"))?;
+        let body = decode_fields(&id, record, &here, max)?;
+        ops.push(patch_op(id, body));
+    }
+    let count = ops.len();
+    // All records go to their partitions at once; partitions commit them in batches.
+    let runtime = app.runtime.clone();
+    let answers = futures_join(ops.into_iter().map(|op| {
+        let runtime = runtime.clone();
+        async move { runtime.profile_op(op).await }
+    }))
+    .await;
+    for a in answers {
+        a.map_err(ApiError::internal)?;
+    }
+    Ok((StatusCode::OK, Json(json!({"imported": count}))))
+}
+
+/// Awaits every future, running them concurrently.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for (i, f) in futures.enumerate() {
+        set.spawn(async move { (i, f.await) });
+    }
+    let mut out: Vec<(usize, T)> = Vec::with_capacity(set.len());
+    while let Some(r) = set.join_next().await {
+        if let Ok(v) = r {
+            out.push(v);
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, v)| v).collect()
 }

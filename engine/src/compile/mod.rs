@@ -7,9 +7,11 @@
 //! store.
 
 mod graph;
+pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cranelift_entity::{PrimaryMap, entity_impl};
 use jiff::tz::TimeZone;
@@ -18,8 +20,10 @@ use jiff::{Span, Timestamp};
 use crate::actions::ActionRegistry;
 use crate::activities::{self, NodeKind};
 use crate::expr::{Expr, ExprEngine};
-use crate::model::{EntryDef, JourneyDef, Problems, ReentranceMode};
+use crate::model::{EntryDef, ExitDef, JourneyDef, Problems, QualifyOn, ReentranceMode};
 use crate::settings::Settings;
+
+pub use schedule::Schedule;
 
 /// A node of a compiled journey: an index into [`Journey::nodes`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,9 +41,46 @@ pub struct Node {
 /// The compiled entry.
 #[derive(Debug)]
 pub struct Entry {
-    /// The event type that makes a profile enter.
-    pub event_type: String,
+    pub kind: EntryKind,
+    /// A condition on the entry event (unitary and business events).
     pub when: Option<Expr>,
+}
+
+/// What makes a profile enter.
+#[derive(Debug)]
+pub enum EntryKind {
+    /// A unitary event of this type.
+    Event { event_type: String },
+    /// Runs over an audience on a schedule.
+    ReadAudience {
+        audience: String,
+        schedule: Schedule,
+        until: Option<Timestamp>,
+        rate: u32,
+        incremental: bool,
+    },
+    /// Transitions of an audience's membership.
+    Qualification {
+        audience: String,
+        on_enter: bool,
+        on_exit: bool,
+    },
+    /// A business event of this type fans out to an audience.
+    BusinessEvent {
+        event_type: String,
+        audience: String,
+        rate: u32,
+    },
+}
+
+impl Entry {
+    /// The event type of a unitary-event entry.
+    pub fn event_type(&self) -> Option<&str> {
+        match &self.kind {
+            EntryKind::Event { event_type } => Some(event_type),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a profile may enter again.
@@ -59,6 +100,12 @@ pub struct JourneyProps {
     pub use_profile_time_zone: bool,
     pub start_at: Option<Timestamp>,
     pub end_at: Option<Timestamp>,
+    /// Event types that end a live instance.
+    pub exit_events: Vec<String>,
+    /// Audiences whose exit ends a live instance.
+    pub exit_audiences: Vec<String>,
+    /// Capping rules that limit entries.
+    pub capping: Vec<String>,
 }
 
 /// One immutable, validated journey version.
@@ -72,6 +119,8 @@ pub struct Journey {
     pub nodes: PrimaryMap<NodeRef, Node>,
     pub by_id: HashMap<String, NodeRef>,
     pub props: JourneyProps,
+    /// When this version was published (`None` while only validated).
+    pub published_at: Option<Timestamp>,
 }
 
 impl Journey {
@@ -85,6 +134,10 @@ impl Journey {
 pub struct Catalog {
     /// The actions that action nodes may call, with their versions and schemas.
     pub actions: ActionRegistry,
+    /// Names of the audiences that exist.
+    pub audiences: Arc<BTreeSet<String>>,
+    /// Ids of the capping rules that exist.
+    pub capping_rules: Arc<BTreeSet<String>>,
 }
 
 /// The helpers activities use to compile their definitions; collects every problem.
@@ -138,6 +191,16 @@ impl Cx<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// Checks that an audience exists.
+    pub fn audience(&mut self, path: &str, name: &str) {
+        if !self.catalog.audiences.contains(name) {
+            self.problem(
+                path,
+                format!("there is no audience {name:?} (create it with PUT /v1/audiences/{name})"),
+            );
         }
     }
 
@@ -227,9 +290,12 @@ pub fn compile(
         order.push(r);
     }
 
-    let entry = compile_entry(&def.entry, &mut cx);
     let start = cx.target("start", &def.start);
     let props = compile_props(def, &mut cx);
+    let zone = props
+        .as_ref()
+        .map_or(TimeZone::UTC, |p| p.time_zone.clone());
+    let entry = compile_entry(&def.entry, &zone, settings, &mut cx);
 
     for (node_id, node_def) in &def.nodes {
         let path = format!("nodes.{node_id}");
@@ -259,35 +325,106 @@ pub fn compile(
             nodes,
             by_id: cx.ids,
             props,
+            published_at: None,
         }),
         _ => Err(cx.problems),
     }
 }
 
-fn compile_entry(entry: &EntryDef, cx: &mut Cx) -> Option<Entry> {
-    match entry {
-        EntryDef::Event { event, when } => {
-            if event.trim().is_empty() {
-                cx.problem("entry.event", "an event entry needs an event type");
-            }
-            let when = match when {
-                Some(src) => Some(cx.expr("entry.when", src)?),
-                None => None,
-            };
-            Some(Entry {
-                event_type: event.clone(),
-                when,
-            })
+fn compile_entry(
+    entry: &EntryDef,
+    tz: &TimeZone,
+    settings: &Settings,
+    cx: &mut Cx,
+) -> Option<Entry> {
+    let event_type = |event: &str, cx: &mut Cx| {
+        if event.trim().is_empty() {
+            cx.problem("entry.event", "this entry needs an event type");
         }
-        other => {
+        event.to_string()
+    };
+    let when = |src: &Option<String>, cx: &mut Cx| match src {
+        Some(src) => cx.expr("entry.when", src).map(Some),
+        None => Some(None),
+    };
+    let rate = |rate: Option<u32>, cx: &mut Cx| match rate {
+        Some(0) => {
             cx.problem(
-                "entry.type",
-                format!(
-                    "{:?} entries are not available in this version of the engine (use \"event\")",
-                    other.kind()
-                ),
+                "entry.rate",
+                "the rate must be at least 1 profile per second",
             );
             None
+        }
+        Some(r) => Some(r),
+        None => Some(settings.read_audience_rate),
+    };
+    match entry {
+        EntryDef::Event { event, when: src } => {
+            let event_type = event_type(event, cx);
+            Some(Entry {
+                kind: EntryKind::Event { event_type },
+                when: when(src, cx)?,
+            })
+        }
+        EntryDef::ReadAudience {
+            audience,
+            schedule,
+            until,
+            rate: r,
+            incremental,
+        } => {
+            cx.audience("entry.audience", audience);
+            let schedule = Schedule::compile(schedule, "entry.schedule", tz, cx);
+            let until = match until {
+                Some(text) => match crate::expr::time::parse_datetime(text, tz) {
+                    Ok(ts) => Some(ts),
+                    Err(e) => {
+                        cx.problem("entry.until", e);
+                        return None;
+                    }
+                },
+                None => None,
+            };
+            let rate = rate(*r, cx);
+            Some(Entry {
+                kind: EntryKind::ReadAudience {
+                    audience: audience.clone(),
+                    schedule: schedule?,
+                    until,
+                    rate: rate?,
+                    incremental: *incremental,
+                },
+                when: None,
+            })
+        }
+        EntryDef::AudienceQualification { audience, on } => {
+            cx.audience("entry.audience", audience);
+            Some(Entry {
+                kind: EntryKind::Qualification {
+                    audience: audience.clone(),
+                    on_enter: matches!(on, QualifyOn::Enter | QualifyOn::Either),
+                    on_exit: matches!(on, QualifyOn::Exit | QualifyOn::Either),
+                },
+                when: None,
+            })
+        }
+        EntryDef::BusinessEvent {
+            event,
+            audience,
+            when: src,
+            rate: r,
+        } => {
+            let event_type = event_type(event, cx);
+            cx.audience("entry.audience", audience);
+            let rate = rate(*r, cx);
+            Some(Entry {
+                kind: EntryKind::BusinessEvent {
+                    event_type,
+                    audience: audience.clone(),
+                    rate: rate?,
+                },
+                when: when(src, cx)?,
+            })
         }
     }
 }
@@ -345,7 +482,32 @@ fn compile_props(def: &JourneyDef, cx: &mut Cx) -> Option<JourneyProps> {
             "the end date must come after the start date",
         );
     }
+    let mut exit_events = Vec::new();
+    let mut exit_audiences = Vec::new();
+    for (i, exit) in p.exit.iter().enumerate() {
+        match exit {
+            ExitDef::Event { event } if event.trim().is_empty() => {
+                cx.problem(format!("properties.exit[{i}].event"), "name an event type");
+            }
+            ExitDef::Event { event } => exit_events.push(event.clone()),
+            ExitDef::AudienceExit { audience } => {
+                cx.audience(&format!("properties.exit[{i}].audience"), audience);
+                exit_audiences.push(audience.clone());
+            }
+        }
+    }
+    for (i, rule) in p.capping.iter().enumerate() {
+        if !cx.catalog.capping_rules.contains(rule) {
+            cx.problem(
+                format!("properties.capping[{i}]"),
+                format!("there is no capping rule {rule:?} (create it with PUT /v1/capping-rules/{rule})"),
+            );
+        }
+    }
     Some(JourneyProps {
+        exit_events,
+        exit_audiences,
+        capping: p.capping.clone(),
         reentrance: reentrance?,
         timeout: timeout?,
         time_zone: time_zone?,
@@ -365,6 +527,7 @@ mod tests {
         let settings = Settings::default();
         let catalog = Catalog {
             actions: ActionRegistry::with_builtins(),
+            ..Default::default()
         };
         compile(
             &def,

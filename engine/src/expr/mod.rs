@@ -118,6 +118,8 @@ pub struct CallInfo {
     /// Look-ups this instance already made (`source\u{1f}key` -> record): an instance sees
     /// one answer per key for its whole life, whatever the connector's TTL.
     pub lookups: Option<LookupMemo>,
+    /// The audiences the profile belongs to (`in_audience("name")`).
+    pub audiences: Arc<std::collections::BTreeSet<String>>,
 }
 
 /// An instance's remembered look-ups.
@@ -217,6 +219,12 @@ impl ExprEngine {
         engine.on_print(|_| {});
         engine.on_debug(|_, _, _| {});
         time::register(&mut engine);
+        engine.register_fn("in_audience", |ctx: rhai::NativeCallContext, name: &str| {
+            ctx.tag()
+                .and_then(|t| t.clone().try_cast::<EvalEnv>())
+                .and_then(|env| env.call)
+                .is_some_and(|call| call.audiences.contains(name))
+        });
         let generation = external.as_ref().map_or(0, |x| x.generation());
         register_external(&mut engine, external);
         let operations = Arc::new(AtomicU64::new(0));

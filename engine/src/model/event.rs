@@ -12,8 +12,33 @@ pub struct EventInput {
     pub id: Option<String>,
     #[serde(rename = "type")]
     pub event_type: String,
-    pub profile_id: String,
+    /// The profile; may be left out when `identity` names it by an alias.
+    #[serde(default)]
+    pub profile_id: Option<String>,
+    /// An alias of the profile (`{"namespace": "email", "value": "ann@example.com"}`).
+    #[serde(default)]
+    pub identity: Option<Identity>,
     /// When it happened; defaults to the time it was received.
+    pub timestamp: Option<Timestamp>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// One identity of a profile: a namespace and a value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub namespace: String,
+    pub value: String,
+}
+
+/// A business event as it arrives on `POST /v1/business-events`: no profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessEventInput {
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: String,
     pub timestamp: Option<Timestamp>,
     #[serde(default)]
     pub data: Value,

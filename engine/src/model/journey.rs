@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::problem::{Problem, serde_problem};
 use crate::activities::{
-    action::ActionDef, condition::ConditionDef, end::EndDef, reaction::ReactionDef,
+    action::ActionDef, condition::ConditionDef, end::EndDef, jump::JumpDef, reaction::ReactionDef,
     split::SplitDef, update_profile::UpdateProfileDef, wait::WaitDef,
 };
 
@@ -75,12 +75,38 @@ pub enum EntryDef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         when: Option<String>,
     },
-    /// Every member of an audience enters on a schedule.
-    ReadAudience { audience: String },
-    /// A profile enters when it enters or exits an audience.
-    AudienceQualification { audience: String },
-    /// A business event makes every member of an audience enter.
-    BusinessEvent { event: String, audience: String },
+    /// Every member of an audience enters on a schedule, at `rate` profiles per second.
+    ReadAudience {
+        audience: String,
+        schedule: ScheduleDef,
+        /// No run starts after this instant (RFC 3339, or a civil date-time in the
+        /// journey's zone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        /// Profiles entered per second; default `read_audience_rate`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u32>,
+        /// Later runs only let in profiles that joined the audience since the previous
+        /// run started.
+        #[serde(default)]
+        incremental: bool,
+    },
+    /// A profile enters when it enters (or exits, or either) an audience.
+    AudienceQualification {
+        audience: String,
+        #[serde(default)]
+        on: QualifyOn,
+    },
+    /// A business event of type `event` makes every member of `audience` enter.
+    BusinessEvent {
+        event: String,
+        audience: String,
+        /// A condition on the business event (`event.data.sku == "X"`), evaluated once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        when: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u32>,
+    },
 }
 
 impl EntryDef {
@@ -94,6 +120,44 @@ impl EntryDef {
     }
 }
 
+/// Which audience transitions an audience-qualification journey takes.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum QualifyOn {
+    /// The profile joins the audience.
+    #[default]
+    Enter,
+    /// The profile leaves the audience.
+    Exit,
+    /// Either.
+    Either,
+}
+
+/// When a read-audience journey reads its audience (in the journey's time zone).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScheduleDef {
+    /// Once, at a date-time (RFC 3339, or civil in the journey's zone).
+    Once { at: String },
+    /// Every day at a local time (`09:00`).
+    Daily { at: String },
+    /// On some days of the week (`monday`...) at a local time.
+    Weekly { days: Vec<String>, at: String },
+    /// A cron expression: 5 fields (minute hour day month weekday) or 6-7 with seconds
+    /// and years.
+    Cron { expression: String },
+}
+
+/// What ends a live instance early.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExitDef {
+    /// An event of this type for the profile.
+    Event { event: String },
+    /// The profile leaving this audience.
+    AudienceExit { audience: String },
+}
+
 /// One activity of the graph; `type` names its kind.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -104,6 +168,7 @@ pub enum NodeDef {
     Reaction(ReactionDef),
     Action(ActionDef),
     UpdateProfile(UpdateProfileDef),
+    Jump(JumpDef),
     End(EndDef),
 }
 
@@ -128,6 +193,13 @@ pub struct Properties {
     /// No entries after this instant (RFC 3339); live instances end then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_at: Option<String>,
+    /// Exit criteria: an event or an audience exit ends a live instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit: Vec<ExitDef>,
+    /// Capping rules (by id) that limit this journey's entries per profile; rules are
+    /// shared by every journey naming them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capping: Vec<String>,
 }
 
 /// Whether a profile may enter again.

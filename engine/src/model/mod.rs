@@ -4,14 +4,20 @@
 //! located errors. It never validates meaning (that is [`crate::compile`]) and never runs
 //! anything.
 
+mod audience;
 mod event;
+pub mod import;
 mod journey;
 mod problem;
 mod profile;
+mod resources;
 
-pub use event::{Event, EventInput};
+pub use audience::{AudienceDef, CappingRuleDef};
+pub use event::{BusinessEventInput, Event, EventInput, Identity};
 pub use journey::{
-    EntryDef, Format, JourneyDef, NodeDef, Properties, ReentranceDef, ReentranceMode, parse_journey,
+    EntryDef, ExitDef, Format, JourneyDef, NodeDef, Properties, QualifyOn, ReentranceDef,
+    ReentranceMode, ScheduleDef, parse_journey,
 };
 pub use problem::{Problem, Problems, serde_problem};
 pub use profile::{Profile, merge_patch};
+pub use resources::{ResourcesDef, parse_resources};

@@ -1,5 +1,7 @@
 //! Profiles: the people who travel journeys.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +14,10 @@ pub struct Profile {
     pub attributes: Value,
     /// IANA time zone name (`Europe/Paris`), used by journeys that follow the profile's zone.
     pub timezone: Option<String>,
+    /// Other identities of the profile, by namespace (`email`, `anonymous_id`): an event
+    /// keyed by one of them reaches this profile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -20,6 +20,8 @@ pub enum Status {
     TimedOut,
     /// Ended because its journey was stopped.
     Stopped,
+    /// Ended by an exit criterion (an event, an audience exit) or the profile's deletion.
+    Exited,
 }
 
 impl Status {
@@ -35,6 +37,7 @@ impl Status {
             Status::Failed => "failed",
             Status::TimedOut => "timed_out",
             Status::Stopped => "stopped",
+            Status::Exited => "exited",
         }
     }
 
@@ -46,6 +49,7 @@ impl Status {
             "failed" => Status::Failed,
             "timed_out" => Status::TimedOut,
             "stopped" => Status::Stopped,
+            "exited" => Status::Exited,
             _ => return None,
         })
     }

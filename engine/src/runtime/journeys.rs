@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::compile::Journey;
+use crate::compile::{EntryKind, Journey};
 use crate::store::JourneyStatus;
 
 /// One journey's versions and status.
@@ -34,6 +34,12 @@ pub struct JourneySet {
     by_id: HashMap<String, JourneyVersions>,
     /// Event type -> ids of live journeys whose entry listens to it.
     by_event: HashMap<String, Vec<String>>,
+    /// Audience -> ids of live audience-qualification journeys on it.
+    by_audience: HashMap<String, Vec<String>>,
+    /// Business event type -> ids of live business-event journeys.
+    by_business_event: HashMap<String, Vec<String>>,
+    /// Ids of live read-audience journeys.
+    scheduled: Vec<String>,
 }
 
 impl JourneySet {
@@ -54,17 +60,56 @@ impl JourneySet {
             .filter_map(|id| self.by_id.get(id).and_then(JourneyVersions::entry_version))
     }
 
+    /// Live audience-qualification journeys on `audience`, in id order.
+    pub fn qualified_by<'a>(&'a self, audience: &str) -> impl Iterator<Item = &'a Arc<Journey>> {
+        self.live(self.by_audience.get(audience))
+    }
+
+    /// Live business-event journeys for this business event type, in id order.
+    pub fn fanned_out_by<'a>(&'a self, event_type: &str) -> impl Iterator<Item = &'a Arc<Journey>> {
+        self.live(self.by_business_event.get(event_type))
+    }
+
+    /// Live read-audience journeys, in id order.
+    pub fn scheduled(&self) -> impl Iterator<Item = &Arc<Journey>> {
+        self.live(Some(&self.scheduled))
+    }
+
+    fn live<'a>(&'a self, ids: Option<&'a Vec<String>>) -> impl Iterator<Item = &'a Arc<Journey>> {
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id).and_then(JourneyVersions::entry_version))
+    }
+
     fn reindex(&mut self) {
         self.by_event.clear();
+        self.by_audience.clear();
+        self.by_business_event.clear();
+        self.scheduled.clear();
         for (id, j) in &self.by_id {
-            if let Some(v) = j.entry_version() {
-                self.by_event
-                    .entry(v.entry.event_type.clone())
-                    .or_default()
-                    .push(id.clone());
-            }
+            let Some(v) = j.entry_version() else { continue };
+            let index = match &v.entry.kind {
+                EntryKind::Event { event_type } => {
+                    self.by_event.entry(event_type.clone()).or_default()
+                }
+                EntryKind::Qualification { audience, .. } => {
+                    self.by_audience.entry(audience.clone()).or_default()
+                }
+                EntryKind::BusinessEvent { event_type, .. } => self
+                    .by_business_event
+                    .entry(event_type.clone())
+                    .or_default(),
+                EntryKind::ReadAudience { .. } => &mut self.scheduled,
+            };
+            index.push(id.clone());
         }
-        for ids in self.by_event.values_mut() {
+        for ids in self
+            .by_event
+            .values_mut()
+            .chain(self.by_audience.values_mut())
+            .chain(self.by_business_event.values_mut())
+            .chain(std::iter::once(&mut self.scheduled))
+        {
             ids.sort();
         }
     }

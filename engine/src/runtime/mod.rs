@@ -6,10 +6,13 @@
 //! commits each batch of work atomically before it acknowledges anything. The runtime
 //! never answers HTTP and never writes SQL; it goes through the [`Store`] trait.
 
+pub mod audiences;
 mod entry;
 pub mod instance;
 pub mod journeys;
 mod partition;
+pub mod profile_ops;
+mod runs;
 mod timers;
 
 use std::sync::Arc;
@@ -27,12 +30,16 @@ use crate::model::{Event, JourneyDef, Problems};
 use crate::settings::Settings;
 use crate::store::{DueTimer, JourneyStatus, Store};
 
+use self::audiences::{Audience, Audiences, CappingRule};
 use self::journeys::Journeys;
+pub use self::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
 
 /// Messages a partition handles, in order.
 pub(crate) enum Msg {
     Event(Event),
     Timer(DueTimer, oneshot::Sender<()>),
+    Profile(ProfileOp, oneshot::Sender<ProfileReply>),
+    Enter(EnterRequest, oneshot::Sender<EnterReply>),
 }
 
 /// Why a journey operation failed.
@@ -62,7 +69,10 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub actions: ActionRegistry,
     pub journeys: Journeys,
+    pub audiences: Audiences,
     pub timer_kick: Notify,
+    /// Wakes the run scheduler (a journey was published, a run was created).
+    pub run_kick: Notify,
     partitions: Vec<mpsc::Sender<Msg>>,
 }
 
@@ -97,16 +107,20 @@ impl Runtime {
             settings,
             actions,
             journeys: Journeys::default(),
+            audiences: Audiences::default(),
             timer_kick: Notify::new(),
+            run_kick: Notify::new(),
             partitions: senders,
         });
         let runtime = Runtime { shared };
+        runtime.load_audiences().await?;
         runtime.load_journeys().await?;
         for (i, rx) in receivers.into_iter().enumerate() {
             partition::spawn(i, runtime.shared.clone(), rx);
         }
         runtime.recover_events().await?;
         timers::spawn(runtime.shared.clone());
+        runs::spawn(runtime.shared.clone());
         Ok(runtime)
     }
 
@@ -128,7 +142,12 @@ impl Runtime {
 
     /// What journeys may refer to.
     pub fn catalog(&self) -> Catalog {
-        catalog(&self.shared.actions)
+        let audiences = self.shared.audiences.snapshot();
+        Catalog {
+            actions: self.shared.actions.clone(),
+            audiences: Arc::new(audiences.names()),
+            capping_rules: Arc::new(audiences.capping_ids()),
+        }
     }
 
     /// Hands accepted (durable) events to their partitions, in order.
@@ -190,7 +209,10 @@ impl Runtime {
                 &catalog,
                 &self.shared.settings,
             ) {
-                Ok(j) => self.shared.journeys.add_version(Arc::new(j), status),
+                Ok(mut j) => {
+                    j.published_at = Some(v.published_at);
+                    self.shared.journeys.add_version(Arc::new(j), status)
+                }
                 Err(problems) => {
                     tracing::error!(journey = %v.journey_id, version = v.version, %problems, "stored version no longer compiles");
                 }
@@ -236,9 +258,11 @@ impl Runtime {
         let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
         let version = self.shared.store.publish(id, value, self.now()).await?;
         journey.version = version;
+        journey.published_at = Some(self.now());
         self.shared
             .journeys
             .add_version(Arc::new(journey), JourneyStatus::Live);
+        self.shared.run_kick.notify_one();
         tracing::info!(journey = id, version, "published");
         Ok(version)
     }
@@ -290,6 +314,214 @@ impl Runtime {
     }
 }
 
+/// Why an audience or capping rule was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{message}")]
+    Invalid { path: String, message: String },
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl Runtime {
+    /// Applies a profile write in the profile's partition; answers once it is durable,
+    /// with the profile's audience memberships already updated.
+    pub async fn profile_op(&self, op: ProfileOp) -> ProfileReply {
+        let (tx, rx) = oneshot::channel();
+        self.shared.send(Msg::Profile(op, tx)).await?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the partition stopped before answering"))?
+    }
+
+    async fn load_audiences(&self) -> anyhow::Result<()> {
+        let exprs = self.shared.exprs();
+        for record in self.shared.store.list_audiences().await? {
+            match compile_audience(&exprs, &record.name, record.definition) {
+                Ok(a) => self.shared.audiences.update(|set| {
+                    set.audiences.insert(a.name.clone(), Arc::new(a));
+                }),
+                Err(e) => {
+                    tracing::error!(audience = %record.name, error = %e, "stored audience no longer compiles")
+                }
+            }
+        }
+        for (id, def) in self.shared.store.capping_rules().await? {
+            match compile_capping(def) {
+                Ok(rule) => self.shared.audiences.update(|set| {
+                    set.capping.insert(id, rule);
+                }),
+                Err(e) => tracing::error!(rule = %id, error = %e, "stored capping rule is invalid"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces an audience. A predicate audience is then evaluated for every
+    /// existing profile in the background (`GET /v1/audiences/{name}` shows its size
+    /// grow); from then on every profile write keeps it up to date.
+    pub async fn put_audience(&self, name: &str, def: Value) -> Result<(), DefinitionError> {
+        if let Err(message) = crate::compile::check_id(name) {
+            return Err(DefinitionError::Invalid {
+                path: "name".into(),
+                message,
+            });
+        }
+        let exists = self
+            .shared
+            .audiences
+            .snapshot()
+            .audiences
+            .contains_key(name);
+        if !exists
+            && self.shared.audiences.snapshot().audiences.len()
+                >= self.shared.settings.max_audiences
+        {
+            return Err(DefinitionError::Invalid {
+                path: String::new(),
+                message: format!(
+                    "there are already {} audiences (max_audiences)",
+                    self.shared.settings.max_audiences
+                ),
+            });
+        }
+        let audience = compile_audience(&self.shared.exprs(), name, def)?;
+        let stored = serde_json::to_value(&audience.def).map_err(anyhow::Error::from)?;
+        self.shared
+            .store
+            .put_audience(name, stored, self.now())
+            .await?;
+        let backfill = audience.predicate.is_some();
+        self.shared.audiences.update(|set| {
+            set.audiences.insert(name.to_string(), Arc::new(audience));
+        });
+        if backfill {
+            let runtime = self.clone();
+            let name = name.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = runtime.reevaluate_all().await {
+                    tracing::error!(audience = %name, error = %e, "evaluating existing profiles failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends every profile through its partition for audience evaluation.
+    async fn reevaluate_all(&self) -> anyhow::Result<()> {
+        let mut after = None;
+        loop {
+            let ids = self.shared.store.profile_ids(after.clone(), 1_000).await?;
+            let Some(last) = ids.last().cloned() else {
+                return Ok(());
+            };
+            let mut replies = Vec::with_capacity(ids.len());
+            for id in ids {
+                let (tx, rx) = oneshot::channel();
+                self.shared
+                    .send(Msg::Profile(ProfileOp::Reevaluate { id }, tx))
+                    .await?;
+                replies.push(rx);
+            }
+            for r in replies {
+                let _ = r.await;
+            }
+            after = Some(last);
+        }
+    }
+
+    /// Creates or replaces a capping rule.
+    pub async fn put_capping_rule(&self, id: &str, def: Value) -> Result<(), DefinitionError> {
+        if let Err(message) = crate::compile::check_id(id) {
+            return Err(DefinitionError::Invalid {
+                path: "id".into(),
+                message,
+            });
+        }
+        let rule = compile_capping(def.clone())?;
+        self.shared
+            .store
+            .put_capping_rule(id, def, self.now())
+            .await?;
+        self.shared.audiences.update(|set| {
+            set.capping.insert(id.to_string(), rule);
+        });
+        Ok(())
+    }
+
+    /// Whether an audience is an explicit list (`Some(true)`), a predicate audience
+    /// (`Some(false)`) or unknown.
+    pub fn audience_is_list(&self, name: &str) -> Option<bool> {
+        self.shared
+            .audiences
+            .snapshot()
+            .audiences
+            .get(name)
+            .map(|a| a.predicate.is_none())
+    }
+
+    /// Stores a business event with the runs it starts (one per live business-event
+    /// journey it passes the `when` of); returns them, or `None` for a repeated id.
+    pub async fn business_event(
+        &self,
+        event: Event,
+    ) -> anyhow::Result<Option<Vec<crate::store::RunRecord>>> {
+        runs::business_event(&self.shared, event).await
+    }
+}
+
+fn compile_audience(
+    exprs: &ExprEngine,
+    name: &str,
+    def: Value,
+) -> Result<Audience, DefinitionError> {
+    let def: crate::model::AudienceDef = serde_path_to_error::deserialize(&def).map_err(|e| {
+        let p = crate::model::serde_problem(e);
+        DefinitionError::Invalid {
+            path: p.path,
+            message: p.message,
+        }
+    })?;
+    let predicate = match &def.predicate {
+        Some(src) => Some(exprs.compile(src).map_err(|e| DefinitionError::Invalid {
+            path: "predicate".into(),
+            message: format!("{src:?}: {e}"),
+        })?),
+        None => None,
+    };
+    Ok(Audience {
+        name: name.to_string(),
+        def,
+        predicate,
+    })
+}
+
+fn compile_capping(def: Value) -> Result<CappingRule, DefinitionError> {
+    let def: crate::model::CappingRuleDef =
+        serde_path_to_error::deserialize(&def).map_err(|e| {
+            let p = crate::model::serde_problem(e);
+            DefinitionError::Invalid {
+                path: p.path,
+                message: p.message,
+            }
+        })?;
+    if def.max == 0 {
+        return Err(DefinitionError::Invalid {
+            path: "max".into(),
+            message: "max must be at least 1".into(),
+        });
+    }
+    let period = crate::expr::time::parse_duration(&def.period).map_err(|message| {
+        DefinitionError::Invalid {
+            path: "period".into(),
+            message,
+        }
+    })?;
+    Ok(CappingRule {
+        max: def.max,
+        period,
+    })
+}
+
 impl Shared {
     /// An expression engine with the plugin functions installed now.
     pub fn exprs(&self) -> ExprEngine {
@@ -301,21 +533,10 @@ impl Shared {
     }
 
     async fn send(&self, msg: Msg) -> anyhow::Result<()> {
-        let profile = match &msg {
-            Msg::Event(e) => &e.profile_id,
-            Msg::Timer(t, _) => &t.profile_id,
-        };
-        let p = self.partition_of(profile);
+        let p = self.partition_of(msg.profile_id());
         self.partitions[p]
             .send(msg)
             .await
             .map_err(|_| anyhow::anyhow!("partition {p} has stopped"))
-    }
-}
-
-/// The catalog for a set of actions.
-pub fn catalog(actions: &ActionRegistry) -> Catalog {
-    Catalog {
-        actions: actions.clone(),
     }
 }

@@ -7,26 +7,29 @@
 //! and the timers still due, so both are handled again, with the same instance ids and
 //! idempotency keys.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexSet;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audiences::AudienceSet;
+use super::entry::{self, Discard};
 use super::instance::{Instance, InstanceData, Status, Step, StepStatus};
 use super::journeys::JourneySet;
-use super::{Msg, Shared, entry};
+use super::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
+use super::{Msg, Shared};
 use crate::activities::{Move, Outcome, StepCx};
-use crate::compile::{Journey, NodeRef};
+use crate::compile::{EntryKind, Journey, NodeRef};
 use crate::expr::time::add_span;
 use crate::expr::{CallInfo, EvalEnv, ExprEngine, PluginCallLog, ScopeData};
 use crate::ids;
-use crate::model::Event;
-use crate::store::{DueTimer, JourneyStatus, ProfileState, WriteBatch};
+use crate::model::{Event, Profile, merge_patch};
+use crate::store::{DueTimer, JourneyStatus, Membership, ProfileState, Transition, WriteBatch};
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
     tokio::spawn(async move {
@@ -49,45 +52,151 @@ struct Partition {
 /// What a batch knows of one profile.
 struct ProfileWork {
     exists: bool,
+    /// The stored form: attributes, zone, aliases.
+    profile: Profile,
     /// The profile as expressions see it.
     doc: Value,
-    timezone: Option<String>,
+    /// The stored row must be written.
+    dirty: bool,
+    /// Audience predicates must be evaluated again.
+    needs_eval: bool,
     /// Live instances, plus those created or ended in this batch.
     instances: Vec<Instance>,
-    last_entered: HashMap<String, Timestamp>,
+    /// Journey id -> (time of the latest entry, id of that instance).
+    last_entered: HashMap<String, (Timestamp, String)>,
+    /// Audience -> time the profile joined.
+    audiences: BTreeMap<String, Timestamp>,
+    /// The audience names, shared with expressions (`in_audience`).
+    member_of: Arc<BTreeSet<String>>,
+    /// Entries counted by capping rules.
+    capping: Vec<(String, Timestamp)>,
 }
 
 impl ProfileWork {
-    fn new(profile_id: &str, state: ProfileState) -> Self {
-        let (exists, doc, timezone) = match &state.profile {
-            Some(p) => (true, p.to_json(), p.timezone.clone()),
-            None => (false, json!({"id": profile_id}), None),
-        };
+    fn new(profile_id: &str, state: ProfileState, now: Timestamp) -> Self {
+        let exists = state.profile.is_some();
+        let profile = state.profile.unwrap_or_else(|| Profile {
+            id: profile_id.to_string(),
+            attributes: Value::Object(Map::new()),
+            timezone: None,
+            aliases: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        });
+        let member_of = Arc::new(state.audiences.keys().cloned().collect());
         ProfileWork {
             exists,
-            doc,
-            timezone,
+            doc: profile.to_json(),
+            profile,
+            dirty: false,
+            needs_eval: false,
             instances: state.live,
             last_entered: state.last_entered,
+            audiences: state.audiences,
+            member_of,
+            capping: state.capping,
         }
+    }
+
+    /// Creates the profile (empty) if it does not exist.
+    fn ensure_exists(&mut self, now: Timestamp) {
+        if !self.exists {
+            self.exists = true;
+            self.profile.attributes = Value::Object(Map::new());
+            self.profile.created_at = now;
+            self.changed(now);
+        }
+    }
+
+    /// The stored profile changed: rebuild the expression view, write it, re-evaluate.
+    fn changed(&mut self, now: Timestamp) {
+        self.profile.updated_at = now;
+        self.doc = self.profile.to_json();
+        self.dirty = true;
+        self.needs_eval = true;
+    }
+
+    fn set_member(&mut self, audience: &str, since: Option<Timestamp>) {
+        match since {
+            Some(at) => self.audiences.insert(audience.to_string(), at),
+            None => self.audiences.remove(audience),
+        };
+        self.member_of = Arc::new(self.audiences.keys().cloned().collect());
+    }
+
+    fn view(&self) -> Option<ProfileView> {
+        self.exists.then(|| ProfileView {
+            profile: self.profile.clone(),
+            audiences: self.audiences.keys().cloned().collect(),
+        })
     }
 }
 
+/// What caused an entry: its id (instance ids derive from it), the entry event as
+/// expressions see it, and the stored event it came from, if any.
+struct Trigger<'a> {
+    id: &'a str,
+    profile_id: &'a str,
+    doc: &'a Value,
+    event_id: Option<&'a str>,
+}
+
+/// An admitted instance whose first node has not run yet.
+struct Start {
+    journey: Arc<Journey>,
+    instance: Instance,
+    event_id: Option<String>,
+}
+
+/// An answer sent once the batch is durable, built from the batch's final state.
+type Reply = Box<dyn FnOnce(&HashMap<String, ProfileWork>) + Send>;
+
 /// Everything one batch has read and changed.
-#[derive(Default)]
 struct Batch {
+    set: Arc<JourneySet>,
+    audiences: Arc<AudienceSet>,
     profiles: HashMap<String, ProfileWork>,
     /// (profile, instance) pairs changed in this batch, in order.
     dirty: IndexSet<(String, String)>,
     write: WriteBatch,
     acks: Vec<oneshot::Sender<()>>,
+    replies: Vec<Reply>,
+    starts: Vec<Start>,
     new_timer: bool,
+    /// Distinguishes audience transitions of one batch.
+    transition_seq: u64,
 }
 
 impl Batch {
+    fn new(set: Arc<JourneySet>, audiences: Arc<AudienceSet>) -> Self {
+        Batch {
+            set,
+            audiences,
+            profiles: HashMap::new(),
+            dirty: IndexSet::new(),
+            write: WriteBatch::default(),
+            acks: Vec::new(),
+            replies: Vec::new(),
+            starts: Vec::new(),
+            new_timer: false,
+            transition_seq: 0,
+        }
+    }
+
     fn mark_dirty(&mut self, profile_id: &str, instance_id: &str) {
         self.dirty
             .insert((profile_id.to_string(), instance_id.to_string()));
+    }
+}
+
+impl Msg {
+    pub(super) fn profile_id(&self) -> &str {
+        match self {
+            Msg::Event(e) => &e.profile_id,
+            Msg::Timer(t, _) => &t.profile_id,
+            Msg::Profile(op, _) => op.profile_id(),
+            Msg::Enter(r, _) => &r.profile_id,
+        }
     }
 }
 
@@ -96,8 +205,10 @@ impl Partition {
         let max = self.shared.settings.partition_batch.max(1);
         let mut msgs = Vec::with_capacity(max);
         while rx.recv_many(&mut msgs, max).await > 0 {
-            let set = self.shared.journeys.snapshot();
-            let mut batch = Batch::default();
+            let mut batch = Batch::new(
+                self.shared.journeys.snapshot(),
+                self.shared.audiences.snapshot(),
+            );
             self.preload(&mut batch, &msgs).await;
             if let Some(ext) = &self.shared.external
                 && ext.generation() != self.exprs.generation()
@@ -106,16 +217,22 @@ impl Partition {
                 self.exprs = self.shared.exprs();
             }
             for msg in msgs.drain(..) {
+                let profile_id = msg.profile_id().to_string();
                 let result = match msg {
-                    Msg::Event(event) => self.on_event(&set, &mut batch, event).await,
+                    Msg::Event(event) => self.on_event(&mut batch, event).await,
                     Msg::Timer(timer, ack) => {
                         batch.acks.push(ack);
-                        self.on_timer(&set, &mut batch, timer).await
+                        self.on_timer(&mut batch, timer).await
                     }
+                    Msg::Profile(op, reply) => self.on_profile(&mut batch, op, reply).await,
+                    Msg::Enter(request, reply) => self.on_enter(&mut batch, request, reply).await,
                 };
                 if let Err(e) = result {
                     tracing::error!(partition = self.index, error = %e, "cannot load state; the message will be retried after a restart");
+                    continue;
                 }
+                self.run_starts(&mut batch).await;
+                self.settle(&mut batch, &profile_id, Vec::new()).await;
             }
             self.commit(batch).await;
         }
@@ -131,6 +248,11 @@ impl Partition {
                 batch.write.instances.push(inst.clone());
             }
         }
+        for work in batch.profiles.values() {
+            if work.dirty && work.exists {
+                batch.write.profiles.push(work.profile.clone());
+            }
+        }
         let write = Arc::new(std::mem::take(&mut batch.write));
         let mut delay = Duration::from_millis(50);
         while let Err(e) = self.shared.store.commit(write.clone()).await {
@@ -144,25 +266,23 @@ impl Partition {
         for ack in batch.acks {
             let _ = ack.send(());
         }
+        for reply in batch.replies {
+            reply(&batch.profiles);
+        }
     }
 
     /// Reads the state of every profile the messages touch, in one store round trip.
     async fn preload(&self, batch: &mut Batch, msgs: &[Msg]) {
-        let mut ids: Vec<String> = msgs
-            .iter()
-            .map(|m| match m {
-                Msg::Event(e) => e.profile_id.clone(),
-                Msg::Timer(t, _) => t.profile_id.clone(),
-            })
-            .collect();
+        let mut ids: Vec<String> = msgs.iter().map(|m| m.profile_id().to_string()).collect();
         ids.sort_unstable();
         ids.dedup();
+        let now = self.shared.clock.now();
         match self.shared.store.profile_states(ids).await {
             Ok(states) => {
                 for (id, state) in states {
                     batch
                         .profiles
-                        .insert(id.clone(), ProfileWork::new(&id, state));
+                        .insert(id.clone(), ProfileWork::new(&id, state, now));
                 }
             }
             // Each message loads its own profile then (and reports a lasting failure).
@@ -182,9 +302,11 @@ impl Partition {
                 .profile_states(vec![profile_id.to_string()])
                 .await?;
             let state = states.remove(profile_id).unwrap_or_default();
-            batch
-                .profiles
-                .insert(profile_id.to_string(), ProfileWork::new(profile_id, state));
+            let now = self.shared.clock.now();
+            batch.profiles.insert(
+                profile_id.to_string(),
+                ProfileWork::new(profile_id, state, now),
+            );
         }
         batch
             .profiles
@@ -192,23 +314,21 @@ impl Partition {
             .ok_or_else(|| anyhow::anyhow!("profile state missing"))
     }
 
-    async fn on_event(
-        &mut self,
-        set: &JourneySet,
-        batch: &mut Batch,
-        event: Event,
-    ) -> anyhow::Result<()> {
+    async fn on_event(&mut self, batch: &mut Batch, event: Event) -> anyhow::Result<()> {
         let now = self.shared.clock.now();
-        let work = self.load(batch, &event.profile_id).await?;
-        if !work.exists {
-            work.exists = true;
-            batch
-                .write
-                .profile_creates
-                .push((event.profile_id.clone(), now));
-        }
+        self.load(batch, &event.profile_id)
+            .await?
+            .ensure_exists(now);
 
-        // 1. Instances paused on a reaction to this event move on.
+        // 1. Exit criteria on this event type end instances before anything else.
+        self.exit_where(batch, &event.profile_id, now, |j| {
+            j.props
+                .exit_events
+                .contains(&event.event_type)
+                .then(|| format!("exit criterion: event {:?}", event.event_type))
+        });
+
+        // 2. Instances paused on a reaction to this event move on.
         let waiting: Vec<String> = batch.profiles[&event.profile_id]
             .instances
             .iter()
@@ -216,32 +336,363 @@ impl Partition {
             .map(|i| i.id.clone())
             .collect();
         for instance_id in waiting {
-            self.react(set, batch, &event, &instance_id, now).await;
+            self.react(batch, &event, &instance_id, now).await;
         }
 
-        // 2. Journeys this event type enters.
-        for journey in set.entered_by(&event.event_type) {
-            self.try_enter(batch, journey, &event, now).await;
+        // 3. Journeys this event type enters.
+        let journeys: Vec<Arc<Journey>> =
+            batch.set.entered_by(&event.event_type).cloned().collect();
+        let doc = event.to_json();
+        let trigger = Trigger {
+            id: &event.id,
+            profile_id: &event.profile_id,
+            doc: &doc,
+            event_id: Some(&event.id),
+        };
+        for journey in journeys {
+            let _ = self.try_enter(batch, &journey, &trigger, now).await;
         }
 
         batch.write.processed_events.push(event.id);
         Ok(())
     }
 
-    async fn react(
+    /// Applies a profile write; the answer waits for the commit (and the audience
+    /// re-evaluation that follows the write in [`Partition::settle`]).
+    async fn on_profile(
         &mut self,
-        set: &JourneySet,
         batch: &mut Batch,
-        event: &Event,
-        instance_id: &str,
+        op: ProfileOp,
+        reply: oneshot::Sender<ProfileReply>,
+    ) -> anyhow::Result<()> {
+        let now = self.shared.clock.now();
+        let id = op.profile_id().to_string();
+        let work = match self.load(batch, &id).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = reply.send(Err(anyhow::anyhow!("cannot read the profile: {e}")));
+                return Ok(());
+            }
+        };
+        let mut transitions = Vec::new();
+        match op {
+            ProfileOp::Put {
+                attributes,
+                timezone,
+                aliases,
+                ..
+            } => {
+                work.ensure_exists(now);
+                work.profile.attributes = attributes;
+                work.profile.timezone = timezone;
+                if let Some(aliases) = aliases {
+                    work.profile.aliases = aliases;
+                }
+                work.changed(now);
+            }
+            ProfileOp::Patch {
+                attributes,
+                timezone,
+                aliases,
+                ..
+            } => {
+                work.ensure_exists(now);
+                if let Some(patch) = attributes {
+                    merge_patch(&mut work.profile.attributes, &patch);
+                }
+                if let Some(tz) = timezone {
+                    work.profile.timezone = tz;
+                }
+                for (ns, value) in aliases {
+                    match value {
+                        Some(v) => work.profile.aliases.insert(ns, v),
+                        None => work.profile.aliases.remove(&ns),
+                    };
+                }
+                work.changed(now);
+            }
+            ProfileOp::Delete { .. } => {
+                if work.exists {
+                    self.delete_profile(batch, &id, now);
+                }
+            }
+            ProfileOp::SetMember {
+                audience, member, ..
+            } => {
+                work.ensure_exists(now);
+                let is_member = work.audiences.contains_key(&audience);
+                if member != is_member {
+                    transitions.push(self.transition(batch, &id, &audience, member, now));
+                }
+            }
+            ProfileOp::Reevaluate { .. } => {
+                work.needs_eval = work.exists;
+            }
+        }
+        self.settle(batch, &id, transitions).await;
+        batch.replies.push(Box::new(move |profiles| {
+            let view = profiles.get(&id).and_then(ProfileWork::view);
+            let _ = reply.send(Ok(view));
+        }));
+        Ok(())
+    }
+
+    /// Ends the profile's live instances and removes it with its memberships.
+    fn delete_profile(&mut self, batch: &mut Batch, id: &str, now: Timestamp) {
+        self.exit_where(batch, id, now, |_| Some("the profile was deleted".into()));
+        let Some(work) = batch.profiles.get_mut(id) else {
+            return;
+        };
+        let audiences: Vec<String> = work.audiences.keys().cloned().collect();
+        for audience in audiences {
+            batch.write.transitions.push(Transition {
+                audience: audience.clone(),
+                profile_id: id.to_string(),
+                direction: "exited",
+                at: now,
+            });
+            work.set_member(&audience, None);
+        }
+        work.exists = false;
+        work.dirty = false;
+        work.needs_eval = false;
+        work.capping.clear();
+        work.profile.aliases.clear();
+        batch.write.profile_deletes.push(id.to_string());
+    }
+
+    /// A run asks the profile to enter a journey version.
+    async fn on_enter(
+        &mut self,
+        batch: &mut Batch,
+        request: EnterRequest,
+        reply: oneshot::Sender<EnterReply>,
+    ) -> anyhow::Result<()> {
+        let now = self.shared.clock.now();
+        self.load(batch, &request.profile_id).await?;
+        let journey = batch
+            .set
+            .get(&request.journey_id)
+            .and_then(|j| j.entry_version())
+            .filter(|j| j.version == request.version)
+            .cloned();
+        let result = match journey {
+            None => Err("JOURNEY_NOT_LIVE".to_string()),
+            Some(journey) => {
+                let trigger = Trigger {
+                    id: &request.trigger_id,
+                    profile_id: &request.profile_id,
+                    doc: &request.trigger,
+                    event_id: None,
+                };
+                match self.try_enter(batch, &journey, &trigger, now).await {
+                    Ok(()) => Ok(()),
+                    // Entered before a restart: the run counts it once.
+                    Err(d) if d.code == "DUPLICATE" => Ok(()),
+                    Err(d) => Err(d.code.to_string()),
+                }
+            }
+        };
+        batch.replies.push(Box::new(move |_| {
+            let _ = reply.send(result);
+        }));
+        Ok(())
+    }
+
+    /// Records a membership change and returns the transition.
+    fn transition(
+        &self,
+        batch: &mut Batch,
+        profile_id: &str,
+        audience: &str,
+        entered: bool,
         now: Timestamp,
+    ) -> Transition {
+        let since = entered.then_some(now);
+        if let Some(work) = batch.profiles.get_mut(profile_id) {
+            work.set_member(audience, since);
+        }
+        batch.write.memberships.push(Membership {
+            audience: audience.to_string(),
+            profile_id: profile_id.to_string(),
+            since,
+        });
+        let t = Transition {
+            audience: audience.to_string(),
+            profile_id: profile_id.to_string(),
+            direction: if entered { "entered" } else { "exited" },
+            at: now,
+        };
+        batch.write.transitions.push(t.clone());
+        t
+    }
+
+    /// Evaluates the predicate audiences of a profile whose attributes changed, then
+    /// lets the transitions act (exit criteria, audience-qualification entries), until
+    /// the profile stops changing or `max_audience_rounds` is reached.
+    async fn settle(&mut self, batch: &mut Batch, profile_id: &str, mut pending: Vec<Transition>) {
+        let now = self.shared.clock.now();
+        for _ in 0..self.shared.settings.max_audience_rounds.max(1) {
+            pending.extend(self.evaluate(batch, profile_id, now));
+            if pending.is_empty() {
+                return;
+            }
+            for t in std::mem::take(&mut pending) {
+                let entered = t.direction == "entered";
+                if !entered {
+                    self.exit_where(batch, profile_id, now, |j| {
+                        j.props
+                            .exit_audiences
+                            .contains(&t.audience)
+                            .then(|| format!("exit criterion: left audience {:?}", t.audience))
+                    });
+                }
+                let journeys: Vec<Arc<Journey>> = batch
+                    .set
+                    .qualified_by(&t.audience)
+                    .filter(|j| match &j.entry.kind {
+                        EntryKind::Qualification {
+                            on_enter, on_exit, ..
+                        } => (entered && *on_enter) || (!entered && *on_exit),
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect();
+                if journeys.is_empty() {
+                    continue;
+                }
+                batch.transition_seq += 1;
+                let trigger_id = format!(
+                    "audience\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                    t.audience,
+                    t.direction,
+                    t.at.as_microsecond(),
+                    batch.transition_seq
+                );
+                let doc = json!({
+                    "id": trigger_id,
+                    "type": format!("audience.{}", t.direction),
+                    "profile_id": profile_id,
+                    "timestamp": t.at.to_string(),
+                    "audience": t.audience,
+                    "direction": t.direction,
+                    "data": {"audience": t.audience, "direction": t.direction},
+                });
+                let trigger = Trigger {
+                    id: &trigger_id,
+                    profile_id,
+                    doc: &doc,
+                    event_id: None,
+                };
+                for journey in journeys {
+                    let _ = self.try_enter(batch, &journey, &trigger, now).await;
+                }
+            }
+            self.run_starts(batch).await;
+        }
+        if batch.profiles.get(profile_id).is_some_and(|w| w.needs_eval) {
+            tracing::warn!(
+                profile = profile_id,
+                "audience re-evaluation stopped after max_audience_rounds rounds"
+            );
+        }
+    }
+
+    /// Evaluates every predicate audience for the profile if it changed; records and
+    /// returns the transitions.
+    fn evaluate(&mut self, batch: &mut Batch, profile_id: &str, now: Timestamp) -> Vec<Transition> {
+        let Some(work) = batch.profiles.get_mut(profile_id) else {
+            return Vec::new();
+        };
+        if !work.needs_eval || !work.exists {
+            return Vec::new();
+        }
+        work.needs_eval = false;
+        let audiences = batch.audiences.clone();
+        let env = EvalEnv {
+            now,
+            tz: TimeZone::UTC,
+            call: Some(Arc::new(CallInfo {
+                profile_id: profile_id.to_string(),
+                audiences: work.member_of.clone(),
+                ..Default::default()
+            })),
+        };
+        let mut changes = Vec::new();
+        for (name, predicate) in audiences.predicates() {
+            let data = ScopeData {
+                profile: Some(&work.doc),
+                ..Default::default()
+            };
+            let member = match self.exprs.eval_bool(predicate, &data, &env) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(audience = name, profile = profile_id, error = %e, "audience predicate failed; not a member");
+                    false
+                }
+            };
+            if member != work.audiences.contains_key(name) {
+                changes.push((name.to_string(), member));
+            }
+        }
+        changes
+            .into_iter()
+            .map(|(name, member)| self.transition(batch, profile_id, &name, member, now))
+            .collect()
+    }
+
+    /// Ends the profile's live instances for which `reason` gives a message.
+    fn exit_where(
+        &mut self,
+        batch: &mut Batch,
+        profile_id: &str,
+        now: Timestamp,
+        reason: impl Fn(&Journey) -> Option<String>,
     ) {
+        let Some(work) = batch.profiles.get(profile_id) else {
+            return;
+        };
+        let mut ending = Vec::new();
+        for inst in work.instances.iter().filter(|i| i.status.is_live()) {
+            let journey = batch.set.version(&inst.journey_id, inst.version).cloned();
+            let message = match &journey {
+                Some(j) => reason(j),
+                // A version that is no longer loaded: only deletion ends it here.
+                None => None,
+            };
+            if let Some(message) = message {
+                ending.push((inst.clone(), journey, message));
+            }
+        }
+        for (mut inst, journey, message) in ending {
+            let code = if message.starts_with("the profile was deleted") {
+                "PROFILE_DELETED"
+            } else {
+                "EXIT_CRITERIA"
+            };
+            self.end(
+                batch,
+                &mut inst,
+                journey.as_deref(),
+                Status::Exited,
+                code,
+                &message,
+                now,
+            );
+            self.store_instance(batch, inst);
+        }
+    }
+
+    async fn react(&mut self, batch: &mut Batch, event: &Event, instance_id: &str, now: Timestamp) {
         let Some(work) = batch.profiles.get_mut(&event.profile_id) else {
             return;
         };
         let Some(pos) = work.instances.iter().position(|i| i.id == instance_id) else {
             return;
         };
+        if work.instances[pos].status != Status::Waiting {
+            return; // Ended by an exit criterion.
+        }
         let (journey_id, version, node_id) = {
             let i = &work.instances[pos];
             (
@@ -250,7 +701,7 @@ impl Partition {
                 i.node.clone().unwrap_or_default(),
             )
         };
-        let Some(journey) = set.version(&journey_id, version).cloned() else {
+        let Some(journey) = batch.set.version(&journey_id, version).cloned() else {
             return;
         };
         let Some((node_ref, node)) = journey.node(&node_id) else {
@@ -288,43 +739,87 @@ impl Partition {
         .await;
     }
 
+    /// Admits the profile into `journey` and runs it until it pauses or ends; a refusal
+    /// is recorded as a discarded step (except a repeat of an entry already made).
     async fn try_enter(
         &mut self,
         batch: &mut Batch,
         journey: &Arc<Journey>,
-        event: &Event,
+        trigger: &Trigger<'_>,
         now: Timestamp,
-    ) {
-        let Some(work) = batch.profiles.get_mut(&event.profile_id) else {
-            return;
+    ) -> Result<(), Discard> {
+        match self.admit(batch, journey, trigger, now) {
+            Ok(inst) => {
+                self.start(batch, journey, inst, trigger.event_id, now)
+                    .await;
+                Ok(())
+            }
+            Err(d) => {
+                if d.code != "DUPLICATE" {
+                    batch
+                        .write
+                        .steps
+                        .push(discard_step(journey, trigger, &d, now));
+                }
+                Err(d)
+            }
+        }
+    }
+
+    /// Decides whether the profile may enter (schedule, single instance, re-entrance,
+    /// capping, `when`) and creates its instance on the start node.
+    fn admit(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Arc<Journey>,
+        trigger: &Trigger<'_>,
+        now: Timestamp,
+    ) -> Result<Instance, Discard> {
+        let missing = || Discard {
+            code: "PROFILE_MISSING",
+            message: "the profile does not exist".into(),
         };
+        let work = batch
+            .profiles
+            .get_mut(trigger.profile_id)
+            .ok_or_else(missing)?;
+        if !work.exists {
+            return Err(missing());
+        }
+        let id = ids::instance_id(&journey.id, journey.version, trigger.profile_id, trigger.id);
+        let last = work.last_entered.get(&journey.id);
+        if last.is_some_and(|(_, last_id)| *last_id == id) {
+            return Err(Discard {
+                code: "DUPLICATE",
+                message: "the profile already entered for this trigger".into(),
+            });
+        }
         let live = work
             .instances
             .iter()
             .any(|i| i.journey_id == journey.id && i.status.is_live());
-        let last = work.last_entered.get(&journey.id).copied();
-        let discard = |code: &str, message: String| Step {
-            seq: 0,
-            instance_id: None,
-            journey_id: journey.id.clone(),
-            version: journey.version,
-            profile_id: event.profile_id.clone(),
-            event_id: Some(event.id.clone()),
-            node: "entry".into(),
-            kind: "entry".into(),
-            status: StepStatus::Discarded,
-            at: now,
-            code: Some(code.to_string()),
-            message: Some(message),
-            detail: None,
-        };
-        if let Err(d) = entry::check(journey, now, live, last) {
-            batch.write.steps.push(discard(d.code, d.message));
-            return;
+        entry::check(journey, now, live, last.map(|(at, _)| *at))?;
+        for rule_id in &journey.props.capping {
+            let Some(rule) = batch.audiences.capping.get(rule_id) else {
+                continue;
+            };
+            let entries = work
+                .capping
+                .iter()
+                .filter(|(r, _)| r == rule_id)
+                .map(|(_, at)| *at);
+            if !rule.allows(entries, now) {
+                return Err(Discard {
+                    code: "CAPPED",
+                    message: format!(
+                        "capping rule {rule_id:?} allows {} entries per {}",
+                        rule.max, rule.period
+                    ),
+                });
+            }
         }
-        let tz = instance_tz(journey, work.timezone.as_deref());
-        let event_doc = event.to_json();
-        if let Some(when) = &journey.entry.when {
+        let tz = instance_tz(journey, work.profile.timezone.as_deref());
+        if let (Some(when), EntryKind::Event { .. }) = (&journey.entry.when, &journey.entry.kind) {
             let env = EvalEnv {
                 now,
                 tz: tz.clone(),
@@ -332,49 +827,44 @@ impl Partition {
                     journey_id: journey.id.clone(),
                     version: journey.version,
                     node_id: "entry".into(),
-                    instance_id: String::new(),
-                    profile_id: event.profile_id.clone(),
-                    calls: None,
-                    lookups: None,
+                    profile_id: trigger.profile_id.to_string(),
+                    audiences: work.member_of.clone(),
+                    ..Default::default()
                 })),
             };
             let data = ScopeData {
-                event: Some(&event_doc),
+                event: Some(trigger.doc),
                 profile: Some(&work.doc),
                 ..Default::default()
             };
             match self.exprs.eval_bool(when, &data, &env) {
                 Ok(true) => {}
                 Ok(false) => {
-                    batch.write.steps.push(discard(
-                        "ENTRY_CONDITION_FALSE",
-                        format!("entry.when is false: {}", when.source()),
-                    ));
-                    return;
+                    return Err(Discard {
+                        code: "ENTRY_CONDITION_FALSE",
+                        message: format!("entry.when is false: {}", when.source()),
+                    });
                 }
                 Err(e) => {
-                    batch
-                        .write
-                        .steps
-                        .push(discard("EXPR_EVAL", format!("entry.when: {e}")));
-                    return;
+                    return Err(Discard {
+                        code: "EXPR_EVAL",
+                        message: format!("entry.when: {e}"),
+                    });
                 }
             }
         }
 
-        let id = ids::instance_id(&journey.id, journey.version, &event.profile_id, &event.id);
         let mut deadline = add_span(now, journey.props.timeout, &tz).unwrap_or(Timestamp::MAX);
         if let Some(end) = journey.props.end_at {
             deadline = deadline.min(end);
         }
-        let start = journey.start;
-        let mut inst = Instance {
-            id,
+        let inst = Instance {
+            id: id.clone(),
             journey_id: journey.id.clone(),
             version: journey.version,
-            profile_id: event.profile_id.clone(),
+            profile_id: trigger.profile_id.to_string(),
             status: Status::Active,
-            node: Some(journey.nodes[start].id.clone()),
+            node: Some(journey.nodes[journey.start].id.clone()),
             entered_at: now,
             updated_at: now,
             ended_at: None,
@@ -382,19 +872,46 @@ impl Partition {
             deadline,
             end_reason: None,
             data: InstanceData {
-                event: event_doc,
+                event: trigger.doc.clone(),
                 step: 1,
                 ..Default::default()
             },
         };
-        work.last_entered.insert(journey.id.clone(), now);
-        batch.write.steps.push(Step {
-            instance_id: Some(inst.id.clone()),
-            status: StepStatus::Entered,
-            code: None,
-            message: None,
-            ..discard("", String::new())
-        });
+        work.last_entered.insert(journey.id.clone(), (now, id));
+        for rule_id in &journey.props.capping {
+            work.capping.push((rule_id.clone(), now));
+            batch
+                .write
+                .capping
+                .push((trigger.profile_id.to_string(), rule_id.clone(), now));
+        }
+        batch.write.steps.push(step(
+            &inst,
+            "entry",
+            "entry",
+            StepStatus::Entered,
+            now,
+            trigger.event_id,
+            None,
+            None,
+            None,
+        ));
+        Ok(inst)
+    }
+
+    /// Runs an admitted instance's first node and drives it on.
+    async fn start(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Arc<Journey>,
+        mut inst: Instance,
+        event_id: Option<&str>,
+        now: Timestamp,
+    ) {
+        let Some(work) = batch.profiles.get_mut(&inst.profile_id) else {
+            return;
+        };
+        let start = journey.start;
         let mut patches = Vec::new();
         let outcome = {
             let mut cx = step_cx(
@@ -409,25 +926,39 @@ impl Partition {
             );
             journey.nodes[start].kind.enter(&mut cx).await
         };
-        self.drive(
-            batch,
-            journey,
-            inst,
-            start,
-            outcome,
-            Some(&event.id),
-            patches,
-            now,
-        )
-        .await;
+        self.drive(batch, journey, inst, start, outcome, event_id, patches, now)
+            .await;
     }
 
-    async fn on_timer(
-        &mut self,
-        set: &JourneySet,
-        batch: &mut Batch,
-        timer: DueTimer,
-    ) -> anyhow::Result<()> {
+    /// Starts the instances that jumps admitted, in order (a started instance may jump
+    /// again; `max_steps_per_activation` bounds the chain).
+    async fn run_starts(&mut self, batch: &mut Batch) {
+        let mut budget = self.shared.settings.max_steps_per_activation;
+        while !batch.starts.is_empty() {
+            for s in std::mem::take(&mut batch.starts) {
+                let now = self.shared.clock.now();
+                if budget == 0 {
+                    let mut inst = s.instance;
+                    self.end(
+                        batch,
+                        &mut inst,
+                        Some(&s.journey),
+                        Status::Failed,
+                        "STEP_LIMIT",
+                        "too many jumps in one activation (max_steps_per_activation)",
+                        now,
+                    );
+                    self.store_instance(batch, inst);
+                    continue;
+                }
+                budget -= 1;
+                self.start(batch, &s.journey, s.instance, s.event_id.as_deref(), now)
+                    .await;
+            }
+        }
+    }
+
+    async fn on_timer(&mut self, batch: &mut Batch, timer: DueTimer) -> anyhow::Result<()> {
         let now = self.shared.clock.now();
         let work = self.load(batch, &timer.profile_id).await?;
         let Some(pos) = work
@@ -441,7 +972,7 @@ impl Partition {
         if inst.status != Status::Waiting || inst.wake_at != Some(timer.wake_at) {
             return Ok(()); // Already moved on within this batch.
         }
-        let versions = set.get(&inst.journey_id);
+        let versions = batch.set.get(&inst.journey_id);
         let journey = versions
             .and_then(|j| j.versions.get(&inst.version))
             .cloned();
@@ -531,11 +1062,25 @@ impl Partition {
         let mut budget = self.shared.settings.max_steps_per_activation;
         let profile_id = inst.profile_id.clone();
         loop {
-            for p in patches.drain(..) {
-                batch
-                    .write
-                    .profile_patches
-                    .push((profile_id.clone(), p, now));
+            if !patches.is_empty()
+                && let Some(work) = batch.profiles.get_mut(&profile_id)
+            {
+                for p in patches.drain(..) {
+                    merge_patch(&mut work.profile.attributes, &p);
+                }
+                // The node already updated the expression view in place.
+                work.profile.updated_at = now;
+                work.dirty = true;
+                work.needs_eval = true;
+            }
+            if let Move::Jump {
+                journey: target,
+                data,
+                next,
+                on_error,
+            } = &outcome.next
+            {
+                outcome = self.jump(batch, &inst, target, data, *next, *on_error, now);
             }
             let node = &journey.nodes[current];
             let (status, code, message, next) = match &outcome.next {
@@ -554,6 +1099,7 @@ impl Partition {
                         None => Err(None),
                     },
                 ),
+                Move::Jump { .. } => unreachable!("jumps are resolved above"),
             };
             batch.write.steps.push(step(
                 &inst,
@@ -641,6 +1187,85 @@ impl Partition {
         self.store_instance(batch, inst);
     }
 
+    /// Admits the profile into the live event journey `target` (its first node runs
+    /// after the current activation) and says where the jumping instance goes.
+    #[allow(clippy::too_many_arguments)]
+    fn jump(
+        &mut self,
+        batch: &mut Batch,
+        from: &Instance,
+        target: &str,
+        data: &Value,
+        next: Option<NodeRef>,
+        on_error: Option<NodeRef>,
+        now: Timestamp,
+    ) -> Outcome {
+        let journey = batch
+            .set
+            .get(target)
+            .and_then(|j| j.entry_version())
+            .cloned();
+        let Some(journey) = journey else {
+            return Outcome::fail(
+                "JUMP_FAILED",
+                format!("journey {target:?} is not live"),
+                on_error,
+            );
+        };
+        let Some(event_type) = journey.entry.event_type().map(str::to_string) else {
+            return Outcome::fail(
+                "JUMP_FAILED",
+                format!(
+                    "journey {target:?} is not entered by events (its entry is {})",
+                    journey.def.entry.kind()
+                ),
+                on_error,
+            );
+        };
+        let trigger_id = format!("jump\u{1f}{}\u{1f}{}", from.id, from.data.step);
+        let doc = json!({
+            "id": trigger_id,
+            "type": event_type,
+            "profile_id": from.profile_id,
+            "timestamp": now.to_string(),
+            "data": data,
+            "source": {"journey": from.journey_id, "version": from.version, "instance": from.id},
+        });
+        let trigger = Trigger {
+            id: &trigger_id,
+            profile_id: &from.profile_id,
+            doc: &doc,
+            event_id: None,
+        };
+        match self.admit(batch, &journey, &trigger, now) {
+            Ok(instance) => {
+                let detail = json!({"journey": journey.id, "version": journey.version, "instance": instance.id});
+                batch.starts.push(Start {
+                    journey,
+                    instance,
+                    event_id: None,
+                });
+                Outcome::goto(next).with_detail(json!({"jumped_to": detail}))
+            }
+            Err(d) => {
+                if d.code != "DUPLICATE" {
+                    batch
+                        .write
+                        .steps
+                        .push(discard_step(&journey, &trigger, &d, now));
+                }
+                Outcome::fail(
+                    "JUMP_FAILED",
+                    format!(
+                        "journey {target:?} refused the entry: {} ({})",
+                        d.message, d.code
+                    ),
+                    on_error,
+                )
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn end(
         &self,
@@ -687,6 +1312,25 @@ impl Partition {
     }
 }
 
+/// The step recording a refused entry.
+fn discard_step(journey: &Journey, trigger: &Trigger<'_>, d: &Discard, now: Timestamp) -> Step {
+    Step {
+        seq: 0,
+        instance_id: None,
+        journey_id: journey.id.clone(),
+        version: journey.version,
+        profile_id: trigger.profile_id.to_string(),
+        event_id: trigger.event_id.map(str::to_string),
+        node: "entry".into(),
+        kind: "entry".into(),
+        status: StepStatus::Discarded,
+        at: now,
+        code: Some(d.code.to_string()),
+        message: Some(d.message.clone()),
+        detail: None,
+    }
+}
+
 /// What a node sees while it runs: the zone follows the journey (or the profile), and
 /// the look-up cache starts from the instance's.
 #[allow(clippy::too_many_arguments)]
@@ -710,12 +1354,13 @@ fn step_cx<'a>(
         profile_id: instance.profile_id.clone(),
         calls: Some(plugin_calls.clone()),
         lookups: Some(lookups.clone()),
+        audiences: work.member_of.clone(),
     });
     StepCx {
         journey,
         node_id,
         instance,
-        tz: instance_tz(journey, work.timezone.as_deref()),
+        tz: instance_tz(journey, work.profile.timezone.as_deref()),
         profile: &mut work.doc,
         profile_patches: patches,
         now,

@@ -8,12 +8,12 @@
 
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Event, Profile};
@@ -26,10 +26,16 @@ pub type Result<T> = anyhow::Result<T>;
 pub struct WriteBatch {
     /// Events whose processing this batch completes.
     pub processed_events: Vec<String>,
-    /// Profiles to create empty if they do not exist yet (id, time).
-    pub profile_creates: Vec<(String, Timestamp)>,
-    /// Merge patches to apply to profile attributes, in order (id, patch, time).
-    pub profile_patches: Vec<(String, Value, Timestamp)>,
+    /// Profiles to insert or replace (attributes, zone, aliases), in their final state.
+    pub profiles: Vec<Profile>,
+    /// Profiles to delete (with their aliases and memberships).
+    pub profile_deletes: Vec<String>,
+    /// Audience memberships that begin (`since` set) or end (`since` empty).
+    pub memberships: Vec<Membership>,
+    /// Audience entries and exits, for the record.
+    pub transitions: Vec<Transition>,
+    /// Entries counted by capping rules (profile, rule, time).
+    pub capping: Vec<(String, String, Timestamp)>,
     /// Instances to insert or replace.
     pub instances: Vec<Instance>,
     /// Step events to append.
@@ -39,11 +45,32 @@ pub struct WriteBatch {
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.processed_events.is_empty()
-            && self.profile_creates.is_empty()
-            && self.profile_patches.is_empty()
+            && self.profiles.is_empty()
+            && self.profile_deletes.is_empty()
+            && self.memberships.is_empty()
+            && self.transitions.is_empty()
+            && self.capping.is_empty()
             && self.instances.is_empty()
             && self.steps.is_empty()
     }
+}
+
+/// A profile joining (`since` set) or leaving an audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub audience: String,
+    pub profile_id: String,
+    pub since: Option<Timestamp>,
+}
+
+/// A recorded audience entry or exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub audience: String,
+    pub profile_id: String,
+    /// `entered` or `exited`.
+    pub direction: &'static str,
+    pub at: Timestamp,
 }
 
 /// What a partition needs to know about one profile to step its instances.
@@ -52,8 +79,63 @@ pub struct ProfileState {
     pub profile: Option<Profile>,
     /// Instances still active or waiting.
     pub live: Vec<Instance>,
-    /// For each journey the profile ever entered: when it last entered.
-    pub last_entered: HashMap<String, Timestamp>,
+    /// For each journey the profile ever entered: when it last entered, and the id of
+    /// that latest instance.
+    pub last_entered: HashMap<String, (Timestamp, String)>,
+    /// Audiences the profile belongs to, with the time it joined.
+    pub audiences: BTreeMap<String, Timestamp>,
+    /// Entries counted by capping rules (rule, time).
+    pub capping: Vec<(String, Timestamp)>,
+}
+
+/// A stored audience definition and its size.
+#[derive(Debug, Clone, Serialize)]
+pub struct AudienceRecord {
+    pub name: String,
+    pub definition: Value,
+    pub size: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A run of a read-audience journey, or the fan-out of a business event: the profiles
+/// of an audience enter one journey version, at a rate, resumably.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub journey_id: String,
+    pub version: u32,
+    /// `schedule` or `business_event`.
+    pub kind: String,
+    pub audience: String,
+    /// The occurrence of the schedule (or the business event's arrival).
+    pub scheduled_at: Timestamp,
+    pub started_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    pub status: RunStatus,
+    /// The last profile id handled, in id order: a resumed run starts after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    pub read: u64,
+    pub entered: u64,
+    pub skipped: u64,
+    /// Skipped profiles by reason code.
+    pub skipped_reasons: BTreeMap<String, u64>,
+    /// Profiles per second.
+    pub rate: u32,
+    /// Incremental runs only read members who joined since this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members_since: Option<Timestamp>,
+    /// The entry event every profile gets (`event` in expressions).
+    pub trigger: Value,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Finished,
 }
 
 /// An instance whose timer is due.
@@ -165,24 +247,50 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64>;
 
+    /// A profile with its aliases.
     async fn get_profile(&self, id: &str) -> Result<Option<Profile>>;
-    /// Creates or replaces a profile's attributes and zone.
-    async fn put_profile(
+    /// The profile an alias belongs to.
+    async fn resolve_identity(&self, namespace: &str, value: &str) -> Result<Option<String>>;
+    /// Profile ids in order, after `after`.
+    async fn profile_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>>;
+
+    /// Creates or replaces an audience definition.
+    async fn put_audience(&self, name: &str, definition: Value, now: Timestamp) -> Result<()>;
+    async fn list_audiences(&self) -> Result<Vec<AudienceRecord>>;
+    async fn get_audience(&self, name: &str) -> Result<Option<AudienceRecord>>;
+    /// Members of an audience in profile id order, after `after`; with `since`, only
+    /// those who joined after it.
+    async fn audience_members(
         &self,
-        id: &str,
-        attributes: Value,
-        timezone: Option<String>,
-        now: Timestamp,
-    ) -> Result<Profile>;
-    /// Applies a merge patch to a profile's attributes (creating it if needed); a given
-    /// `timezone` replaces the zone (`Some(None)` clears it).
-    async fn patch_profile(
-        &self,
-        id: &str,
-        patch: Value,
-        timezone: Option<Option<String>>,
-        now: Timestamp,
-    ) -> Result<Profile>;
+        name: &str,
+        after: Option<String>,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(String, Timestamp)>>;
+    /// The audiences a profile belongs to, with the time it joined.
+    async fn profile_audiences(&self, profile_id: &str) -> Result<Vec<(String, Timestamp)>>;
+    /// Recorded audience transitions of a profile, oldest first.
+    async fn profile_transitions(&self, profile_id: &str) -> Result<Vec<Transition>>;
+
+    /// Creates or replaces a capping rule.
+    async fn put_capping_rule(&self, id: &str, definition: Value, now: Timestamp) -> Result<()>;
+    /// Every capping rule (id, definition).
+    async fn capping_rules(&self) -> Result<Vec<(String, Value)>>;
+
+    /// Stores a business event with the runs it starts, atomically; false if its id was
+    /// seen before (nothing is stored then).
+    async fn ingest_business_event(&self, event: Event, runs: Vec<RunRecord>) -> Result<bool>;
+    /// Creates a run unless one with its id exists; returns whether it was created.
+    async fn create_run(&self, run: RunRecord) -> Result<bool>;
+    /// Saves a run's progress.
+    async fn update_run(&self, run: RunRecord) -> Result<()>;
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>>;
+    /// A journey's runs, newest first.
+    async fn runs_of_journey(&self, journey_id: &str) -> Result<Vec<RunRecord>>;
+    /// Runs not finished (to resume after a restart).
+    async fn open_runs(&self) -> Result<Vec<RunRecord>>;
+    /// The latest scheduled run of a journey (any version).
+    async fn last_scheduled_run(&self, journey_id: &str) -> Result<Option<RunRecord>>;
 
     async fn put_draft(&self, id: &str, definition: Value, now: Timestamp) -> Result<()>;
     async fn get_journey(&self, id: &str) -> Result<Option<JourneyRecord>>;

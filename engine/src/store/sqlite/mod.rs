@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, one writer thread with group commit,
 //! a few reader connections.
 
+mod audiences;
 mod rows;
 mod schema;
 mod writer;
@@ -18,8 +19,8 @@ use tokio::sync::Semaphore;
 use self::rows::{from_ts, ts};
 use self::writer::Writer;
 use super::{
-    DueTimer, EventRecord, JourneyRecord, JourneyStatus, ProfileState, Result, Store, VersionInfo,
-    VersionRecord, WriteBatch,
+    AudienceRecord, DueTimer, EventRecord, JourneyRecord, JourneyStatus, ProfileState, Result,
+    RunRecord, RunStatus, Store, Transition, VersionInfo, VersionRecord, WriteBatch,
 };
 use crate::model::{Event, Profile};
 use crate::runtime::instance::{Instance, Status, Step};
@@ -124,36 +125,18 @@ fn insert_step(conn: &Connection, s: &Step) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn create_profile(conn: &Connection, id: &str, now: Timestamp) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO profiles (id, attributes, timezone, created_at, updated_at) \
-         VALUES (?1, '{}', NULL, ?2, ?2) ON CONFLICT(id) DO NOTHING",
-    )?
-    .execute(params![id, ts(now)])?;
-    Ok(())
-}
-
-fn patch_profile_row(
-    conn: &Connection,
-    id: &str,
-    patch: &Value,
-    now: Timestamp,
-) -> rusqlite::Result<()> {
-    create_profile(conn, id, now)?;
-    conn.prepare_cached(
-        "UPDATE profiles SET attributes = json_patch(attributes, ?2), updated_at = ?3 WHERE id = ?1",
-    )?
-    .execute(params![id, patch.to_string(), ts(now)])?;
-    Ok(())
-}
-
 fn load_profile(conn: &Connection, id: &str) -> rusqlite::Result<Option<Profile>> {
     conn.prepare_cached(&format!(
         "SELECT {} FROM profiles WHERE id = ?1",
         rows::PROFILE_COLUMNS
     ))?
     .query_row([id], rows::profile)
-    .optional()
+    .optional()?
+    .map(|mut p| {
+        p.aliases = audiences::aliases(conn, id)?;
+        Ok(p)
+    })
+    .transpose()
 }
 
 /// What a partition needs of one profile: the profile, its live instances, and when it
@@ -169,18 +152,59 @@ fn load_profile_state(conn: &Connection, id: &str) -> rusqlite::Result<ProfileSt
         .query_map([id], rows::instance)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut last_entered = HashMap::new();
+    // SQLite returns the other columns of the row that holds the MAX.
     let mut stmt = conn.prepare_cached(
-        "SELECT journey_id, MAX(entered_at) FROM instances WHERE profile_id = ?1 GROUP BY journey_id",
+        "SELECT journey_id, MAX(entered_at), id FROM instances WHERE profile_id = ?1 GROUP BY journey_id",
     )?;
     let mut q = stmt.query([id])?;
     while let Some(r) = q.next()? {
-        last_entered.insert(r.get::<_, String>(0)?, from_ts(r.get(1)?)?);
+        last_entered.insert(
+            r.get::<_, String>(0)?,
+            (from_ts(r.get(1)?)?, r.get::<_, String>(2)?),
+        );
     }
     Ok(ProfileState {
         profile,
         live,
         last_entered,
+        audiences: audiences::memberships_of(conn, id)?,
+        capping: audiences::capping_of(conn, id)?,
     })
+}
+
+fn run_status(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Finished => "finished",
+    }
+}
+
+fn run_json(run: &RunRecord) -> String {
+    serde_json::to_string(run).unwrap_or_else(|_| "{}".into())
+}
+
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    let text: String = r.get(0)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn insert_run(conn: &Connection, run: &RunRecord) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO runs (id, journey_id, kind, status, scheduled_at, record) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+        )?
+        .execute(params![
+            run.id,
+            run.journey_id,
+            run.kind,
+            run_status(run.status),
+            ts(run.scheduled_at),
+            run_json(run)
+        ])?;
+    Ok(n == 1)
 }
 
 fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<JourneyRecord>> {
@@ -254,11 +278,20 @@ impl Store for SqliteStore {
         }
         self.writer
             .write(move |conn| {
-                for (id, now) in &batch.profile_creates {
-                    create_profile(conn, id, *now)?;
+                for id in &batch.profile_deletes {
+                    audiences::delete_profile(conn, id)?;
                 }
-                for (id, patch, now) in &batch.profile_patches {
-                    patch_profile_row(conn, id, patch, *now)?;
+                for p in &batch.profiles {
+                    audiences::upsert_profile(conn, p)?;
+                }
+                for m in &batch.memberships {
+                    audiences::write_membership(conn, m)?;
+                }
+                for t in &batch.transitions {
+                    audiences::insert_transition(conn, t)?;
+                }
+                for (profile, rule, at) in &batch.capping {
+                    audiences::insert_capping(conn, profile, rule, *at)?;
                 }
                 for i in &batch.instances {
                     upsert_instance(conn, i)?;
@@ -425,51 +458,182 @@ impl Store for SqliteStore {
         self.read(move |conn| load_profile(conn, &id)).await
     }
 
-    async fn put_profile(
+    async fn resolve_identity(&self, namespace: &str, value: &str) -> Result<Option<String>> {
+        let (ns, value) = (namespace.to_string(), value.to_string());
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT profile_id FROM identities WHERE namespace = ?1 AND value = ?2",
+            )?
+            .query_row(params![ns, value], |r| r.get(0))
+            .optional()
+        })
+        .await
+    }
+
+    async fn profile_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT id FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![after.unwrap_or_default(), limit as i64], |r| {
+                    r.get(0)
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_audience(&self, name: &str, definition: Value, now: Timestamp) -> Result<()> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| Ok(audiences::put_audience(conn, &name, &definition, now)?))
+            .await
+    }
+
+    async fn list_audiences(&self) -> Result<Vec<AudienceRecord>> {
+        self.read(audiences::list_audiences).await
+    }
+
+    async fn get_audience(&self, name: &str) -> Result<Option<AudienceRecord>> {
+        let name = name.to_string();
+        self.read(move |conn| audiences::get_audience(conn, &name))
+            .await
+    }
+
+    async fn audience_members(
         &self,
-        id: &str,
-        attributes: Value,
-        timezone: Option<String>,
-        now: Timestamp,
-    ) -> Result<Profile> {
+        name: &str,
+        after: Option<String>,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(String, Timestamp)>> {
+        let name = name.to_string();
+        self.read(move |conn| audiences::members(conn, &name, after.as_deref(), since, limit))
+            .await
+    }
+
+    async fn profile_audiences(&self, profile_id: &str) -> Result<Vec<(String, Timestamp)>> {
+        let id = profile_id.to_string();
+        self.read(move |conn| Ok(audiences::memberships_of(conn, &id)?.into_iter().collect()))
+            .await
+    }
+
+    async fn profile_transitions(&self, profile_id: &str) -> Result<Vec<Transition>> {
+        let id = profile_id.to_string();
+        self.read(move |conn| audiences::transitions_of(conn, &id))
+            .await
+    }
+
+    async fn put_capping_rule(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
         let id = id.to_string();
         self.writer
             .write(move |conn| {
                 conn.prepare_cached(
-                    "INSERT INTO profiles (id, attributes, timezone, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(id) DO UPDATE SET \
-                     attributes = excluded.attributes, timezone = excluded.timezone, \
-                     updated_at = excluded.updated_at",
+                    "INSERT INTO capping_rules (id, definition, updated_at) VALUES (?1, ?2, ?3)                      ON CONFLICT(id) DO UPDATE SET definition = excluded.definition,                      updated_at = excluded.updated_at",
                 )?
-                .execute(params![
-                    id,
-                    attributes.to_string(),
-                    timezone,
-                    ts(now)
-                ])?;
-                load_profile(conn, &id)?.ok_or_else(|| anyhow::anyhow!("profile vanished"))
+                .execute(params![id, definition.to_string(), ts(now)])?;
+                Ok(())
             })
             .await
     }
 
-    async fn patch_profile(
-        &self,
-        id: &str,
-        patch: Value,
-        timezone: Option<Option<String>>,
-        now: Timestamp,
-    ) -> Result<Profile> {
-        let id = id.to_string();
+    async fn capping_rules(&self) -> Result<Vec<(String, Value)>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id, definition FROM capping_rules ORDER BY id")?
+                .query_map([], |r| {
+                    let text: String = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        serde_json::from_str(&text).unwrap_or(Value::Null),
+                    ))
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn ingest_business_event(&self, event: Event, runs: Vec<RunRecord>) -> Result<bool> {
         self.writer
             .write(move |conn| {
-                patch_profile_row(conn, &id, &patch, now)?;
-                if let Some(tz) = timezone {
-                    conn.prepare_cached("UPDATE profiles SET timezone = ?2 WHERE id = ?1")?
-                        .execute(params![id, tz])?;
+                let n = conn
+                    .prepare_cached(
+                        "INSERT INTO business_events (id, type, ts, received_at, data)                          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
+                    )?
+                    .execute(params![
+                        event.id,
+                        event.event_type,
+                        ts(event.timestamp),
+                        ts(event.received_at),
+                        event.data.to_string()
+                    ])?;
+                if n == 0 {
+                    return Ok(false);
                 }
-                load_profile(conn, &id)?.ok_or_else(|| anyhow::anyhow!("profile vanished"))
+                for run in &runs {
+                    insert_run(conn, run)?;
+                }
+                Ok(true)
             })
             .await
+    }
+
+    async fn create_run(&self, run: RunRecord) -> Result<bool> {
+        self.writer
+            .write(move |conn| Ok(insert_run(conn, &run)?))
+            .await
+    }
+
+    async fn update_run(&self, run: RunRecord) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE runs SET status = ?2, record = ?3 WHERE id = ?1")?
+                    .execute(params![run.id, run_status(run.status), run_json(&run)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT record FROM runs WHERE id = ?1")?
+                .query_row([id], run_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn runs_of_journey(&self, journey_id: &str) -> Result<Vec<RunRecord>> {
+        let id = journey_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT record FROM runs WHERE journey_id = ?1 ORDER BY scheduled_at DESC, rowid DESC",
+            )?
+            .query_map([id], run_row)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn open_runs(&self) -> Result<Vec<RunRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT record FROM runs WHERE status = 'running' ORDER BY scheduled_at, id",
+            )?
+            .query_map([], run_row)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn last_scheduled_run(&self, journey_id: &str) -> Result<Option<RunRecord>> {
+        let id = journey_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT record FROM runs WHERE journey_id = ?1 AND kind = 'schedule'                  ORDER BY scheduled_at DESC LIMIT 1",
+            )?
+            .query_row([id], run_row)
+            .optional()
+        })
+        .await
     }
 
     async fn put_draft(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {

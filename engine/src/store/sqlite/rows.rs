@@ -50,6 +50,7 @@ pub fn profile(row: &Row) -> rusqlite::Result<Profile> {
         id: row.get(0)?,
         attributes: json(&row.get::<_, String>(1)?)?,
         timezone: row.get(2)?,
+        aliases: Default::default(),
         created_at: from_ts(row.get(3)?)?,
         updated_at: from_ts(row.get(4)?)?,
     })

@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -70,6 +70,70 @@ CREATE TABLE IF NOT EXISTS journeys (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS identities (
+    namespace   TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    profile_id  TEXT NOT NULL,
+    PRIMARY KEY (namespace, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identities_profile ON identities(profile_id);
+
+CREATE TABLE IF NOT EXISTS audiences (
+    name        TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audience_members (
+    audience    TEXT NOT NULL,
+    profile_id  TEXT NOT NULL,
+    since       INTEGER NOT NULL,
+    PRIMARY KEY (audience, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audience_members_profile ON audience_members(profile_id);
+
+CREATE TABLE IF NOT EXISTS audience_transitions (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    audience    TEXT NOT NULL,
+    profile_id  TEXT NOT NULL,
+    direction   TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audience_transitions_profile ON audience_transitions(profile_id);
+
+CREATE TABLE IF NOT EXISTS capping_rules (
+    id          TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS capping_entries (
+    profile_id  TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS capping_entries_profile ON capping_entries(profile_id);
+
+CREATE TABLE IF NOT EXISTS business_events (
+    id          TEXT PRIMARY KEY,
+    type        TEXT NOT NULL,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    data        TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    journey_id  TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_journey ON runs(journey_id, scheduled_at);
+CREATE INDEX IF NOT EXISTS runs_open ON runs(status) WHERE status = 'running';
 
 CREATE TABLE IF NOT EXISTS journey_versions (
     journey_id   TEXT NOT NULL,

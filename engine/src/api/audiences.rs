@@ -1,0 +1,215 @@
+//! `/v1/audiences` (create, list, get, members, list membership changes) and
+//! `/v1/capping-rules`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{Body, parse_json};
+use super::{ApiError, AppState};
+use crate::runtime::{DefinitionError, ProfileOp};
+
+fn definition_error(e: DefinitionError, code: &'static str) -> ApiError {
+    match e {
+        DefinitionError::Invalid { path, message } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).at(path)
+        }
+        DefinitionError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// `PUT /v1/audiences/{name}`: `{"predicate": "profile.tier == \"gold\""}` or `{}` for
+/// an explicit list.
+pub async fn put(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Body(bytes): Body,
+) -> Result<Json<Value>, ApiError> {
+    let def: Value = parse_json(&bytes)?;
+    app.runtime
+        .put_audience(&name, def)
+        .await
+        .map_err(|e| definition_error(e, "INVALID_AUDIENCE"))?;
+    get(State(app), Path(name)).await
+}
+
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let audiences = app.runtime.store().list_audiences().await?;
+    Ok(Json(json!({"audiences": audiences})))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = app
+        .runtime
+        .store()
+        .get_audience(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("audience {name:?} does not exist")))?;
+    let mut out = serde_json::to_value(&record).map_err(ApiError::internal)?;
+    out["kind"] = json!(if record.definition.get("predicate").is_some() {
+        "predicate"
+    } else {
+        "list"
+    });
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    /// Profile id to start after.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/audiences/{name}/members?after=ID&limit=N`: members in profile id order;
+/// `next` is the `after` of the following page.
+pub async fn members(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    if app.runtime.audience_is_list(&name).is_none() {
+        return Err(ApiError::not_found(format!(
+            "audience {name:?} does not exist"
+        )));
+    }
+    let limit = page.limit.unwrap_or(100).clamp(1, 1_000);
+    let members = app
+        .runtime
+        .store()
+        .audience_members(&name, page.after, None, limit)
+        .await?;
+    let next = (members.len() == limit)
+        .then(|| members.last().map(|(id, _)| id.clone()))
+        .flatten();
+    let members: Vec<Value> = members
+        .into_iter()
+        .map(|(id, since)| json!({"profile_id": id, "since": since.to_string()}))
+        .collect();
+    Ok(Json(json!({"members": members, "next": next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChanges {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// `POST /v1/audiences/{name}/members`: `{"add": [ids], "remove": [ids]}` for an
+/// explicit-list audience. Profiles added are created if needed; journeys entered on
+/// the transitions start before the answer.
+pub async fn change_members(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Body(bytes): Body,
+) -> Result<Json<Value>, ApiError> {
+    match app.runtime.audience_is_list(&name) {
+        None => {
+            return Err(ApiError::not_found(format!(
+                "audience {name:?} does not exist"
+            )));
+        }
+        Some(false) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "AUDIENCE_IS_COMPUTED",
+                format!(
+                    "audience {name:?} is defined by a predicate; its members follow the profiles"
+                ),
+            ));
+        }
+        Some(true) => {}
+    }
+    let changes: MemberChanges = parse_json(&bytes)?;
+    for (field, ids) in [("add", &changes.add), ("remove", &changes.remove)] {
+        if let Some(i) = ids.iter().position(|id| id.is_empty() || id.len() > 256) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "a profile id has 1 to 256 bytes",
+            )
+            .at(format!("{field}[{i}]")));
+        }
+    }
+    let mut replies = Vec::new();
+    for (ids, member) in [(changes.add, true), (changes.remove, false)] {
+        for id in ids {
+            let runtime = app.runtime.clone();
+            let audience = name.clone();
+            replies.push(tokio::spawn(async move {
+                runtime
+                    .profile_op(ProfileOp::SetMember {
+                        id,
+                        audience,
+                        member,
+                    })
+                    .await
+            }));
+        }
+    }
+    let count = replies.len();
+    for r in replies {
+        r.await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    }
+    Ok(Json(json!({"changed": count})))
+}
+
+/// `PUT /v1/capping-rules/{id}`: `{"max": 3, "period": "P7D"}`.
+pub async fn put_capping_rule(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(bytes): Body,
+) -> Result<Json<Value>, ApiError> {
+    let def: Value = parse_json(&bytes)?;
+    app.runtime
+        .put_capping_rule(&id, def.clone())
+        .await
+        .map_err(|e| definition_error(e, "INVALID_CAPPING_RULE"))?;
+    Ok(Json(json!({"id": id, "definition": def})))
+}
+
+pub async fn list_capping_rules(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let rules: Vec<Value> = app
+        .runtime
+        .store()
+        .capping_rules()
+        .await?
+        .into_iter()
+        .map(|(id, def)| json!({"id": id, "definition": def}))
+        .collect();
+    Ok(Json(json!({"capping_rules": rules})))
+}
+
+/// `GET /v1/journeys/{id}/runs`: a read-audience or business-event journey's runs with
+/// their progress, newest first.
+pub async fn runs_of_journey(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let runs = app.runtime.store().runs_of_journey(&id).await?;
+    Ok(Json(json!({"runs": runs})))
+}
+
+/// `GET /v1/runs/{id}`.
+pub async fn get_run(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = app
+        .runtime
+        .store()
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id:?} does not exist")))?;
+    Ok(Json(serde_json::to_value(run).map_err(ApiError::internal)?))
+}

@@ -1,0 +1,309 @@
+//! Audience runs: read-audience schedules and business-event fan-outs.
+//!
+//! The scheduler creates a run when a live read-audience journey's schedule comes due
+//! (missed occurrences collapse into the latest one); a business event creates one run
+//! per journey it reaches, atomically with the event. A run reads the audience in
+//! profile-id order, asks each member's partition to enter it, and saves its cursor and
+//! counters after every chunk the partitions have committed, so a run that the process
+//! outlives resumes after the last saved chunk; entries of a chunk replayed after a crash
+//! are recognised by their deterministic instance ids and not made twice. Runs never
+//! step instances themselves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::profile_ops::EnterRequest;
+use super::{Msg, Shared};
+use crate::compile::{EntryKind, Journey, Schedule};
+use crate::expr::{CallInfo, EvalEnv, ScopeData};
+use crate::ids;
+use crate::model::Event;
+use crate::store::{RunRecord, RunStatus};
+
+/// Most members read and entered between two progress saves.
+const MAX_CHUNK: usize = 500;
+
+/// How long the scheduler sleeps when nothing is scheduled (a publish wakes it).
+const IDLE: SignedDuration = SignedDuration::from_hours(24);
+
+pub(super) fn spawn(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        match shared.store.open_runs().await {
+            Ok(open) => {
+                for run in open {
+                    tracing::info!(run = %run.id, journey = %run.journey_id, read = run.read, "resuming an audience run");
+                    spawn_run(shared.clone(), run);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list unfinished audience runs"),
+        }
+        loop {
+            let now = shared.clock.now();
+            let until = match schedule_round(&shared, now).await {
+                Ok(next) => next.unwrap_or_else(|| now.saturating_add(IDLE).unwrap_or(now)),
+                Err(e) => {
+                    tracing::error!(error = %e, "audience scheduler; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = shared.clock.sleep_until(until) => {}
+                _ = shared.run_kick.notified() => {}
+            }
+        }
+    });
+}
+
+/// Starts the runs that are due; returns when the next one is.
+async fn schedule_round(shared: &Arc<Shared>, now: Timestamp) -> anyhow::Result<Option<Timestamp>> {
+    let set = shared.journeys.snapshot();
+    let mut earliest: Option<Timestamp> = None;
+    for journey in set.scheduled() {
+        let EntryKind::ReadAudience {
+            audience,
+            schedule,
+            until,
+            rate,
+            incremental,
+        } = &journey.entry.kind
+        else {
+            continue;
+        };
+        let last = shared.store.last_scheduled_run(&journey.id).await?;
+        let Some(mut next) = next_occurrence(journey, schedule, last.as_ref(), now) else {
+            continue;
+        };
+        if until.is_some_and(|u| next > u) {
+            continue;
+        }
+        if next > now {
+            earliest = Some(earliest.map_or(next, |e| e.min(next)));
+            continue;
+        }
+        // Missed occurrences (the engine was down) collapse into the latest due one.
+        for _ in 0..100_000 {
+            match schedule.next_after(next, &journey.props.time_zone) {
+                Some(n) if n <= now && until.is_none_or(|u| n <= u) => next = n,
+                _ => break,
+            }
+        }
+        let id = ids::run_id(&journey.id, journey.version, &next.to_string());
+        let run = RunRecord {
+            id: id.clone(),
+            journey_id: journey.id.clone(),
+            version: journey.version,
+            kind: "schedule".into(),
+            audience: audience.clone(),
+            scheduled_at: next,
+            started_at: now,
+            finished_at: None,
+            status: RunStatus::Running,
+            cursor: None,
+            read: 0,
+            entered: 0,
+            skipped: 0,
+            skipped_reasons: BTreeMap::new(),
+            rate: *rate,
+            members_since: if *incremental {
+                last.as_ref().map(|r| r.started_at)
+            } else {
+                None
+            },
+            trigger: json!({
+                "id": id,
+                "type": "read_audience",
+                "audience": audience,
+                "timestamp": next.to_string(),
+                "run_id": id,
+                "data": {},
+            }),
+        };
+        if shared.store.create_run(run.clone()).await? {
+            tracing::info!(run = %run.id, journey = %journey.id, audience = %audience, "read-audience run started");
+            spawn_run(shared.clone(), run);
+        }
+        // The following occurrence is computed on the next round.
+        earliest = Some(now);
+    }
+    Ok(earliest)
+}
+
+/// The occurrence that follows the journey's last run (or its publication).
+fn next_occurrence(
+    journey: &Journey,
+    schedule: &Schedule,
+    last: Option<&RunRecord>,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let tz = &journey.props.time_zone;
+    match (last, schedule) {
+        (Some(run), _) => schedule.next_after(run.scheduled_at, tz),
+        (None, Schedule::Once(at)) => Some(*at),
+        (None, _) => schedule.next_after(journey.published_at.unwrap_or(now), tz),
+    }
+}
+
+/// Stores a business event with one run per live journey it reaches, then starts them.
+pub(super) async fn business_event(
+    shared: &Arc<Shared>,
+    event: Event,
+) -> anyhow::Result<Option<Vec<RunRecord>>> {
+    let set = shared.journeys.snapshot();
+    let now = shared.clock.now();
+    let doc = json!({
+        "id": event.id,
+        "type": event.event_type,
+        "timestamp": event.timestamp.to_string(),
+        "data": event.data,
+    });
+    let mut exprs = shared.exprs();
+    let mut runs = Vec::new();
+    for journey in set.fanned_out_by(&event.event_type) {
+        let EntryKind::BusinessEvent { audience, rate, .. } = &journey.entry.kind else {
+            continue;
+        };
+        if let Some(when) = &journey.entry.when {
+            let env = EvalEnv {
+                now,
+                tz: journey.props.time_zone.clone(),
+                call: Some(Arc::new(CallInfo {
+                    journey_id: journey.id.clone(),
+                    version: journey.version,
+                    node_id: "entry".into(),
+                    ..Default::default()
+                })),
+            };
+            let data = ScopeData {
+                event: Some(&doc),
+                ..Default::default()
+            };
+            match exprs.eval_bool(when, &data, &env) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(journey = %journey.id, event = %event.id, error = %e, "entry.when failed on a business event; no fan-out");
+                    continue;
+                }
+            }
+        }
+        let id = ids::run_id(&journey.id, journey.version, &event.id);
+        runs.push(RunRecord {
+            id: id.clone(),
+            journey_id: journey.id.clone(),
+            version: journey.version,
+            kind: "business_event".into(),
+            audience: audience.clone(),
+            scheduled_at: event.received_at,
+            started_at: now,
+            finished_at: None,
+            status: RunStatus::Running,
+            cursor: None,
+            read: 0,
+            entered: 0,
+            skipped: 0,
+            skipped_reasons: BTreeMap::new(),
+            rate: *rate,
+            members_since: None,
+            trigger: doc.clone(),
+        });
+    }
+    if !shared
+        .store
+        .ingest_business_event(event, runs.clone())
+        .await?
+    {
+        return Ok(None);
+    }
+    for run in &runs {
+        spawn_run(shared.clone(), run.clone());
+    }
+    Ok(Some(runs))
+}
+
+fn spawn_run(shared: Arc<Shared>, run: RunRecord) {
+    tokio::spawn(async move {
+        let mut run = run;
+        loop {
+            match execute(&shared, &mut run).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(run = %run.id, error = %e, "audience run interrupted; resuming in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn finish(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
+    run.status = RunStatus::Finished;
+    run.finished_at = Some(shared.clock.now());
+    shared.store.update_run(run.clone()).await?;
+    tracing::info!(run = %run.id, read = run.read, entered = run.entered, skipped = run.skipped, "audience run finished");
+    Ok(())
+}
+
+/// Reads the audience after the run's cursor and enters every member, chunk by chunk,
+/// at the run's rate.
+async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
+    let rate = u64::from(run.rate.max(1));
+    let chunk = (rate as usize).clamp(1, MAX_CHUNK);
+    let trigger = Arc::new(run.trigger.clone());
+    let paced_from = shared.clock.now();
+    let mut paced = 0u64;
+    loop {
+        let members = shared
+            .store
+            .audience_members(&run.audience, run.cursor.clone(), run.members_since, chunk)
+            .await?;
+        let Some((last, _)) = members.last() else {
+            return finish(shared, run).await;
+        };
+        let last = last.clone();
+        let mut replies = Vec::with_capacity(members.len());
+        for (profile_id, _) in &members {
+            let (tx, rx) = oneshot::channel();
+            let request = EnterRequest {
+                journey_id: run.journey_id.clone(),
+                version: run.version,
+                profile_id: profile_id.clone(),
+                trigger_id: run.id.clone(),
+                trigger: trigger.clone(),
+            };
+            shared.send(Msg::Enter(request, tx)).await?;
+            replies.push(rx);
+        }
+        let mut progress = run.clone();
+        for reply in replies {
+            match reply.await {
+                Ok(Ok(())) => progress.entered += 1,
+                Ok(Err(code)) => {
+                    progress.skipped += 1;
+                    *progress.skipped_reasons.entry(code).or_default() += 1;
+                }
+                Err(_) => anyhow::bail!("a partition dropped an entry request"),
+            }
+        }
+        progress.read += members.len() as u64;
+        progress.cursor = Some(last);
+        shared.store.update_run(progress.clone()).await?;
+        *run = progress;
+        if members.len() < chunk {
+            // The audience is exhausted: no need to wait for the next chunk's turn.
+            return finish(shared, run).await;
+        }
+        paced += members.len() as u64;
+        let due = paced_from
+            .checked_add(SignedDuration::from_micros(
+                (paced.saturating_mul(1_000_000) / rate) as i64,
+            ))
+            .unwrap_or(paced_from);
+        shared.clock.sleep_until(due).await;
+    }
+}
