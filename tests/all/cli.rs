@@ -18,17 +18,31 @@ fn parcours(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn journey_validate_accepts_the_examples_and_locates_errors() {
-    let (ok, text) = parcours(&[
-        "journey",
-        "validate",
-        "--builtin-plugins",
-        "examples/journeys/welcome.yaml",
-        "examples/journeys/abandoned_cart.json",
-        "examples/journeys/vip_branch.yaml",
-        "examples/journeys/store_visit.yaml",
-    ]);
+    let mut args = vec![
+        "journey".to_string(),
+        "validate".into(),
+        "--builtin-plugins".into(),
+        "--resources".into(),
+        "examples/resources.yaml".into(),
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/journeys"),
+    )
+    .expect("examples")
+    .map(|e| {
+        format!(
+            "examples/journeys/{}",
+            e.expect("entry").file_name().to_string_lossy()
+        )
+    })
+    .collect();
+    files.sort();
+    let count = files.len();
+    args.extend(files);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, text) = parcours(&args);
     assert!(ok, "{text}");
-    assert_eq!(text.matches(": ok").count(), 4, "{text}");
+    assert_eq!(text.matches(": ok").count(), count, "{text}");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let bad = dir.path().join("bad.yaml");
@@ -88,4 +102,46 @@ fn plugin_new_writes_a_project_that_builds_to_a_component_and_inspects() {
     assert!(ok, "{text}");
     assert!(text.contains("\"kind\": \"action\""), "{text}");
     assert!(text.contains("\"invoke\""), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_import_sends_a_file_in_chunks_and_reports_bad_lines() {
+    let t = crate::support::TestEngine::start_with(|_| {}).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "id,tier,alias.email\nu1,gold,u1@x.com\nu2,silver,\nu3,gold,u3@x.com\n",
+    )
+    .expect("write");
+    let base = t.base.clone();
+    let path = file.to_str().expect("path").to_string();
+    let (ok, text) = tokio::task::spawn_blocking(move || {
+        parcours(&[
+            "profile", "import", &path, "--chunk", "2", "--server", &base,
+        ])
+    })
+    .await
+    .expect("join");
+    assert!(ok, "{text}");
+    assert!(text.contains("imported 3 profiles"), "{text}");
+    let (_, u3) = t.get("/v1/profiles/u3").await;
+    assert_eq!(u3["attributes"]["tier"], "gold");
+    assert_eq!(u3["aliases"]["email"], "u3@x.com");
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"v1\"}\n{\"id\": \"v2\", \"attributes\": 5}\n",
+    )
+    .expect("write");
+    let base = t.base.clone();
+    let path = bad.to_str().expect("path").to_string();
+    let (ok, text) = tokio::task::spawn_blocking(move || {
+        parcours(&["profile", "import", &path, "--server", &base])
+    })
+    .await
+    .expect("join");
+    assert!(!ok, "{text}");
+    assert!(text.contains("line 2.attributes"), "{text}");
 }
