@@ -29,7 +29,9 @@ use crate::expr::time::add_span;
 use crate::expr::{CallInfo, EvalEnv, ExprEngine, PluginCallLog, ScopeData};
 use crate::ids;
 use crate::model::{Event, Profile, merge_patch};
-use crate::store::{DueTimer, JourneyStatus, Membership, ProfileState, Transition, WriteBatch};
+use crate::store::{
+    DueTimer, JourneyStatus, Membership, ProfileState, ProfileWrite, Transition, WriteBatch,
+};
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
     tokio::spawn(async move {
@@ -58,6 +60,8 @@ struct ProfileWork {
     doc: Value,
     /// The stored row must be written.
     dirty: bool,
+    /// The aliases changed in this batch.
+    aliases_changed: bool,
     /// Audience predicates must be evaluated again.
     needs_eval: bool,
     /// Live instances, plus those created or ended in this batch.
@@ -89,6 +93,7 @@ impl ProfileWork {
             doc: profile.to_json(),
             profile,
             dirty: false,
+            aliases_changed: false,
             needs_eval: false,
             instances: state.live,
             last_entered: state.last_entered,
@@ -250,7 +255,10 @@ impl Partition {
         }
         for work in batch.profiles.values() {
             if work.dirty && work.exists {
-                batch.write.profiles.push(work.profile.clone());
+                batch.write.profiles.push(ProfileWrite {
+                    profile: work.profile.clone(),
+                    aliases_changed: work.aliases_changed,
+                });
             }
         }
         let write = Arc::new(std::mem::take(&mut batch.write));
@@ -321,7 +329,7 @@ impl Partition {
             .ensure_exists(now);
 
         // 1. Exit criteria on this event type end instances before anything else.
-        self.exit_where(batch, &event.profile_id, now, |j| {
+        self.exit_where(batch, &event.profile_id, now, "EXIT_CRITERIA", |j| {
             j.props
                 .exit_events
                 .contains(&event.event_type)
@@ -386,6 +394,7 @@ impl Partition {
                 work.profile.attributes = attributes;
                 work.profile.timezone = timezone;
                 if let Some(aliases) = aliases {
+                    work.aliases_changed |= work.profile.aliases != aliases;
                     work.profile.aliases = aliases;
                 }
                 work.changed(now);
@@ -404,10 +413,11 @@ impl Partition {
                     work.profile.timezone = tz;
                 }
                 for (ns, value) in aliases {
-                    match value {
-                        Some(v) => work.profile.aliases.insert(ns, v),
-                        None => work.profile.aliases.remove(&ns),
+                    let changed = match value {
+                        Some(v) => work.profile.aliases.insert(ns, v.clone()).as_ref() != Some(&v),
+                        None => work.profile.aliases.remove(&ns).is_some(),
                     };
+                    work.aliases_changed |= changed;
                 }
                 work.changed(now);
             }
@@ -439,7 +449,9 @@ impl Partition {
 
     /// Ends the profile's live instances and removes it with its memberships.
     fn delete_profile(&mut self, batch: &mut Batch, id: &str, now: Timestamp) {
-        self.exit_where(batch, id, now, |_| Some("the profile was deleted".into()));
+        self.exit_where(batch, id, now, "PROFILE_DELETED", |_| {
+            Some("the profile was deleted".into())
+        });
         let Some(work) = batch.profiles.get_mut(id) else {
             return;
         };
@@ -540,7 +552,7 @@ impl Partition {
             for t in std::mem::take(&mut pending) {
                 let entered = t.direction == "entered";
                 if !entered {
-                    self.exit_where(batch, profile_id, now, |j| {
+                    self.exit_where(batch, profile_id, now, "EXIT_CRITERIA", |j| {
                         j.props
                             .exit_audiences
                             .contains(&t.audience)
@@ -641,12 +653,14 @@ impl Partition {
             .collect()
     }
 
-    /// Ends the profile's live instances for which `reason` gives a message.
+    /// Ends (status `exited`, with `code`) the profile's live instances for which
+    /// `reason` gives a message.
     fn exit_where(
         &mut self,
         batch: &mut Batch,
         profile_id: &str,
         now: Timestamp,
+        code: &str,
         reason: impl Fn(&Journey) -> Option<String>,
     ) {
         let Some(work) = batch.profiles.get(profile_id) else {
@@ -655,21 +669,13 @@ impl Partition {
         let mut ending = Vec::new();
         for inst in work.instances.iter().filter(|i| i.status.is_live()) {
             let journey = batch.set.version(&inst.journey_id, inst.version).cloned();
-            let message = match &journey {
-                Some(j) => reason(j),
-                // A version that is no longer loaded: only deletion ends it here.
-                None => None,
-            };
+            // A version that is no longer loaded has no criteria (its timer ends it).
+            let message = journey.as_deref().and_then(&reason);
             if let Some(message) = message {
                 ending.push((inst.clone(), journey, message));
             }
         }
         for (mut inst, journey, message) in ending {
-            let code = if message.starts_with("the profile was deleted") {
-                "PROFILE_DELETED"
-            } else {
-                "EXIT_CRITERIA"
-            };
             self.end(
                 batch,
                 &mut inst,

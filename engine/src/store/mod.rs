@@ -26,8 +26,8 @@ pub type Result<T> = anyhow::Result<T>;
 pub struct WriteBatch {
     /// Events whose processing this batch completes.
     pub processed_events: Vec<String>,
-    /// Profiles to insert or replace (attributes, zone, aliases), in their final state.
-    pub profiles: Vec<Profile>,
+    /// Profiles to insert or replace (attributes, zone), in their final state.
+    pub profiles: Vec<ProfileWrite>,
     /// Profiles to delete (with their aliases and memberships).
     pub profile_deletes: Vec<String>,
     /// Audience memberships that begin (`since` set) or end (`since` empty).
@@ -53,6 +53,13 @@ impl WriteBatch {
             && self.instances.is_empty()
             && self.steps.is_empty()
     }
+}
+
+/// A profile row to write; its aliases are rewritten only when they changed.
+#[derive(Debug, Clone)]
+pub struct ProfileWrite {
+    pub profile: Profile,
+    pub aliases_changed: bool,
 }
 
 /// A profile joining (`since` set) or leaving an audience.

@@ -7,12 +7,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::rows::{from_ts, ts};
-use crate::model::Profile;
-use crate::store::{AudienceRecord, Membership, Transition};
+use crate::store::{AudienceRecord, Membership, ProfileWrite, Transition};
 
-/// Inserts or replaces a profile row and its aliases (an alias held by another profile
-/// moves to this one).
-pub fn upsert_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<()> {
+/// Inserts or replaces a profile row and, if they changed, its aliases (an alias held by
+/// another profile moves to this one).
+pub fn upsert_profile(conn: &Connection, write: &ProfileWrite) -> rusqlite::Result<()> {
+    let p = &write.profile;
     conn.prepare_cached(
         "INSERT INTO profiles (id, attributes, timezone, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET \
@@ -26,8 +26,7 @@ pub fn upsert_profile(conn: &Connection, p: &Profile) -> rusqlite::Result<()> {
         ts(p.created_at),
         ts(p.updated_at)
     ])?;
-    let stored = aliases(conn, &p.id)?;
-    if stored != p.aliases {
+    if write.aliases_changed {
         conn.prepare_cached("DELETE FROM identities WHERE profile_id = ?1")?
             .execute([&p.id])?;
         let mut insert = conn.prepare_cached(
