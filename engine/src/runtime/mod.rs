@@ -366,25 +366,23 @@ impl Runtime {
                 message,
             });
         }
-        let exists = self
-            .shared
-            .audiences
-            .snapshot()
-            .audiences
-            .contains_key(name);
-        if !exists
-            && self.shared.audiences.snapshot().audiences.len()
-                >= self.shared.settings.max_audiences
-        {
-            return Err(DefinitionError::Invalid {
-                path: String::new(),
-                message: format!(
-                    "there are already {} audiences (max_audiences)",
-                    self.shared.settings.max_audiences
-                ),
-            });
-        }
+        let current = self.shared.audiences.snapshot();
         let audience = compile_audience(&self.shared.exprs(), name, def)?;
+        match current.audiences.get(name) {
+            // Unchanged (a resources file is applied at every start): nothing to do.
+            Some(existing) if existing.def == audience.def => return Ok(()),
+            Some(_) => {}
+            None if current.audiences.len() >= self.shared.settings.max_audiences => {
+                return Err(DefinitionError::Invalid {
+                    path: String::new(),
+                    message: format!(
+                        "there are already {} audiences (max_audiences)",
+                        self.shared.settings.max_audiences
+                    ),
+                });
+            }
+            None => {}
+        }
         let stored = serde_json::to_value(&audience.def).map_err(anyhow::Error::from)?;
         self.shared
             .store

@@ -123,6 +123,7 @@ async fn schedule_round(shared: &Arc<Shared>, now: Timestamp) -> anyhow::Result<
                 "run_id": id,
                 "data": {},
             }),
+            ended_early: None,
         };
         if shared.store.create_run(run.clone()).await? {
             tracing::info!(run = %run.id, journey = %journey.id, audience = %audience, "read-audience run started");
@@ -211,6 +212,7 @@ pub(super) async fn business_event(
             rate: *rate,
             members_since: None,
             trigger: doc.clone(),
+            ended_early: None,
         });
     }
     if !shared
@@ -258,6 +260,16 @@ async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
     let paced_from = shared.clock.now();
     let mut paced = 0u64;
     loop {
+        let live = shared
+            .journeys
+            .snapshot()
+            .get(&run.journey_id)
+            .and_then(|j| j.entry_version())
+            .is_some_and(|j| j.version == run.version);
+        if !live {
+            run.ended_early = Some("JOURNEY_NOT_LIVE".into());
+            return finish(shared, run).await;
+        }
         let members = shared
             .store
             .audience_members(&run.audience, run.cursor.clone(), run.members_since, chunk)

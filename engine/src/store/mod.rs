@@ -136,6 +136,10 @@ pub struct RunRecord {
     pub members_since: Option<Timestamp>,
     /// The entry event every profile gets (`event` in expressions).
     pub trigger: Value,
+    /// Why the run stopped before reading the whole audience (`JOURNEY_NOT_LIVE`: the
+    /// journey was stopped or a new version published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
