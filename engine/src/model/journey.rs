@@ -253,6 +253,14 @@ impl Format {
 
 /// Parses a journey definition, locating the first structural error.
 pub fn parse_journey(text: &[u8], format: Format) -> Result<JourneyDef, Problem> {
+    parse_document(text, format)
+}
+
+/// Parses a JSON or YAML document into `T`, locating the first structural error.
+pub fn parse_document<T: serde::de::DeserializeOwned>(
+    text: &[u8],
+    format: Format,
+) -> Result<T, Problem> {
     match format {
         Format::Json => {
             let de = &mut serde_json::Deserializer::from_slice(text);
@@ -260,7 +268,7 @@ pub fn parse_journey(text: &[u8], format: Format) -> Result<JourneyDef, Problem>
         }
         Format::Yaml => {
             let text = std::str::from_utf8(text)
-                .map_err(|e| Problem::new("", format!("definition is not UTF-8: {e}")))?;
+                .map_err(|e| Problem::new("", format!("the document is not UTF-8: {e}")))?;
             let de = serde_yaml_ng::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(serde_problem)
         }

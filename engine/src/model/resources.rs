@@ -4,8 +4,8 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::journey::Format;
-use super::problem::{Problem, serde_problem};
+use super::journey::{Format, parse_document};
+use super::problem::Problem;
 use super::{AudienceDef, CappingRuleDef};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -19,16 +19,5 @@ pub struct ResourcesDef {
 
 /// Parses a resources file (JSON or YAML), locating the first structural error.
 pub fn parse_resources(text: &[u8], format: Format) -> Result<ResourcesDef, Problem> {
-    match format {
-        Format::Json => {
-            let de = &mut serde_json::Deserializer::from_slice(text);
-            serde_path_to_error::deserialize(de).map_err(serde_problem)
-        }
-        Format::Yaml => {
-            let text = std::str::from_utf8(text)
-                .map_err(|e| Problem::new("", format!("the file is not UTF-8: {e}")))?;
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(serde_problem)
-        }
-    }
+    parse_document(text, format)
 }

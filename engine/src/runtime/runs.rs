@@ -94,37 +94,20 @@ async fn schedule_round(shared: &Arc<Shared>, now: Timestamp) -> anyhow::Result<
             }
         }
         let id = ids::run_id(&journey.id, journey.version, &next.to_string());
-        let run = RunRecord {
-            id: id.clone(),
-            journey_id: journey.id.clone(),
-            version: journey.version,
-            kind: "schedule".into(),
-            audience: audience.clone(),
-            scheduled_at: next,
-            started_at: now,
-            finished_at: None,
-            status: RunStatus::Running,
-            cursor: None,
-            read: 0,
-            entered: 0,
-            skipped: 0,
-            skipped_reasons: BTreeMap::new(),
-            rate: *rate,
-            members_since: if *incremental {
-                last.as_ref().map(|r| r.started_at)
-            } else {
-                None
-            },
-            trigger: json!({
-                "id": id,
-                "type": "read_audience",
-                "audience": audience,
-                "timestamp": next.to_string(),
-                "run_id": id,
-                "data": {},
-            }),
-            ended_early: None,
+        let mut run = new_run(journey, "schedule", audience, next, now, *rate, &id);
+        run.members_since = if *incremental {
+            last.as_ref().map(|r| r.started_at)
+        } else {
+            None
         };
+        run.trigger = json!({
+            "id": id,
+            "type": "read_audience",
+            "audience": audience,
+            "timestamp": next.to_string(),
+            "run_id": id,
+            "data": {},
+        });
         if shared.store.create_run(run.clone()).await? {
             tracing::info!(run = %run.id, journey = %journey.id, audience = %audience, "read-audience run started");
             spawn_run(shared.clone(), run);
@@ -194,26 +177,17 @@ pub(super) async fn business_event(
             }
         }
         let id = ids::run_id(&journey.id, journey.version, &event.id);
-        runs.push(RunRecord {
-            id: id.clone(),
-            journey_id: journey.id.clone(),
-            version: journey.version,
-            kind: "business_event".into(),
-            audience: audience.clone(),
-            scheduled_at: event.received_at,
-            started_at: now,
-            finished_at: None,
-            status: RunStatus::Running,
-            cursor: None,
-            read: 0,
-            entered: 0,
-            skipped: 0,
-            skipped_reasons: BTreeMap::new(),
-            rate: *rate,
-            members_since: None,
-            trigger: doc.clone(),
-            ended_early: None,
-        });
+        let mut run = new_run(
+            journey,
+            "business_event",
+            audience,
+            event.received_at,
+            now,
+            *rate,
+            &id,
+        );
+        run.trigger = doc.clone();
+        runs.push(run);
     }
     if !shared
         .store
@@ -226,6 +200,38 @@ pub(super) async fn business_event(
         spawn_run(shared.clone(), run.clone());
     }
     Ok(Some(runs))
+}
+
+/// A run that has not read anything yet.
+fn new_run(
+    journey: &Journey,
+    kind: &str,
+    audience: &str,
+    scheduled_at: Timestamp,
+    now: Timestamp,
+    rate: u32,
+    id: &str,
+) -> RunRecord {
+    RunRecord {
+        id: id.to_string(),
+        journey_id: journey.id.clone(),
+        version: journey.version,
+        kind: kind.to_string(),
+        audience: audience.to_string(),
+        scheduled_at,
+        started_at: now,
+        finished_at: None,
+        status: RunStatus::Running,
+        cursor: None,
+        read: 0,
+        entered: 0,
+        skipped: 0,
+        skipped_reasons: BTreeMap::new(),
+        rate,
+        members_since: None,
+        trigger: serde_json::Value::Null,
+        ended_early: None,
+    }
 }
 
 fn spawn_run(shared: Arc<Shared>, run: RunRecord) {
