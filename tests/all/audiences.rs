@@ -693,3 +693,60 @@ async fn read_audience_run_resumes_after_sigkill_without_double_entries() {
     }
     server.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_only_take_new_members_and_stop_at_until() {
+    let t = TestEngine::start().await;
+    put(
+        &t,
+        "/v1/audiences/fans",
+        json!({"predicate": "profile.fan == true"}),
+    )
+    .await;
+    for id in ["a", "b"] {
+        put(
+            &t,
+            &format!("/v1/profiles/{id}"),
+            json!({"attributes": {"fan": true}}),
+        )
+        .await;
+    }
+    t.publish(
+        "weekly_news",
+        "entry: {type: read_audience, audience: fans, incremental: true, until: '2026-03-10T00:00:00Z', schedule: {type: weekly, days: [tuesday], at: '07:30'}}\nstart: e\nnodes:\n  e: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    // Monday 08:00 → Tuesday 07:30: a and b.
+    t.advance(Span::new().hours(23).minutes(30));
+    let first = run_where(&t, "weekly_news", |r| r["status"] == "finished").await;
+    assert_eq!(first["entered"], 2, "{first}");
+    put(&t, "/v1/profiles/c", json!({"attributes": {"fan": true}})).await;
+    // The next Tuesday is past `until`: no run. Before it, nothing either.
+    t.advance(Span::new().days(7));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_, runs) = t.get("/v1/journeys/weekly_news/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+
+    // A second journey without `until`, published after the first run: incremental runs
+    // after its first one only take members who joined since.
+    t.publish(
+        "daily_news",
+        "entry: {type: read_audience, audience: fans, incremental: true, schedule: {type: cron, expression: '0 6 * * *'}}\nstart: e\nnodes:\n  e: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    t.advance(Span::new().hours(23));
+    let day1 = run_where(&t, "daily_news", |r| r["status"] == "finished").await;
+    assert_eq!(day1["entered"], 3, "{day1}");
+    put(&t, "/v1/profiles/d", json!({"attributes": {"fan": true}})).await;
+    t.advance(Span::new().days(1));
+    let day2 = run_where(&t, "daily_news", |r| {
+        r["status"] == "finished" && r["id"] != day1["id"]
+    })
+    .await;
+    assert_eq!(
+        (day2["read"].clone(), day2["entered"].clone()),
+        (json!(1), json!(1)),
+        "{day2}"
+    );
+    assert_eq!(entered_at(&t.instances("d").await, "daily_news").len(), 1);
+}

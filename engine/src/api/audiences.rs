@@ -104,11 +104,13 @@ pub struct MemberChanges {
 }
 
 /// `POST /v1/audiences/{name}/members`: `{"add": [ids], "remove": [ids]}` for an
-/// explicit-list audience. Profiles added are created if needed; journeys entered on
-/// the transitions start before the answer.
+/// explicit-list audience, or a text body (`text/plain`, `text/csv`) of profile ids to
+/// add, one per line (a first line `id` is a header). Profiles added are created if
+/// needed; journeys entered on the transitions start before the answer.
 pub async fn change_members(
     State(app): State<AppState>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     match app.runtime.audience_is_list(&name) {
@@ -128,7 +130,32 @@ pub async fn change_members(
         }
         Some(true) => {}
     }
-    let changes: MemberChanges = parse_json(&bytes)?;
+    let text = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/"));
+    let changes: MemberChanges = if text {
+        let body = std::str::from_utf8(&bytes).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "the list is not UTF-8",
+            )
+        })?;
+        let add = body
+            .lines()
+            .map(str::trim)
+            .enumerate()
+            .filter(|(i, id)| !(id.is_empty() || (*i == 0 && *id == "id")))
+            .map(|(_, id)| id.to_string())
+            .collect();
+        MemberChanges {
+            add,
+            remove: Vec::new(),
+        }
+    } else {
+        parse_json(&bytes)?
+    };
     for (field, ids) in [("add", &changes.add), ("remove", &changes.remove)] {
         if let Some(i) = ids.iter().position(|id| id.is_empty() || id.len() > 256) {
             return Err(ApiError::new(

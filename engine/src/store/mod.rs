@@ -131,7 +131,8 @@ pub struct RunRecord {
     pub skipped_reasons: BTreeMap<String, u64>,
     /// Profiles per second.
     pub rate: u32,
-    /// Incremental runs only read members who joined since this time.
+    /// Incremental runs only read members who joined at or after this time (the previous
+    /// run's start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members_since: Option<Timestamp>,
     /// The entry event every profile gets (`event` in expressions).
@@ -270,7 +271,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audiences(&self) -> Result<Vec<AudienceRecord>>;
     async fn get_audience(&self, name: &str) -> Result<Option<AudienceRecord>>;
     /// Members of an audience in profile id order, after `after`; with `since`, only
-    /// those who joined after it.
+    /// those who joined at or after it.
     async fn audience_members(
         &self,
         name: &str,

@@ -185,7 +185,7 @@ pub fn members(
 ) -> rusqlite::Result<Vec<(String, Timestamp)>> {
     conn.prepare_cached(
         "SELECT profile_id, since FROM audience_members WHERE audience = ?1 \
-         AND profile_id > ?2 AND since > ?3 ORDER BY profile_id LIMIT ?4",
+         AND profile_id > ?2 AND since >= ?3 ORDER BY profile_id LIMIT ?4",
     )?
     .query_map(
         params![
