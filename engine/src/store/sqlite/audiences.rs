@@ -11,7 +11,11 @@ use crate::store::{AudienceRecord, Membership, ProfileWrite, Transition};
 
 /// Inserts or replaces a profile row and, if they changed, its aliases (an alias held by
 /// another profile moves to this one).
-pub fn upsert_profile(conn: &Connection, write: &ProfileWrite) -> rusqlite::Result<()> {
+pub fn upsert_profile(
+    conn: &Connection,
+    write: &ProfileWrite,
+    attributes: &str,
+) -> rusqlite::Result<()> {
     let p = &write.profile;
     conn.prepare_cached(
         "INSERT INTO profiles (id, attributes, timezone, created_at, updated_at) \
@@ -21,7 +25,7 @@ pub fn upsert_profile(conn: &Connection, write: &ProfileWrite) -> rusqlite::Resu
     )?
     .execute(params![
         p.id,
-        p.attributes.to_string(),
+        attributes,
         p.timezone,
         ts(p.created_at),
         ts(p.updated_at)

@@ -4,6 +4,7 @@
 mod audiences;
 mod rows;
 mod schema;
+mod steps;
 mod writer;
 
 use std::collections::HashMap;
@@ -74,7 +75,7 @@ impl SqliteStore {
     }
 }
 
-fn upsert_instance(conn: &Connection, i: &Instance) -> rusqlite::Result<()> {
+fn upsert_instance(conn: &Connection, i: &Instance, data: &str) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO instances (id, journey_id, version, profile_id, status, node, entered_at, \
          updated_at, ended_at, wake_at, deadline, end_reason, data) \
@@ -83,7 +84,6 @@ fn upsert_instance(conn: &Connection, i: &Instance) -> rusqlite::Result<()> {
          updated_at = excluded.updated_at, ended_at = excluded.ended_at, \
          wake_at = excluded.wake_at, end_reason = excluded.end_reason, data = excluded.data",
     )?;
-    let data = serde_json::to_string(&i.data).unwrap_or_else(|_| "{}".into());
     stmt.execute(params![
         i.id,
         i.journey_id,
@@ -98,29 +98,6 @@ fn upsert_instance(conn: &Connection, i: &Instance) -> rusqlite::Result<()> {
         ts(i.deadline),
         i.end_reason,
         data,
-    ])?;
-    Ok(())
-}
-
-fn insert_step(conn: &Connection, s: &Step) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO steps (instance_id, journey_id, version, profile_id, event_id, node, kind, \
-         status, at, code, message, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    stmt.execute(params![
-        s.instance_id,
-        s.journey_id,
-        s.version,
-        s.profile_id,
-        s.event_id,
-        s.node,
-        s.kind,
-        s.status.as_str(),
-        ts(s.at),
-        s.code,
-        s.message,
-        s.detail.as_ref().map(Value::to_string),
     ])?;
     Ok(())
 }
@@ -276,13 +253,25 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
+        // Serialize here, on the caller's thread: the one writer thread only runs SQL.
+        let instance_data: Vec<String> = batch
+            .instances
+            .iter()
+            .map(|i| serde_json::to_string(&i.data).unwrap_or_else(|_| "{}".into()))
+            .collect();
+        let attributes: Vec<String> = batch
+            .profiles
+            .iter()
+            .map(|p| p.profile.attributes.to_string())
+            .collect();
+        let groups = steps::group(&batch.steps);
         self.writer
             .write(move |conn| {
                 for id in &batch.profile_deletes {
                     audiences::delete_profile(conn, id)?;
                 }
-                for p in &batch.profiles {
-                    audiences::upsert_profile(conn, p)?;
+                for (p, attributes) in batch.profiles.iter().zip(&attributes) {
+                    audiences::upsert_profile(conn, p, attributes)?;
                 }
                 for m in &batch.memberships {
                     audiences::write_membership(conn, m)?;
@@ -293,11 +282,11 @@ impl Store for SqliteStore {
                 for (profile, rule, at) in &batch.capping {
                     audiences::insert_capping(conn, profile, rule, *at)?;
                 }
-                for i in &batch.instances {
-                    upsert_instance(conn, i)?;
+                for (i, data) in batch.instances.iter().zip(&instance_data) {
+                    upsert_instance(conn, i, data)?;
                 }
-                for s in &batch.steps {
-                    insert_step(conn, s)?;
+                for g in &groups {
+                    steps::insert(conn, g)?;
                 }
                 let mut done =
                     conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
@@ -407,28 +396,14 @@ impl Store for SqliteStore {
 
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>> {
         let id = instance_id.to_string();
-        self.read(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {} FROM steps WHERE instance_id = ?1 ORDER BY seq",
-                rows::STEP_COLUMNS
-            ))?
-            .query_map([id], rows::step)?
-            .collect()
-        })
-        .await
+        self.read(move |conn| steps::select(conn, "instance_id", &id))
+            .await
     }
 
     async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>> {
         let id = event_id.to_string();
-        self.read(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {} FROM steps WHERE event_id = ?1 ORDER BY seq",
-                rows::STEP_COLUMNS
-            ))?
-            .query_map([id], rows::step)?
-            .collect()
-        })
-        .await
+        self.read(move |conn| steps::select(conn, "event_id", &id))
+            .await
     }
 
     async fn end_live_instances(

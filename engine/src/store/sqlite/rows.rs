@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use rusqlite::Row;
 
 use crate::model::{Event, Profile};
-use crate::runtime::instance::{Instance, Status, Step, StepStatus};
+use crate::runtime::instance::{Instance, Status};
 
 pub fn ts(t: Timestamp) -> i64 {
     t.as_microsecond()
@@ -76,31 +76,5 @@ pub fn instance(row: &Row) -> rusqlite::Result<Instance> {
         end_reason: row.get(11)?,
         data: serde_json::from_str(&row.get::<_, String>(12)?)
             .map_err(|e| conversion(e.to_string()))?,
-    })
-}
-
-pub const STEP_COLUMNS: &str = "seq, instance_id, journey_id, version, profile_id, event_id, node, \
-     kind, status, at, code, message, detail";
-
-pub fn step(row: &Row) -> rusqlite::Result<Step> {
-    let status: String = row.get(8)?;
-    Ok(Step {
-        seq: row.get(0)?,
-        instance_id: row.get(1)?,
-        journey_id: row.get(2)?,
-        version: row.get(3)?,
-        profile_id: row.get(4)?,
-        event_id: row.get(5)?,
-        node: row.get(6)?,
-        kind: row.get(7)?,
-        status: StepStatus::parse(&status)
-            .ok_or_else(|| conversion(format!("bad step status {status}")))?,
-        at: from_ts(row.get(9)?)?,
-        code: row.get(10)?,
-        message: row.get(11)?,
-        detail: row
-            .get::<_, Option<String>>(12)?
-            .map(|t| json(&t))
-            .transpose()?,
     })
 }

@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -45,23 +45,18 @@ CREATE INDEX IF NOT EXISTS instances_profile ON instances(profile_id, journey_id
 CREATE INDEX IF NOT EXISTS instances_wake ON instances(wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS instances_live ON instances(journey_id) WHERE status IN ('active', 'waiting');
 
-CREATE TABLE IF NOT EXISTS steps (
+CREATE TABLE IF NOT EXISTS step_groups (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     instance_id TEXT,
     journey_id  TEXT NOT NULL,
     version     INTEGER NOT NULL,
     profile_id  TEXT NOT NULL,
     event_id    TEXT,
-    node        TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    status      TEXT NOT NULL,
     at          INTEGER NOT NULL,
-    code        TEXT,
-    message     TEXT,
-    detail      TEXT
+    steps       TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS steps_instance ON steps(instance_id) WHERE instance_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS steps_event ON steps(event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS step_groups_instance ON step_groups(instance_id) WHERE instance_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS step_groups_event ON step_groups(event_id) WHERE event_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS journeys (
     id          TEXT PRIMARY KEY,
@@ -164,6 +159,9 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
         );
     }
     conn.execute_batch(DDL)?;
+    if version < 3 {
+        super::steps::migrate_rows(conn)?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }

@@ -1,0 +1,237 @@
+//! Step events, stored as groups: the consecutive steps of one activation of one instance
+//! (or one refused entry) are one row holding a JSON array. An activation writes one row
+//! and two index entries instead of a row and two index entries per step, which is what
+//! bounds the single writer. Steps read back with `seq = row seq × 1000 + position`.
+
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::rows::{from_ts, ts};
+use crate::runtime::instance::{Step, StepStatus};
+
+/// Most steps in one group (their `seq` must stay below the next row's).
+const MAX_GROUP: usize = 999;
+
+/// A group ready to insert: its key columns and its steps as JSON text (serialized
+/// before the write reaches the writer thread).
+pub struct GroupRow {
+    instance_id: Option<String>,
+    journey_id: String,
+    version: u32,
+    profile_id: String,
+    event_id: Option<String>,
+    at: i64,
+    steps: String,
+}
+
+/// What a step keeps in its group (the key columns live on the row).
+#[derive(Serialize, Deserialize)]
+struct Item {
+    node: String,
+    kind: String,
+    status: StepStatus,
+    /// Microseconds since the Unix epoch.
+    at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<Value>,
+}
+
+/// Groups consecutive steps with the same instance, event, journey version and profile.
+pub fn group(steps: &[Step]) -> Vec<GroupRow> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < steps.len() {
+        let first = &steps[start];
+        let mut end = start + 1;
+        while end < steps.len() && end - start < MAX_GROUP && same_group(first, &steps[end]) {
+            end += 1;
+        }
+        let items: Vec<Item> = steps[start..end]
+            .iter()
+            .map(|s| Item {
+                node: s.node.clone(),
+                kind: s.kind.clone(),
+                status: s.status,
+                at: ts(s.at),
+                code: s.code.clone(),
+                message: s.message.clone(),
+                detail: s.detail.clone(),
+            })
+            .collect();
+        out.push(GroupRow {
+            instance_id: first.instance_id.clone(),
+            journey_id: first.journey_id.clone(),
+            version: first.version,
+            profile_id: first.profile_id.clone(),
+            event_id: first.event_id.clone(),
+            at: ts(first.at),
+            steps: serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()),
+        });
+        start = end;
+    }
+    out
+}
+
+fn same_group(a: &Step, b: &Step) -> bool {
+    a.instance_id == b.instance_id
+        && a.event_id == b.event_id
+        && a.journey_id == b.journey_id
+        && a.version == b.version
+        && a.profile_id == b.profile_id
+        // Refused entries (no instance) stay one per row, so each keeps its own seq.
+        && a.instance_id.is_some()
+}
+
+pub fn insert(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO step_groups (instance_id, journey_id, version, profile_id, event_id, at, steps) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        g.instance_id,
+        g.journey_id,
+        g.version,
+        g.profile_id,
+        g.event_id,
+        g.at,
+        g.steps
+    ])?;
+    Ok(())
+}
+
+/// The steps of the groups matching `column = key`, in order.
+pub fn select(conn: &Connection, column: &str, key: &str) -> rusqlite::Result<Vec<Step>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, instance_id, journey_id, version, profile_id, event_id, steps \
+         FROM step_groups WHERE {column} = ?1 ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query([key])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let text: String = r.get(6)?;
+        let items: Vec<Item> = serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        for (i, item) in items.into_iter().enumerate() {
+            out.push(Step {
+                seq: seq * 1000 + i as i64,
+                instance_id: r.get(1)?,
+                journey_id: r.get(2)?,
+                version: r.get(3)?,
+                profile_id: r.get(4)?,
+                event_id: r.get(5)?,
+                node: item.node,
+                kind: item.kind,
+                status: item.status,
+                at: from_ts(item.at)?,
+                code: item.code,
+                message: item.message,
+                detail: item.detail,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Moves the steps of a version-2 database (one row per step) into groups of one.
+pub fn migrate_rows(conn: &Connection) -> rusqlite::Result<()> {
+    let old: bool = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'steps'")?
+        .exists([])?;
+    if !old {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         INSERT INTO step_groups (instance_id, journey_id, version, profile_id, event_id, at, steps)
+         SELECT instance_id, journey_id, version, profile_id, event_id, at,
+                json_array(json_object('node', node, 'kind', kind, 'status', status, 'at', at,
+                    'code', code, 'message', message, 'detail', json(detail)))
+         FROM steps ORDER BY seq;
+         DROP TABLE steps;
+         COMMIT;",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(instance: Option<&str>, node: &str) -> Step {
+        Step {
+            seq: 0,
+            instance_id: instance.map(str::to_string),
+            journey_id: "j".into(),
+            version: 1,
+            profile_id: "p".into(),
+            event_id: Some("e".into()),
+            node: node.into(),
+            kind: "end".into(),
+            status: StepStatus::Passed,
+            at: "2026-03-02T08:00:00Z".parse().unwrap(),
+            code: None,
+            message: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn consecutive_steps_of_an_instance_share_a_row_and_read_back_in_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&conn).unwrap();
+        let steps = vec![
+            step(Some("i1"), "a"),
+            step(Some("i1"), "b"),
+            step(None, "entry"),
+            step(None, "entry"),
+            step(Some("i2"), "a"),
+            step(Some("i1"), "c"),
+        ];
+        let groups = group(&steps);
+        assert_eq!(groups.len(), 5);
+        for g in &groups {
+            insert(&conn, g).unwrap();
+        }
+        let back = select(&conn, "instance_id", "i1").unwrap();
+        let nodes: Vec<&str> = back.iter().map(|s| s.node.as_str()).collect();
+        assert_eq!(nodes, ["a", "b", "c"]);
+        assert!(back.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(select(&conn, "event_id", "e").unwrap().len(), 6);
+    }
+
+    #[test]
+    fn a_version_2_database_keeps_its_steps() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE steps (seq INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT,
+                journey_id TEXT NOT NULL, version INTEGER NOT NULL, profile_id TEXT NOT NULL,
+                event_id TEXT, node TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+                at INTEGER NOT NULL, code TEXT, message TEXT, detail TEXT);
+             INSERT INTO steps (instance_id, journey_id, version, profile_id, event_id, node,
+                kind, status, at, code, message, detail)
+             VALUES ('i1', 'j', 1, 'p', 'e', 'send', 'action', 'passed', 1772438400000000,
+                NULL, NULL, '{\"attempt\": 1}');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        super::super::schema::migrate(&conn).unwrap();
+        let back = select(&conn, "instance_id", "i1").unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].node, "send");
+        assert_eq!(back[0].status, StepStatus::Passed);
+        assert_eq!(back[0].detail, Some(serde_json::json!({"attempt": 1})));
+        assert!(
+            !conn
+                .prepare("SELECT 1 FROM sqlite_master WHERE name = 'steps'")
+                .unwrap()
+                .exists([])
+                .unwrap()
+        );
+    }
+}
