@@ -247,6 +247,8 @@ pub trait Store: Send + Sync + 'static {
     async fn next_wake(&self) -> Result<Option<Timestamp>>;
 
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>>;
+    /// How many instances of a journey (every version) are in each status.
+    async fn count_instances(&self, journey_id: &str) -> Result<BTreeMap<String, u64>>;
     async fn instances_of_profile(&self, profile_id: &str) -> Result<Vec<Instance>>;
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>>;
     async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>>;

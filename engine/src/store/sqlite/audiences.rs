@@ -113,17 +113,6 @@ pub fn memberships_of(
     Ok(out)
 }
 
-pub fn capping_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<(String, Timestamp)>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT rule, at FROM capping_entries WHERE profile_id = ?1 ORDER BY at")?;
-    let mut out = Vec::new();
-    let mut q = stmt.query([id])?;
-    while let Some(r) = q.next()? {
-        out.push((r.get::<_, String>(0)?, from_ts(r.get(1)?)?));
-    }
-    Ok(out)
-}
-
 pub fn transitions_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<Transition>> {
     conn.prepare_cached(
         "SELECT audience, direction, at FROM audience_transitions WHERE profile_id = ?1 ORDER BY seq",

@@ -4,10 +4,11 @@
 mod audiences;
 mod rows;
 mod schema;
+mod states;
 mod steps;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -114,39 +115,6 @@ fn load_profile(conn: &Connection, id: &str) -> rusqlite::Result<Option<Profile>
         Ok(p)
     })
     .transpose()
-}
-
-/// What a partition needs of one profile: the profile, its live instances, and when it
-/// last entered each journey.
-fn load_profile_state(conn: &Connection, id: &str) -> rusqlite::Result<ProfileState> {
-    let profile = load_profile(conn, id)?;
-    let live = conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM instances WHERE profile_id = ?1 AND status IN ('active', 'waiting') \
-             ORDER BY entered_at",
-            rows::INSTANCE_COLUMNS
-        ))?
-        .query_map([id], rows::instance)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut last_entered = HashMap::new();
-    // SQLite returns the other columns of the row that holds the MAX.
-    let mut stmt = conn.prepare_cached(
-        "SELECT journey_id, MAX(entered_at), id FROM instances WHERE profile_id = ?1 GROUP BY journey_id",
-    )?;
-    let mut q = stmt.query([id])?;
-    while let Some(r) = q.next()? {
-        last_entered.insert(
-            r.get::<_, String>(0)?,
-            (from_ts(r.get(1)?)?, r.get::<_, String>(2)?),
-        );
-    }
-    Ok(ProfileState {
-        profile,
-        live,
-        last_entered,
-        audiences: audiences::memberships_of(conn, id)?,
-        capping: audiences::capping_of(conn, id)?,
-    })
 }
 
 fn run_status(status: RunStatus) -> &'static str {
@@ -329,15 +297,8 @@ impl Store for SqliteStore {
         &self,
         profile_ids: Vec<String>,
     ) -> Result<HashMap<String, ProfileState>> {
-        self.read(move |conn| {
-            let mut out = HashMap::with_capacity(profile_ids.len());
-            for id in profile_ids {
-                let state = load_profile_state(conn, &id)?;
-                out.insert(id, state);
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |conn| states::load(conn, &profile_ids))
+            .await
     }
 
     async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<DueTimer>> {
@@ -377,6 +338,20 @@ impl Store for SqliteStore {
             ))?
             .query_row([id], rows::instance)
             .optional()
+        })
+        .await
+    }
+
+    async fn count_instances(&self, journey_id: &str) -> Result<BTreeMap<String, u64>> {
+        let id = journey_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT status, COUNT(*) FROM instances WHERE journey_id = ?1 GROUP BY status",
+            )?
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect()
         })
         .await
     }

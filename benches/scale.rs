@@ -1,0 +1,298 @@
+//! Scale benchmarks, in process, on a temporary SQLite file and a test clock:
+//!
+//! 1. **Pending timers and reactions**: `PROFILES` profiles (default 100,000; the issue's
+//!    scale is 1,000,000) each enter a journey and wait on a reaction with a one-hour
+//!    timeout. Reports the time to create them, the process's resident memory, the time
+//!    for a second engine to open the same database and be ready (restart to ready), the
+//!    processing rate of `MATCHES` events that each match one of the pending reactions
+//!    against the same number of events for profiles with nothing pending (the floor, same
+//!    run), and the fire rate and lateness (p50, p99 of the wall time from the clock
+//!    reaching the due time) of the timeouts when the clock moves past them.
+//! 2. **Audience run**: `MEMBERS` profiles (default 100,000) written through their
+//!    partitions into a predicate audience, then a read-audience journey with an unbounded
+//!    rate, on the wall clock: entries per second.
+//!
+//! `cargo bench --bench scale` (`PROFILES=1000000 MEMBERS=1000000` for the full scale).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{Span, Timestamp};
+use parcours_engine::actions::ActionRegistry;
+use parcours_engine::model::{Event, Format, parse_journey};
+use parcours_engine::runtime::ProfileOp;
+use parcours_engine::store::Store;
+use parcours_engine::store::sqlite::SqliteStore;
+use parcours_engine::{Clock, Engine, Settings, SystemClock, TestClock};
+use serde_json::json;
+
+const WAITING: &str = r#"
+entry: {type: event, event: ping}
+start: wait_pong
+nodes:
+  wait_pong:
+    type: reaction
+    events: [{event: pong, next: done}]
+    timeout: PT1H
+    on_timeout: done
+  done: {type: end}
+properties: {reentrance: {mode: always}}
+"#;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn event(id: String, event_type: &str, profile: String, now: Timestamp) -> Event {
+    Event {
+        id,
+        event_type: event_type.into(),
+        profile_id: profile,
+        timestamp: now,
+        received_at: now,
+        data: json!({}),
+    }
+}
+
+/// Accepts events the way `POST /v1/events` does, in batches of 500, 16 batches in flight.
+async fn send(engine: &Engine, events: Vec<Event>) -> anyhow::Result<()> {
+    let store = engine.runtime().store().clone();
+    let mut pending = Vec::new();
+    for chunk in events.chunks(500) {
+        let (store, runtime, chunk) = (store.clone(), engine.runtime().clone(), chunk.to_vec());
+        pending.push(tokio::spawn(async move {
+            store.ingest(chunk.clone()).await?;
+            runtime.dispatch(chunk).await
+        }));
+        if pending.len() >= 16 {
+            for p in pending.drain(..) {
+                p.await??;
+            }
+        }
+    }
+    for p in pending {
+        p.await??;
+    }
+    Ok(())
+}
+
+/// Waits until every accepted event is processed.
+async fn drained(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    while !store.unprocessed_events(0, 1).await?.is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+async fn count(store: &Arc<dyn Store>, journey: &str, status: &str) -> anyhow::Result<u64> {
+    Ok(store
+        .count_instances(journey)
+        .await?
+        .get(status)
+        .copied()
+        .unwrap_or(0))
+}
+
+async fn open(
+    path: &std::path::Path,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
+    let settings = Settings {
+        db_path: path.to_path_buf(),
+        ..Settings::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, 4, settings.store_commit_batch)?);
+    let engine = Engine::with_parts(
+        settings,
+        clock,
+        store.clone(),
+        ActionRegistry::with_builtins(),
+    )
+    .await?;
+    Ok((engine, store))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let profiles = env_usize("PROFILES", 100_000);
+    let matches = env_usize("MATCHES", 5_000).min(profiles);
+    let members = env_usize("MEMBERS", 100_000);
+    let dir = tempfile::tempdir()?;
+    let start: Timestamp = "2026-03-02T08:00:00Z".parse()?;
+    let clock = TestClock::new(start);
+    let (engine, store) = open(&dir.path().join("timers.db"), Arc::new(clock.clone())).await?;
+    let def =
+        parse_journey(WAITING.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
+    engine.runtime().publish_definition("waiting", &def).await?;
+    let rss_before = resident_mib();
+
+    // 1a. Create the waiting instances.
+    let began = Instant::now();
+    let pings = (0..profiles)
+        .map(|i| event(format!("ping-{i}"), "ping", format!("p{i:07}"), start))
+        .collect();
+    send(&engine, pings).await?;
+    drained(&store).await?;
+    let created = began.elapsed();
+    let waiting = count(&store, "waiting", "waiting").await?;
+    println!(
+        "pending: {waiting} instances waiting on a reaction with a timer, created in {:.1} s ({:.0}/s); resident memory {:.0} MiB (was {:.0} MiB before)",
+        created.as_secs_f64(),
+        profiles as f64 / created.as_secs_f64(),
+        resident_mib(),
+        rss_before
+    );
+
+    // 1b. Restart to ready: a second engine opens the same database (its clock never
+    // moves, so it stays idle afterwards).
+    let began = Instant::now();
+    let idle_clock = TestClock::new(start);
+    let (_second, _) = open(&dir.path().join("timers.db"), Arc::new(idle_clock)).await?;
+    println!(
+        "restart to ready with {waiting} pending: {:.0} ms",
+        began.elapsed().as_secs_f64() * 1e3
+    );
+
+    // 1c. Reaction matches with everything pending, against events for profiles with
+    // nothing pending (the floor).
+    let floor_events = (0..matches)
+        .map(|i| {
+            event(
+                format!("pong-free-{i}"),
+                "pong",
+                format!("free{i:07}"),
+                start,
+            )
+        })
+        .collect();
+    let began = Instant::now();
+    send(&engine, floor_events).await?;
+    drained(&store).await?;
+    let floor = matches as f64 / began.elapsed().as_secs_f64();
+    let step = (profiles / matches).max(1);
+    let match_events = (0..matches)
+        .map(|i| {
+            event(
+                format!("pong-{i}"),
+                "pong",
+                format!("p{:07}", i * step),
+                start,
+            )
+        })
+        .collect();
+    let began = Instant::now();
+    send(&engine, match_events).await?;
+    drained(&store).await?;
+    let matched = matches as f64 / began.elapsed().as_secs_f64();
+    println!(
+        "reaction match: {matched:.0} events/s with {waiting} reactions pending ({:.0} µs each) vs {floor:.0} events/s with none (floor): {:.2}x",
+        1e6 / matched,
+        matched / floor
+    );
+
+    // 1d. Fire the timeouts.
+    let due = count(&store, "waiting", "waiting").await?;
+    let began = Instant::now();
+    clock.advance(Span::new().hours(1).seconds(1));
+    let (mut p50, mut p99) = (None, None);
+    loop {
+        let left = count(&store, "waiting", "waiting").await?;
+        let fired = due - left.min(due);
+        let t = began.elapsed();
+        if p50.is_none() && fired * 2 >= due {
+            p50 = Some(t);
+        }
+        if p99.is_none() && fired * 100 >= due * 99 {
+            p99 = Some(t);
+        }
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = began.elapsed();
+    println!(
+        "timers: {due} fired in {:.1} s ({:.0}/s); lateness p50 {:.2} s, p99 {:.2} s",
+        all.as_secs_f64(),
+        due as f64 / all.as_secs_f64(),
+        p50.unwrap_or(all).as_secs_f64(),
+        p99.unwrap_or(all).as_secs_f64()
+    );
+
+    // 2. A read-audience run, on the wall clock (a run paces itself on the engine clock).
+    let (engine, store) = open(&dir.path().join("audience.db"), Arc::new(SystemClock)).await?;
+    engine
+        .runtime()
+        .put_audience("all", json!({"predicate": "profile.n >= 0"}))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let began = Instant::now();
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..members {
+        let runtime = engine.runtime().clone();
+        writes.spawn(async move {
+            runtime
+                .profile_op(ProfileOp::Put {
+                    id: format!("m{i:07}"),
+                    attributes: json!({"n": i}),
+                    timezone: None,
+                    aliases: None,
+                })
+                .await
+        });
+        if writes.len() >= 4_096 {
+            while let Some(r) = writes.join_next().await {
+                r??;
+            }
+        }
+    }
+    while let Some(r) = writes.join_next().await {
+        r??;
+    }
+    let written = began.elapsed();
+    println!(
+        "profile writes with audience evaluation: {members} in {:.1} s ({:.0}/s)",
+        written.as_secs_f64(),
+        members as f64 / written.as_secs_f64()
+    );
+    let journey = format!(
+        "entry: {{type: read_audience, audience: all, rate: 100000000, schedule: {{type: once, at: '{}'}}}}\nstart: e\nnodes:\n  e: {{type: end}}\n",
+        Timestamp::now()
+    );
+    let def =
+        parse_journey(journey.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let began = Instant::now();
+    engine.runtime().publish_definition("blast", &def).await?;
+    loop {
+        let runs = store.runs_of_journey("blast").await?;
+        if let Some(run) = runs.first()
+            && run.status == parcours_engine::store::RunStatus::Finished
+        {
+            let took = began.elapsed();
+            println!(
+                "audience run: {} of {members} entered in {:.1} s ({:.0} entries/s)",
+                run.entered,
+                took.as_secs_f64(),
+                run.entered as f64 / took.as_secs_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
