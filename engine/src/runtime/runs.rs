@@ -9,7 +9,7 @@
 //! are recognised by their deterministic instance ids and not made twice. Runs never
 //! step instances themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ use crate::store::{RunRecord, RunStatus};
 
 /// Most members read and entered between two progress saves.
 const MAX_CHUNK: usize = 500;
+
+/// Chunks sent to the partitions before the oldest must be answered.
+const IN_FLIGHT: usize = 4;
 
 /// How long the scheduler sleeps when nothing is scheduled (a publish wakes it).
 const IDLE: SignedDuration = SignedDuration::from_hours(24);
@@ -257,71 +260,104 @@ async fn finish(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the audience after the run's cursor and enters every member, chunk by chunk,
-/// at the run's rate.
+/// A chunk of entry requests sent to the partitions and not yet all answered.
+struct Sent {
+    last: String,
+    replies: Vec<oneshot::Receiver<super::profile_ops::EnterReply>>,
+}
+
+/// Reads the audience after the run's cursor and enters every member, chunk by chunk, at
+/// the run's rate. Up to [`IN_FLIGHT`] chunks are sent before the oldest is collected, so
+/// the partitions' commits overlap; the saved cursor only ever covers chunks whose every
+/// entry is committed.
 async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
     let rate = u64::from(run.rate.max(1));
     let chunk = (rate as usize).clamp(1, MAX_CHUNK);
     let trigger = Arc::new(run.trigger.clone());
     let paced_from = shared.clock.now();
     let mut paced = 0u64;
+    let mut read_after = run.cursor.clone();
+    let mut in_flight: VecDeque<Sent> = VecDeque::new();
+    let mut exhausted = false;
     loop {
-        let live = shared
-            .journeys
-            .snapshot()
-            .get(&run.journey_id)
-            .and_then(|j| j.entry_version())
-            .is_some_and(|j| j.version == run.version);
-        if !live {
-            run.ended_early = Some("JOURNEY_NOT_LIVE".into());
-            return finish(shared, run).await;
+        if !exhausted && in_flight.len() < IN_FLIGHT {
+            let live = shared
+                .journeys
+                .snapshot()
+                .get(&run.journey_id)
+                .and_then(|j| j.entry_version())
+                .is_some_and(|j| j.version == run.version);
+            if !live {
+                run.ended_early = Some("JOURNEY_NOT_LIVE".into());
+                exhausted = true;
+                continue;
+            }
+            let members = shared
+                .store
+                .audience_members(&run.audience, read_after.clone(), run.members_since, chunk)
+                .await?;
+            exhausted = members.len() < chunk;
+            let Some((last, _)) = members.last() else {
+                continue;
+            };
+            let mut replies = Vec::with_capacity(members.len());
+            for (profile_id, _) in &members {
+                let (tx, rx) = oneshot::channel();
+                let request = EnterRequest {
+                    journey_id: run.journey_id.clone(),
+                    version: run.version,
+                    profile_id: profile_id.clone(),
+                    trigger_id: run.id.clone(),
+                    trigger: trigger.clone(),
+                };
+                shared.send(Msg::Enter(request, tx)).await?;
+                replies.push(rx);
+            }
+            read_after = Some(last.clone());
+            in_flight.push_back(Sent {
+                last: last.clone(),
+                replies,
+            });
+            if !exhausted {
+                paced += members.len() as u64;
+                let due = paced_from
+                    .checked_add(SignedDuration::from_micros(
+                        (paced.saturating_mul(1_000_000) / rate) as i64,
+                    ))
+                    .unwrap_or(paced_from);
+                if due > shared.clock.now() {
+                    // Ahead of the rate: save what is answered while waiting.
+                    while let Some(sent) = in_flight.pop_front() {
+                        collect(shared, run, sent).await?;
+                    }
+                    shared.clock.sleep_until(due).await;
+                }
+            }
+            continue;
         }
-        let members = shared
-            .store
-            .audience_members(&run.audience, run.cursor.clone(), run.members_since, chunk)
-            .await?;
-        let Some((last, _)) = members.last() else {
+        let Some(sent) = in_flight.pop_front() else {
             return finish(shared, run).await;
         };
-        let last = last.clone();
-        let mut replies = Vec::with_capacity(members.len());
-        for (profile_id, _) in &members {
-            let (tx, rx) = oneshot::channel();
-            let request = EnterRequest {
-                journey_id: run.journey_id.clone(),
-                version: run.version,
-                profile_id: profile_id.clone(),
-                trigger_id: run.id.clone(),
-                trigger: trigger.clone(),
-            };
-            shared.send(Msg::Enter(request, tx)).await?;
-            replies.push(rx);
-        }
-        let mut progress = run.clone();
-        for reply in replies {
-            match reply.await {
-                Ok(Ok(())) => progress.entered += 1,
-                Ok(Err(code)) => {
-                    progress.skipped += 1;
-                    *progress.skipped_reasons.entry(code).or_default() += 1;
-                }
-                Err(_) => anyhow::bail!("a partition dropped an entry request"),
-            }
-        }
-        progress.read += members.len() as u64;
-        progress.cursor = Some(last);
-        shared.store.update_run(progress.clone()).await?;
-        *run = progress;
-        if members.len() < chunk {
-            // The audience is exhausted: no need to wait for the next chunk's turn.
-            return finish(shared, run).await;
-        }
-        paced += members.len() as u64;
-        let due = paced_from
-            .checked_add(SignedDuration::from_micros(
-                (paced.saturating_mul(1_000_000) / rate) as i64,
-            ))
-            .unwrap_or(paced_from);
-        shared.clock.sleep_until(due).await;
+        collect(shared, run, sent).await?;
     }
+}
+
+/// Waits for every answer of a chunk, then saves the run's progress past it.
+async fn collect(shared: &Shared, run: &mut RunRecord, sent: Sent) -> anyhow::Result<()> {
+    let mut progress = run.clone();
+    progress.read += sent.replies.len() as u64;
+    for reply in sent.replies {
+        match reply.await {
+            Ok(Ok(())) => progress.entered += 1,
+            Ok(Err(code)) => {
+                progress.skipped += 1;
+                *progress.skipped_reasons.entry(code).or_default() += 1;
+            }
+            Err(_) => anyhow::bail!("a partition dropped an entry request"),
+        }
+    }
+    progress.cursor = Some(sent.last);
+    shared.store.update_run(progress.clone()).await?;
+    *run = progress;
+    Ok(())
 }

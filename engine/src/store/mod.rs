@@ -242,7 +242,14 @@ pub trait Store: Send + Sync + 'static {
         profile_ids: Vec<String>,
     ) -> Result<HashMap<String, ProfileState>>;
     /// Timers due at `now`, earliest first.
-    async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<DueTimer>>;
+    /// Timers due at `now`, in (due time, instance id) order, after the timer `after`
+    /// (so that a caller may load the next ones while earlier ones are being handled).
+    async fn due_timers(
+        &self,
+        now: Timestamp,
+        after: Option<DueTimer>,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>>;
     /// The earliest pending timer.
     async fn next_wake(&self) -> Result<Option<Timestamp>>;
 

@@ -301,13 +301,23 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<DueTimer>> {
+    async fn due_timers(
+        &self,
+        now: Timestamp,
+        after: Option<DueTimer>,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>> {
+        let (after_at, after_id) = after.map_or((i64::MIN, String::new()), |t| {
+            (ts(t.wake_at), t.instance_id)
+        });
         self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT id, profile_id, wake_at FROM instances \
-                 WHERE wake_at IS NOT NULL AND wake_at <= ?1 ORDER BY wake_at LIMIT ?2",
+                 WHERE wake_at IS NOT NULL AND wake_at <= ?1 \
+                 AND (wake_at > ?2 OR (wake_at = ?2 AND id > ?3)) \
+                 ORDER BY wake_at, id LIMIT ?4",
             )?
-            .query_map(params![ts(now), limit as i64], |r| {
+            .query_map(params![ts(now), after_at, after_id, limit as i64], |r| {
                 Ok(DueTimer {
                     instance_id: r.get(0)?,
                     profile_id: r.get(1)?,

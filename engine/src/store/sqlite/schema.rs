@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS instances (
     data        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_profile ON instances(profile_id, journey_id, entered_at);
-CREATE INDEX IF NOT EXISTS instances_wake ON instances(wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS instances_due ON instances(wake_at, id) WHERE wake_at IS NOT NULL;
+DROP INDEX IF EXISTS instances_wake;
 CREATE INDEX IF NOT EXISTS instances_live ON instances(journey_id) WHERE status IN ('active', 'waiting');
 
 CREATE TABLE IF NOT EXISTS step_groups (
