@@ -76,7 +76,7 @@ async fn send(engine: &Engine, events: Vec<Event>) -> anyhow::Result<()> {
     for chunk in events.chunks(500) {
         let (store, runtime, chunk) = (store.clone(), engine.runtime().clone(), chunk.to_vec());
         pending.push(tokio::spawn(async move {
-            store.ingest(chunk.clone()).await?;
+            store.ingest(&chunk).await?;
             runtime.dispatch(chunk).await
         }));
         if pending.len() >= 16 {

@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     for chunk in all.chunks(batch) {
         let store = floor_store.clone();
         let chunk = chunk.to_vec();
-        pending.push(tokio::spawn(async move { store.ingest(chunk).await }));
+        pending.push(tokio::spawn(async move { store.ingest(&chunk).await }));
         if pending.len() >= 16 {
             for p in pending.drain(..) {
                 p.await??;
@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         let runtime = engine.runtime().clone();
         let chunk = chunk.to_vec();
         pending.push(tokio::spawn(async move {
-            store.ingest(chunk.clone()).await?;
+            store.ingest(&chunk).await?;
             runtime.dispatch(chunk).await
         }));
         if pending.len() >= 16 {

@@ -321,7 +321,7 @@ async fn flush(app: &AppState, pending: &mut Vec<Event>) -> Result<(), ApiError>
         return Ok(());
     }
     let events = std::mem::take(pending);
-    let fresh = app.runtime.store().ingest(events.clone()).await?;
+    let fresh = app.runtime.store().ingest(&events).await?;
     let accepted: Vec<Event> = events
         .into_iter()
         .zip(fresh)

@@ -137,10 +137,12 @@ impl ProfileWork {
     }
 }
 
-/// What caused an entry: its id (instance ids derive from it), the entry event as
-/// expressions see it, and the stored event it came from, if any.
+/// What caused an entry: its id and its time (instance ids derive from both, so both
+/// must be the same when the trigger is replayed), the entry event as expressions see it,
+/// and the stored event it came from, if any.
 struct Trigger<'a> {
     id: &'a str,
+    at: Timestamp,
     profile_id: &'a str,
     doc: &'a Value,
     event_id: Option<&'a str>,
@@ -353,6 +355,7 @@ impl Partition {
         let doc = event.to_json();
         let trigger = Trigger {
             id: &event.id,
+            at: event.received_at,
             profile_id: &event.profile_id,
             doc: &doc,
             event_id: Some(&event.id),
@@ -493,6 +496,7 @@ impl Partition {
             Some(journey) => {
                 let trigger = Trigger {
                     id: &request.trigger_id,
+                    at: request.trigger_at,
                     profile_id: &request.profile_id,
                     doc: &request.trigger,
                     event_id: None,
@@ -592,6 +596,7 @@ impl Partition {
                 });
                 let trigger = Trigger {
                     id: &trigger_id,
+                    at: t.at,
                     profile_id,
                     doc: &doc,
                     event_id: None,
@@ -792,7 +797,13 @@ impl Partition {
         if !work.exists {
             return Err(missing());
         }
-        let id = ids::instance_id(&journey.id, journey.version, trigger.profile_id, trigger.id);
+        let id = ids::instance_id(
+            &journey.id,
+            journey.version,
+            trigger.profile_id,
+            trigger.id,
+            trigger.at,
+        );
         let last = work.last_entered.get(&journey.id);
         if last.is_some_and(|(_, last_id)| *last_id == id) {
             return Err(Discard {
@@ -1239,6 +1250,7 @@ impl Partition {
         });
         let trigger = Trigger {
             id: &trigger_id,
+            at: now,
             profile_id: &from.profile_id,
             doc: &doc,
             event_id: None,

@@ -75,8 +75,10 @@ pub struct EnterRequest {
     pub journey_id: String,
     pub version: u32,
     pub profile_id: String,
-    /// What caused the entry (run id): the instance id derives from it.
+    /// What caused the entry (run id) and when it began: the instance id derives from
+    /// both.
     pub trigger_id: String,
+    pub trigger_at: jiff::Timestamp,
     /// The entry event (`event` in expressions).
     pub trigger: std::sync::Arc<Value>,
 }

@@ -308,6 +308,7 @@ async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
                     version: run.version,
                     profile_id: profile_id.clone(),
                     trigger_id: run.id.clone(),
+                    trigger_at: run.started_at,
                     trigger: trigger.clone(),
                 };
                 shared.send(Msg::Enter(request, tx)).await?;

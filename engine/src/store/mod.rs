@@ -229,7 +229,7 @@ pub struct EventRecord {
 pub trait Store: Send + Sync + 'static {
     /// Stores new events; returns, for each, whether it was new (false: a repeat of an id
     /// already stored, which is not processed again).
-    async fn ingest(&self, events: Vec<Event>) -> Result<Vec<bool>>;
+    async fn ingest(&self, events: &[Event]) -> Result<Vec<bool>>;
     /// Commits a partition batch atomically.
     async fn commit(&self, batch: Arc<WriteBatch>) -> Result<()>;
     /// Events not yet processed, oldest first, after sequence `after`.

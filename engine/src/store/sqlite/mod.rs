@@ -193,23 +193,31 @@ fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<Journe
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ingest(&self, events: Vec<Event>) -> Result<Vec<bool>> {
+    async fn ingest(&self, events: &[Event]) -> Result<Vec<bool>> {
+        // Rows are built here, on the caller's thread: the one writer thread only runs SQL.
+        let rows: Vec<(String, String, String, i64, i64, String)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    e.event_type.clone(),
+                    e.profile_id.clone(),
+                    ts(e.timestamp),
+                    ts(e.received_at),
+                    e.data.to_string(),
+                )
+            })
+            .collect();
         self.writer
             .write(move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "INSERT INTO events (id, type, profile_id, ts, received_at, data) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
                 )?;
-                let mut fresh = Vec::with_capacity(events.len());
-                for e in &events {
-                    let n = stmt.execute(params![
-                        e.id,
-                        e.event_type,
-                        e.profile_id,
-                        ts(e.timestamp),
-                        ts(e.received_at),
-                        e.data.to_string(),
-                    ])?;
+                let mut fresh = Vec::with_capacity(rows.len());
+                for (id, event_type, profile_id, at, received_at, data) in &rows {
+                    let n =
+                        stmt.execute(params![id, event_type, profile_id, at, received_at, data])?;
                     fresh.push(n == 1);
                 }
                 Ok(fresh)
