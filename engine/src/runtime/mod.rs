@@ -1,8 +1,10 @@
-//! Running journeys: partitions, timers, entries, and journey management.
+//! Running journeys: partitions, timers, entries, audience runs, and journey and
+//! audience management.
 //!
 //! Owns the order of steps. Every profile hashes to one partition, and a partition
-//! handles its messages (events, due timers) one at a time, so a profile's steps in a
-//! journey happen in order while different partitions run in parallel. A partition
+//! handles its messages (events, due timers, profile writes, entry requests from audience
+//! runs) one at a time, so a profile's steps and writes happen in order while different
+//! partitions run in parallel. A partition
 //! commits each batch of work atomically before it acknowledges anything. The runtime
 //! never answers HTTP and never writes SQL; it goes through the [`Store`] trait.
 
