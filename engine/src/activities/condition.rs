@@ -84,9 +84,10 @@ impl ConditionDef {
         }
         let otherwise = cx.opt_target(&format!("{path}.otherwise"), self.otherwise.as_ref());
         let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
-        let resolved = (self.otherwise.is_none() || otherwise.is_some())
-            && (self.on_error.is_none() || on_error.is_some());
-        (ok && resolved).then_some(Condition {
+        let (Some(otherwise), Some(on_error), true) = (otherwise, on_error, ok) else {
+            return None;
+        };
+        Some(Condition {
             branches,
             otherwise,
             on_error,

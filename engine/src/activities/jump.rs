@@ -52,12 +52,10 @@ impl JumpDef {
         }
         let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
         let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
-        if (self.next.is_some() && next.is_none())
-            || (self.on_error.is_some() && on_error.is_none())
-        {
-            ok = false;
-        }
-        ok.then(|| Jump {
+        let (Some(next), Some(on_error), true) = (next, on_error, ok) else {
+            return None;
+        };
+        Some(Jump {
             journey: self.journey.clone(),
             data,
             next,

@@ -84,10 +84,11 @@ impl ReactionDef {
                 },
                 None => None,
             };
-            let next = cx.opt_target(&format!("{path}.events[{i}].next"), e.next.as_ref());
-            if e.next.is_some() && next.is_none() {
+            let Some(next) = cx.opt_target(&format!("{path}.events[{i}].next"), e.next.as_ref())
+            else {
                 ok = false;
-            }
+                continue;
+            };
             events.push(Awaited {
                 event_type: e.event.clone(),
                 when,
@@ -106,10 +107,10 @@ impl ReactionDef {
             ok = false;
         }
         let on_timeout = cx.opt_target(&format!("{path}.on_timeout"), self.on_timeout.as_ref());
-        if self.on_timeout.is_some() && on_timeout.is_none() {
-            ok = false;
-        }
-        ok.then_some(Reaction {
+        let (Some(on_timeout), true) = (on_timeout, ok) else {
+            return None;
+        };
+        Some(Reaction {
             events,
             timeout,
             on_timeout,

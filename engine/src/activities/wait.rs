@@ -79,11 +79,9 @@ impl WaitDef {
         };
         let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
         let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
-        if (self.next.is_some() && next.is_none())
-            || (self.on_error.is_some() && on_error.is_none())
-        {
+        let (Some(next), Some(on_error)) = (next, on_error) else {
             return None;
-        }
+        };
         Some(Wait {
             wait_for,
             next,

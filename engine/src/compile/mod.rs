@@ -162,9 +162,13 @@ impl Cx<'_> {
         found
     }
 
-    /// Resolves an optional node id; `None` means "the journey ends here".
-    pub fn opt_target(&mut self, path: &str, id: Option<&String>) -> Option<NodeRef> {
-        id.and_then(|id| self.target(path, id))
+    /// Resolves an optional node id: `Some(None)` when there is none ("the journey ends
+    /// here"), `None` when it names no node (the problem is recorded).
+    pub fn opt_target(&mut self, path: &str, id: Option<&String>) -> Option<Option<NodeRef>> {
+        match id {
+            Some(id) => self.target(path, id).map(Some),
+            None => Some(None),
+        }
     }
 
     pub fn expr(&mut self, path: &str, src: &str) -> Option<Expr> {
