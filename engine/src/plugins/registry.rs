@@ -400,6 +400,26 @@ fn record(info: &CallInfo, call: Value) {
     }
 }
 
+/// Records a plugin call made by an expression: which plugin, what (`function` or
+/// `lookup`) on what, how long, and how it ended.
+fn record_called<T>(
+    info: &CallInfo,
+    plugin: &Plugin,
+    what: &str,
+    subject: &str,
+    called: &Called<T>,
+) {
+    record(
+        info,
+        json!({
+            "plugin": format!("{}@{}", plugin.manifest.name, plugin.manifest.version),
+            what: subject,
+            "duration_us": called.elapsed.as_micros() as u64,
+            "outcome": outcome_of(&called.result),
+        }),
+    );
+}
+
 fn outcome_of<T>(result: &Result<Result<T, PluginError>, Fault>) -> String {
     match result {
         Ok(Ok(_)) => "ok".into(),
@@ -462,15 +482,7 @@ impl ExternalFunctions for PluginRegistry {
             name.to_string(),
             args,
         ));
-        record(
-            info,
-            json!({
-                "plugin": format!("{}@{}", plugin.manifest.name, plugin.manifest.version),
-                "function": name,
-                "duration_us": called.elapsed.as_micros() as u64,
-                "outcome": outcome_of(&called.result),
-            }),
-        );
+        record_called(info, &plugin, "function", name, &called);
         match called.result {
             Ok(Ok(text)) => serde_json::from_str(&text)
                 .map_err(|e| format!("{module}::{name} returned invalid JSON: {e}")),
@@ -538,15 +550,7 @@ impl PluginRegistry {
                 self.host
                     .fetch(pre, &plugin.grants, &plugin.limits, ctx, key.to_string()),
             );
-        record(
-            info,
-            json!({
-                "plugin": format!("{}@{}", plugin.manifest.name, plugin.manifest.version),
-                "lookup": key,
-                "duration_us": called.elapsed.as_micros() as u64,
-                "outcome": outcome_of(&called.result),
-            }),
-        );
+        record_called(info, &plugin, "lookup", key, &called);
         let found = match called.result {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => return Err(format!("lookup({source:?}): {}", plugin_error(&e))),
