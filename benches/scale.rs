@@ -14,6 +14,8 @@
 //!
 //! `cargo bench --bench scale` (`PROFILES=1000000 MEMBERS=1000000` for the full scale).
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::SqliteStore;
 use parcours_engine::{Clock, Engine, Settings, SystemClock, TestClock};
 use serde_json::json;
+use support::{accept, drained, env_usize};
 
 const WAITING: &str = r#"
 entry: {type: event, event: ping}
@@ -38,13 +41,6 @@ nodes:
   done: {type: end}
 properties: {reentrance: {mode: always}}
 "#;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn resident_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -67,36 +63,6 @@ fn event(id: String, event_type: &str, profile: String, now: Timestamp) -> Event
         received_at: now,
         data: json!({}),
     }
-}
-
-/// Accepts events the way `POST /v1/events` does, in batches of 500, 16 batches in flight.
-async fn send(engine: &Engine, events: Vec<Event>) -> anyhow::Result<()> {
-    let store = engine.runtime().store().clone();
-    let mut pending = Vec::new();
-    for chunk in events.chunks(500) {
-        let (store, runtime, chunk) = (store.clone(), engine.runtime().clone(), chunk.to_vec());
-        pending.push(tokio::spawn(async move {
-            store.ingest(&chunk).await?;
-            runtime.dispatch(chunk).await
-        }));
-        if pending.len() >= 16 {
-            for p in pending.drain(..) {
-                p.await??;
-            }
-        }
-    }
-    for p in pending {
-        p.await??;
-    }
-    Ok(())
-}
-
-/// Waits until every accepted event is processed.
-async fn drained(store: &Arc<dyn Store>) -> anyhow::Result<()> {
-    while !store.unprocessed_events(0, 1).await?.is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
 }
 
 async fn count(store: &Arc<dyn Store>, journey: &str, status: &str) -> anyhow::Result<u64> {
@@ -146,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let pings = (0..profiles)
         .map(|i| event(format!("ping-{i}"), "ping", format!("p{i:07}"), start))
         .collect();
-    send(&engine, pings).await?;
+    accept(engine.runtime(), pings, 500).await?;
     drained(&store).await?;
     let created = began.elapsed();
     let waiting = count(&store, "waiting", "waiting").await?;
@@ -181,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     let began = Instant::now();
-    send(&engine, floor_events).await?;
+    accept(engine.runtime(), floor_events, 500).await?;
     drained(&store).await?;
     let floor = matches as f64 / began.elapsed().as_secs_f64();
     let step = (profiles / matches).max(1);
@@ -196,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     let began = Instant::now();
-    send(&engine, match_events).await?;
+    accept(engine.runtime(), match_events, 500).await?;
     drained(&store).await?;
     let matched = matches as f64 / began.elapsed().as_secs_f64();
     println!(

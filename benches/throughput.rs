@@ -6,8 +6,10 @@
 //!
 //! `cargo bench --bench throughput` (`EVENTS=50000 BATCH=100` to change the load)
 
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::{Event, Format, parse_journey};
@@ -15,16 +17,10 @@ use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::SqliteStore;
 use parcours_engine::{Engine, Settings, SystemClock};
 use serde_json::json;
+use support::{accept, drained, env_usize};
 
 /// The 3-node journey of every throughput benchmark.
 const JOURNEY: &str = include_str!("journey.yaml");
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn events(run: &str, n: usize) -> Vec<Event> {
     let now = jiff::Timestamp::now();
@@ -89,36 +85,10 @@ async fn main() -> anyhow::Result<()> {
     engine.runtime().publish_definition("bench", &def).await?;
 
     let all = events("run", n);
-    let last = all.last().map(|e| e.id.clone()).unwrap_or_default();
     let started = Instant::now();
-    let mut pending = Vec::new();
-    for chunk in all.chunks(batch) {
-        let store = store.clone();
-        let runtime = engine.runtime().clone();
-        let chunk = chunk.to_vec();
-        pending.push(tokio::spawn(async move {
-            store.ingest(&chunk).await?;
-            runtime.dispatch(chunk).await
-        }));
-        if pending.len() >= 16 {
-            for p in pending.drain(..) {
-                p.await??;
-            }
-        }
-    }
-    for p in pending.drain(..) {
-        p.await??;
-    }
+    accept(engine.runtime(), all, batch).await?;
     let accepted = started.elapsed();
-    // Every event is processed when the last one is (a partition handles its events in
-    // order; check them all to be sure).
-    loop {
-        let done = store.get_event(&last).await?.is_some_and(|r| r.processed);
-        if done && store.unprocessed_events(0, 1).await?.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    drained(&store).await?;
     let processed = started.elapsed();
     let rate = n as f64 / processed.as_secs_f64();
     println!("events: {n}, batch: {batch}");
