@@ -208,27 +208,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let began = Instant::now();
-    let mut writes = tokio::task::JoinSet::new();
-    for i in 0..members {
-        let runtime = engine.runtime().clone();
-        writes.spawn(async move {
-            runtime
-                .profile_op(ProfileOp::Put {
-                    id: format!("m{i:07}"),
-                    attributes: json!({"n": i}),
-                    timezone: None,
-                    aliases: None,
-                })
-                .await
-        });
-        if writes.len() >= 4_096 {
-            while let Some(r) = writes.join_next().await {
-                r??;
-            }
+    let ids: Vec<usize> = (0..members).collect();
+    for chunk in ids.chunks(4_096) {
+        let ops = chunk
+            .iter()
+            .map(|i| ProfileOp::Put {
+                id: format!("m{i:07}"),
+                attributes: json!({"n": i}),
+                timezone: None,
+                aliases: None,
+            })
+            .collect();
+        for answer in engine.runtime().profile_ops(ops).await? {
+            answer?;
         }
-    }
-    while let Some(r) = writes.join_next().await {
-        r??;
     }
     let written = began.elapsed();
     println!(

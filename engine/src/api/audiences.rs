@@ -166,27 +166,17 @@ pub async fn change_members(
             .at(format!("{field}[{i}]")));
         }
     }
-    let mut replies = Vec::new();
+    let mut ops = Vec::new();
     for (ids, member) in [(changes.add, true), (changes.remove, false)] {
-        for id in ids {
-            let runtime = app.runtime.clone();
-            let audience = name.clone();
-            replies.push(tokio::spawn(async move {
-                runtime
-                    .profile_op(ProfileOp::SetMember {
-                        id,
-                        audience,
-                        member,
-                    })
-                    .await
-            }));
-        }
+        ops.extend(ids.into_iter().map(|id| ProfileOp::SetMember {
+            id,
+            audience: name.clone(),
+            member,
+        }));
     }
-    let count = replies.len();
-    for r in replies {
-        r.await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+    let count = ops.len();
+    for answer in app.runtime.profile_ops(ops).await? {
+        answer.map_err(ApiError::internal)?;
     }
     Ok(Json(json!({"changed": count})))
 }

@@ -298,35 +298,8 @@ pub async fn import(
         ops.push(patch_op(id, body));
     }
     let count = ops.len();
-    // All records go to their partitions at once; partitions commit them in batches.
-    let runtime = app.runtime.clone();
-    let answers = futures_join(ops.into_iter().map(|op| {
-        let runtime = runtime.clone();
-        async move { runtime.profile_op(op).await }
-    }))
-    .await;
-    for a in answers {
-        a.map_err(ApiError::internal)?;
+    for answer in app.runtime.profile_ops(ops).await? {
+        answer.map_err(ApiError::internal)?;
     }
     Ok((StatusCode::OK, Json(json!({"imported": count}))))
-}
-
-/// Awaits every future, running them concurrently.
-async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    for (i, f) in futures.enumerate() {
-        set.spawn(async move { (i, f.await) });
-    }
-    let mut out: Vec<(usize, T)> = Vec::with_capacity(set.len());
-    while let Some(r) = set.join_next().await {
-        if let Ok(v) = r {
-            out.push(v);
-        }
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, v)| v).collect()
 }

@@ -329,10 +329,25 @@ impl Runtime {
     /// Applies a profile write in the profile's partition; answers once it is durable,
     /// with the profile's audience memberships already updated.
     pub async fn profile_op(&self, op: ProfileOp) -> ProfileReply {
-        let (tx, rx) = oneshot::channel();
-        self.shared.send(Msg::Profile(op, tx)).await?;
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the partition stopped before answering"))?
+        self.profile_ops(vec![op]).await?.remove(0)
+    }
+
+    /// Applies many profile writes: all are handed to their partitions first (which
+    /// commit them in batches), then every answer is awaited; answers come in order.
+    pub async fn profile_ops(&self, ops: Vec<ProfileOp>) -> anyhow::Result<Vec<ProfileReply>> {
+        let mut replies = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (tx, rx) = oneshot::channel();
+            self.shared.send(Msg::Profile(op, tx)).await?;
+            replies.push(rx);
+        }
+        let mut out = Vec::with_capacity(replies.len());
+        for rx in replies {
+            out.push(rx.await.unwrap_or_else(|_| {
+                Err(anyhow::anyhow!("the partition stopped before answering"))
+            }));
+        }
+        Ok(out)
     }
 
     async fn load_audiences(&self) -> anyhow::Result<()> {
@@ -414,17 +429,11 @@ impl Runtime {
             let Some(last) = ids.last().cloned() else {
                 return Ok(());
             };
-            let mut replies = Vec::with_capacity(ids.len());
-            for id in ids {
-                let (tx, rx) = oneshot::channel();
-                self.shared
-                    .send(Msg::Profile(ProfileOp::Reevaluate { id }, tx))
-                    .await?;
-                replies.push(rx);
-            }
-            for r in replies {
-                let _ = r.await;
-            }
+            let ops = ids
+                .into_iter()
+                .map(|id| ProfileOp::Reevaluate { id })
+                .collect();
+            self.profile_ops(ops).await?;
             after = Some(last);
         }
     }
