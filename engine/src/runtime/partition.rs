@@ -352,16 +352,18 @@ impl Partition {
         // 3. Journeys this event type enters.
         let journeys: Vec<Arc<Journey>> =
             batch.set.entered_by(&event.event_type).cloned().collect();
-        let doc = event.to_json();
-        let trigger = Trigger {
-            id: &event.id,
-            at: event.received_at,
-            profile_id: &event.profile_id,
-            doc: &doc,
-            event_id: Some(&event.id),
-        };
-        for journey in journeys {
-            let _ = self.try_enter(batch, &journey, &trigger, now).await;
+        if !journeys.is_empty() {
+            let doc = event.to_json();
+            let trigger = Trigger {
+                id: &event.id,
+                at: event.received_at,
+                profile_id: &event.profile_id,
+                doc: &doc,
+                event_id: Some(&event.id),
+            };
+            for journey in journeys {
+                let _ = self.try_enter(batch, &journey, &trigger, now).await;
+            }
         }
 
         batch.write.processed_events.push(event.id);
