@@ -39,79 +39,89 @@ fn load_chunk(
     }
     let ids = padded;
     let list = vec!["?"; ids.len()].join(",");
-    let query = |sql: String| conn.prepare_cached(&sql);
-
-    let mut stmt = query(format!(
-        "SELECT {} FROM profiles WHERE id IN ({list})",
-        rows::PROFILE_COLUMNS
-    ))?;
-    let mut q = stmt.query(params_from_iter(&ids))?;
-    while let Some(r) = q.next()? {
-        let p = rows::profile(r)?;
-        if let Some(state) = out.get_mut(&p.id) {
-            state.profile = Some(p);
+    // Runs `sql` over the chunk and hands each row to `row`.
+    let each = |sql: String, row: &mut dyn FnMut(&rusqlite::Row) -> rusqlite::Result<()>| {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut q = stmt.query(params_from_iter(&ids))?;
+        while let Some(r) = q.next()? {
+            row(r)?;
         }
-    }
+        Ok::<_, rusqlite::Error>(())
+    };
 
-    let mut stmt = query(format!(
-        "SELECT profile_id, namespace, value FROM identities WHERE profile_id IN ({list})"
-    ))?;
-    let mut q = stmt.query(params_from_iter(&ids))?;
-    while let Some(r) = q.next()? {
-        let id: String = r.get(0)?;
-        if let Some(p) = out.get_mut(&id).and_then(|s| s.profile.as_mut()) {
-            p.aliases.insert(r.get(1)?, r.get(2)?);
-        }
-    }
-
-    let mut stmt = query(format!(
-        "SELECT {} FROM instances WHERE profile_id IN ({list}) \
-         AND status IN ('active', 'waiting') ORDER BY entered_at",
-        rows::INSTANCE_COLUMNS
-    ))?;
-    let mut q = stmt.query(params_from_iter(&ids))?;
-    while let Some(r) = q.next()? {
-        let inst = rows::instance(r)?;
-        if let Some(state) = out.get_mut(&inst.profile_id) {
-            state.live.push(inst);
-        }
-    }
-
+    each(
+        format!(
+            "SELECT {} FROM profiles WHERE id IN ({list})",
+            rows::PROFILE_COLUMNS
+        ),
+        &mut |r| {
+            let p = rows::profile(r)?;
+            if let Some(state) = out.get_mut(&p.id) {
+                state.profile = Some(p);
+            }
+            Ok(())
+        },
+    )?;
+    each(
+        format!("SELECT profile_id, namespace, value FROM identities WHERE profile_id IN ({list})"),
+        &mut |r| {
+            let id: String = r.get(0)?;
+            if let Some(p) = out.get_mut(&id).and_then(|s| s.profile.as_mut()) {
+                p.aliases.insert(r.get(1)?, r.get(2)?);
+            }
+            Ok(())
+        },
+    )?;
+    each(
+        format!(
+            "SELECT {} FROM instances WHERE profile_id IN ({list}) \
+             AND status IN ('active', 'waiting') ORDER BY entered_at",
+            rows::INSTANCE_COLUMNS
+        ),
+        &mut |r| {
+            let inst = rows::instance(r)?;
+            if let Some(state) = out.get_mut(&inst.profile_id) {
+                state.live.push(inst);
+            }
+            Ok(())
+        },
+    )?;
     // SQLite returns the other columns of the row that holds the MAX.
-    let mut stmt = query(format!(
-        "SELECT profile_id, journey_id, MAX(entered_at), id FROM instances \
-         WHERE profile_id IN ({list}) GROUP BY profile_id, journey_id"
-    ))?;
-    let mut q = stmt.query(params_from_iter(&ids))?;
-    while let Some(r) = q.next()? {
-        let id: String = r.get(0)?;
-        if let Some(state) = out.get_mut(&id) {
-            state
-                .last_entered
-                .insert(r.get(1)?, (from_ts(r.get(2)?)?, r.get(3)?));
-        }
-    }
-
-    let mut stmt = query(format!(
-        "SELECT profile_id, audience, since FROM audience_members WHERE profile_id IN ({list})"
-    ))?;
-    let mut q = stmt.query(params_from_iter(&ids))?;
-    while let Some(r) = q.next()? {
-        let id: String = r.get(0)?;
-        if let Some(state) = out.get_mut(&id) {
-            state.audiences.insert(r.get(1)?, from_ts(r.get(2)?)?);
-        }
-    }
-
-    let mut stmt = query(format!(
-        "SELECT profile_id, rule, at FROM capping_entries WHERE profile_id IN ({list}) ORDER BY at"
-    ))?;
-    let mut q = stmt.query(params_from_iter(&ids))?;
-    while let Some(r) = q.next()? {
-        let id: String = r.get(0)?;
-        if let Some(state) = out.get_mut(&id) {
-            state.capping.push((r.get(1)?, from_ts(r.get(2)?)?));
-        }
-    }
+    each(
+        format!(
+            "SELECT profile_id, journey_id, MAX(entered_at), id FROM instances \
+             WHERE profile_id IN ({list}) GROUP BY profile_id, journey_id"
+        ),
+        &mut |r| {
+            if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
+                state
+                    .last_entered
+                    .insert(r.get(1)?, (from_ts(r.get(2)?)?, r.get(3)?));
+            }
+            Ok(())
+        },
+    )?;
+    each(
+        format!(
+            "SELECT profile_id, audience, since FROM audience_members WHERE profile_id IN ({list})"
+        ),
+        &mut |r| {
+            if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
+                state.audiences.insert(r.get(1)?, from_ts(r.get(2)?)?);
+            }
+            Ok(())
+        },
+    )?;
+    each(
+        format!(
+            "SELECT profile_id, rule, at FROM capping_entries WHERE profile_id IN ({list}) ORDER BY at"
+        ),
+        &mut |r| {
+            if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
+                state.capping.push((r.get(1)?, from_ts(r.get(2)?)?));
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
