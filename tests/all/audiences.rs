@@ -617,7 +617,7 @@ async fn audience_definitions_and_references_are_validated() {
     }
 }
 
-/// The real binary is killed (SIGKILL) in the middle of a read-audience run; after a
+/// The real binary is killed (SIGKILL) in the middle of a daily read-audience run; after a
 /// restart the run resumes where it stopped and every member enters exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_audience_run_resumes_after_sigkill_without_double_entries() {
@@ -646,10 +646,15 @@ async fn read_audience_run_resumes_after_sigkill_without_double_entries() {
         .await
         .expect("import");
     assert_eq!(r.status().as_u16(), 200);
-    // Published now, runs now: 100 profiles per second, so about 3 s in all.
+    // A daily journey whose time of day comes two seconds after publication; 100 profiles
+    // per second, so the run takes about 3 s.
+    let at = (Timestamp::now() + jiff::SignedDuration::from_secs(2))
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .time()
+        .strftime("%H:%M:%S")
+        .to_string();
     let journey = format!(
-        "entry: {{type: read_audience, audience: everyone, rate: 100, schedule: {{type: once, at: '{}'}}}}\nstart: e\nnodes:\n  e: {{type: end}}\n",
-        Timestamp::now()
+        "entry: {{type: read_audience, audience: everyone, rate: 100, schedule: {{type: daily, at: '{at}'}}}}\nstart: e\nnodes:\n  e: {{type: end}}\n"
     );
     let r = client
         .put(format!("{}/v1/journeys/blast", server.base))
