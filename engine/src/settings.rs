@@ -60,6 +60,14 @@ pub struct PluginSettings {
     pub cache_dir: Option<PathBuf>,
     /// How long a data-source answer is reused at most, whatever its TTL, in seconds.
     pub max_lookup_ttl_seconds: u32,
+    /// Idle warm instances kept across all plugins whose manifest opts in to reuse
+    /// (`[instances] reuse = true`); each holds its memory while idle.
+    pub max_warm_instances: u32,
+    /// Count the fuel (instructions) each call consumes (the plugin test harness; costs
+    /// 10–20 % per call).
+    pub consume_fuel: bool,
+    /// Keep each call's log lines for the caller (the plugin test harness).
+    pub capture_logs: bool,
 }
 
 impl Default for PluginSettings {
@@ -74,6 +82,9 @@ impl Default for PluginSettings {
             epoch_tick_ms: 10,
             cache_dir: None,
             max_lookup_ttl_seconds: 3_600,
+            max_warm_instances: 32,
+            consume_fuel: false,
+            capture_logs: false,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `parcours plugin new|inspect`.
+//! `parcours plugin new|inspect|test`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{Subcommand, ValueEnum};
 use parcours_engine::Settings;
 use parcours_engine::actions::ActionRegistry;
-use parcours_engine::plugins::{PluginHost, PluginRegistry, parse_manifest};
+use parcours_engine::plugins::harness::{HarnessHttp, HarnessInput, HarnessReport, run_once};
+use parcours_engine::plugins::{HttpExchange, PluginHost, PluginRegistry, parse_manifest};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum TemplateKind {
@@ -32,6 +33,32 @@ pub enum PluginCommand {
     Inspect {
         /// The manifest (`plugin.toml`); the component is the file it names.
         manifest: PathBuf,
+    },
+    /// Run one call of a plugin outside the engine, in the same sandbox, and print its
+    /// result, its log lines, its HTTP exchanges and the time, memory and fuel it used.
+    /// Exits with 1 when the plugin answers an error or the sandbox stops it.
+    Test {
+        /// The manifest (`plugin.toml`); the component is the file it names.
+        manifest: PathBuf,
+        /// The call, as JSON: `{"params": {...}}` for an action, `{"key": "..."}` for a
+        /// data source, `{"function": "...", "args": [...]}` for a functions plugin
+        /// (none: `describe`); optional `"context": {"profile_id": ..., ...}`.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Answer the plugin's HTTP requests from these recorded exchanges (a JSON array
+        /// of `{"method", "url", "status", "headers", "body"}`) instead of the network.
+        #[arg(long, value_name = "FILE", conflicts_with = "record")]
+        stubs: Option<PathBuf>,
+        /// Send the plugin's HTTP requests and write them with their answers to FILE, to
+        /// replay later with `--stubs`.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where compiled components are cached (large components compile in seconds).
+        #[arg(long, env = "PARCOURS_PLUGIN_CACHE")]
+        plugin_cache: Option<PathBuf>,
     },
 }
 
@@ -66,7 +93,94 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&plugin.info())?);
             Ok(ExitCode::SUCCESS)
         }
+        PluginCommand::Test {
+            manifest,
+            input,
+            stubs,
+            record,
+            json,
+            plugin_cache,
+        } => test_plugin(&manifest, &input, stubs, record, json, plugin_cache).await,
     }
+}
+
+async fn test_plugin(
+    manifest: &Path,
+    input: &Path,
+    stubs: Option<PathBuf>,
+    record: Option<PathBuf>,
+    json: bool,
+    plugin_cache: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(input).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let call: HarnessInput =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let http = match (&stubs, &record) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let exchanges: Vec<HttpExchange> = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            HarnessHttp::Stubbed(exchanges)
+        }
+        (None, Some(_)) => HarnessHttp::Record,
+        (None, None) => HarnessHttp::Live,
+    };
+    let mut settings = Settings::default().plugins;
+    settings.cache_dir = plugin_cache;
+    let report = run_once(manifest, call, http, &settings).await?;
+    if let Some(path) = &record {
+        std::fs::write(path, serde_json::to_string_pretty(&report.http)? + "\n")
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.ok().is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_report(r: &HarnessReport) {
+    println!("plugin: {} ({})", r.plugin, r.kind);
+    let (label, value) = r
+        .outcome
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .unwrap_or(("outcome", r.outcome.clone()));
+    println!(
+        "{label}: {}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+    if !r.logs.is_empty() {
+        println!("logs:");
+        for l in &r.logs {
+            println!("  [{}] {} {}", l.level, l.message, l.fields);
+        }
+    }
+    if !r.http.is_empty() {
+        println!("http:");
+        for x in &r.http {
+            let status = if x.status == 0 {
+                "no stub".to_string()
+            } else {
+                x.status.to_string()
+            };
+            println!("  {} {} -> {status}", x.method, x.url);
+        }
+    }
+    println!(
+        "used: {:.3} ms, {} KiB peak memory, {} fuel",
+        r.usage.duration_us as f64 / 1000.0,
+        r.usage.memory_peak_bytes / 1024,
+        r.usage.fuel
+    );
 }
 
 fn new_project(name: &str, kind: TemplateKind, dir: &Path) -> anyhow::Result<PathBuf> {

@@ -5,6 +5,7 @@ mod audiences;
 mod cli;
 mod journeys_api;
 mod plugins;
+mod polyglot;
 mod restart;
 mod runs;
 mod support;

@@ -264,3 +264,48 @@ pub fn path(steps: &[Value]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The Python and JavaScript plugins (examples and test guests), built once per test run
+/// by `examples/plugins/build.sh` with their own toolchains (componentize-py from PyPI,
+/// componentize-js from npm); the script does nothing when no source changed.
+pub fn polyglot_plugins() -> &'static Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join("target").join("polyglot-plugins");
+        let output = std::process::Command::new("bash")
+            .arg(root.join("examples/plugins/build.sh"))
+            .arg(&out)
+            .output()
+            .expect("running examples/plugins/build.sh");
+        assert!(
+            output.status.success(),
+            "building the Python and JavaScript plugins failed (they need python3 and node \
+             with npm, and the PyPI and npm registries):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out
+    })
+}
+
+/// A folder of plugins for one test: each entry is the folder of a built plugin and the
+/// manifest the test gives it (pointing it at a local server, opting in to reuse, ...);
+/// the component is linked, not copied.
+pub fn plugin_folder(plugins: &[(&str, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (folder, manifest) in plugins {
+        let built = polyglot_plugins().join(folder);
+        let target = dir.path().join(folder);
+        std::fs::create_dir_all(&target).expect("plugin folder");
+        std::fs::write(target.join("plugin.toml"), manifest).expect("manifest");
+        for entry in std::fs::read_dir(&built).expect("built plugin") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                std::os::unix::fs::symlink(&path, target.join(path.file_name().expect("name")))
+                    .expect("link the component");
+            }
+        }
+    }
+    dir
+}

@@ -260,9 +260,11 @@ impl ExprEngine {
                 ),
             });
         }
+        // Declared for strict variables, not as constants: the optimizer would fold a
+        // constant's placeholder value into the expression (`f(profile)` would pass `()`).
         let mut scope = Scope::new();
         for name in SCOPE_NAMES {
-            scope.push_constant_dynamic(name, Dynamic::UNIT);
+            scope.push_dynamic(name, Dynamic::UNIT);
         }
         match self.engine.compile_expression_with_scope(&scope, src) {
             Ok(ast) => Ok(Expr {
@@ -556,5 +558,60 @@ mod tests {
             .eval_bool(&expr, &ScopeData::default(), &env())
             .unwrap_err();
         assert!(err.0.contains("expected true or false"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod external_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `echo::first(x)` gives back its argument, as a plugin function would.
+    struct Echo;
+
+    impl ExternalFunctions for Echo {
+        fn generation(&self) -> u64 {
+            1
+        }
+        fn signatures(&self) -> Vec<(String, String, usize)> {
+            vec![("echo".into(), "first".into(), 1)]
+        }
+        fn call(
+            &self,
+            _module: &str,
+            _name: &str,
+            args: Vec<Value>,
+            _info: &CallInfo,
+        ) -> Result<Value, String> {
+            Ok(args.into_iter().next().unwrap_or(Value::Null))
+        }
+        fn lookup(&self, _: &str, _: &str, _: &CallInfo) -> Result<Option<Value>, String> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn scope_maps_reach_plugin_functions_whole() {
+        let mut ee = ExprEngine::with_functions(&ExprLimits::default(), Some(Arc::new(Echo)));
+        let profile = json!({"id": "ada", "email": "ada@example.com", "orders": 3});
+        let data = ScopeData {
+            profile: Some(&profile),
+            ..Default::default()
+        };
+        let env = EvalEnv {
+            now: "2026-03-02T08:30:00Z".parse().unwrap(),
+            tz: TimeZone::UTC,
+            call: None,
+        };
+        for src in ["echo::first(profile)", "echo::first(profile.email)"] {
+            let expr = ee.compile(src).unwrap();
+            let got = ee.eval_json(&expr, &data, &env).unwrap();
+            let want = if src.ends_with("email)") {
+                json!("ada@example.com")
+            } else {
+                profile.clone()
+            };
+            assert_eq!(got, want, "{src}");
+        }
     }
 }

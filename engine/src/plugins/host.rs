@@ -14,20 +14,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 
-use super::bindings::action::ActionPre;
-use super::bindings::data_source::DataSourcePre;
-use super::bindings::functions::FunctionsPre;
+use super::bindings::action::{Action, ActionPre};
+use super::bindings::data_source::{DataSource, DataSourcePre};
+use super::bindings::functions::{Functions, FunctionsPre};
 use super::bindings::types::{CallContext, FunctionSignature, Lookup, PluginError};
 use super::bindings::{host, types};
 use super::manifest::Kind;
-use super::state::{CallState, Grants};
+use super::state::{CallState, Grants, LogLine};
 use crate::settings::PluginSettings;
 
 /// A component ready to be instantiated, by kind.
@@ -57,6 +57,7 @@ pub struct Fault {
 pub struct Called<T> {
     pub result: Result<Result<T, PluginError>, Fault>,
     pub elapsed: Duration,
+    pub usage: Usage,
 }
 
 /// The process-wide host.
@@ -65,17 +66,25 @@ pub struct PluginHost {
     linker: Linker<CallState>,
     settings: PluginSettings,
     permits: Arc<Semaphore>,
+    /// One per idle warm instance, across all plugins (`max_warm_instances`).
+    warm_slots: Arc<Semaphore>,
+    /// Held while compiling a component that is not cached yet, so that two installs of
+    /// the same large component do not both compile it.
+    compiling: std::sync::Mutex<()>,
 }
 
 impl PluginHost {
     pub fn new(settings: &PluginSettings) -> anyhow::Result<PluginHost> {
-        let slots = settings.max_concurrent_calls.max(1);
+        let calls = settings.max_concurrent_calls.max(1);
+        // Running calls and idle warm instances each hold a slot of the pool. Python and
+        // JavaScript components hold several core instances, memories and tables each.
+        let slots = calls + settings.max_warm_instances;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
-            .total_core_instances(slots * 8)
-            .total_memories(slots * 2)
-            .total_tables(slots * 4)
-            .total_stacks(slots)
+            .total_core_instances(slots * 16)
+            .total_memories(slots * 4)
+            .total_tables(slots * 8)
+            .total_stacks(calls)
             .max_memory_size(settings.max_memory_mb as usize * 1024 * 1024)
             .table_elements(200_000)
             .max_component_instance_size(16 << 20)
@@ -84,6 +93,7 @@ impl PluginHost {
             .table_keep_resident(64 << 10);
         let mut config = Config::new();
         config
+            .consume_fuel(settings.consume_fuel)
             .wasm_component_model(true)
             .concurrency_support(false)
             .epoch_interruption(true)
@@ -120,7 +130,9 @@ impl PluginHost {
             engine,
             linker,
             settings: settings.clone(),
-            permits: Arc::new(Semaphore::new(slots as usize)),
+            permits: Arc::new(Semaphore::new(calls as usize)),
+            warm_slots: Arc::new(Semaphore::new(settings.max_warm_instances as usize)),
+            compiling: std::sync::Mutex::new(()),
         })
     }
 
@@ -130,6 +142,15 @@ impl PluginHost {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// A pool of warm instances for one plugin version.
+    pub fn pool(&self, policy: ReusePolicy) -> InstancePool {
+        InstancePool {
+            policy,
+            idle: std::sync::Mutex::new(Vec::new()),
+            slots: self.warm_slots.clone(),
+        }
     }
 
     /// Compiles a component, or loads the artifact this engine compiled for the same bytes
@@ -152,16 +173,13 @@ impl PluginHost {
             engine_hash.finish()
         );
         let path: PathBuf = dir.join(name);
-        if path.is_file() {
-            // SAFETY: the cache folder only ever holds artifacts this engine serialized
-            // itself (written below), keyed by the hash of their source and of the
-            // engine's compilation settings.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cached artifact")
-                }
-            }
+        if let Some(c) = self.load_cached(&path) {
+            return Ok(c);
+        }
+        let _compiling = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        // Another install may have compiled it while this one waited.
+        if let Some(c) = self.load_cached(&path) {
+            return Ok(c);
         }
         let component = Component::new(&self.engine, bytes).map_err(wasm_err)?;
         if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| {
@@ -172,6 +190,21 @@ impl PluginHost {
             tracing::warn!(error = %e, "cannot cache a compiled plugin");
         }
         Ok(component)
+    }
+
+    fn load_cached(&self, path: &std::path::Path) -> Option<Component> {
+        if path.is_file() {
+            // SAFETY: the cache folder only ever holds artifacts this engine serialized
+            // itself (written below), keyed by the hash of their source and of the
+            // engine's compilation settings.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cached artifact")
+                }
+            }
+        }
+        None
     }
 
     /// Links a compiled component for its kind; fails when it does not export what the
@@ -185,14 +218,28 @@ impl PluginHost {
         })
     }
 
+    /// A fresh store for one plugin's calls.
     fn store(&self, grants: &Arc<Grants>, limits: &CallLimits) -> Store<CallState> {
-        let mut store = Store::new(
-            &self.engine,
-            CallState::new(grants.clone(), limits.memory_bytes),
-        );
+        let mut state = CallState::new(grants.clone(), limits.memory_bytes);
+        state.capture_logs = self.settings.capture_logs;
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store
+    }
+
+    /// Sets the per-call bounds of a store, fresh or reused: deadline, host-call fuel,
+    /// fuel, and the observations of the previous call.
+    fn arm(&self, store: &mut Store<CallState>, limits: &CallLimits) {
+        let data = store.data_mut();
+        data.limiter.memory_denied = false;
+        data.logs.clear();
+        *data.denied_host.lock().unwrap_or_else(|p| p.into_inner()) = None;
         // Bytes a guest may hand the host in one host call (log lines, HTTP bodies).
         store.set_hostcall_fuel(limits.max_output_bytes.max(4 << 20));
+        if self.settings.consume_fuel {
+            // Counted, not limited: time is bounded by the deadline.
+            let _ = store.set_fuel(u64::MAX);
+        }
         let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -205,7 +252,6 @@ impl PluginHost {
                 ))
             }
         });
-        store
     }
 
     /// Turns a wasmtime error into a fault, using what the store observed.
@@ -236,150 +282,302 @@ impl PluginHost {
         }
     }
 
-    async fn run<T, F>(
-        &self,
-        grants: &Arc<Grants>,
-        limits: &CallLimits,
-        size: fn(&T) -> usize,
-        f: F,
-    ) -> Called<T>
-    where
-        F: for<'s> AsyncFnOnce(
-            &'s mut Store<CallState>,
-        ) -> wasmtime::Result<Result<T, PluginError>>,
-    {
+    /// One call: on a warm instance from the plugin's pool when it has one, else on a
+    /// fresh instance; a warm instance goes back to the pool only after a clean call.
+    async fn run(&self, target: Target<'_>, request: Request) -> Called<Answer> {
+        let Target {
+            prepared,
+            pool,
+            grants,
+            limits,
+        } = target;
         let started = Instant::now();
         let _permit = self.permits.acquire().await;
-        let mut store = self.store(grants, limits);
+        let warm = pool.and_then(InstancePool::take);
+        let reused = warm.is_some();
+        let (mut store, live, calls) = match warm {
+            Some(w) => (w.store, Some(w.live), w.calls),
+            None => (self.store(grants, limits), None, 0),
+        };
+        self.arm(&mut store, limits);
         // The epoch callback interrupts the guest at its deadline; this outer bound also
         // covers time spent in host calls (such as a slow HTTP request).
-        let outcome =
-            tokio::time::timeout(limits.timeout + Duration::from_millis(50), f(&mut store)).await;
+        let outcome = tokio::time::timeout(
+            limits.timeout + Duration::from_millis(50),
+            call(prepared, &mut store, live, request),
+        )
+        .await;
         let denied = store
             .data()
             .denied_host
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let result = match outcome {
-            Err(_) => Err(timeout(limits)),
-            Ok(Err(e)) => Err(Self::fault(&e, &store, limits)),
-            Ok(Ok(Err(_))) if denied.is_some() => Err(Fault {
-                code: "PLUGIN_HTTP_DENIED",
-                message: format!(
-                    "outgoing HTTP to {} is not allowed by the plugin's manifest (capabilities.allowed_hosts)",
-                    denied.unwrap_or_default()
-                ),
-            }),
-            Ok(Ok(Ok(v))) if size(&v) > limits.max_output_bytes => Err(Fault {
-                code: "PLUGIN_OUTPUT_TOO_LARGE",
-                message: format!(
-                    "the plugin returned {} bytes, more than {} (limits.max_output_bytes)",
-                    size(&v),
-                    limits.max_output_bytes
-                ),
-            }),
-            Ok(Ok(r)) => Ok(r),
+        let usage = Usage {
+            reused,
+            memory_peak_bytes: store.data().limiter.peak,
+            fuel: self
+                .settings
+                .consume_fuel
+                .then(|| u64::MAX - store.get_fuel().unwrap_or(u64::MAX)),
+            logs: std::mem::take(&mut store.data_mut().logs),
         };
+        let (result, keep) = match outcome {
+            Err(_) => (Err(timeout(limits)), None),
+            Ok(Err(e)) => (Err(Self::fault(&e, &store, limits)), None),
+            Ok(Ok((_, Err(_)))) if denied.is_some() => (
+                Err(Fault {
+                    code: "PLUGIN_HTTP_DENIED",
+                    message: format!(
+                        "outgoing HTTP to {} is not allowed by the plugin's manifest (capabilities.allowed_hosts)",
+                        denied.unwrap_or_default()
+                    ),
+                }),
+                None,
+            ),
+            Ok(Ok((live, Ok(v)))) if v.size() > limits.max_output_bytes => (
+                Err(Fault {
+                    code: "PLUGIN_OUTPUT_TOO_LARGE",
+                    message: format!(
+                        "the plugin returned {} bytes, more than {} (limits.max_output_bytes)",
+                        v.size(),
+                        limits.max_output_bytes
+                    ),
+                }),
+                Some(live),
+            ),
+            Ok(Ok((live, r))) => (Ok(r), Some(live)),
+        };
+        if let (Some(pool), Some(live)) = (pool, keep) {
+            pool.give_back(Warm {
+                store,
+                live,
+                calls: calls + 1,
+            });
+        }
         Called {
             result,
             elapsed: started.elapsed(),
+            usage,
         }
     }
 
     /// Calls an action plugin's `invoke`.
     pub async fn invoke(
         &self,
-        pre: &ActionPre<CallState>,
-        grants: &Arc<Grants>,
-        limits: &CallLimits,
+        target: Target<'_>,
         ctx: CallContext,
         params: String,
     ) -> Called<String> {
-        self.run(
-            grants,
-            limits,
-            String::len,
-            async move |store: &mut Store<CallState>| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_invoke(&mut *store, &ctx, &params).await
-            },
-        )
-        .await
+        self.run(target, Request::Invoke(ctx, params))
+            .await
+            .map(|a| match a {
+                Answer::Text(t) => Some(t),
+                _ => None,
+            })
     }
 
     /// Calls a data source's `fetch`.
-    pub async fn fetch(
-        &self,
-        pre: &DataSourcePre<CallState>,
-        grants: &Arc<Grants>,
-        limits: &CallLimits,
-        ctx: CallContext,
-        key: String,
-    ) -> Called<Lookup> {
-        fn size(l: &Lookup) -> usize {
-            l.value.as_ref().map_or(0, String::len)
-        }
-        self.run(
-            grants,
-            limits,
-            size,
-            async move |store: &mut Store<CallState>| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_fetch(&mut *store, &ctx, &key).await
-            },
-        )
-        .await
+    pub async fn fetch(&self, target: Target<'_>, ctx: CallContext, key: String) -> Called<Lookup> {
+        self.run(target, Request::Fetch(ctx, key))
+            .await
+            .map(|a| match a {
+                Answer::Lookup(l) => Some(l),
+                _ => None,
+            })
     }
 
     /// Calls a functions plugin's `describe`.
-    pub async fn describe(
-        &self,
-        pre: &FunctionsPre<CallState>,
-        grants: &Arc<Grants>,
-        limits: &CallLimits,
-    ) -> Called<Vec<FunctionSignature>> {
-        #[allow(
-            clippy::ptr_arg,
-            reason = "the signature `run` expects for a Vec result"
-        )]
-        fn size(v: &Vec<FunctionSignature>) -> usize {
-            v.iter()
-                .map(|s| s.name.len() + s.description.len() + 16 * s.params.len())
-                .sum()
-        }
-        self.run(
-            grants,
-            limits,
-            size,
-            async move |store: &mut Store<CallState>| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_describe(&mut *store).await.map(Ok)
-            },
-        )
-        .await
+    pub async fn describe(&self, target: Target<'_>) -> Called<Vec<FunctionSignature>> {
+        self.run(target, Request::Describe).await.map(|a| match a {
+            Answer::Signatures(s) => Some(s),
+            _ => None,
+        })
     }
 
     /// Calls one function of a functions plugin.
     pub async fn call_function(
         &self,
-        pre: &FunctionsPre<CallState>,
-        grants: &Arc<Grants>,
-        limits: &CallLimits,
+        target: Target<'_>,
         name: String,
         args: String,
     ) -> Called<String> {
-        self.run(
-            grants,
-            limits,
-            String::len,
-            async move |store: &mut Store<CallState>| {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_call(&mut *store, &name, &args).await
-            },
-        )
-        .await
+        self.run(target, Request::Call(name, args))
+            .await
+            .map(|a| match a {
+                Answer::Text(t) => Some(t),
+                _ => None,
+            })
     }
+}
+
+/// What a call asks of a plugin.
+enum Request {
+    Invoke(CallContext, String),
+    Fetch(CallContext, String),
+    Describe,
+    Call(String, String),
+}
+
+/// What a plugin answered.
+enum Answer {
+    Text(String),
+    Lookup(Lookup),
+    Signatures(Vec<FunctionSignature>),
+}
+
+impl Answer {
+    /// The answer's size, against `max_output_bytes`.
+    fn size(&self) -> usize {
+        match self {
+            Answer::Text(t) => t.len(),
+            Answer::Lookup(l) => l.value.as_ref().map_or(0, String::len),
+            Answer::Signatures(v) => v
+                .iter()
+                .map(|s| s.name.len() + s.description.len() + 16 * s.params.len())
+                .sum(),
+        }
+    }
+}
+
+impl Called<Answer> {
+    /// The typed answer; an answer of the wrong kind (a request sent to a plugin of
+    /// another kind) is a fault.
+    fn map<T>(self, f: impl FnOnce(Answer) -> Option<T>) -> Called<T> {
+        let result = match self.result {
+            Ok(Ok(a)) => f(a).map(Ok).ok_or_else(|| Fault {
+                code: "PLUGIN_TRAP",
+                message: "the plugin is not of the kind this call needs".into(),
+            }),
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(f) => Err(f),
+        };
+        Called {
+            result,
+            elapsed: self.elapsed,
+            usage: self.usage,
+        }
+    }
+}
+
+/// Instantiates when needed, then calls; gives back the instance with the answer.
+async fn call(
+    prepared: &Prepared,
+    store: &mut Store<CallState>,
+    live: Option<Live>,
+    request: Request,
+) -> wasmtime::Result<(Live, Result<Answer, PluginError>)> {
+    let live = match live {
+        Some(live) => live,
+        None => match prepared {
+            Prepared::Action(p) => Live::Action(p.instantiate_async(&mut *store).await?),
+            Prepared::DataSource(p) => Live::DataSource(p.instantiate_async(&mut *store).await?),
+            Prepared::Functions(p) => Live::Functions(p.instantiate_async(&mut *store).await?),
+        },
+    };
+    let answer = match (&live, request) {
+        (Live::Action(i), Request::Invoke(ctx, params)) => i
+            .call_invoke(&mut *store, &ctx, &params)
+            .await?
+            .map(Answer::Text),
+        (Live::DataSource(i), Request::Fetch(ctx, key)) => i
+            .call_fetch(&mut *store, &ctx, &key)
+            .await?
+            .map(Answer::Lookup),
+        (Live::Functions(i), Request::Describe) => {
+            Ok(Answer::Signatures(i.call_describe(&mut *store).await?))
+        }
+        (Live::Functions(i), Request::Call(name, args)) => i
+            .call_call(&mut *store, &name, &args)
+            .await?
+            .map(Answer::Text),
+        _ => {
+            return Err(wasmtime::format_err!(
+                "the plugin is not of the kind this call needs"
+            ));
+        }
+    };
+    Ok((live, answer))
+}
+
+/// What a call runs on: the plugin's prepared component, its warm pool if its manifest
+/// opts in, its grants and its limits.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub prepared: &'a Prepared,
+    pub pool: Option<&'a InstancePool>,
+    pub grants: &'a Arc<Grants>,
+    pub limits: &'a CallLimits,
+}
+
+/// A live instance, by kind.
+pub enum Live {
+    Action(Action),
+    DataSource(DataSource),
+    Functions(Functions),
+}
+
+/// An idle instance kept for the next call, with its store.
+struct Warm {
+    store: Store<CallState>,
+    live: Live,
+    calls: u32,
+}
+
+/// How a plugin's instances are reused (from its manifest's `[instances]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReusePolicy {
+    /// Calls one instance serves before it is dropped and a fresh one takes its place.
+    pub max_calls: u32,
+    /// Idle instances kept.
+    pub max_idle: u32,
+}
+
+/// The warm instances of one plugin version. Each idle instance holds one of the host's
+/// warm slots (`max_warm_instances`), so idle instances never starve fresh calls of
+/// pooling-allocator slots.
+pub struct InstancePool {
+    policy: ReusePolicy,
+    idle: std::sync::Mutex<Vec<(Warm, OwnedSemaphorePermit)>>,
+    slots: Arc<Semaphore>,
+}
+
+impl InstancePool {
+    fn take(&self) -> Option<Warm> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.pop().map(|(w, _slot)| w)
+    }
+
+    fn give_back(&self, warm: Warm) {
+        if warm.calls >= self.policy.max_calls {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= self.policy.max_idle as usize {
+            return;
+        }
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            idle.push((warm, slot));
+        }
+    }
+
+    /// Idle instances now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// What one call used, beside its time.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// Whether the call ran on a warm instance.
+    pub reused: bool,
+    /// Largest linear memory the instance reached, in bytes.
+    pub memory_peak_bytes: usize,
+    /// Fuel consumed (WebAssembly instructions, roughly), when the host counts it.
+    pub fuel: Option<u64>,
+    /// Log lines, when the host captures them (`capture_logs`).
+    pub logs: Vec<LogLine>,
 }
 
 /// wasmtime's errors are not `std::error::Error`; keep their whole chain as text.

@@ -45,6 +45,8 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub instances: Instances,
     /// Configuration values the plugin reads with `config(key)`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -79,6 +81,29 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<usize>,
 }
+
+/// Whether calls share instances. By default every call runs on a fresh instance, so no
+/// call can see what another left in memory; a plugin that opts in to reuse trades that
+/// isolation for speed (large Python or JavaScript components instantiate in about a
+/// millisecond, and call a warm instance in microseconds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instances {
+    /// Keep warm instances between calls.
+    #[serde(default)]
+    pub reuse: bool,
+    /// Calls one instance serves before it is replaced by a fresh one (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_calls: Option<u32>,
+    /// Idle instances kept (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_idle: Option<u32>,
+}
+
+pub const DEFAULT_MAX_CALLS: u32 = 1000;
+pub const DEFAULT_MAX_IDLE: u32 = 4;
+pub const MAX_MAX_CALLS: u32 = 1_000_000;
+pub const MAX_MAX_IDLE: u32 = 64;
 
 /// Upper bounds a manifest may not exceed.
 pub const MAX_MEMORY_MB: u64 = 4096;
@@ -141,6 +166,28 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, Problems> {
             format!("{b} is not between 1 and {MAX_OUTPUT_BYTES}"),
         );
     }
+    if let Some(n) = m.instances.max_calls
+        && !(1..=MAX_MAX_CALLS).contains(&n)
+    {
+        problems.push(
+            "instances.max_calls",
+            format!("{n} is not between 1 and {MAX_MAX_CALLS}"),
+        );
+    }
+    if let Some(n) = m.instances.max_idle
+        && !(1..=MAX_MAX_IDLE).contains(&n)
+    {
+        problems.push(
+            "instances.max_idle",
+            format!("{n} is not between 1 and {MAX_MAX_IDLE}"),
+        );
+    }
+    if !m.instances.reuse && (m.instances.max_calls.is_some() || m.instances.max_idle.is_some()) {
+        problems.push(
+            "instances",
+            "max_calls and max_idle apply only with reuse = true",
+        );
+    }
     for (i, s) in m.secrets.iter().enumerate() {
         if check_id(s).is_err() {
             problems.push(
@@ -197,6 +244,11 @@ mod tests {
         let e =
             parse_manifest("name = \"hook\"\nversion = \"1.2.3\"\nkind = \"robot\"\n").unwrap_err();
         assert_eq!(e.0[0].path, "kind", "{e}");
+        let e = parse_manifest(
+            "name = \"hook\"\nversion = \"1.2.3\"\nkind = \"action\"\n[instances]\nreuse = true\nmax_idle = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].path, "instances.max_idle", "{e}");
         let e = parse_manifest("name = \"f\"\nversion = \"1.2.3\"\nkind = \"functions\"\n[params_schema]\ntype = \"object\"\n").unwrap_err();
         assert_eq!(e.0[0].path, "params_schema", "{e}");
     }

@@ -8,13 +8,16 @@
 //! beyond its size and JSON shape.
 
 mod bindings;
+pub mod harness;
 mod host;
 pub mod manifest;
 mod outbound;
 mod registry;
 mod state;
 
-pub use host::{CallLimits, Fault, PluginHost};
+pub use state::LogLine;
+
+pub use host::{CallLimits, Called, Fault, InstancePool, PluginHost, ReusePolicy, Target, Usage};
 pub use manifest::{Kind, Manifest, parse_manifest};
-pub use outbound::AllowList;
+pub use outbound::{AllowList, HttpExchange, HttpMode};
 pub use registry::{FunctionInfo, InstallError, Plugin, PluginInfo, PluginRegistry};

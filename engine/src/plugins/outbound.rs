@@ -2,11 +2,107 @@
 //!
 //! Every request a guest makes through `wasi:http` passes `send_request` here; a host not
 //! on the allow-list gets `HttpRequestDenied` before any connection is made, and the call
-//! remembers it so the step event can say so.
+//! remembers it so the step event can say so. Outside the engine (the plugin test
+//! harness), allowed requests may be answered from recorded exchanges instead of the
+//! network, or sent and recorded.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Largest request or response body kept in a recorded exchange.
+const MAX_RECORDED_BODY: usize = 1 << 20;
+
+/// One HTTP request and its answer, as a stub file holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExchange {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The full URL the plugin calls.
+    pub url: String,
+    /// The answer's status (200 unless given).
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The answer's body: a string is sent as is, anything else as JSON.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub body: Value,
+    /// What the plugin sent (filled in by the harness; ignored when matching).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<Value>,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// Where allowed requests go.
+#[derive(Debug, Default)]
+pub enum HttpMode {
+    /// To the network.
+    #[default]
+    Live,
+    /// Answered by the first exchange with the same method and URL; others fail as
+    /// unreachable. Every request is kept in `sent`.
+    Stubbed {
+        exchanges: Vec<HttpExchange>,
+        sent: Mutex<Vec<HttpExchange>>,
+    },
+    /// To the network, each exchange kept in `sent`.
+    Recording { sent: Mutex<Vec<HttpExchange>> },
+}
+
+impl HttpMode {
+    /// The exchanges made so far, in order (empty when live).
+    pub fn sent(&self) -> Vec<HttpExchange> {
+        match self {
+            HttpMode::Live => Vec::new(),
+            HttpMode::Stubbed { sent, .. } | HttpMode::Recording { sent } => {
+                sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            }
+        }
+    }
+
+    fn keep(&self, exchange: HttpExchange) {
+        if let HttpMode::Stubbed { sent, .. } | HttpMode::Recording { sent } = self {
+            sent.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(exchange);
+        }
+    }
+}
+
+/// A body as JSON when it is, else as text.
+fn body_value(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+async fn read_body(body: WasiBody) -> Result<Bytes, Error> {
+    match Limited::new(body, MAX_RECORDED_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => match e.downcast::<Error>() {
+            Ok(e) => Err(*e),
+            Err(_) => Err(Error::HttpResponseBodySize(Some(MAX_RECORDED_BODY as u64))),
+        },
+    }
+}
+
+fn full(bytes: Bytes) -> WasiBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Host patterns from a manifest.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +137,7 @@ pub struct Outbound {
     pub allow: Arc<AllowList>,
     /// The first host this call was refused, if any.
     pub denied: Arc<Mutex<Option<String>>>,
+    pub mode: Arc<HttpMode>,
 }
 
 type SendResult = wasmtime_wasi_http::Result<(
@@ -67,13 +164,88 @@ impl WasiHttpHooks for Outbound {
             denied.get_or_insert(shown);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
+        let mode = self.mode.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
+            let done =
+                Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>;
+            match &*mode {
+                HttpMode::Live => {
+                    let (res, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    Ok((
+                        res.map(BodyExt::boxed_unsync),
+                        Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                    ))
+                }
+                HttpMode::Stubbed { exchanges, .. } => {
+                    let method = request.method().to_string();
+                    let url = request.uri().to_string();
+                    let sent = read_body(request.into_body()).await?;
+                    let found = exchanges
+                        .iter()
+                        .find(|e| e.method.eq_ignore_ascii_case(&method) && e.url == url)
+                        .cloned();
+                    let mut kept = HttpExchange {
+                        method,
+                        url,
+                        status: 0,
+                        headers: BTreeMap::new(),
+                        body: Value::Null,
+                        request_body: Some(body_value(&sent)),
+                    };
+                    let Some(stub) = found else {
+                        mode.keep(kept);
+                        return Err(Error::DestinationNotFound);
+                    };
+                    kept.status = stub.status;
+                    kept.headers = stub.headers.clone();
+                    kept.body = stub.body.clone();
+                    mode.keep(kept);
+                    let body = match &stub.body {
+                        Value::Null => Bytes::new(),
+                        Value::String(s) => Bytes::from(s.clone()),
+                        v => Bytes::from(v.to_string()),
+                    };
+                    let mut res = http::Response::builder().status(stub.status);
+                    for (k, v) in &stub.headers {
+                        res = res.header(k, v);
+                    }
+                    let res = res
+                        .body(full(body))
+                        .map_err(|_| Error::HttpResponseIncomplete)?;
+                    Ok((res, done))
+                }
+                HttpMode::Recording { .. } => {
+                    let method = request.method().to_string();
+                    let url = request.uri().to_string();
+                    let (parts, body) = request.into_parts();
+                    let sent = read_body(body).await?;
+                    let request = http::Request::from_parts(parts, full(sent.clone()));
+                    let (res, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    // The connection is driven while the body is read.
+                    let io = tokio::spawn(io);
+                    let (parts, body) = res.into_parts();
+                    let got = read_body(body.boxed_unsync()).await;
+                    io.abort();
+                    let got = got?;
+                    mode.keep(HttpExchange {
+                        method,
+                        url,
+                        status: parts.status.as_u16(),
+                        headers: parts
+                            .headers
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.to_string(), v.to_str().ok()?.to_string()))
+                            })
+                            .collect(),
+                        body: body_value(&got),
+                        request_body: Some(body_value(&sent)),
+                    });
+                    Ok((http::Response::from_parts(parts, full(got)), done))
+                }
+            }
         })
     }
 }

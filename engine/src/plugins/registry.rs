@@ -15,9 +15,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::bindings::types::{CallContext, PluginError};
-use super::host::{CallLimits, Called, Fault, PluginHost, Prepared};
-use super::manifest::{Kind, Manifest, parse_manifest};
-use super::outbound::AllowList;
+use super::host::{
+    CallLimits, Called, Fault, InstancePool, PluginHost, Prepared, ReusePolicy, Target,
+};
+use super::manifest::{DEFAULT_MAX_CALLS, DEFAULT_MAX_IDLE, Kind, Manifest, parse_manifest};
+use super::outbound::{AllowList, HttpMode};
 use super::state::Grants;
 use crate::actions::{ActionCall, ActionError, ActionExecutor, ActionRegistry, ParamsSchema};
 use crate::expr::{CallInfo, ExternalFunctions};
@@ -38,6 +40,8 @@ pub struct Plugin {
     pub limits: CallLimits,
     pub grants: Arc<Grants>,
     pub prepared: Prepared,
+    /// Warm instances, when the manifest opts in to reuse.
+    pub pool: Option<InstancePool>,
     pub functions: Vec<FunctionInfo>,
     pub sha256: String,
     pub size_bytes: usize,
@@ -56,6 +60,8 @@ pub struct PluginInfo {
     pub size_bytes: usize,
     pub allowed_hosts: Vec<String>,
     pub limits: Value,
+    /// Instance reuse (`{"reuse": false}` unless the manifest opts in).
+    pub instances: Value,
     pub config_keys: Vec<String>,
     pub secrets: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +73,16 @@ pub struct PluginInfo {
 }
 
 impl Plugin {
+    /// What a call of this plugin runs on.
+    pub fn target(&self) -> Target<'_> {
+        Target {
+            prepared: &self.prepared,
+            pool: self.pool.as_ref(),
+            grants: &self.grants,
+            limits: &self.limits,
+        }
+    }
+
     pub fn info(&self) -> PluginInfo {
         let m = &self.manifest;
         PluginInfo {
@@ -82,6 +98,7 @@ impl Plugin {
                 "timeout_ms": self.limits.timeout.as_millis() as u64,
                 "max_output_bytes": self.limits.max_output_bytes,
             }),
+            instances: serde_json::to_value(&m.instances).unwrap_or_default(),
             config_keys: m.config.keys().cloned().collect(),
             secrets: m.secrets.clone(),
             params_schema: m.params_schema.clone(),
@@ -105,6 +122,7 @@ pub struct PluginRegistry {
     plugins: RwLock<BTreeMap<String, Vec<Arc<Plugin>>>>,
     generation: AtomicU64,
     lookups: Mutex<HashMap<(String, String), Cached>>,
+    http: Arc<HttpMode>,
 }
 
 /// Why an install failed: a located problem in the manifest, or the component.
@@ -130,7 +148,26 @@ impl PluginRegistry {
             plugins: RwLock::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             lookups: Mutex::new(HashMap::new()),
+            http: Arc::new(HttpMode::Live),
         })
+    }
+
+    /// A registry whose plugins' allowed HTTP requests go through `http` (stubbed or
+    /// recorded: the plugin test harness).
+    pub fn with_http(
+        host: Arc<PluginHost>,
+        actions: ActionRegistry,
+        http: Arc<HttpMode>,
+    ) -> Arc<PluginRegistry> {
+        let mut registry = Self::new(host, actions);
+        if let Some(r) = Arc::get_mut(&mut registry) {
+            r.http = http;
+        }
+        registry
+    }
+
+    pub fn host(&self) -> &Arc<PluginHost> {
+        &self.host
     }
 
     /// Installs every plugin of a folder: each `*.toml` manifest (directly in it or one
@@ -238,6 +275,7 @@ impl PluginRegistry {
             config: manifest.config.clone(),
             secrets,
             allow: Arc::new(AllowList::new(&manifest.capabilities.allowed_hosts)),
+            http: self.http.clone(),
         });
         let sha256 = Sha256::digest(&bytes)
             .iter()
@@ -269,9 +307,23 @@ impl PluginRegistry {
         .map_err(|e| InstallError::Component(e.to_string()))?
         .map_err(InstallError::Component)?;
 
+        let pool = manifest.instances.reuse.then(|| {
+            self.host.pool(ReusePolicy {
+                max_calls: manifest.instances.max_calls.unwrap_or(DEFAULT_MAX_CALLS),
+                max_idle: manifest.instances.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
+            })
+        });
         let mut functions = Vec::new();
-        if let Prepared::Functions(pre) = &prepared {
-            let called = self.host.describe(pre, &grants, &limits).await;
+        if let Prepared::Functions(_) = &prepared {
+            let called = self
+                .host
+                .describe(Target {
+                    prepared: &prepared,
+                    pool: pool.as_ref(),
+                    grants: &grants,
+                    limits: &limits,
+                })
+                .await;
             match called.result {
                 Ok(Ok(sigs)) => {
                     functions = sigs
@@ -318,6 +370,7 @@ impl PluginRegistry {
             limits,
             grants,
             prepared,
+            pool,
             functions,
             sha256,
             size_bytes,
@@ -471,17 +524,11 @@ impl ExternalFunctions for PluginRegistry {
             .get(module)
             .filter(|p| p.manifest.kind == Kind::Functions)
             .ok_or_else(|| format!("no functions plugin {module:?} is installed"))?;
-        let Prepared::Functions(pre) = &plugin.prepared else {
-            return Err(format!("{module:?} is not a functions plugin"));
-        };
         let args = Value::Array(args).to_string();
-        let called = Self::block(self.host.call_function(
-            pre,
-            &plugin.grants,
-            &plugin.limits,
-            name.to_string(),
-            args,
-        ));
+        let called = Self::block(
+            self.host
+                .call_function(plugin.target(), name.to_string(), args),
+        );
         record_called(info, &plugin, "function", name, &called);
         match called.result {
             Ok(Ok(text)) => serde_json::from_str(&text)
@@ -541,15 +588,8 @@ impl PluginRegistry {
             .get(source)
             .filter(|p| p.manifest.kind == Kind::DataSource)
             .ok_or_else(|| format!("no data source {source:?} is installed"))?;
-        let Prepared::DataSource(pre) = &plugin.prepared else {
-            return Err(format!("{source:?} is not a data source"));
-        };
         let ctx = call_context(info, plugin.limits.timeout);
-        let called: Called<_> =
-            Self::block(
-                self.host
-                    .fetch(pre, &plugin.grants, &plugin.limits, ctx, key.to_string()),
-            );
+        let called: Called<_> = Self::block(self.host.fetch(plugin.target(), ctx, key.to_string()));
         record_called(info, &plugin, "lookup", key, &called);
         let found = match called.result {
             Ok(Ok(found)) => found,
@@ -595,9 +635,6 @@ struct PluginAction {
 #[async_trait]
 impl ActionExecutor for PluginAction {
     async fn call(&self, call: &ActionCall) -> Result<Value, ActionError> {
-        let Prepared::Action(pre) = &self.plugin.prepared else {
-            return Err(ActionError::Permanent("not an action plugin".into()));
-        };
         let ctx = CallContext {
             journey_id: call.journey_id.clone(),
             journey_version: call.version,
@@ -610,13 +647,7 @@ impl ActionExecutor for PluginAction {
         };
         let called = self
             .host
-            .invoke(
-                pre,
-                &self.plugin.grants,
-                &self.plugin.limits,
-                ctx,
-                call.params.to_string(),
-            )
+            .invoke(self.plugin.target(), ctx, call.params.to_string())
             .await;
         tracing::debug!(plugin = %self.plugin.manifest.name, elapsed_us = called.elapsed.as_micros() as u64, "plugin call");
         match called.result {

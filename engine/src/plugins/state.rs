@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::host::{self, Level};
-use super::outbound::{AllowList, Outbound};
+use super::outbound::{AllowList, HttpMode, Outbound};
 
 /// What a plugin is given, shared by all its calls.
 #[derive(Debug, Default)]
@@ -20,6 +20,8 @@ pub struct Grants {
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub allow: Arc<AllowList>,
+    /// Where the plugin's allowed HTTP requests go.
+    pub http: Arc<HttpMode>,
 }
 
 /// Caps linear memory and tables, and remembers a refused growth.
@@ -27,6 +29,8 @@ pub struct Limiter {
     pub max_memory: usize,
     pub max_table_elements: usize,
     pub memory_denied: bool,
+    /// Largest linear memory granted so far, in bytes.
+    pub peak: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -40,6 +44,7 @@ impl ResourceLimiter for Limiter {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -62,7 +67,22 @@ pub struct CallState {
     pub limiter: Limiter,
     pub grants: Arc<Grants>,
     pub denied_host: Arc<Mutex<Option<String>>>,
+    /// Keep log lines in `logs` (the test harness) as well as tracing them.
+    pub capture_logs: bool,
+    pub logs: Vec<LogLine>,
 }
+
+/// A log line a plugin wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+    /// The fields as the plugin gave them (a JSON object, or empty).
+    pub fields: String,
+}
+
+/// Log lines kept per call at most, when captured.
+const MAX_CAPTURED_LOGS: usize = 1000;
 
 /// Longest log message or field text written, in bytes.
 const MAX_LOG_BYTES: usize = 4096;
@@ -92,14 +112,18 @@ impl CallState {
             outbound: Outbound {
                 allow: grants.allow.clone(),
                 denied: denied.clone(),
+                mode: grants.http.clone(),
             },
             limiter: Limiter {
                 max_memory,
                 max_table_elements: 200_000,
                 memory_denied: false,
+                peak: 0,
             },
             grants,
             denied_host: denied,
+            capture_logs: false,
+            logs: Vec::new(),
         }
     }
 }
@@ -134,6 +158,13 @@ impl host::Host for CallState {
         let message = truncated(message, MAX_LOG_BYTES);
         let fields = truncated(fields, MAX_LOG_BYTES);
         tracing::info!(target: "parcours::plugin", plugin = %self.grants.plugin, level, %message, %fields, "plugin log");
+        if self.capture_logs && self.logs.len() < MAX_CAPTURED_LOGS {
+            self.logs.push(LogLine {
+                level,
+                message,
+                fields,
+            });
+        }
     }
 
     fn config(&mut self, key: String) -> Option<String> {

@@ -1,0 +1,392 @@
+//! Plugins written in Python (componentize-py) and JavaScript (componentize-js), end to
+//! end: a journey with the Python SMS action and the Python CRM connector, another with
+//! the JavaScript Slack action and a JavaScript function in a condition; the sandbox's
+//! rules (deadline, memory cap, denied host) for both languages; warm-instance reuse.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{TestEngine, plugin_folder, with_plugins};
+
+/// A request the local server received.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    idempotency_key: Option<String>,
+    body: Value,
+}
+
+type Seen = Arc<Mutex<Vec<Received>>>;
+
+/// A local stand-in for a CRM (`GET /api/customers/{id}`), an SMS provider
+/// (`POST /v1/messages`) and a Slack webhook (`POST /slack`).
+async fn third_parties() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    async fn customer(Path(id): Path<String>) -> Result<axum::Json<Value>, StatusCode> {
+        match id.as_str() {
+            "ada" => Ok(axum::Json(
+                json!({"id": "ada", "tier": "gold", "phone": "+33612345678"}),
+            )),
+            "bob" => Ok(axum::Json(
+                json!({"id": "bob", "tier": "silver", "phone": "+33698765432"}),
+            )),
+            _ => Err(StatusCode::NOT_FOUND),
+        }
+    }
+    async fn record(
+        State(seen): State<Seen>,
+        Path(path): Path<String>,
+        headers: HeaderMap,
+        body: String,
+    ) -> axum::Json<Value> {
+        let mut seen = seen.lock().unwrap();
+        seen.push(Received {
+            path: format!("/{path}"),
+            idempotency_key: headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        });
+        axum::Json(json!({"id": format!("msg-{}", seen.len())}))
+    }
+    let app = axum::Router::new()
+        .route("/api/customers/{id}", axum::routing::get(customer))
+        .route("/{*path}", axum::routing::post(record))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr.to_string(), seen)
+}
+
+fn sms_manifest(server: &str) -> String {
+    format!(
+        r#"name = "sms"
+version = "0.1.0"
+kind = "action"
+secrets = ["api_key"]
+[capabilities]
+allowed_hosts = ["{server}"]
+[config]
+api_url = "http://{server}/v1/messages"
+"#
+    )
+}
+
+fn crm_manifest(server: &str) -> String {
+    format!(
+        r#"name = "crm"
+version = "0.1.0"
+kind = "data-source"
+[capabilities]
+allowed_hosts = ["{server}"]
+[config]
+base_url = "http://{server}/api"
+ttl_seconds = "0"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_runs_the_python_action_with_the_python_connector() {
+    let (server, seen) = third_parties().await;
+    let plugins = plugin_folder(&[
+        ("sms", sms_manifest(&server)),
+        ("crm", crm_manifest(&server)),
+    ]);
+    let dir = plugins.path().to_path_buf();
+    let t = TestEngine::start_with(|s| {
+        with_plugins(s);
+        s.plugin_dirs.push(dir);
+    })
+    .await;
+    let def = r#"
+entry: {type: event, event: upgraded}
+start: check
+nodes:
+  check:
+    type: condition
+    branches:
+      - when: 'lookup("crm", profile.id)?.tier == "gold"'
+        next: text
+    otherwise: skip
+  text:
+    type: action
+    action: sms
+    params:
+      to: 'lookup("crm", profile.id).phone'
+      text: '"Welcome to gold, " + event.data.name + "!"'
+    next: done
+  done: {type: end}
+  skip: {type: end}
+properties: {reentrance: {mode: always}}
+"#;
+    t.publish("gold_sms", def).await;
+    for (profile, name) in [("ada", "Ada"), ("bob", "Bob"), ("nobody", "No")] {
+        t.event("upgraded", profile, json!({"name": name})).await;
+    }
+    let ada = t.instance_in("ada", "gold_sms", "completed").await;
+    assert_eq!(ada["node"], "done", "{ada}");
+    assert_eq!(
+        ada["data"]["actions"]["text"]["message_id"], "msg-1",
+        "{ada}"
+    );
+    for other in ["bob", "nobody"] {
+        let i = t.instance_in(other, "gold_sms", "completed").await;
+        assert_eq!(i["node"], "skip", "{other}: {i}");
+    }
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "only ada is gold: {sent:?}");
+    assert_eq!(sent[0].path, "/v1/messages");
+    assert_eq!(
+        sent[0].body,
+        json!({"to": "+33612345678", "text": "Welcome to gold, Ada!", "reference": ada["id"]})
+    );
+    let key = sent[0].idempotency_key.clone().expect("idempotency key");
+    assert!(key.starts_with(ada["id"].as_str().unwrap()), "{key}");
+    // The step events name both plugins' calls.
+    let steps = t.steps(ada["id"].as_str().unwrap()).await;
+    let check = steps
+        .iter()
+        .find(|s| s["node"] == "check")
+        .expect("check step");
+    assert!(check.to_string().contains("crm@0.1.0"), "{check}");
+    let text = steps
+        .iter()
+        .find(|s| s["node"] == "text")
+        .expect("text step");
+    assert_eq!(text["status"], "passed", "{text}");
+}
+
+fn slack_manifest(server: &str) -> String {
+    format!(
+        r#"name = "slack"
+version = "0.1.0"
+kind = "action"
+secrets = ["webhook_url"]
+[capabilities]
+allowed_hosts = ["{server}"]
+[config]
+webhook_url = "http://{server}/slack"
+"#
+    )
+}
+
+const SCORING: &str = "name = \"scoring\"\nversion = \"0.1.0\"\nkind = \"functions\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_runs_the_js_action_after_a_js_function_in_a_condition() {
+    let (server, seen) = third_parties().await;
+    let plugins = plugin_folder(&[
+        ("slack", slack_manifest(&server)),
+        ("scoring", SCORING.to_string()),
+    ]);
+    let dir = plugins.path().to_path_buf();
+    let t = TestEngine::start_with(|s| {
+        with_plugins(s);
+        s.plugin_dirs.push(dir);
+    })
+    .await;
+    let def = r##"
+entry: {type: event, event: visited}
+start: score
+nodes:
+  score:
+    type: condition
+    branches:
+      - when: 'scoring::lead_score(profile) >= 70'
+        next: notify
+    otherwise: cold
+  notify:
+    type: action
+    action: slack
+    params:
+      text: '"Hot lead: " + profile.id + " (" + scoring::tier_for(event.data.spend) + ")"'
+      channel: '"#sales"'
+    next: done
+  done: {type: end}
+  cold: {type: end}
+properties: {reentrance: {mode: always}}
+"##;
+    t.publish("hot_leads", def).await;
+    for (profile, attributes) in [
+        (
+            "ada",
+            json!({"email": "ada@example.com", "country": "FR", "orders": 3}),
+        ),
+        ("bob", json!({"orders": 12})),
+    ] {
+        let body = json!({"attributes": attributes}).to_string();
+        let (status, _) = t
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/profiles/{profile}"),
+                Some(body.as_bytes()),
+                "application/json",
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    t.event("visited", "ada", json!({"spend": 2500})).await;
+    t.event("visited", "bob", json!({"spend": 10})).await;
+    let ada = t.instance_in("ada", "hot_leads", "completed").await;
+    assert_eq!(ada["node"], "done", "{ada}");
+    assert_eq!(ada["data"]["actions"]["notify"]["status"], 200, "{ada}");
+    let bob = t.instance_in("bob", "hot_leads", "completed").await;
+    assert_eq!(bob["node"], "cold", "{bob}");
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].path, "/slack");
+    assert_eq!(
+        sent[0].body,
+        json!({"text": "Hot lead: ada (gold)", "channel": "#sales"})
+    );
+    assert!(
+        sent[0]
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with(ada["id"].as_str().unwrap())),
+        "{sent:?}"
+    );
+}
+
+fn hostile_manifest(name: &str) -> String {
+    format!(
+        "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"action\"\n[limits]\nmemory_mb = 96\ntimeout_ms = 1000\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_js_guests_obey_the_same_sandbox_rules() {
+    let plugins = plugin_folder(&[
+        ("python-hostile", hostile_manifest("py-hostile")),
+        ("js-hostile", hostile_manifest("js-hostile")),
+    ]);
+    let dir = plugins.path().to_path_buf();
+    let t = TestEngine::start_with(|s| {
+        with_plugins(s);
+        s.plugin_dirs.push(dir);
+    })
+    .await;
+    for plugin in ["py-hostile", "js-hostile"] {
+        let def = format!(
+            "entry: {{type: event, event: misbehave}}\nstart: act\nnodes:\n  act: {{type: action, action: {plugin}, params: {{mode: event.data.mode}}, next: fine}}\n  fine: {{type: end}}\nproperties: {{reentrance: {{mode: always}}}}\n"
+        );
+        let journey = plugin.replace('-', "_");
+        t.publish(&journey, &def).await;
+        for (mode, code) in [
+            ("loop", "PLUGIN_TIMEOUT"),
+            ("memory", "PLUGIN_MEMORY_LIMIT"),
+            ("http", "PLUGIN_HTTP_DENIED"),
+        ] {
+            let profile = format!("{plugin}-{mode}");
+            t.event("misbehave", &profile, json!({"mode": mode})).await;
+            let failed = t.instance_in(&profile, &journey, "failed").await;
+            assert_eq!(failed["end_reason"], code, "{plugin} {mode}: {failed}");
+            if mode == "http" {
+                let steps = t.steps(failed["id"].as_str().unwrap()).await;
+                let step = steps.iter().find(|s| s["node"] == "act").expect("act step");
+                assert!(
+                    step["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("denied.example.net")),
+                    "{step}"
+                );
+            }
+            // The same plugin still serves a well-behaved call afterwards.
+            let friend = format!("{plugin}-{mode}-ok");
+            t.event("misbehave", &friend, json!({"mode": "ok"})).await;
+            let ok = t.instance_in(&friend, &journey, "completed").await;
+            assert_eq!(ok["data"]["actions"]["act"]["ok"], true, "{ok}");
+        }
+    }
+}
+
+/// Calls `action` through the engine's action registry, as an action node does.
+async fn call(
+    actions: &parcours_engine::actions::ActionRegistry,
+    action: &str,
+    mode: &str,
+) -> Value {
+    let entry = actions.resolve(action).expect("installed");
+    let call = parcours_engine::actions::ActionCall {
+        action: action.into(),
+        journey_id: "j".into(),
+        version: 1,
+        node_id: "n".into(),
+        instance_id: "i".into(),
+        profile_id: "p".into(),
+        attempt: 1,
+        idempotency_key: "k".into(),
+        deadline: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5),
+        params: json!({"mode": mode}),
+    };
+    match entry.executor.call(&call).await {
+        Ok(v) => v,
+        Err(e) => json!({"error": format!("{e:?}")}),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_instances_are_reused_only_when_the_manifest_opts_in() {
+    use parcours_engine::plugins::{PluginHost, PluginRegistry};
+    let reuse = |name: &str| {
+        format!(
+            "{}[instances]\nreuse = true\nmax_calls = 3\n",
+            hostile_manifest(name)
+        )
+    };
+    for (folder, name) in [
+        ("js-hostile", "js-hostile"),
+        ("python-hostile", "py-hostile"),
+    ] {
+        let fresh = plugin_folder(&[(folder, hostile_manifest(name))]);
+        let warm = plugin_folder(&[(folder, reuse(name))]);
+        let mut settings = parcours_engine::settings::PluginSettings::default();
+        settings.cache_dir =
+            Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+        for (dir, expected) in [(&fresh, [1, 1, 1, 1, 1]), (&warm, [1, 2, 3, 1, 2])] {
+            let host = Arc::new(PluginHost::new(&settings).expect("host"));
+            let actions = parcours_engine::actions::ActionRegistry::default();
+            let registry = PluginRegistry::new(host, actions.clone());
+            registry.load_dir(dir.path()).await.expect("load");
+            // Module state survives between calls only on a warm instance, which is
+            // replaced after max_calls (3) calls.
+            let mut counts = Vec::new();
+            for _ in 0..5 {
+                counts.push(
+                    call(&actions, name, "count").await["calls"]
+                        .as_i64()
+                        .unwrap_or(-1),
+                );
+            }
+            assert_eq!(counts, expected, "{name} in {:?}", dir.path());
+        }
+        // A trap discards the warm instance: the next call starts afresh.
+        let host = Arc::new(PluginHost::new(&settings).expect("host"));
+        let actions = parcours_engine::actions::ActionRegistry::default();
+        let registry = PluginRegistry::new(host, actions.clone());
+        registry.load_dir(warm.path()).await.expect("load");
+        assert_eq!(call(&actions, name, "count").await["calls"], 1);
+        assert_eq!(call(&actions, name, "count").await["calls"], 2);
+        let looped = call(&actions, name, "loop").await;
+        assert!(
+            looped["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("PLUGIN_TIMEOUT"),
+            "{looped}"
+        );
+        assert_eq!(
+            call(&actions, name, "count").await["calls"],
+            1,
+            "{name} after a trap"
+        );
+    }
+}
