@@ -6,6 +6,7 @@
 # JavaScript: componentize-js from npm (package-lock.json), called through its Node API.
 # Needs python3 (3.10+) and node (18+) with npm. Does nothing when no source changed.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${1:-$root/target/polyglot-plugins}
@@ -19,7 +20,7 @@ done
 
 # Skip when the sources, the contract and the pinned versions are what the last build saw.
 stamp=$( (cd "$root" && find wit examples/plugins tests/guests/python-hostile tests/guests/js-hostile \
-  -path '*/node_modules' -prune -o -type f -print | sort | xargs sha256sum) | sha256sum | cut -d' ' -f1)
+  \( -name node_modules -o -name __pycache__ \) -prune -o -type f -print | sort | xargs sha256sum) | sha256sum | cut -d' ' -f1)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
   exit 0
 fi
