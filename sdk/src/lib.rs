@@ -33,6 +33,9 @@ pub mod data_source;
 #[cfg(feature = "functions")]
 pub mod functions;
 
+#[cfg(all(feature = "testing", not(target_os = "wasi")))]
+pub mod testing;
+
 mod context;
 mod error;
 #[cfg(target_os = "wasi")]

@@ -348,9 +348,10 @@ async fn warm_instances_are_reused_only_when_the_manifest_opts_in() {
     ] {
         let fresh = plugin_folder(&[(folder, hostile_manifest(name))]);
         let warm = plugin_folder(&[(folder, reuse(name))]);
-        let mut settings = parcours_engine::settings::PluginSettings::default();
-        settings.cache_dir =
-            Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+        let settings = parcours_engine::settings::PluginSettings {
+            cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+            ..Default::default()
+        };
         for (dir, expected) in [(&fresh, [1, 1, 1, 1, 1]), (&warm, [1, 2, 3, 1, 2])] {
             let host = Arc::new(PluginHost::new(&settings).expect("host"));
             let actions = parcours_engine::actions::ActionRegistry::default();
@@ -389,4 +390,188 @@ async fn warm_instances_are_reused_only_when_the_manifest_opts_in() {
             "{name} after a trap"
         );
     }
+}
+
+/// Runs `parcours plugin test ...` with the test run's cache of compiled components:
+/// whether it succeeded, its standard output, and both outputs.
+fn plugin_test(args: &[&str]) -> (bool, String, String) {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parcours"))
+        .args(["plugin", "test"])
+        .args(args)
+        .env("PARCOURS_PLUGIN_CACHE", cache)
+        .output()
+        .expect("run parcours");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), stdout, all)
+}
+
+#[test]
+fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
+    let built = crate::support::polyglot_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.json");
+    std::fs::write(
+        &input,
+        r#"{"params": {"to": "+33612345678", "text": "Hello"}, "context": {"profile_id": "ada"}}"#,
+    )
+    .unwrap();
+    let stubs = dir.path().join("stubs.json");
+    std::fs::write(
+        &stubs,
+        r#"[{"method": "POST", "url": "https://api.sms.example.com/v1/messages", "status": 201, "body": {"id": "SM42"}}]"#,
+    )
+    .unwrap();
+    let manifest = built.join("sms/plugin.toml");
+    let manifest = manifest.to_str().unwrap();
+    let (ok, _, out) = plugin_test(&[
+        manifest,
+        "--input",
+        input.to_str().unwrap(),
+        "--stubs",
+        stubs.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("plugin: sms@0.1.0 (action)"), "{out}");
+    assert!(out.contains("\"message_id\": \"SM42\""), "{out}");
+    assert!(out.contains("[info] sms sent"), "{out}");
+    assert!(
+        out.contains("POST https://api.sms.example.com/v1/messages -> 201"),
+        "{out}"
+    );
+    assert!(
+        out.contains("KiB peak memory") && out.contains("fuel"),
+        "{out}"
+    );
+
+    // As JSON: what the plugin sent, and its resource use.
+    let (ok, json, out) = plugin_test(&[
+        manifest,
+        "--input",
+        input.to_str().unwrap(),
+        "--stubs",
+        stubs.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&json).expect("report");
+    assert_eq!(report["outcome"]["ok"]["message_id"], "SM42", "{report}");
+    let sent = &report["http"][0]["request_body"];
+    assert_eq!(sent["to"], "+33612345678", "{report}");
+    assert_eq!(sent["reference"], "00000000-0000-7000-8000-000000000000");
+    assert!(
+        report["usage"]["fuel"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(report["usage"]["memory_peak_bytes"].as_u64().unwrap_or(0) > 1 << 20);
+
+    // No stub for the request: the plugin's own error, and a failing exit status.
+    std::fs::write(&stubs, "[]").unwrap();
+    let (ok, _, out) = plugin_test(&[
+        manifest,
+        "--input",
+        input.to_str().unwrap(),
+        "--stubs",
+        stubs.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("no stub"), "{out}");
+    // A denied host is reported as the engine would.
+    let (ok, _, out) = plugin_test(&[
+        built.join("python-hostile/plugin.toml").to_str().unwrap(),
+        "--input",
+        write(&dir, "http.json", r#"{"params": {"mode": "http"}}"#).as_str(),
+    ]);
+    assert!(!ok && out.contains("PLUGIN_HTTP_DENIED"), "{out}");
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_test_records_exchanges_that_replay_as_stubs() {
+    let (server, _seen) = third_parties().await;
+    let folder = plugin_folder(&[("crm", crm_manifest(&server))]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = folder.path().join("crm/plugin.toml");
+    let input = write(&dir, "in.json", r#"{"key": "ada"}"#);
+    let recorded = dir.path().join("recorded.json");
+    let args = [
+        manifest.to_str().unwrap().to_string(),
+        "--input".into(),
+        input.clone(),
+        "--json".into(),
+    ];
+    let mut record = args.to_vec();
+    record.extend(["--record".into(), recorded.to_string_lossy().into_owned()]);
+    let (ok, _, out) = tokio::task::spawn_blocking(move || {
+        plugin_test(&record.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let exchanges: Value =
+        serde_json::from_str(&std::fs::read_to_string(&recorded).unwrap()).unwrap();
+    assert_eq!(exchanges[0]["method"], "GET", "{exchanges}");
+    assert_eq!(exchanges[0]["status"], 200, "{exchanges}");
+    assert_eq!(exchanges[0]["body"]["tier"], "gold", "{exchanges}");
+
+    // Replayed with the server gone from the call: the same answer.
+    let mut replay = args.to_vec();
+    replay.extend(["--stubs".into(), recorded.to_string_lossy().into_owned()]);
+    let (ok, json, out) = tokio::task::spawn_blocking(move || {
+        plugin_test(&replay.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        report["outcome"]["ok"]["value"]["phone"], "+33612345678",
+        "{report}"
+    );
+}
+
+#[test]
+fn the_sdk_test_helper_calls_built_plugins_in_any_language() {
+    use parcours_sdk::testing::PluginTest;
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    // The Rust webhook, with its request stubbed.
+    let webhook = std::path::Path::new(env!("PARCOURS_BUILTIN_PLUGINS_DIR")).join("webhook");
+    let manifest = std::fs::read_dir(&webhook)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "toml"))
+        .expect("webhook manifest");
+    let report = PluginTest::new(&manifest)
+        .cache_dir(&cache)
+        .stub(
+            "POST",
+            "https://hooks.example.com/in",
+            200,
+            json!({"ok": true}),
+        )
+        .invoke(json!({"url": "https://hooks.example.com/in", "body": {"a": 1}}))
+        .unwrap();
+    assert_eq!(report.ok().expect("ok")["status"], 200, "{report:?}");
+    assert_eq!(report.http[0].request_body, Some(json!({"a": 1})));
+    // The JavaScript functions plugin.
+    let scoring = crate::support::polyglot_plugins().join("scoring/plugin.toml");
+    let report = PluginTest::new(&scoring)
+        .cache_dir(&cache)
+        .call("tier_for", vec![json!(2500)])
+        .unwrap();
+    assert_eq!(report.ok(), Some(&json!("gold")), "{report:?}");
+    let report = PluginTest::new(&scoring)
+        .cache_dir(&cache)
+        .call("tier_for", vec![json!("lots")])
+        .unwrap();
+    assert_eq!(
+        report.outcome["error"]["kind"], "invalid-input",
+        "{report:?}"
+    );
 }
