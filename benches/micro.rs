@@ -2,7 +2,11 @@
 //! - an inline condition as a compiled rhai expression vs the same logic as a native
 //!   closure over the same JSON;
 //! - an action plugin call on a fresh isolated instance (the engine's way) vs a call of
-//!   the built-in `log` action (no WebAssembly: the floor of the executor path).
+//!   the built-in `log` action (no WebAssembly: the floor of the executor path);
+//! - the same call for a Rust, a Python (componentize-py) and a JavaScript
+//!   (componentize-js) guest, on a fresh instance and on a warm reused one (manifest
+//!   `[instances] reuse = true`). The Python and JavaScript guests are built by
+//!   `examples/plugins/build.sh` (python3 and node needed).
 //!
 //! `cargo bench --bench micro`
 
@@ -109,5 +113,67 @@ fn plugin_call_builtin_floor(bencher: divan::Bencher) {
     let actions = ActionRegistry::with_builtins();
     let entry = actions.resolve("log").expect("log");
     let call = call();
+    bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
+/// The test guests of each language and where they are built.
+fn guest(language: &str) -> (std::path::PathBuf, &'static str) {
+    match language {
+        "rust" => (
+            std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")).join("hostile"),
+            "hostile",
+        ),
+        "python" => (polyglot().join("python-hostile"), "py-hostile"),
+        _ => (polyglot().join("js-hostile"), "js-hostile"),
+    }
+}
+
+fn polyglot() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target").join("polyglot-plugins");
+    let status = std::process::Command::new("bash")
+        .arg(root.join("examples/plugins/build.sh"))
+        .arg(&out)
+        .status()
+        .expect("examples/plugins/build.sh");
+    assert!(status.success(), "building the Python and JavaScript guests failed");
+    out
+}
+
+/// `language` then `fresh` or `warm`.
+#[divan::bench(args = ["rust fresh", "rust warm", "python fresh", "python warm", "js fresh", "js warm"])]
+fn plugin_call_by_language(bencher: divan::Bencher, case: &str) {
+    let (language, mode) = case.split_once(' ').expect("case");
+    let (built, name) = guest(language);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join(name);
+    std::fs::create_dir_all(&folder).expect("folder");
+    let mut component = String::new();
+    for entry in std::fs::read_dir(&built).expect("built guest") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            component = path.file_name().expect("name").to_string_lossy().into_owned();
+            std::os::unix::fs::symlink(&path, folder.join(&component)).expect("link");
+        }
+    }
+    let reuse = if mode == "warm" { "[instances]\nreuse = true\n" } else { "" };
+    std::fs::write(
+        folder.join("plugin.toml"),
+        format!("name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"action\"\ncomponent = \"{component}\"\n[limits]\nmemory_mb = 128\n{reuse}"),
+    )
+    .expect("manifest");
+    let rt = runtime();
+    let actions = ActionRegistry::default();
+    let settings = PluginSettings {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        ..PluginSettings::default()
+    };
+    let host = Arc::new(PluginHost::new(&settings).expect("host"));
+    let registry = PluginRegistry::new(host, actions.clone());
+    rt.block_on(registry.load_dir(dir.path())).expect("plugins");
+    let entry = actions.resolve(name).expect("guest");
+    let mut call = call();
+    call.action = name.into();
+    call.deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
 }

@@ -1,6 +1,7 @@
 //! The WebAssembly host: one wasmtime `Engine` and `Linker` for the process, one
 //! pre-instantiated component per plugin version, and a fresh `Store` and instance for
-//! every call, on the pooling allocator.
+//! every call, on the pooling allocator — or, for a plugin whose manifest opts in, a
+//! warm instance from its pool, returned only after a clean call.
 //!
 //! A call is bounded in time (epoch interruption checked against a wall-clock deadline,
 //! yielding to tokio at every tick so a busy plugin cannot starve the runtime), in memory

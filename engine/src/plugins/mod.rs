@@ -1,9 +1,10 @@
 //! WebAssembly plugins: actions, data-source connectors and expression functions, as
 //! components built against `wit/plugin.wit`.
 //!
-//! Owns the sandbox (wasmtime host with the pooling allocator, fresh instance per call,
-//! epoch deadlines, memory and output caps, default-deny WASI, an HTTP allow-list),
-//! manifests, and the registry of installed plugins. Plugins never see the store, the
+//! Owns the sandbox (wasmtime host with the pooling allocator, fresh instance per call
+//! or opt-in warm instances, epoch deadlines, memory and output caps, default-deny WASI,
+//! an HTTP allow-list), manifests, the registry of installed plugins, and the test
+//! harness that runs one call outside the engine. Plugins never see the store, the
 //! file system, the environment or sockets; the engine never trusts a plugin's output
 //! beyond its size and JSON shape.
 
