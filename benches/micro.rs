@@ -136,7 +136,10 @@ fn polyglot() -> std::path::PathBuf {
         .arg(&out)
         .status()
         .expect("examples/plugins/build.sh");
-    assert!(status.success(), "building the Python and JavaScript guests failed");
+    assert!(
+        status.success(),
+        "building the Python and JavaScript guests failed"
+    );
     out
 }
 
@@ -152,11 +155,19 @@ fn plugin_call_by_language(bencher: divan::Bencher, case: &str) {
     for entry in std::fs::read_dir(&built).expect("built guest") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "wasm") {
-            component = path.file_name().expect("name").to_string_lossy().into_owned();
+            component = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             std::os::unix::fs::symlink(&path, folder.join(&component)).expect("link");
         }
     }
-    let reuse = if mode == "warm" { "[instances]\nreuse = true\n" } else { "" };
+    let reuse = if mode == "warm" {
+        "[instances]\nreuse = true\n"
+    } else {
+        ""
+    };
     std::fs::write(
         folder.join("plugin.toml"),
         format!("name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"action\"\ncomponent = \"{component}\"\n[limits]\nmemory_mb = 128\n{reuse}"),

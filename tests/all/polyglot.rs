@@ -484,6 +484,18 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
         write(&dir, "http.json", r#"{"params": {"mode": "http"}}"#).as_str(),
     ]);
     assert!(!ok && out.contains("PLUGIN_HTTP_DENIED"), "{out}");
+    // What a guest prints shows as log lines.
+    for guest in ["python-hostile", "js-hostile"] {
+        let (ok, _, out) = plugin_test(&[
+            built.join(guest).join("plugin.toml").to_str().unwrap(),
+            "--input",
+            write(&dir, "print.json", r#"{"params": {"mode": "print"}}"#).as_str(),
+        ]);
+        assert!(
+            ok && out.contains("[stdout] printed to stdout"),
+            "{guest}: {out}"
+        );
+    }
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {

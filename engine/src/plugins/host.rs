@@ -221,8 +221,11 @@ impl PluginHost {
 
     /// A fresh store for one plugin's calls.
     fn store(&self, grants: &Arc<Grants>, limits: &CallLimits) -> Store<CallState> {
-        let mut state = CallState::new(grants.clone(), limits.memory_bytes);
-        state.capture_logs = self.settings.capture_logs;
+        let state = CallState::new(
+            grants.clone(),
+            limits.memory_bytes,
+            self.settings.capture_logs,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store
@@ -314,6 +317,7 @@ impl PluginHost {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        store.data_mut().collect_printed();
         let usage = Usage {
             reused,
             memory_peak_bytes: store.data().limiter.peak,
@@ -577,7 +581,8 @@ pub struct Usage {
     pub memory_peak_bytes: usize,
     /// Fuel consumed (WebAssembly instructions, roughly), when the host counts it.
     pub fuel: Option<u64>,
-    /// Log lines, when the host captures them (`capture_logs`).
+    /// Log lines and printed lines (levels `stdout`, `stderr`), when the host captures
+    /// them (`capture_logs`).
     pub logs: Vec<LogLine>,
 }
 

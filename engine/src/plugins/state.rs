@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -68,9 +69,16 @@ pub struct CallState {
     pub grants: Arc<Grants>,
     pub denied_host: Arc<Mutex<Option<String>>>,
     /// Keep log lines in `logs` (the test harness) as well as tracing them.
-    pub capture_logs: bool,
+    capture_logs: bool,
     pub logs: Vec<LogLine>,
+    /// What the guest printed, when captured: stdout, stderr, and how much of each is
+    /// already in `logs`.
+    printed: Option<[(MemoryOutputPipe, usize); 2]>,
 }
+
+/// Bytes of stdout and of stderr kept per instance when captured; a guest that prints
+/// more traps (the harness only: the engine discards what plugins print).
+const MAX_PRINTED_BYTES: usize = 1 << 20;
 
 /// A log line a plugin wrote.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -100,10 +108,19 @@ fn truncated(mut text: String, max: usize) -> String {
 }
 
 impl CallState {
-    pub fn new(grants: Arc<Grants>, max_memory: usize) -> Self {
+    /// The state of a call; `capture` keeps log lines and what the guest prints.
+    pub fn new(grants: Arc<Grants>, max_memory: usize, capture: bool) -> Self {
         // Default-deny: no preopened directories, no environment, no arguments, no
-        // inherited stdio, no sockets or name lookups.
-        let wasi = WasiCtxBuilder::new().build();
+        // inherited stdio (what a guest prints is discarded unless captured), no sockets
+        // or name lookups.
+        let mut builder = WasiCtxBuilder::new();
+        let printed = capture.then(|| {
+            let out = MemoryOutputPipe::new(MAX_PRINTED_BYTES);
+            let err = MemoryOutputPipe::new(MAX_PRINTED_BYTES);
+            builder.stdout(out.clone()).stderr(err.clone());
+            [(out, 0), (err, 0)]
+        });
+        let wasi = builder.build();
         let denied = Arc::new(Mutex::new(None));
         CallState {
             wasi,
@@ -122,8 +139,30 @@ impl CallState {
             },
             grants,
             denied_host: denied,
-            capture_logs: false,
+            capture_logs: capture,
             logs: Vec::new(),
+            printed,
+        }
+    }
+
+    /// Moves what the guest printed since the last call into `logs`, a line each.
+    pub fn collect_printed(&mut self) {
+        let Some(printed) = &mut self.printed else {
+            return;
+        };
+        for ((pipe, seen), level) in printed.iter_mut().zip(["stdout", "stderr"]) {
+            let all = pipe.contents();
+            let new = &all[(*seen).min(all.len())..];
+            *seen = all.len();
+            for line in String::from_utf8_lossy(new).lines() {
+                if self.logs.len() < MAX_CAPTURED_LOGS {
+                    self.logs.push(LogLine {
+                        level,
+                        message: truncated(line.to_string(), MAX_LOG_BYTES),
+                        fields: String::new(),
+                    });
+                }
+            }
         }
     }
 }

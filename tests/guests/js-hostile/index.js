@@ -19,6 +19,10 @@ export async function invoke(ctx, params) {
     }
     return JSON.stringify({ reached: true });
   }
+  if (mode === 'print') {
+    console.log('printed to stdout');
+    return JSON.stringify({ printed: true });
+  }
   if (mode === 'count') {
     calls += 1;
     return JSON.stringify({ calls });

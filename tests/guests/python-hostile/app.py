@@ -25,6 +25,9 @@ class WitWorld(wit_world.WitWorld):
             except HttpError as e:
                 raise Err(PluginError_Permanent(str(e)))
             return json.dumps({"reached": True})
+        if mode == "print":
+            print("printed to stdout")
+            return json.dumps({"printed": True})
         if mode == "count":
             # Counts calls in module state: shows whether instances are reused.
             global CALLS
