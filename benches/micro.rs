@@ -90,9 +90,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-#[divan::bench]
-fn plugin_call_fresh_instance(bencher: divan::Bencher) {
-    let rt = runtime();
+/// The action registry of a plugin host that installed the plugins of `dir`.
+fn installed(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> ActionRegistry {
     let actions = ActionRegistry::default();
     let settings = PluginSettings {
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
@@ -100,8 +99,14 @@ fn plugin_call_fresh_instance(bencher: divan::Bencher) {
     };
     let host = Arc::new(PluginHost::new(&settings).expect("host"));
     let registry = PluginRegistry::new(host, actions.clone());
-    rt.block_on(registry.load_dir(std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR"))))
-        .expect("plugins");
+    rt.block_on(registry.load_dir(dir)).expect("plugins");
+    actions
+}
+
+#[divan::bench]
+fn plugin_call_fresh_instance(bencher: divan::Bencher) {
+    let rt = runtime();
+    let actions = installed(&rt, std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")));
     let entry = actions.resolve("hostile").expect("hostile plugin");
     let call = call();
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
@@ -174,14 +179,7 @@ fn plugin_call_by_language(bencher: divan::Bencher, case: &str) {
     )
     .expect("manifest");
     let rt = runtime();
-    let actions = ActionRegistry::default();
-    let settings = PluginSettings {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-        ..PluginSettings::default()
-    };
-    let host = Arc::new(PluginHost::new(&settings).expect("host"));
-    let registry = PluginRegistry::new(host, actions.clone());
-    rt.block_on(registry.load_dir(dir.path())).expect("plugins");
+    let actions = installed(&rt, dir.path());
     let entry = actions.resolve(name).expect("guest");
     let mut call = call();
     call.action = name.into();

@@ -65,32 +65,20 @@ async fn third_parties() -> (String, Seen) {
     (addr.to_string(), seen)
 }
 
-fn sms_manifest(server: &str) -> String {
+/// The manifest of a built example, allowed to call only the local server, whose URL
+/// setting points at `path` there.
+fn local_manifest(name: &str, kind: &str, server: &str, setting: &str, path: &str) -> String {
     format!(
-        r#"name = "sms"
-version = "0.1.0"
-kind = "action"
-secrets = ["api_key"]
-[capabilities]
-allowed_hosts = ["{server}"]
-[config]
-api_url = "http://{server}/v1/messages"
-"#
+        "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"{kind}\"\n[capabilities]\nallowed_hosts = [\"{server}\"]\n[config]\n{setting} = \"http://{server}{path}\"\n"
     )
 }
 
+fn sms_manifest(server: &str) -> String {
+    local_manifest("sms", "action", server, "api_url", "/v1/messages")
+}
+
 fn crm_manifest(server: &str) -> String {
-    format!(
-        r#"name = "crm"
-version = "0.1.0"
-kind = "data-source"
-[capabilities]
-allowed_hosts = ["{server}"]
-[config]
-base_url = "http://{server}/api"
-ttl_seconds = "0"
-"#
-    )
+    local_manifest("crm", "data-source", server, "base_url", "/api")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,27 +152,16 @@ properties: {reentrance: {mode: always}}
     assert_eq!(text["status"], "passed", "{text}");
 }
 
-fn slack_manifest(server: &str) -> String {
-    format!(
-        r#"name = "slack"
-version = "0.1.0"
-kind = "action"
-secrets = ["webhook_url"]
-[capabilities]
-allowed_hosts = ["{server}"]
-[config]
-webhook_url = "http://{server}/slack"
-"#
-    )
-}
-
 const SCORING: &str = "name = \"scoring\"\nversion = \"0.1.0\"\nkind = \"functions\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journey_runs_the_js_action_after_a_js_function_in_a_condition() {
     let (server, seen) = third_parties().await;
     let plugins = plugin_folder(&[
-        ("slack", slack_manifest(&server)),
+        (
+            "slack",
+            local_manifest("slack", "action", &server, "webhook_url", "/slack"),
+        ),
         ("scoring", SCORING.to_string()),
     ]);
     let dir = plugins.path().to_path_buf();
