@@ -181,12 +181,18 @@ fn http_error(e: wasi::http::types::ErrorCode) -> Error {
         E::HttpRequestDenied => Error::Permanent(
             "HTTP request denied: host not allowed by the plugin's manifest".into(),
         ),
+        // Failures of the transport, not answers of the receiver: another attempt (with
+        // the same idempotency key) may well succeed.
         E::DnsTimeout
+        | E::DestinationUnavailable
         | E::ConnectionTimeout
         | E::ConnectionRefused
         | E::ConnectionReadTimeout
         | E::ConnectionWriteTimeout
+        | E::ConnectionLimitReached
         | E::HttpResponseTimeout
+        | E::HttpResponseIncomplete
+        | E::HttpProtocolError
         | E::ConnectionTerminated => Error::Retryable(format!("{e:?}")),
         other => Error::Permanent(format!("{other:?}")),
     }

@@ -1,6 +1,7 @@
 //! The real binary is killed (SIGKILL) right after its events were accepted, then started
 //! again on the same database: no accepted event is lost, each enters exactly once, and
-//! pending waits fire after the restart.
+//! pending waits fire after the restart. The crash test does it six times at random
+//! moments while 20,000 events arrive at a steady rate (docs/guarantees.md).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -157,5 +158,217 @@ async fn sigkill_after_accepting_loses_nothing_and_waits_fire_after_restart() {
             .count();
         assert_eq!(notified, 1, "p{n}: {steps}");
     }
+    server.kill();
+}
+
+/// Events of the crash test (one profile each), and kills during their delivery.
+const CRASH_EVENTS: usize = 20_000;
+const CRASH_BATCH: usize = 10;
+const CRASH_KILLS: usize = 6;
+/// Events per second the client aims at.
+const CRASH_RATE: f64 = 500.0;
+
+/// A tiny deterministic generator, seeded from the clock and printed, so a failing run
+/// can be replayed with `PARCOURS_CRASH_SEED`.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// What the third party behind the webhook saw: idempotency keys, with how often each came.
+type Deliveries = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>;
+
+async fn delivery_server() -> (String, Deliveries) {
+    let seen: Deliveries = Default::default();
+    async fn hook(
+        axum::extract::State(seen): axum::extract::State<Deliveries>,
+        headers: axum::http::HeaderMap,
+    ) -> axum::Json<Value> {
+        if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+            *seen.lock().unwrap().entry(key.to_string()).or_default() += 1;
+        }
+        axum::Json(json!({"ok": true}))
+    }
+    let app = axum::Router::new()
+        .route("/deliver", axum::routing::post(hook))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+/// Sends one batch until an answer is 2xx, following the server across restarts.
+async fn deliver(client: &reqwest::Client, base: &std::sync::Mutex<String>, events: &Value) {
+    loop {
+        let url = format!("{}/v1/events", base.lock().unwrap());
+        match client.post(url).json(events).send().await {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) if r.status().is_client_error() => panic!("refused: {}", r.status()),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
+    let seed = std::env::var("PARCOURS_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    eprintln!("crash test seed: PARCOURS_CRASH_SEED={seed}");
+    let mut rng = XorShift(seed);
+    let (hooks, delivered) = delivery_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("journeys")).expect("mkdir");
+    let journey = json!({
+        "entry": {"type": "event", "event": "order"},
+        "start": "pause",
+        "nodes": {
+            "pause": {"type": "wait", "duration": "PT1S", "next": "notify"},
+            "notify": {"type": "action", "action": "webhook", "next": "done",
+                       "retry": {"max_attempts": 10, "backoff": "PT0.2S"},
+                       "params": {"url": format!("\"{hooks}/deliver\""), "body": "#{n: event.data.n}"}},
+            "done": {"type": "end"}
+        },
+        "properties": {"reentrance": {"mode": "always"}}
+    });
+    std::fs::write(dir.path().join("journeys/orders.json"), journey.to_string()).expect("write");
+    let plugins = env!("PARCOURS_BUILTIN_PLUGINS_DIR");
+    let args = ["--plugins", plugins];
+
+    let server = Server::start_with(dir.path(), &args);
+    let base = std::sync::Arc::new(std::sync::Mutex::new(server.base.clone()));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let driver = {
+        let (base, sent) = (base.clone(), sent.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let started = tokio::time::Instant::now();
+            for b in 0..CRASH_EVENTS / CRASH_BATCH {
+                let events: Vec<Value> = (b * CRASH_BATCH..(b + 1) * CRASH_BATCH)
+                    .map(|n| json!({"id": format!("e-{n}"), "type": "order", "profile_id": format!("p{n}"), "data": {"n": n}}))
+                    .collect();
+                deliver(&client, &base, &json!({"events": events})).await;
+                let done = (b + 1) * CRASH_BATCH;
+                sent.store(done, std::sync::atomic::Ordering::SeqCst);
+                // A steady rate: ahead of schedule, wait.
+                let due = started + std::time::Duration::from_secs_f64(done as f64 / CRASH_RATE);
+                tokio::time::sleep_until(due).await;
+            }
+        })
+    };
+
+    // One kill at a random moment within each sixth of the delivery.
+    let mut server = server;
+    let slice = CRASH_EVENTS / (CRASH_KILLS + 1);
+    for k in 1..=CRASH_KILLS {
+        let at = k * slice + (rng.next() as usize % (slice / 2));
+        while sent.load(std::sync::atomic::Ordering::SeqCst) < at {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // A random delay within a few milliseconds, so kills land inside commits too.
+        tokio::time::sleep(std::time::Duration::from_micros(rng.next() % 5_000)).await;
+        server.kill();
+        server = Server::start_with(dir.path(), &args);
+        *base.lock().unwrap() = server.base.clone();
+    }
+    driver.await.expect("driver");
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+
+    // Every event accepted entered its journey exactly once; in that instance, the wait
+    // fired once and the action passed once, and the instance completed.
+    let mut checks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (client, base) = (client.clone(), base.clone());
+        checks.spawn(async move {
+            let mut instances = Vec::new();
+            for n in (worker..CRASH_EVENTS).step_by(8) {
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
+                let (instance, steps) = loop {
+                    let (_, record) = get(&client, format!("{base}/v1/events/e-{n}")).await;
+                    let entered: Vec<&Value> = record["steps"]
+                        .as_array()
+                        .map(|s| s.iter().filter(|s| s["node"] == "entry").collect())
+                        .unwrap_or_default();
+                    if record["processed"] == true {
+                        assert_eq!(
+                            entered.len(),
+                            1,
+                            "e-{n} entered {} times: {record}",
+                            entered.len()
+                        );
+                        assert_eq!(entered[0]["status"], "entered", "e-{n}: {record}");
+                        let id = entered[0]["instance_id"].as_str().unwrap_or("").to_string();
+                        let (_, instance) = get(&client, format!("{base}/v1/instances/{id}")).await;
+                        let (_, steps) =
+                            get(&client, format!("{base}/v1/instances/{id}/steps")).await;
+                        if instance["status"] == "completed" {
+                            break (id, steps["steps"].as_array().cloned().unwrap_or_default());
+                        }
+                        assert!(
+                            tokio::time::Instant::now() < deadline,
+                            "e-{n} not completed in 180 s: {instance}\n{steps}"
+                        );
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "e-{n} not processed in 180 s: {record}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                };
+                let passed = |node: &str| {
+                    steps
+                        .iter()
+                        .filter(|s| s["node"] == node && s["status"] == "passed")
+                        .count()
+                };
+                assert_eq!(
+                    passed("pause"),
+                    1,
+                    "e-{n}: the wait fired {} times: {steps:?}",
+                    passed("pause")
+                );
+                assert_eq!(passed("notify"), 1, "e-{n}: {steps:?}");
+                instances.push(instance);
+            }
+            instances
+        });
+    }
+    let mut instance_ids = Vec::new();
+    while let Some(r) = checks.join_next().await {
+        instance_ids.extend(r.expect("checks"));
+    }
+    instance_ids.sort();
+    instance_ids.dedup();
+    assert_eq!(instance_ids.len(), CRASH_EVENTS, "one instance per event");
+
+    // Each action reached the third party at least once, always with the same key.
+    let delivered = delivered.lock().unwrap().clone();
+    let mut repeats = 0;
+    for id in &instance_ids {
+        let keys: Vec<(&String, &u32)> = delivered
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{id}:notify:")))
+            .collect();
+        assert_eq!(keys.len(), 1, "{id}: keys {keys:?}");
+        repeats += keys[0].1 - 1;
+    }
+    eprintln!(
+        "crash test: {CRASH_EVENTS} events, {CRASH_KILLS} kills, {} deliveries, {repeats} repeated (after a kill or a transport failure)",
+        delivered.values().sum::<u32>()
+    );
     server.kill();
 }
