@@ -25,6 +25,8 @@ use crate::store::sqlite::SqliteStore;
 pub struct Engine {
     runtime: Runtime,
     plugins: Arc<PluginRegistry>,
+    /// The API tokens, when the API requires them.
+    tokens: Option<Arc<crate::auth::Tokens>>,
 }
 
 impl Engine {
@@ -53,6 +55,14 @@ impl Engine {
         store: Arc<dyn Store>,
         actions: ActionRegistry,
     ) -> anyhow::Result<Engine> {
+        let tokens = if settings.require_auth {
+            Some(crate::auth::Tokens::load(
+                settings.tokens_file.clone(),
+                &settings.segment_write_keys,
+            )?)
+        } else {
+            None
+        };
         let host = Arc::new(PluginHost::new(&settings.plugins)?);
         let plugins = PluginRegistry::new(host, actions.clone());
         for dir in &settings.plugin_dirs {
@@ -61,7 +71,11 @@ impl Engine {
         }
         let external: Arc<dyn ExternalFunctions> = plugins.clone();
         let runtime = Runtime::start(store, clock, settings, actions, Some(external)).await?;
-        Ok(Engine { runtime, plugins })
+        Ok(Engine {
+            runtime,
+            plugins,
+            tokens,
+        })
     }
 
     /// The installed plugins.
@@ -74,7 +88,14 @@ impl Engine {
     }
 
     pub fn router(&self) -> axum::Router {
-        crate::api::router(self.runtime.clone(), self.plugins.clone())
+        let router = crate::api::router(self.runtime.clone(), self.plugins.clone());
+        match &self.tokens {
+            Some(tokens) => router.layer(axum::middleware::from_fn_with_state(
+                tokens.clone(),
+                crate::auth::check,
+            )),
+            None => router,
+        }
     }
 
     /// Serves the API on `listener` until `shutdown` completes.

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod activities;
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod compile;
 pub mod engine;

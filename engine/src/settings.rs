@@ -141,8 +141,13 @@ pub struct Settings {
     /// Most rounds of audience re-evaluation after one profile write (journeys entered on
     /// a transition may change the profile again).
     pub max_audience_rounds: u32,
-    /// Segment write keys accepted by `/v1/segment/*` (Basic auth user name).
+    /// Segment write keys accepted by `/v1/segment/*` (Basic auth user name); with
+    /// `require_auth`, they are ingest tokens.
     pub segment_write_keys: Vec<String>,
+    /// Every request but `/healthz` needs an API token of the right scope.
+    pub require_auth: bool,
+    /// The tokens file (hashed tokens, `parcours token create`).
+    pub tokens_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -172,6 +177,8 @@ impl Default for Settings {
             max_audiences: 200,
             max_audience_rounds: 8,
             segment_write_keys: Vec::new(),
+            require_auth: false,
+            tokens_file: None,
         }
     }
 }

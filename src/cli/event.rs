@@ -45,7 +45,7 @@ pub async fn run(cmd: EventCommand) -> anyhow::Result<ExitCode> {
                 event["id"] = json!(id);
             }
             let body = answer(
-                reqwest::Client::new()
+                super::api_client()
                     .post(format!("{server}/v1/events"))
                     .json(&event)
                     .send()

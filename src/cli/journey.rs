@@ -140,7 +140,7 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             let def = parse_journey(&text, format_of(&file))
                 .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
             let id = journey_id(&file, &def);
-            let client = reqwest::Client::new();
+            let client = super::api_client();
             let draft = answer(
                 client
                     .put(format!("{server}/v1/journeys/{id}"))

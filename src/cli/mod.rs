@@ -6,6 +6,7 @@ mod journey;
 mod plugin;
 mod profile;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,9 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Load-test an engine over HTTP against a bare HTTP server (the floor).
     Bench(bench::BenchArgs),
+    /// Create, list or revoke API tokens (stored hashed in the tokens file).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -50,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Profile(cmd) => profile::run(cmd).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Token(cmd) => token::run(cmd),
     }
 }
 
@@ -89,4 +94,20 @@ pub async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::V
             },
         }
     }
+}
+
+/// The HTTP client of the commands that call a running engine: it sends the token of
+/// `PARCOURS_TOKEN`, if set, as a bearer token.
+pub fn api_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("PARCOURS_TOKEN")
+        && let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap_or_default()
 }

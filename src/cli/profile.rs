@@ -53,7 +53,7 @@ async fn import(file: &Path, chunk: usize, server: &str) -> anyhow::Result<ExitC
     } else {
         None
     };
-    let client = reqwest::Client::new();
+    let client = super::api_client();
     let content_type = if csv {
         "text/csv"
     } else {

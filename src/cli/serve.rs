@@ -1,7 +1,7 @@
 //! `parcours serve`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -56,6 +56,38 @@ pub struct ServeArgs {
     /// Operations one expression evaluation may perform.
     #[arg(long, env = "PARCOURS_EXPR_MAX_OPERATIONS")]
     expr_max_operations: Option<u64>,
+    /// The API tokens file (`parcours token create`; default `<db>.tokens.json`). When it
+    /// holds a token, every request but `/healthz` needs one of the right scope.
+    #[arg(long = "tokens", value_name = "FILE", env = "PARCOURS_TOKENS_FILE")]
+    tokens: Option<PathBuf>,
+    /// Serve a non-loopback address without API tokens (behind a proxy that
+    /// authenticates). Without tokens the API is otherwise served to local clients only.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+}
+
+/// Whether the API requires tokens: yes when the tokens file holds any; without tokens,
+/// only on a loopback address (or with `--allow-unauthenticated`).
+fn require_auth(tokens_file: &Path, listen: SocketAddr, allow_open: bool) -> anyhow::Result<bool> {
+    if !parcours_engine::auth::read_file(tokens_file)?.is_empty() {
+        tracing::info!("API tokens from {}", tokens_file.display());
+        return Ok(true);
+    }
+    if listen.ip().is_loopback() {
+        tracing::info!(
+            "no API tokens in {}: the API is open to local clients only ({listen}); create one with `parcours token create NAME --scope admin`",
+            tokens_file.display()
+        );
+        return Ok(false);
+    }
+    if allow_open {
+        tracing::warn!("serving {listen} without API tokens (--allow-unauthenticated)");
+        return Ok(false);
+    }
+    anyhow::bail!(
+        "refusing to serve {listen} without API tokens: create one with `parcours token create NAME --scope admin --tokens {}`, listen on a loopback address, or pass --allow-unauthenticated",
+        tokens_file.display()
+    )
 }
 
 /// Where the examples are: beside the current folder, or in the source tree this binary
@@ -99,6 +131,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     settings.plugin_dirs.extend(args.plugin_dirs);
     settings.segment_write_keys = args.segment_write_keys;
+    let tokens_file = args
+        .tokens
+        .unwrap_or_else(|| super::token::default_file(&settings.db_path));
+    settings.require_auth =
+        require_auth(&tokens_file, settings.listen, args.allow_unauthenticated)?;
+    settings.tokens_file = Some(tokens_file);
     let listen = settings.listen;
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
 

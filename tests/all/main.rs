@@ -2,6 +2,7 @@
 //! the HTTP API on a test clock; the restart and CLI tests run the real `parcours` binary.
 
 mod audiences;
+mod auth;
 mod cli;
 mod journeys_api;
 mod plugins;
