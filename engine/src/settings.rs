@@ -144,6 +144,9 @@ pub struct Settings {
     /// Segment write keys accepted by `/v1/segment/*` (Basic auth user name); with
     /// `require_auth`, they are ingest tokens.
     pub segment_write_keys: Vec<String>,
+    /// Accepted events that may wait for their partition before ingestion answers 503
+    /// `OVERLOADED` with `Retry-After` (and stores nothing of the refused request).
+    pub max_ingest_backlog: usize,
     /// Every request but `/healthz` needs an API token of the right scope.
     pub require_auth: bool,
     /// The tokens file (hashed tokens, `parcours token create`).
@@ -177,6 +180,7 @@ impl Default for Settings {
             max_audiences: 200,
             max_audience_rounds: 8,
             segment_write_keys: Vec::new(),
+            max_ingest_backlog: 50_000,
             require_auth: false,
             tokens_file: None,
         }

@@ -389,3 +389,65 @@ properties:
     t.instance_in("ny", "local_times", "completed").await;
     t.instance_in("utc", "local_times", "completed").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_answers_503_with_retry_after_when_partitions_fall_behind() {
+    // Two partitions of eight queued messages, each event blocking its partition for the
+    // plugin's whole deadline: the backlog grows past its limit of 12.
+    let t = crate::support::TestEngine::start_with(|s| {
+        crate::support::with_plugins(s);
+        s.partitions = 2;
+        s.partition_batch = 1;
+        s.max_ingest_backlog = 12;
+    })
+    .await;
+    t.publish(
+        "slow",
+        "entry: {type: event, event: slow}\nstart: act\nnodes:\n  act: {type: action, action: hostile, params: {mode: '\"loop\"'}, on_error: done}\n  done: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let mut refused = None;
+    for b in 0..20 {
+        let events: Vec<serde_json::Value> = (0..5)
+            .map(|i| serde_json::json!({"id": format!("slow-{b}-{i}"), "type": "slow", "profile_id": format!("p{b}-{i}")}))
+            .collect();
+        let r = client
+            .post(t.url("/v1/events"))
+            .json(&events)
+            .send()
+            .await
+            .expect("post");
+        if r.status().as_u16() == 503 {
+            let retry = r.headers().get("retry-after").cloned();
+            let body: serde_json::Value = r.json().await.expect("json");
+            refused = Some((b, retry, body));
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    let (b, retry, body) = refused.expect("a 503 once the backlog passed its limit");
+    assert_eq!(body["code"], "OVERLOADED", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_ingest_backlog"),
+        "{body}"
+    );
+    assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
+    // Nothing of the refused request was stored; everything accepted before is processed.
+    let (status, _) = t.get(&format!("/v1/events/slow-{b}-0")).await;
+    assert_eq!(status, 404);
+    for i in 0..5 {
+        t.processed(&format!("slow-{}-{i}", b - 1)).await;
+    }
+    // Caught up: accepted again.
+    let r = client
+        .post(t.url("/v1/events"))
+        .json(&serde_json::json!({"id": "after", "type": "slow", "profile_id": "late"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 202);
+}

@@ -25,6 +25,9 @@ pub struct ApiError {
     /// Every fault, when there are several (journey validation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Problems>,
+    /// Seconds after which to try again (`Retry-After`), when overloaded.
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -35,7 +38,22 @@ impl ApiError {
             message: message.into(),
             location: None,
             problems: None,
+            retry_after: None,
         }
+    }
+
+    /// 503 `OVERLOADED` with `Retry-After`: the engine accepts nothing more until its
+    /// partitions catch up.
+    pub fn overloaded(backlog: usize, limit: usize) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OVERLOADED",
+            format!(
+                "{backlog} accepted events wait for processing, the limit is {limit} (max_ingest_backlog); nothing of this request was stored, send it again later"
+            ),
+        );
+        e.retry_after = Some(1);
+        e
     }
 
     pub fn at(mut self, location: impl Into<String>) -> Self {
@@ -77,7 +95,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut response = (self.status, Json(&self)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

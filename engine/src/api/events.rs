@@ -107,6 +107,7 @@ pub async fn post_events(
         events.push(validate(&app, input, &here, now).await?);
     }
 
+    admit(&app)?;
     let fresh = app.runtime.store().ingest(&events).await?;
     let mut answers = Vec::with_capacity(events.len());
     let mut accepted = Vec::new();
@@ -125,6 +126,17 @@ pub async fn post_events(
         StatusCode::ACCEPTED,
         Json(json!({"accepted": count, "events": answers})),
     ))
+}
+
+/// Refuses new events while too many accepted ones wait for their partitions, so that a
+/// client faster than the engine is told to slow down instead of queueing without bound.
+pub fn admit(app: &AppState) -> Result<(), ApiError> {
+    let limit = app.runtime.settings().max_ingest_backlog;
+    let backlog = app.runtime.ingest_backlog();
+    if backlog >= limit {
+        return Err(ApiError::overloaded(backlog, limit));
+    }
+    Ok(())
 }
 
 /// The length of a value's JSON text, counted without building the text.

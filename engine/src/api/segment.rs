@@ -58,6 +58,7 @@ pub async fn call(
 ) -> Result<Json<Value>, ApiError> {
     let body: Map<String, Value> = parse_json(&bytes)?;
     authenticate(&app, &headers, &body)?;
+    super::events::admit(&app)?;
     let items = if kind == "batch" {
         match body.get("batch") {
             Some(Value::Array(items)) => items

@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     /// Wakes the run scheduler (a journey was published, a run was created).
     pub run_kick: Notify,
     partitions: Vec<mpsc::Sender<Msg>>,
+    /// Accepted events waiting for room in a full partition queue.
+    dispatching: std::sync::atomic::AtomicUsize,
 }
 
 /// Handle to the running runtime. Cheap to clone.
@@ -113,6 +115,7 @@ impl Runtime {
             timer_kick: Notify::new(),
             run_kick: Notify::new(),
             partitions: senders,
+            dispatching: std::sync::atomic::AtomicUsize::new(0),
         });
         let runtime = Runtime { shared };
         runtime.load_audiences().await?;
@@ -154,10 +157,35 @@ impl Runtime {
 
     /// Hands accepted (durable) events to their partitions, in order.
     pub async fn dispatch(&self, events: Vec<Event>) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let waiting = &self.shared.dispatching;
+        waiting.fetch_add(events.len(), Relaxed);
+        let mut left = events.len();
         for event in events {
-            self.shared.send(Msg::Event(event)).await?;
+            let sent = self.shared.send(Msg::Event(event)).await;
+            waiting.fetch_sub(1, Relaxed);
+            left -= 1;
+            if let Err(e) = sent {
+                waiting.fetch_sub(left, Relaxed);
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// Accepted events not yet taken by their partition: queued, or waiting for room.
+    pub fn ingest_backlog(&self) -> usize {
+        let queued: usize = self
+            .shared
+            .partitions
+            .iter()
+            .map(|p| p.max_capacity() - p.capacity())
+            .sum();
+        queued
+            + self
+                .shared
+                .dispatching
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn recover_events(&self) -> anyhow::Result<()> {
