@@ -76,6 +76,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A failing test must not leave its engine running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
     match client.get(url).send().await {
         Ok(r) => {

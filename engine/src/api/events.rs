@@ -32,7 +32,43 @@ pub async fn post_events(
         .unwrap_or("");
     let cloud = content_type.starts_with(cloudevents::STRUCTURED)
         || content_type.starts_with(cloudevents::BATCH);
-    let value: Value = parse_json(&body)?;
+    let decoded = decode_events(&body, cloud, settings)?;
+    let now = app.runtime.now();
+    let mut events = Vec::with_capacity(decoded.len());
+    for (here, input) in decoded {
+        events.push(validate(&app, input, &here, now).await?);
+    }
+
+    admit(&app)?;
+    let fresh = app.runtime.store().ingest(&events).await?;
+    let mut answers = Vec::with_capacity(events.len());
+    let mut accepted = Vec::new();
+    for (event, is_new) in events.into_iter().zip(fresh) {
+        answers.push(json!({
+            "id": event.id,
+            "status": if is_new { "accepted" } else { "duplicate" },
+        }));
+        if is_new {
+            accepted.push(event);
+        }
+    }
+    let count = accepted.len();
+    app.runtime.dispatch(accepted).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": count, "events": answers})),
+    ))
+}
+
+/// Decodes a `POST /v1/events` body (one event, an array, `{"events": [...]}`, native or
+/// CloudEvents) into events with their locations, checking shape and sizes; nothing
+/// about profiles or journeys (that is `validate`'s).
+pub fn decode_events(
+    body: &[u8],
+    cloud: bool,
+    settings: &crate::settings::Settings,
+) -> Result<Vec<(String, EventInput)>, ApiError> {
+    let value: Value = parse_json(body)?;
     let (items, prefix): (Vec<Value>, &str) = match value {
         Value::Array(items) => (items, ""),
         Value::Object(mut map) if map.contains_key("events") => match map.remove("events") {
@@ -78,7 +114,6 @@ pub async fn post_events(
         .at(prefix));
     }
 
-    let now = app.runtime.now();
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let here = if single {
@@ -104,28 +139,9 @@ pub async fn post_events(
             item
         };
         let input: EventInput = from_value(item, &here)?;
-        events.push(validate(&app, input, &here, now).await?);
+        events.push((here, input));
     }
-
-    admit(&app)?;
-    let fresh = app.runtime.store().ingest(&events).await?;
-    let mut answers = Vec::with_capacity(events.len());
-    let mut accepted = Vec::new();
-    for (event, is_new) in events.into_iter().zip(fresh) {
-        answers.push(json!({
-            "id": event.id,
-            "status": if is_new { "accepted" } else { "duplicate" },
-        }));
-        if is_new {
-            accepted.push(event);
-        }
-    }
-    let count = accepted.len();
-    app.runtime.dispatch(accepted).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": count, "events": answers})),
-    ))
+    Ok(events)
 }
 
 /// Refuses new events while too many accepted ones wait for their partitions, so that a

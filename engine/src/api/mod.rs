@@ -20,6 +20,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 pub use error::ApiError;
+/// Request decoding without a running engine (the fuzz targets).
+pub use events::decode_events;
+pub use segment::{SegmentCalls, decode_segment};
 
 use std::sync::Arc;
 

@@ -59,6 +59,41 @@ pub async fn call(
     let body: Map<String, Value> = parse_json(&bytes)?;
     authenticate(&app, &headers, &body)?;
     super::events::admit(&app)?;
+    let calls = decode_calls(&kind, body, app.runtime.settings().max_batch_events)?;
+    apply(&app, calls).await?;
+    Ok(Json(json!({"success": true})))
+}
+
+/// Decoded Segment calls (opaque outside this module).
+pub struct SegmentCalls(Vec<Call>);
+
+impl SegmentCalls {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Decodes the body of `POST /v1/segment/{kind}` without applying it (no profiles, no
+/// store): what the fuzz target and the handler share.
+pub fn decode_segment(
+    kind: &str,
+    bytes: &[u8],
+    max_batch: usize,
+) -> Result<SegmentCalls, ApiError> {
+    let body: Map<String, Value> = parse_json(bytes)?;
+    decode_calls(kind, body, max_batch).map(SegmentCalls)
+}
+
+/// The calls of a parsed body: one, or each of a `batch`, located.
+fn decode_calls(
+    kind: &str,
+    body: Map<String, Value>,
+    max_batch: usize,
+) -> Result<Vec<Call>, ApiError> {
     let items = if kind == "batch" {
         match body.get("batch") {
             Some(Value::Array(items)) => items
@@ -69,16 +104,15 @@ pub async fn call(
             _ => return Err(invalid("`batch` must be an array of calls", "batch".into())),
         }
     } else {
-        vec![(String::new(), Value::Object(body), Some(kind))]
+        vec![(String::new(), Value::Object(body), Some(kind.to_string()))]
     };
-    if items.len() > app.runtime.settings().max_batch_events {
+    if items.len() > max_batch {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BATCH_TOO_LARGE",
             format!(
-                "{} calls in one batch; the limit is {} (max_batch_events)",
+                "{} calls in one batch; the limit is {max_batch} (max_batch_events)",
                 items.len(),
-                app.runtime.settings().max_batch_events
             ),
         ));
     }
@@ -86,8 +120,7 @@ pub async fn call(
     for (here, item, kind) in items {
         calls.push(decode(&item, kind.as_deref(), &here)?);
     }
-    apply(&app, calls).await?;
-    Ok(Json(json!({"success": true})))
+    Ok(calls)
 }
 
 /// Checks the write key (Basic-auth user name, or `writeKey` in the body). When the API
