@@ -310,9 +310,21 @@ async fn call(
     }
 }
 
+/// The action registry of a new plugin host that installed the plugins of `dir`.
+async fn installed(
+    settings: &parcours_engine::settings::PluginSettings,
+    dir: &std::path::Path,
+) -> parcours_engine::actions::ActionRegistry {
+    use parcours_engine::plugins::{PluginHost, PluginRegistry};
+    let host = Arc::new(PluginHost::new(settings).expect("host"));
+    let actions = parcours_engine::actions::ActionRegistry::default();
+    let registry = PluginRegistry::new(host, actions.clone());
+    registry.load_dir(dir).await.expect("load");
+    actions
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_instances_are_reused_only_when_the_manifest_opts_in() {
-    use parcours_engine::plugins::{PluginHost, PluginRegistry};
     let reuse = |name: &str| {
         format!(
             "{}[instances]\nreuse = true\nmax_calls = 3\n",
@@ -330,10 +342,7 @@ async fn warm_instances_are_reused_only_when_the_manifest_opts_in() {
             ..Default::default()
         };
         for (dir, expected) in [(&fresh, [1, 1, 1, 1, 1]), (&warm, [1, 2, 3, 1, 2])] {
-            let host = Arc::new(PluginHost::new(&settings).expect("host"));
-            let actions = parcours_engine::actions::ActionRegistry::default();
-            let registry = PluginRegistry::new(host, actions.clone());
-            registry.load_dir(dir.path()).await.expect("load");
+            let actions = installed(&settings, dir.path()).await;
             // Module state survives between calls only on a warm instance, which is
             // replaced after max_calls (3) calls.
             let mut counts = Vec::new();
@@ -347,10 +356,7 @@ async fn warm_instances_are_reused_only_when_the_manifest_opts_in() {
             assert_eq!(counts, expected, "{name} in {:?}", dir.path());
         }
         // A trap discards the warm instance: the next call starts afresh.
-        let host = Arc::new(PluginHost::new(&settings).expect("host"));
-        let actions = parcours_engine::actions::ActionRegistry::default();
-        let registry = PluginRegistry::new(host, actions.clone());
-        registry.load_dir(warm.path()).await.expect("load");
+        let actions = installed(&settings, warm.path()).await;
         assert_eq!(call(&actions, name, "count").await["calls"], 1);
         assert_eq!(call(&actions, name, "count").await["calls"], 2);
         let looped = call(&actions, name, "loop").await;
@@ -402,13 +408,7 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
     .unwrap();
     let manifest = built.join("sms/plugin.toml");
     let manifest = manifest.to_str().unwrap();
-    let (ok, _, out) = plugin_test(&[
-        manifest,
-        "--input",
-        input.to_str().unwrap(),
-        "--stubs",
-        stubs.to_str().unwrap(),
-    ]);
+    let (ok, _, out) = plugin_test_stubbed(manifest, &input, &stubs, &[]);
     assert!(ok, "{out}");
     assert!(out.contains("plugin: sms@0.1.0 (action)"), "{out}");
     assert!(out.contains("\"message_id\": \"SM42\""), "{out}");
@@ -423,14 +423,7 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
     );
 
     // As JSON: what the plugin sent, and its resource use.
-    let (ok, json, out) = plugin_test(&[
-        manifest,
-        "--input",
-        input.to_str().unwrap(),
-        "--stubs",
-        stubs.to_str().unwrap(),
-        "--json",
-    ]);
+    let (ok, json, out) = plugin_test_stubbed(manifest, &input, &stubs, &["--json"]);
     assert!(ok, "{out}");
     let report: Value = serde_json::from_str(&json).expect("report");
     assert_eq!(report["outcome"]["ok"]["message_id"], "SM42", "{report}");
@@ -445,13 +438,7 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
 
     // No stub for the request: the plugin's own error, and a failing exit status.
     std::fs::write(&stubs, "[]").unwrap();
-    let (ok, _, out) = plugin_test(&[
-        manifest,
-        "--input",
-        input.to_str().unwrap(),
-        "--stubs",
-        stubs.to_str().unwrap(),
-    ]);
+    let (ok, _, out) = plugin_test_stubbed(manifest, &input, &stubs, &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("no stub"), "{out}");
     // A denied host is reported as the engine would.
@@ -473,6 +460,24 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
             "{guest}: {out}"
         );
     }
+}
+
+/// `parcours plugin test MANIFEST --input INPUT --stubs STUBS [extra...]`.
+fn plugin_test_stubbed(
+    manifest: &str,
+    input: &std::path::Path,
+    stubs: &std::path::Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        manifest,
+        "--input",
+        input.to_str().unwrap(),
+        "--stubs",
+        stubs.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    plugin_test(&args)
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {

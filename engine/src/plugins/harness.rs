@@ -160,10 +160,9 @@ pub async fn run_once(
     let (outcome, elapsed, usage) = match plugin.manifest.kind {
         Kind::Action => {
             let params = input.params.unwrap_or_else(|| json!({}));
-            outcome(
-                host.invoke(target, ctx, params.to_string()).await,
-                parse_json,
-            )
+            outcome(host.invoke(target, ctx, params.to_string()).await, |t| {
+                parse_text(t)
+            })
         }
         Kind::DataSource => {
             let key = input
@@ -188,7 +187,9 @@ pub async fn run_once(
             }),
             Some(name) => {
                 let args = Value::Array(input.args.unwrap_or_default()).to_string();
-                outcome(host.call_function(target, name, args).await, parse_json)
+                outcome(host.call_function(target, name, args).await, |t| {
+                    parse_text(t)
+                })
             }
         },
     };
@@ -207,11 +208,6 @@ pub async fn run_once(
 }
 
 /// A JSON answer as JSON, or as the text it is when it does not parse.
-#[allow(clippy::ptr_arg, reason = "the answer type of `invoke` and `call`")]
-fn parse_json(text: &String) -> Value {
-    parse_text(text)
-}
-
 fn parse_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }

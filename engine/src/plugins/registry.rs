@@ -142,14 +142,7 @@ fn secret_env(plugin: &str, key: &str) -> String {
 
 impl PluginRegistry {
     pub fn new(host: Arc<PluginHost>, actions: ActionRegistry) -> Arc<PluginRegistry> {
-        Arc::new(PluginRegistry {
-            host,
-            actions,
-            plugins: RwLock::new(BTreeMap::new()),
-            generation: AtomicU64::new(0),
-            lookups: Mutex::new(HashMap::new()),
-            http: Arc::new(HttpMode::Live),
-        })
+        Self::with_http(host, actions, Arc::new(HttpMode::Live))
     }
 
     /// A registry whose plugins' allowed HTTP requests go through `http` (stubbed or
@@ -159,15 +152,14 @@ impl PluginRegistry {
         actions: ActionRegistry,
         http: Arc<HttpMode>,
     ) -> Arc<PluginRegistry> {
-        let mut registry = Self::new(host, actions);
-        if let Some(r) = Arc::get_mut(&mut registry) {
-            r.http = http;
-        }
-        registry
-    }
-
-    pub fn host(&self) -> &Arc<PluginHost> {
-        &self.host
+        Arc::new(PluginRegistry {
+            host,
+            actions,
+            plugins: RwLock::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
+            lookups: Mutex::new(HashMap::new()),
+            http,
+        })
     }
 
     /// Installs every plugin of a folder: each `*.toml` manifest (directly in it or one
