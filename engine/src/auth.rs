@@ -257,9 +257,18 @@ fn refuse(status: StatusCode, code: &str, message: String) -> Response {
     response
 }
 
+/// The name of the token a request came with; handlers record it (who published a
+/// version, who paused a journey).
+#[derive(Debug, Clone)]
+pub struct Principal(pub String);
+
 /// The middleware: 401 without a known token, 403 when its scope does not cover the
 /// request.
-pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Next) -> Response {
+pub async fn check(
+    State(tokens): State<Arc<Tokens>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(needed) = needed(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
@@ -290,6 +299,7 @@ pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Ne
             ),
         );
     }
+    request.extensions_mut().insert(Principal(name));
     next.run(request).await
 }
 

@@ -17,6 +17,7 @@ pub mod expr;
 pub mod ids;
 pub mod model;
 pub mod plugins;
+pub mod report;
 pub mod runtime;
 pub mod settings;
 pub mod store;

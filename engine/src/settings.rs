@@ -151,6 +151,11 @@ pub struct Settings {
     pub require_auth: bool,
     /// The tokens file (hashed tokens, `parcours token create`).
     pub tokens_file: Option<PathBuf>,
+    /// Longest pause a journey may be given, in seconds; it resumes by itself after the
+    /// pause it was given (default: this much).
+    pub max_pause_seconds: u64,
+    /// Held entries and held instances released per second when a journey resumes.
+    pub resume_rate: u32,
 }
 
 impl Default for Settings {
@@ -183,6 +188,8 @@ impl Default for Settings {
             max_ingest_backlog: 50_000,
             require_auth: false,
             tokens_file: None,
+            max_pause_seconds: 14 * 24 * 3_600,
+            resume_rate: 5_000,
         }
     }
 }

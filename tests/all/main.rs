@@ -5,6 +5,7 @@ mod audiences;
 mod auth;
 mod cli;
 mod journeys_api;
+mod lifecycle;
 mod plugins;
 mod polyglot;
 mod restart;

@@ -1,15 +1,18 @@
-//! Journeys: drafts (JSON or YAML), validation, publication, versions, stop.
+//! Journeys: drafts (JSON or YAML), validation, publication, versions and their
+//! differences, lifecycle (pause, resume, close, stop).
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::Body;
 use super::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::compile::check_id;
 use crate::model::{Format, JourneyDef, parse_journey};
-use crate::runtime::JourneyError;
+use crate::runtime::{JourneyError, PauseRequest};
+use crate::store::{JourneyStatus, Publication};
 
 fn format_of(headers: &HeaderMap, body: &[u8]) -> Format {
     let ct = headers
@@ -54,6 +57,9 @@ fn journey_error(e: JourneyError) -> ApiError {
             ApiError::not_found(format!("journey {id:?} does not exist or has no draft"))
         }
         JourneyError::Invalid(problems) => ApiError::invalid_definition(problems),
+        JourneyError::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "INVALID_TRANSITION", message)
+        }
         JourneyError::Store(e) => ApiError::internal(e),
     }
 }
@@ -83,14 +89,45 @@ async fn journey_record(app: &AppState, id: &str) -> Result<crate::store::Journe
         .ok_or_else(|| ApiError::not_found(format!("journey {id:?} does not exist")))
 }
 
+/// The journey with its versions; each version says whether it takes entries (`live`,
+/// `paused`), has running instances left (`closed`) or none (`finished`).
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    app.runtime
+        .refresh_status(&id)
+        .await
+        .map_err(journey_error)?;
     let record = journey_record(&app, &id).await?;
-    Ok(Json(
-        serde_json::to_value(record).map_err(ApiError::internal)?,
-    ))
+    let live = app.runtime.store().live_by_node(&id).await?;
+    let latest = record.versions.last().map(|v| v.version);
+    let versions: Vec<Value> = record
+        .versions
+        .iter()
+        .map(|v| {
+            let running: u64 = live
+                .iter()
+                .filter(|(version, _, _)| *version == v.version)
+                .map(|(_, _, n)| n)
+                .sum();
+            let status = match record.status {
+                JourneyStatus::Live | JourneyStatus::Paused if Some(v.version) == latest => {
+                    record.status
+                }
+                JourneyStatus::Stopped => JourneyStatus::Stopped,
+                _ if running > 0 => JourneyStatus::Closed,
+                _ => JourneyStatus::Finished,
+            };
+            let mut out = serde_json::to_value(v).unwrap_or_default();
+            out["status"] = json!(status);
+            out["running_instances"] = json!(running);
+            out
+        })
+        .collect();
+    let mut out = serde_json::to_value(&record).map_err(ApiError::internal)?;
+    out["versions"] = Value::Array(versions);
+    Ok(Json(out))
 }
 
 /// Creates or replaces the draft. A draft may be invalid: the answer lists its problems.
@@ -144,24 +181,197 @@ pub async fn validate_draft(
     Ok(Json(json!({"valid": true})))
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    /// What changed, for the version history.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+fn principal(who: Option<Extension<Principal>>) -> String {
+    who.map_or_else(|| "local".to_string(), |Extension(p)| p.0)
+}
+
+/// Publishes the draft; an optional body `{"note": "..."}` says what changed. The
+/// version records who published it (the API token's name, or `local`).
 pub async fn publish(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let version = app.runtime.publish(&id).await.map_err(journey_error)?;
+    let body: PublishBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PublishBody::default()
+    } else {
+        super::error::parse_json(&body)?
+    };
+    let publication = Publication {
+        by: Some(principal(who)),
+        note: body.note,
+    };
+    let version = app
+        .runtime
+        .publish(&id, publication)
+        .await
+        .map_err(journey_error)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "version": version, "status": "live"})),
     ))
 }
 
+/// Stops the journey: no new entries, and its live instances end (`JOURNEY_STOPPED`).
 pub async fn stop(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let ended = app.runtime.stop(&id).await.map_err(journey_error)?;
+    let done = app.runtime.stop(&id).await.map_err(journey_error)?;
+    transitioned(&id, done)
+}
+
+/// Closes the journey: no new entries; its running instances finish.
+pub async fn close(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let done = app.runtime.close(&id).await.map_err(journey_error)?;
+    transitioned(&id, done)
+}
+
+fn transitioned(id: &str, done: crate::runtime::Transitioned) -> Result<Json<Value>, ApiError> {
+    let mut out = serde_json::to_value(done).map_err(ApiError::internal)?;
+    out["id"] = json!(id);
+    Ok(Json(out))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    /// What waits: `entries`, `actions` (both by default).
+    #[serde(default = "both")]
+    hold: Vec<Hold>,
+    /// ISO-8601 duration after which the journey resumes by itself (at most, and by
+    /// default, `max_pause_seconds`).
+    #[serde(default)]
+    max_duration: Option<String>,
+}
+
+#[derive(serde::Deserialize, PartialEq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Hold {
+    Entries,
+    Actions,
+}
+
+fn both() -> Vec<Hold> {
+    vec![Hold::Entries, Hold::Actions]
+}
+
+/// Pauses a live journey: `{"hold": ["entries", "actions"], "max_duration": "P3D"}`.
+pub async fn pause(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let body: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PauseBody {
+            hold: both(),
+            max_duration: None,
+        }
+    } else {
+        super::error::parse_json(&body)?
+    };
+    let max_duration = match &body.max_duration {
+        None => None,
+        Some(text) => {
+            let span = crate::expr::time::parse_duration(text).map_err(|m| {
+                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m).at("max_duration")
+            })?;
+            Some(
+                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .map_err(|e| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_REQUEST",
+                            format!("{text:?}: {e}"),
+                        )
+                        .at("max_duration")
+                    })?,
+            )
+        }
+    };
+    let request = PauseRequest {
+        entries: body.hold.contains(&Hold::Entries),
+        actions: body.hold.contains(&Hold::Actions),
+        max_duration,
+        by: Some(principal(who)),
+    };
+    let pause = app
+        .runtime
+        .pause(&id, request)
+        .await
+        .map_err(journey_error)?;
+    Ok(Json(json!({"id": id, "status": "paused", "pause": pause})))
+}
+
+/// Resumes a paused journey; what it held is released in order, in the background.
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    app.runtime.resume(&id).await.map_err(journey_error)?;
+    Ok(Json(json!({"id": id, "status": "live"})))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    /// A version number.
+    from: u32,
+    /// A version number or `draft` (default: the draft).
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// What changed from one version to another (or to the draft).
+pub async fn diff(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let store = app.runtime.store();
+    let from = store
+        .version(&id, q.from)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no version {}", q.from)))?
+        .definition;
+    let to_label = q.to.clone().unwrap_or_else(|| "draft".into());
+    let to = match to_label.as_str() {
+        "draft" => journey_record(&app, &id)
+            .await?
+            .draft
+            .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no draft")))?,
+        n => {
+            let v: u32 = n.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    format!("{n:?} is neither a version number nor `draft`"),
+                )
+                .at("to")
+            })?;
+            store
+                .version(&id, v)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no version {v}")))?
+                .definition
+        }
+    };
+    let changes = crate::model::diff::diff(&from, &to);
     Ok(Json(
-        json!({"id": id, "status": "stopped", "ended_instances": ended}),
+        json!({"id": id, "from": q.from, "to": to_label, "changes": changes}),
     ))
 }
 

@@ -13,6 +13,7 @@ mod instances;
 mod journeys;
 mod plugins;
 mod profiles;
+mod reports;
 mod segment;
 
 use axum::Router;
@@ -91,6 +92,11 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
         .route("/v1/journeys/{id}/validate", post(journeys::validate_draft))
         .route("/v1/journeys/{id}/publish", post(journeys::publish))
         .route("/v1/journeys/{id}/stop", post(journeys::stop))
+        .route("/v1/journeys/{id}/close", post(journeys::close))
+        .route("/v1/journeys/{id}/pause", post(journeys::pause))
+        .route("/v1/journeys/{id}/resume", post(journeys::resume))
+        .route("/v1/journeys/{id}/diff", get(journeys::diff))
+        .route("/v1/journeys/{id}/report", get(reports::report))
         .route(
             "/v1/journeys/{id}/versions/{version}",
             get(journeys::version),

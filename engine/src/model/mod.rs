@@ -5,6 +5,7 @@
 //! anything.
 
 mod audience;
+pub mod diff;
 mod event;
 pub mod import;
 mod journey;

@@ -75,6 +75,9 @@ pub struct InstanceData {
     /// Data-source answers, by `source\u{1f}key`: the instance's own cache.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub lookups: Map<String, Value>,
+    /// Waiting before its action node for the paused journey to resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// One instance.
@@ -118,6 +121,8 @@ pub enum StepStatus {
     Ended,
     /// An event did not make the profile enter, for a reason.
     Discarded,
+    /// An entry or an action waits for its paused journey to resume.
+    Held,
 }
 
 impl StepStatus {
@@ -129,6 +134,7 @@ impl StepStatus {
             StepStatus::Failed => "failed",
             StepStatus::Ended => "ended",
             StepStatus::Discarded => "discarded",
+            StepStatus::Held => "held",
         }
     }
 
@@ -140,6 +146,7 @@ impl StepStatus {
             "failed" => StepStatus::Failed,
             "ended" => StepStatus::Ended,
             "discarded" => StepStatus::Discarded,
+            "held" => StepStatus::Held,
             _ => return None,
         })
     }
@@ -173,4 +180,28 @@ pub struct Step {
     /// Node-specific details: the branch taken, an action's parameters and result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<Value>,
+}
+
+impl Step {
+    /// The path a condition, split or reaction took: its label, else its index (or
+    /// `otherwise`, `timeout`, the reaction's event type).
+    pub fn branch(&self) -> Option<String> {
+        if self.status != StepStatus::Passed {
+            return None;
+        }
+        let detail = self.detail.as_ref()?;
+        if let Some(label) = detail.get("label").and_then(Value::as_str) {
+            return Some(label.to_string());
+        }
+        if let Some(event) = detail.get("event").and_then(Value::as_str) {
+            return Some(event.to_string());
+        }
+        if detail.get("timeout") == Some(&Value::Bool(true)) {
+            return Some("timeout".into());
+        }
+        match detail.get("branch")? {
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
 }

@@ -9,22 +9,35 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::compile::{EntryKind, Journey};
-use crate::store::JourneyStatus;
+use crate::store::{JourneyStatus, Pause};
 
 /// One journey's versions and status.
 #[derive(Clone)]
 pub struct JourneyVersions {
     pub status: JourneyStatus,
     pub versions: BTreeMap<u32, Arc<Journey>>,
+    /// What the journey holds while it is paused.
+    pub pause: Option<Pause>,
 }
 
 impl JourneyVersions {
-    /// The version that takes new entries: the latest, while the journey is live.
+    /// The version that takes new entries: the latest, while the journey is live (or
+    /// paused: its entries are then held, see [`JourneyVersions::holds_entries`]).
     pub fn entry_version(&self) -> Option<&Arc<Journey>> {
         match self.status {
-            JourneyStatus::Live => self.versions.values().next_back(),
+            JourneyStatus::Live | JourneyStatus::Paused => self.versions.values().next_back(),
             _ => None,
         }
+    }
+
+    /// Whether new entries wait for the journey to resume.
+    pub fn holds_entries(&self) -> bool {
+        self.status == JourneyStatus::Paused && self.pause.as_ref().is_some_and(|p| p.entries)
+    }
+
+    /// Whether instances reaching an action node wait for the journey to resume.
+    pub fn holds_actions(&self) -> bool {
+        self.status == JourneyStatus::Paused && self.pause.as_ref().is_some_and(|p| p.actions)
     }
 }
 
@@ -45,6 +58,11 @@ pub struct JourneySet {
 impl JourneySet {
     pub fn get(&self, id: &str) -> Option<&JourneyVersions> {
         self.by_id.get(id)
+    }
+
+    /// Every journey, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &JourneyVersions)> {
+        self.by_id.iter()
     }
 
     pub fn version(&self, id: &str, version: u32) -> Option<&Arc<Journey>> {
@@ -146,16 +164,22 @@ impl Journeys {
                 .or_insert_with(|| JourneyVersions {
                     status,
                     versions: BTreeMap::new(),
+                    pause: None,
                 });
             entry.status = status;
+            if status != JourneyStatus::Paused {
+                entry.pause = None;
+            }
             entry.versions.insert(journey.version, journey);
         });
     }
 
-    pub fn set_status(&self, id: &str, status: JourneyStatus) {
+    /// Sets a journey's status; `pause` is kept only while it is paused.
+    pub fn set_status(&self, id: &str, status: JourneyStatus, pause: Option<Pause>) {
         self.update(|set| {
             if let Some(j) = set.by_id.get_mut(id) {
                 j.status = status;
+                j.pause = pause.filter(|_| status == JourneyStatus::Paused);
             }
         });
     }

@@ -12,6 +12,7 @@ pub mod audiences;
 mod entry;
 pub mod instance;
 pub mod journeys;
+mod lifecycle;
 mod partition;
 pub mod profile_ops;
 mod runs;
@@ -30,10 +31,11 @@ use crate::expr::{ExprEngine, ExternalFunctions};
 use crate::ids::stable_hash;
 use crate::model::{Event, JourneyDef, Problems};
 use crate::settings::Settings;
-use crate::store::{DueTimer, JourneyStatus, Store};
+use crate::store::{DueTimer, JourneyStatus, Pause, Publication, Store};
 
 use self::audiences::{Audience, Audiences, CappingRule};
 use self::journeys::Journeys;
+pub use self::lifecycle::{PauseRequest, Transitioned};
 pub use self::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
 
 /// Messages a partition handles, in order.
@@ -42,6 +44,8 @@ pub(crate) enum Msg {
     Timer(DueTimer, oneshot::Sender<()>),
     Profile(ProfileOp, oneshot::Sender<ProfileReply>),
     Enter(EnterRequest, oneshot::Sender<EnterReply>),
+    /// A held entry of a journey that resumed.
+    Release(crate::store::HeldEntry, oneshot::Sender<()>),
 }
 
 /// Why a journey operation failed.
@@ -51,6 +55,9 @@ pub enum JourneyError {
     NotFound(String),
     #[error("the definition is invalid")]
     Invalid(Problems),
+    /// The operation does not apply to the journey's current status.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -75,6 +82,8 @@ pub(crate) struct Shared {
     pub timer_kick: Notify,
     /// Wakes the run scheduler (a journey was published, a run was created).
     pub run_kick: Notify,
+    /// Wakes the lifecycle task (a journey was paused, closed, ...).
+    pub lifecycle_kick: Notify,
     partitions: Vec<mpsc::Sender<Msg>>,
     /// Accepted events waiting for room in a full partition queue.
     dispatching: std::sync::atomic::AtomicUsize,
@@ -114,6 +123,7 @@ impl Runtime {
             audiences: Audiences::default(),
             timer_kick: Notify::new(),
             run_kick: Notify::new(),
+            lifecycle_kick: Notify::new(),
             partitions: senders,
             dispatching: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -126,6 +136,8 @@ impl Runtime {
         runtime.recover_events().await?;
         timers::spawn(runtime.shared.clone());
         runs::spawn(runtime.shared.clone());
+        lifecycle::recover(&runtime).await?;
+        lifecycle::spawn(runtime.clone());
         Ok(runtime)
     }
 
@@ -211,19 +223,19 @@ impl Runtime {
     async fn load_journeys(&self) -> anyhow::Result<()> {
         let exprs = self.shared.exprs();
         let catalog = self.catalog();
-        let statuses: std::collections::HashMap<String, JourneyStatus> = self
+        let statuses: std::collections::HashMap<String, (JourneyStatus, Option<Pause>)> = self
             .shared
             .store
             .list_journeys()
             .await?
             .into_iter()
-            .map(|j| (j.id, j.status))
+            .map(|j| (j.id, (j.status, j.pause)))
             .collect();
         for v in self.shared.store.versions().await? {
-            let status = statuses
+            let (status, pause) = statuses
                 .get(&v.journey_id)
-                .copied()
-                .unwrap_or(JourneyStatus::Live);
+                .cloned()
+                .unwrap_or((JourneyStatus::Live, None));
             let def: JourneyDef = match serde_json::from_value(v.definition) {
                 Ok(d) => d,
                 Err(e) => {
@@ -241,7 +253,9 @@ impl Runtime {
             ) {
                 Ok(mut j) => {
                     j.published_at = Some(v.published_at);
-                    self.shared.journeys.add_version(Arc::new(j), status)
+                    let id = j.id.clone();
+                    self.shared.journeys.add_version(Arc::new(j), status);
+                    self.shared.journeys.set_status(&id, status, pause);
                 }
                 Err(problems) => {
                     tracing::error!(journey = %v.journey_id, version = v.version, %problems, "stored version no longer compiles");
@@ -266,7 +280,7 @@ impl Runtime {
     }
 
     /// Publishes the draft of journey `id` as a new live version.
-    pub async fn publish(&self, id: &str) -> Result<u32, JourneyError> {
+    pub async fn publish(&self, id: &str, publication: Publication) -> Result<u32, JourneyError> {
         let record = self
             .shared
             .store
@@ -278,15 +292,31 @@ impl Runtime {
             .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
         let def: JourneyDef = serde_path_to_error::deserialize(&draft)
             .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))?;
-        self.publish_compiled(id, &def).await
+        self.publish_compiled(id, &def, publication).await
     }
 
     /// Compiles `def` once, stores it as a new version (and as the draft), and makes it
-    /// take new entries.
-    async fn publish_compiled(&self, id: &str, def: &JourneyDef) -> Result<u32, JourneyError> {
+    /// take new entries. The previous version takes no more entries; its instances go on
+    /// to their end on it. Entries a pause held enter the new version.
+    async fn publish_compiled(
+        &self,
+        id: &str,
+        def: &JourneyDef,
+        publication: Publication,
+    ) -> Result<u32, JourneyError> {
         let mut journey = self.validate(id, def).map_err(JourneyError::Invalid)?;
         let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
-        let version = self.shared.store.publish(id, value, self.now()).await?;
+        let was_paused = self
+            .shared
+            .journeys
+            .snapshot()
+            .get(id)
+            .is_some_and(|j| j.status == JourneyStatus::Paused);
+        let version = self
+            .shared
+            .store
+            .publish(id, value, self.now(), publication)
+            .await?;
         journey.version = version;
         journey.published_at = Some(self.now());
         self.shared
@@ -294,6 +324,9 @@ impl Runtime {
             .add_version(Arc::new(journey), JourneyStatus::Live);
         self.shared.run_kick.notify_one();
         tracing::info!(journey = id, version, "published");
+        if was_paused {
+            self.spawn_release(id.to_string());
+        }
         Ok(version)
     }
 
@@ -312,27 +345,23 @@ impl Runtime {
         {
             return Ok(Published::Unchanged(latest.version));
         }
-        self.publish_compiled(id, def).await.map(Published::New)
+        let publication = Publication {
+            by: Some("journeys folder".into()),
+            note: None,
+        };
+        self.publish_compiled(id, def, publication)
+            .await
+            .map(Published::New)
     }
 
-    /// Stops a journey: no new entries, and its live instances end.
-    pub async fn stop(&self, id: &str) -> Result<u64, JourneyError> {
-        if self.shared.store.get_journey(id).await?.is_none() {
-            return Err(JourneyError::NotFound(id.to_string()));
-        }
-        let now = self.now();
+    /// Every loaded version of a journey, oldest first.
+    pub fn compiled_versions(&self, id: &str) -> Vec<Arc<Journey>> {
         self.shared
-            .store
-            .set_journey_status(id, JourneyStatus::Stopped, now)
-            .await?;
-        self.shared.journeys.set_status(id, JourneyStatus::Stopped);
-        let ended = self
-            .shared
-            .store
-            .end_live_instances(id, instance::Status::Stopped, "JOURNEY_STOPPED", now)
-            .await?;
-        tracing::info!(journey = id, ended, "stopped");
-        Ok(ended)
+            .journeys
+            .snapshot()
+            .get(id)
+            .map(|j| j.versions.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The journey definitions as JSON, for the API.

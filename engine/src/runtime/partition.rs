@@ -30,7 +30,8 @@ use crate::expr::{CallInfo, EvalEnv, ExprEngine, PluginCallLog, ScopeData};
 use crate::ids;
 use crate::model::{Event, Profile, merge_patch};
 use crate::store::{
-    DueTimer, JourneyStatus, Membership, ProfileState, ProfileWrite, Transition, WriteBatch,
+    DueTimer, HeldEntry, JourneyStatus, Membership, ProfileState, ProfileWrite, Transition,
+    WriteBatch,
 };
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
@@ -203,6 +204,7 @@ impl Msg {
             Msg::Timer(t, _) => &t.profile_id,
             Msg::Profile(op, _) => op.profile_id(),
             Msg::Enter(r, _) => &r.profile_id,
+            Msg::Release(h, _) => &h.profile_id,
         }
     }
 }
@@ -233,6 +235,10 @@ impl Partition {
                     }
                     Msg::Profile(op, reply) => self.on_profile(&mut batch, op, reply).await,
                     Msg::Enter(request, reply) => self.on_enter(&mut batch, request, reply).await,
+                    Msg::Release(held, ack) => {
+                        batch.acks.push(ack);
+                        self.on_release(&mut batch, held).await
+                    }
                 };
                 if let Err(e) = result {
                     tracing::error!(partition = self.index, error = %e, "cannot load state; the message will be retried after a restart");
@@ -514,6 +520,50 @@ impl Partition {
         batch.replies.push(Box::new(move |_| {
             let _ = reply.send(result);
         }));
+        Ok(())
+    }
+
+    /// Tries a held entry again now that its journey resumed; the held row goes in the
+    /// same commit as the entry.
+    async fn on_release(&mut self, batch: &mut Batch, held: HeldEntry) -> anyhow::Result<()> {
+        let now = self.shared.clock.now();
+        self.load(batch, &held.profile_id).await?;
+        batch.write.released.push(held.seq);
+        let trigger = Trigger {
+            id: &held.trigger_id,
+            at: held.trigger_at,
+            profile_id: &held.profile_id,
+            doc: &held.trigger,
+            event_id: held.event_id.as_deref(),
+        };
+        let journey = batch
+            .set
+            .get(&held.journey_id)
+            .and_then(|j| j.entry_version())
+            .cloned();
+        match journey {
+            Some(journey) => {
+                let _ = self.try_enter(batch, &journey, &trigger, now).await;
+            }
+            None => {
+                if let Some(journey) = batch
+                    .set
+                    .get(&held.journey_id)
+                    .and_then(|j| j.versions.values().next_back())
+                    .cloned()
+                {
+                    let d = Discard {
+                        code: "JOURNEY_NOT_LIVE",
+                        message: "the journey was closed or stopped while the entry was held"
+                            .into(),
+                    };
+                    batch
+                        .write
+                        .steps
+                        .push(discard_step(&journey, &trigger, &d, now));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -799,6 +849,25 @@ impl Partition {
         if !work.exists {
             return Err(missing());
         }
+        if batch
+            .set
+            .get(&journey.id)
+            .is_some_and(|j| j.holds_entries())
+        {
+            batch.write.held.push(HeldEntry {
+                seq: 0,
+                journey_id: journey.id.clone(),
+                profile_id: trigger.profile_id.to_string(),
+                trigger_id: trigger.id.to_string(),
+                trigger_at: trigger.at,
+                trigger: trigger.doc.clone(),
+                event_id: trigger.event_id.map(str::to_string),
+            });
+            return Err(Discard {
+                code: "HELD",
+                message: "the journey is paused; the entry waits for it to resume".into(),
+            });
+        }
         let id = ids::instance_id(
             &journey.id,
             journey.version,
@@ -932,6 +1001,17 @@ impl Partition {
         };
         let start = journey.start;
         let mut patches = Vec::new();
+        if matches!(
+            journey.nodes[start].kind,
+            crate::activities::NodeKind::Action(_)
+        ) && let Some(until) = action_hold(&batch.set, &journey.id, now)
+        {
+            inst.data.held = true;
+            let outcome = Outcome::pause(Some(until));
+            self.drive(batch, journey, inst, start, outcome, event_id, patches, now)
+                .await;
+            return;
+        }
         let outcome = {
             let mut cx = step_cx(
                 &self.shared,
@@ -1042,6 +1122,15 @@ impl Partition {
             self.store_instance(batch, inst);
             return Ok(());
         }
+        let released = inst.data.held;
+        if released && let Some(until) = action_hold(&batch.set, &journey.id, now) {
+            // Paused again (or longer): keep waiting.
+            inst.wake_at = Some(until.min(inst.deadline));
+            batch.new_timer = true;
+            self.store_instance(batch, inst);
+            return Ok(());
+        }
+        inst.data.held = false;
         let Some(work) = batch.profiles.get_mut(&timer.profile_id) else {
             return Ok(());
         };
@@ -1058,7 +1147,12 @@ impl Partition {
                 &mut patches,
                 now,
             );
-            journey.nodes[node_ref].kind.on_timer(&mut cx).await
+            let kind = &journey.nodes[node_ref].kind;
+            if released {
+                kind.enter(&mut cx).await
+            } else {
+                kind.on_timer(&mut cx).await
+            }
         };
         self.drive(batch, &journey, inst, node_ref, outcome, None, patches, now)
             .await;
@@ -1104,6 +1198,12 @@ impl Partition {
             let node = &journey.nodes[current];
             let (status, code, message, next) = match &outcome.next {
                 Move::Goto(n) => (StepStatus::Passed, None, None, Ok(*n)),
+                Move::Pause { wake_at } if inst.data.held => (
+                    StepStatus::Held,
+                    Some("ACTIONS_HELD".to_string()),
+                    Some("the journey is paused; the action waits for it to resume".to_string()),
+                    Err(Some(*wake_at)),
+                ),
                 Move::Pause { wake_at } => (StepStatus::Waiting, None, None, Err(Some(*wake_at))),
                 Move::Fail {
                     code,
@@ -1186,6 +1286,13 @@ impl Partition {
                     inst.status = Status::Active;
                     inst.wake_at = None;
                     inst.data.step += 1;
+                    if matches!(node.kind, crate::activities::NodeKind::Action(_))
+                        && let Some(until) = action_hold(&batch.set, &journey.id, now)
+                    {
+                        inst.data.held = true;
+                        outcome = Outcome::pause(Some(until));
+                        continue;
+                    }
                     let Some(work) = batch.profiles.get_mut(&profile_id) else {
                         break;
                     };
@@ -1267,6 +1374,15 @@ impl Partition {
                 });
                 Outcome::goto(next).with_detail(json!({"jumped_to": detail}))
             }
+            Err(d) if d.code == "HELD" => {
+                batch
+                    .write
+                    .steps
+                    .push(discard_step(&journey, &trigger, &d, now));
+                Outcome::goto(next).with_detail(
+                    json!({"jumped_to": {"journey": journey.id, "version": journey.version, "held": true}}),
+                )
+            }
             Err(d) => {
                 if d.code != "DUPLICATE" {
                     batch
@@ -1332,6 +1448,14 @@ impl Partition {
     }
 }
 
+/// Until when an instance reaching an action node of this journey waits, if the journey
+/// holds actions now.
+fn action_hold(set: &JourneySet, journey_id: &str, now: Timestamp) -> Option<Timestamp> {
+    let j = set.get(journey_id)?;
+    let pause = j.pause.as_ref()?;
+    (j.holds_actions() && now < pause.until).then_some(pause.until)
+}
+
 /// The step recording a refused entry.
 fn discard_step(journey: &Journey, trigger: &Trigger<'_>, d: &Discard, now: Timestamp) -> Step {
     Step {
@@ -1343,7 +1467,11 @@ fn discard_step(journey: &Journey, trigger: &Trigger<'_>, d: &Discard, now: Time
         event_id: trigger.event_id.map(str::to_string),
         node: "entry".into(),
         kind: "entry".into(),
-        status: StepStatus::Discarded,
+        status: if d.code == "HELD" {
+            StepStatus::Held
+        } else {
+            StepStatus::Discarded
+        },
         at: now,
         code: Some(d.code.to_string()),
         message: Some(d.message.clone()),

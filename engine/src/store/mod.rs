@@ -40,6 +40,10 @@ pub struct WriteBatch {
     pub instances: Vec<Instance>,
     /// Step events to append.
     pub steps: Vec<Step>,
+    /// Entries held while their journey is paused.
+    pub held: Vec<HeldEntry>,
+    /// Held entries this batch released (by `seq`).
+    pub released: Vec<i64>,
 }
 
 impl WriteBatch {
@@ -52,6 +56,8 @@ impl WriteBatch {
             && self.capping.is_empty()
             && self.instances.is_empty()
             && self.steps.is_empty()
+            && self.held.is_empty()
+            && self.released.is_empty()
     }
 }
 
@@ -159,15 +165,21 @@ pub struct DueTimer {
 }
 
 /// A journey's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JourneyStatus {
     /// Never published.
     Draft,
     /// Its latest version takes entries.
     Live,
+    /// Live, with entries and/or actions held until it resumes (see [`Pause`]).
+    Paused,
     /// No new entries; its instances were ended.
     Stopped,
+    /// No new entries; its running instances go on to their end.
+    Closed,
+    /// Closed, and every instance has ended.
+    Finished,
 }
 
 impl JourneyStatus {
@@ -175,7 +187,10 @@ impl JourneyStatus {
         match self {
             JourneyStatus::Draft => "draft",
             JourneyStatus::Live => "live",
+            JourneyStatus::Paused => "paused",
             JourneyStatus::Stopped => "stopped",
+            JourneyStatus::Closed => "closed",
+            JourneyStatus::Finished => "finished",
         }
     }
 
@@ -183,10 +198,75 @@ impl JourneyStatus {
         Some(match s {
             "draft" => JourneyStatus::Draft,
             "live" => JourneyStatus::Live,
+            "paused" => JourneyStatus::Paused,
             "stopped" => JourneyStatus::Stopped,
+            "closed" => JourneyStatus::Closed,
+            "finished" => JourneyStatus::Finished,
             _ => return None,
         })
     }
+}
+
+/// What a paused journey holds, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// New entries wait (in order) until the journey resumes.
+    pub entries: bool,
+    /// Instances reaching an action node wait there until the journey resumes.
+    pub actions: bool,
+    pub paused_at: Timestamp,
+    /// The journey resumes by itself at this time.
+    pub until: Timestamp,
+    /// Who paused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// An entry held while its journey was paused; it is tried again, in `seq` order, when
+/// the journey resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldEntry {
+    /// Order of holding; 0 until stored.
+    #[serde(default)]
+    pub seq: i64,
+    pub journey_id: String,
+    pub profile_id: String,
+    /// What caused the entry (an event id, a run's trigger, a jump) and when.
+    pub trigger_id: String,
+    pub trigger_at: Timestamp,
+    /// The entry event, as expressions will see it.
+    pub trigger: Value,
+    /// The ingested event that caused it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// One branch of a split: profiles assigned to it and how many converted (had the
+/// success event at or after their assignment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conversion {
+    pub version: u32,
+    pub node: String,
+    pub branch: String,
+    pub assigned: u64,
+    pub converted: u64,
+}
+
+/// Per-node step counts of a journey, grouped by version, node, hour, status, code and
+/// branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeCount {
+    pub version: u32,
+    pub node: String,
+    pub kind: String,
+    /// The start of the hour the steps happened in.
+    pub hour: Timestamp,
+    pub status: String,
+    /// A failure, discard or end code; empty when there is none.
+    pub code: String,
+    /// The branch a condition, split or reaction took; empty otherwise.
+    pub branch: String,
+    pub count: u64,
 }
 
 /// A journey: its editable draft, status and published versions.
@@ -199,12 +279,21 @@ pub struct JourneyRecord {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub versions: Vec<VersionInfo>,
+    /// Set while the journey is paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionInfo {
     pub version: u32,
     pub published_at: Timestamp,
+    /// Who published it (the API token's name, or `local`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_by: Option<String>,
+    /// What the publisher said changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A published, immutable journey version.
@@ -214,6 +303,13 @@ pub struct VersionRecord {
     pub version: u32,
     pub definition: Value,
     pub published_at: Timestamp,
+}
+
+/// Who published a version, and why.
+#[derive(Debug, Clone, Default)]
+pub struct Publication {
+    pub by: Option<String>,
+    pub note: Option<String>,
 }
 
 /// An accepted event and whether the runtime has finished with it.
@@ -317,13 +413,51 @@ pub trait Store: Send + Sync + 'static {
     async fn get_journey(&self, id: &str) -> Result<Option<JourneyRecord>>;
     async fn list_journeys(&self) -> Result<Vec<JourneyRecord>>;
     /// Stores a new version and makes the journey live; returns the version number.
-    async fn publish(&self, id: &str, definition: Value, now: Timestamp) -> Result<u32>;
+    async fn publish(
+        &self,
+        id: &str,
+        definition: Value,
+        now: Timestamp,
+        publication: Publication,
+    ) -> Result<u32>;
+    /// Sets a journey's status, with its pause (kept only while paused).
     async fn set_journey_status(
         &self,
         id: &str,
         status: JourneyStatus,
+        pause: Option<Pause>,
         now: Timestamp,
     ) -> Result<()>;
     /// Every published version of every journey.
     async fn versions(&self) -> Result<Vec<VersionRecord>>;
+    /// One published version.
+    async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>>;
+
+    /// Held entries of a journey in holding order, after `after`.
+    async fn held_entries(
+        &self,
+        journey_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<HeldEntry>>;
+    /// Journeys with held entries.
+    async fn journeys_with_held_entries(&self) -> Result<Vec<String>>;
+    /// Deletes a journey's held entries; returns how many there were.
+    async fn drop_held_entries(&self, journey_id: &str) -> Result<u64>;
+    /// Waiting instances of a journey held before an action node: (id, profile, wake).
+    async fn held_instances(&self, journey_id: &str) -> Result<Vec<DueTimer>>;
+    /// Live instances of a journey by version and node: (version, node, count).
+    async fn live_by_node(&self, journey_id: &str) -> Result<Vec<(u32, String, u64)>>;
+    /// Step counts of a journey (every version), by hour.
+    async fn node_counts(&self, journey_id: &str) -> Result<Vec<NodeCount>>;
+    /// Per split branch of a journey: profiles assigned and converted by `success`.
+    async fn conversions(&self, journey_id: &str, success: &str) -> Result<Vec<Conversion>>;
+    /// Events of the given types received in `[from, to)`, in the order they arrived.
+    async fn events_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        types: Option<Vec<String>>,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
 }

@@ -2,6 +2,7 @@
 //! a few reader connections.
 
 mod audiences;
+mod counts;
 mod rows;
 mod schema;
 mod states;
@@ -21,8 +22,9 @@ use tokio::sync::Semaphore;
 use self::rows::{from_ts, ts};
 use self::writer::Writer;
 use super::{
-    AudienceRecord, DueTimer, EventRecord, JourneyRecord, JourneyStatus, ProfileState, Result,
-    RunRecord, RunStatus, Store, Transition, VersionInfo, VersionRecord, WriteBatch,
+    AudienceRecord, DueTimer, EventRecord, HeldEntry, JourneyRecord, JourneyStatus, NodeCount,
+    Pause, ProfileState, Publication, Result, RunRecord, RunStatus, Store, Transition, VersionInfo,
+    VersionRecord, WriteBatch,
 };
 use crate::model::{Event, Profile};
 use crate::runtime::instance::{Instance, Status, Step};
@@ -155,7 +157,7 @@ fn insert_run(conn: &Connection, run: &RunRecord) -> rusqlite::Result<bool> {
 fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<JourneyRecord>> {
     let row = conn
         .prepare_cached(
-            "SELECT id, draft, status, created_at, updated_at FROM journeys WHERE id = ?1",
+            "SELECT id, draft, status, created_at, updated_at, pause FROM journeys WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok((
@@ -164,24 +166,29 @@ fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<Journe
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .optional()?;
-    let Some((id, draft, status, created, updated)) = row else {
+    let Some((id, draft, status, created, updated, pause)) = row else {
         return Ok(None);
     };
     let versions = conn
         .prepare_cached(
-            "SELECT version, published_at FROM journey_versions WHERE journey_id = ?1 ORDER BY version",
+            "SELECT version, published_at, published_by, note FROM journey_versions \
+             WHERE journey_id = ?1 ORDER BY version",
         )?
         .query_map([&id], |r| {
             Ok(VersionInfo {
                 version: r.get(0)?,
                 published_at: from_ts(r.get(1)?)?,
+                published_by: r.get(2)?,
+                note: r.get(3)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(JourneyRecord {
+        pause: pause.and_then(|p| serde_json::from_str::<Pause>(&p).ok()),
         status: JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Draft),
         draft: draft.and_then(|d| serde_json::from_str(&d).ok()),
         created_at: from_ts(created)?,
@@ -241,6 +248,13 @@ impl Store for SqliteStore {
             .map(|p| p.profile.attributes.to_string())
             .collect();
         let groups = steps::group(&batch.steps);
+        let counts = counts::aggregate(&batch.steps);
+        let assignments = counts::assignments(&batch.steps);
+        let held: Vec<String> = batch
+            .held
+            .iter()
+            .map(|h| serde_json::to_string(h).unwrap_or_else(|_| "{}".into()))
+            .collect();
         self.writer
             .write(move |conn| {
                 for id in &batch.profile_deletes {
@@ -263,6 +277,18 @@ impl Store for SqliteStore {
                 }
                 for g in &groups {
                     steps::insert(conn, g)?;
+                }
+                counts::add(conn, &counts)?;
+                counts::assign(conn, &assignments)?;
+                for (h, text) in batch.held.iter().zip(&held) {
+                    conn.prepare_cached(
+                        "INSERT INTO held_entries (journey_id, profile_id, entry) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![h.journey_id, h.profile_id, text])?;
+                }
+                for seq in &batch.released {
+                    conn.prepare_cached("DELETE FROM held_entries WHERE seq = ?1")?
+                        .execute([seq])?;
                 }
                 let mut done =
                     conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
@@ -641,7 +667,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn publish(&self, id: &str, definition: Value, now: Timestamp) -> Result<u32> {
+    async fn publish(
+        &self,
+        id: &str,
+        definition: Value,
+        now: Timestamp,
+        publication: Publication,
+    ) -> Result<u32> {
         let id = id.to_string();
         self.writer
             .write(move |conn| {
@@ -649,7 +681,8 @@ impl Store for SqliteStore {
                 conn.prepare_cached(
                     "INSERT INTO journeys (id, draft, status, created_at, updated_at) \
                      VALUES (?1, ?2, 'live', ?3, ?3) ON CONFLICT(id) DO UPDATE SET \
-                     draft = excluded.draft, status = 'live', updated_at = excluded.updated_at",
+                     draft = excluded.draft, status = 'live', pause = NULL, \
+                     updated_at = excluded.updated_at",
                 )?
                 .execute(params![id, text, ts(now)])?;
                 let version: u32 = conn
@@ -658,10 +691,18 @@ impl Store for SqliteStore {
                     )?
                     .query_row([&id], |r| r.get(0))?;
                 conn.prepare_cached(
-                    "INSERT INTO journey_versions (journey_id, version, definition, published_at) \
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO journey_versions \
+                     (journey_id, version, definition, published_at, published_by, note) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![id, version, text, ts(now)])?;
+                .execute(params![
+                    id,
+                    version,
+                    text,
+                    ts(now),
+                    publication.by,
+                    publication.note
+                ])?;
                 Ok(version)
             })
             .await
@@ -671,15 +712,17 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         status: JourneyStatus,
+        pause: Option<Pause>,
         now: Timestamp,
     ) -> Result<()> {
         let id = id.to_string();
+        let pause = pause.map(|p| serde_json::to_string(&p)).transpose()?;
         self.writer
             .write(move |conn| {
                 conn.prepare_cached(
-                    "UPDATE journeys SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                    "UPDATE journeys SET status = ?2, pause = ?3, updated_at = ?4 WHERE id = ?1",
                 )?
-                .execute(params![id, status.as_str(), ts(now)])?;
+                .execute(params![id, status.as_str(), pause, ts(now)])?;
                 Ok(())
             })
             .await
@@ -701,6 +744,151 @@ impl Store for SqliteStore {
                 })
             })?
             .collect()
+        })
+        .await
+    }
+
+    async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT journey_id, version, definition, published_at FROM journey_versions \
+                 WHERE journey_id = ?1 AND version = ?2",
+            )?
+            .query_row(params![id, version], |r| {
+                let text: String = r.get(2)?;
+                Ok(VersionRecord {
+                    journey_id: r.get(0)?,
+                    version: r.get(1)?,
+                    definition: serde_json::from_str(&text).unwrap_or(Value::Null),
+                    published_at: from_ts(r.get(3)?)?,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn held_entries(
+        &self,
+        journey_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<HeldEntry>> {
+        let id = journey_id.to_string();
+        let rows: Vec<(i64, String)> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT seq, entry FROM held_entries WHERE journey_id = ?1 AND seq > ?2 \
+                     ORDER BY seq LIMIT ?3",
+                )?
+                .query_map(params![id, after, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(seq, text)| {
+                let mut entry: HeldEntry = serde_json::from_str(&text)?;
+                entry.seq = seq;
+                Ok(entry)
+            })
+            .collect()
+    }
+
+    async fn journeys_with_held_entries(&self) -> Result<Vec<String>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT DISTINCT journey_id FROM held_entries ORDER BY journey_id")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn drop_held_entries(&self, journey_id: &str) -> Result<u64> {
+        let id = journey_id.to_string();
+        self.writer
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached("DELETE FROM held_entries WHERE journey_id = ?1")?
+                    .execute([id])? as u64)
+            })
+            .await
+    }
+
+    async fn held_instances(&self, journey_id: &str) -> Result<Vec<DueTimer>> {
+        let id = journey_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, profile_id, wake_at FROM instances WHERE journey_id = ?1 \
+                 AND status = 'waiting' AND json_extract(data, '$.held') = 1 ORDER BY wake_at, id",
+            )?
+            .query_map([id], |r| {
+                Ok(DueTimer {
+                    instance_id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    wake_at: from_ts(r.get(2)?)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn live_by_node(&self, journey_id: &str) -> Result<Vec<(u32, String, u64)>> {
+        let id = journey_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT version, COALESCE(node, ''), COUNT(*) FROM instances \
+                 WHERE journey_id = ?1 AND status IN ('active', 'waiting') \
+                 GROUP BY version, node ORDER BY version, node",
+            )?
+            .query_map([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn node_counts(&self, journey_id: &str) -> Result<Vec<NodeCount>> {
+        let id = journey_id.to_string();
+        self.read(move |conn| counts::select(conn, &id)).await
+    }
+
+    async fn conversions(&self, journey_id: &str, success: &str) -> Result<Vec<super::Conversion>> {
+        let (id, success) = (journey_id.to_string(), success.to_string());
+        self.read(move |conn| counts::conversions(conn, &id, &success))
+            .await
+    }
+
+    async fn events_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        types: Option<Vec<String>>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM events WHERE received_at >= ?1 AND received_at < ?2 ORDER BY seq",
+                rows::EVENT_COLUMNS
+            ))?;
+            let mut out = Vec::new();
+            for row in stmt.query_map(params![ts(from), ts(to)], rows::event)? {
+                let (_, event, _) = row?;
+                if types
+                    .as_ref()
+                    .is_none_or(|t| t.contains(&event.event_type))
+                {
+                    out.push(event);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
         })
         .await
     }

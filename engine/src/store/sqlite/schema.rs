@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS journeys (
     draft       TEXT,
     status      TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
+    updated_at  INTEGER NOT NULL,
+    pause       TEXT
 );
 
 CREATE TABLE IF NOT EXISTS identities (
@@ -136,9 +137,49 @@ CREATE TABLE IF NOT EXISTS journey_versions (
     version      INTEGER NOT NULL,
     definition   TEXT NOT NULL,
     published_at INTEGER NOT NULL,
+    published_by TEXT,
+    note         TEXT,
     PRIMARY KEY (journey_id, version)
 );
+
+CREATE TABLE IF NOT EXISTS held_entries (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    journey_id  TEXT NOT NULL,
+    profile_id  TEXT NOT NULL,
+    entry       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_entries_journey ON held_entries(journey_id, seq);
+
+CREATE TABLE IF NOT EXISTS node_counts (
+    journey_id  TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    node        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    hour        INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    branch      TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (journey_id, version, node, hour, status, code, branch)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS split_assignments (
+    journey_id  TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    node        TEXT NOT NULL,
+    branch      TEXT NOT NULL,
+    profile_id  TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS split_assignments_journey ON split_assignments(journey_id);
 "#;
+
+/// Columns added after a table was first created: (table, column, declaration).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("journeys", "pause", "TEXT"),
+    ("journey_versions", "published_by", "TEXT"),
+    ("journey_versions", "note", "TEXT"),
+];
 
 /// Settings every connection gets.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -160,6 +201,16 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
         );
     }
     conn.execute_batch(DDL)?;
+    for (table, column, decl) in ADDED_COLUMNS {
+        let exists: bool = conn.query_row(
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
     if version < 3 {
         super::steps::migrate_rows(conn)?;
     }

@@ -1,0 +1,379 @@
+//! Journey lifecycle: pause and resume, close and finish, versions and their history,
+//! and reports that match the step events.
+
+use std::collections::BTreeMap;
+
+use jiff::Span;
+use serde_json::{Value, json};
+
+use crate::support::{TestEngine, eventually};
+
+/// Entry `e` → log action with the event's `n` → end.
+const SEND: &str = "entry: {type: event, event: e}\nstart: send\nnodes:\n  send: {type: action, action: log, params: {n: event.data.n}}\nproperties: {reentrance: {mode: always}}\n";
+/// Entry `e` → one-hour wait → log action → end.
+const WAIT_SEND: &str = "entry: {type: event, event: e}\nstart: w\nnodes:\n  w: {type: wait, duration: PT1H, next: send}\n  send: {type: action, action: log, params: {n: event.data.n}}\n";
+
+fn sent(t: &TestEngine, journey: &str) -> Vec<(String, Value)> {
+    t.log_calls()
+        .into_iter()
+        .filter(|c| c.journey_id == journey)
+        .map(|c| (c.profile_id, c.params["n"].clone()))
+        .collect()
+}
+
+async fn status(t: &TestEngine, id: &str) -> Value {
+    let (code, body) = t.get(&format!("/v1/journeys/{id}")).await;
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_entries_and_actions_and_resume_releases_them_in_order() {
+    let t = TestEngine::start().await;
+    t.publish("now", SEND).await;
+    t.publish("later", WAIT_SEND).await;
+    // In flight before the pause: waiting one hour before its action.
+    let e = t.event("e", "early", json!({"n": 0})).await;
+    t.processed(&e).await;
+    t.instance_in("early", "later", "waiting").await;
+
+    for id in ["now", "later"] {
+        let (code, body) = t
+            .post_json(&format!("/v1/journeys/{id}/pause"), &json!({}))
+            .await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["pause"]["entries"], true);
+        assert_eq!(body["pause"]["actions"], true);
+    }
+    assert_eq!(status(&t, "now").await["status"], "paused");
+    // Pausing twice is refused.
+    let (code, body) = t.post_json("/v1/journeys/now/pause", &json!({})).await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("INVALID_TRANSITION"))
+    );
+
+    // Entries while paused are held, in order: p1 twice, then p2..p4.
+    let mut held = Vec::new();
+    for (profile, n) in [("p1", 1), ("p2", 2), ("p1", 5), ("p3", 3), ("p4", 4)] {
+        held.push(t.event("e", profile, json!({"n": n})).await);
+    }
+    for e in &held {
+        let steps = t.processed(e).await["steps"].clone();
+        assert!(
+            steps
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["status"] == "held" && s["code"] == "HELD"),
+            "{steps}"
+        );
+    }
+    assert!(t.instances("p1").await.is_empty());
+    // The instance in flight reaches its action and waits there.
+    t.advance(Span::new().minutes(61));
+    let early = eventually(|| async {
+        let i = t.instance_in("early", "later", "waiting").await;
+        (i["node"] == "send").then_some(i)
+    })
+    .await;
+    let steps = t.steps(early["id"].as_str().unwrap()).await;
+    assert_eq!(steps.last().unwrap()["status"], "held", "{steps:?}");
+    assert_eq!(steps.last().unwrap()["code"], "ACTIONS_HELD");
+    assert!(sent(&t, "later").is_empty(), "no action runs while paused");
+    // `now` only ran its action for `early`, before the pause.
+    assert_eq!(sent(&t, "now"), vec![("early".to_string(), json!(0))]);
+
+    for id in ["now", "later"] {
+        let (code, body) = t
+            .post_json(&format!("/v1/journeys/{id}/resume"), &json!({}))
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    // Every held entry enters `now` and its action runs; p1's second entry finds its
+    // first instance ended (the action completes at once) and enters again in order.
+    let got = eventually(|| async {
+        let s = sent(&t, "now");
+        (s.len() == 6).then_some(s)
+    })
+    .await;
+    let p1: Vec<&Value> = got
+        .iter()
+        .filter(|(p, _)| p == "p1")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(
+        p1,
+        vec![&json!(1), &json!(5)],
+        "p1's entries keep their order"
+    );
+    // The held action runs once, with the same instance.
+    let early_sent = eventually(|| async {
+        let s = sent(&t, "later");
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(early_sent, vec![("early".to_string(), json!(0))]);
+    t.instance_in("early", "later", "completed").await;
+    // Entries held by `later` entered and wait their hour.
+    t.instance_in("p3", "later", "waiting").await;
+    let journey = eventually(|| async {
+        let j = status(&t, "later").await;
+        j.get("pause").is_none().then_some(j)
+    })
+    .await;
+    assert_eq!(journey["status"], "live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_ends_by_itself_and_bad_pauses_are_refused() {
+    let t = TestEngine::start().await;
+    t.publish("j", SEND).await;
+    let (code, body) = t
+        .post_json(
+            "/v1/journeys/j/pause",
+            &json!({"hold": ["entries"], "max_duration": "P2X"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["location"], "max_duration");
+    let (code, body) = t
+        .post_json("/v1/journeys/j/pause", &json!({"hold": ["everything"]}))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = t
+        .post_json("/v1/journeys/j/pause", &json!({"max_duration": "P30D"}))
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_pause_seconds")
+    );
+    assert_eq!(
+        t.post_json("/v1/journeys/j/resume", &json!({})).await.0,
+        409
+    );
+
+    let (code, body) = t
+        .post_json(
+            "/v1/journeys/j/pause",
+            &json!({"hold": ["entries"], "max_duration": "PT1H"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let e = t.event("e", "ann", json!({"n": 1})).await;
+    t.processed(&e).await;
+    assert!(sent(&t, "j").is_empty());
+    t.advance(Span::new().minutes(61));
+    eventually(|| async { (sent(&t, "j").len() == 1).then_some(()) }).await;
+    assert_eq!(status(&t, "j").await["status"], "live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_lets_instances_finish_and_stop_ends_them() {
+    let t = TestEngine::start().await;
+    t.publish("c", WAIT_SEND).await;
+    let e = t.event("e", "ann", json!({"n": 1})).await;
+    t.processed(&e).await;
+    let (code, body) = t.post_json("/v1/journeys/c/close", &json!({})).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "closed");
+    // No new entries; the running instance goes on.
+    let late = t.event("e", "bob", json!({"n": 2})).await;
+    t.processed(&late).await;
+    assert!(t.instances("bob").await.is_empty());
+    assert_eq!(status(&t, "c").await["status"], "closed");
+    t.advance(Span::new().minutes(61));
+    t.instance_in("ann", "c", "completed").await;
+    assert_eq!(sent(&t, "c"), vec![("ann".to_string(), json!(1))]);
+    let journey = eventually(|| async {
+        let j = status(&t, "c").await;
+        (j["status"] == "finished").then_some(j)
+    })
+    .await;
+    assert_eq!(journey["versions"][0]["status"], "finished");
+    assert_eq!(t.post_json("/v1/journeys/c/close", &json!({})).await.0, 409);
+
+    // Stop: no new entries and the live instances end with a reason.
+    t.publish("s", WAIT_SEND).await;
+    let e = t.event("e", "cy", json!({"n": 3})).await;
+    t.processed(&e).await;
+    let (code, body) = t.post_json("/v1/journeys/s/stop", &json!({})).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["ended_instances"], 1);
+    let stopped = t.instance_in("cy", "s", "stopped").await;
+    assert_eq!(stopped["end_reason"], "JOURNEY_STOPPED");
+    t.advance(Span::new().minutes(61));
+    let late = t.event("e", "dee", json!({"n": 4})).await;
+    t.processed(&late).await;
+    assert!(t.instances("dee").await.is_empty());
+    assert!(sent(&t, "s").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_record_who_and_what_and_diff_shows_the_change() {
+    let t = TestEngine::start().await;
+    t.publish("v", WAIT_SEND).await;
+    let e = t.event("e", "old", json!({"n": 1})).await;
+    t.processed(&e).await;
+    let v2 = WAIT_SEND.replace("PT1H", "PT2H");
+    let (code, _) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/journeys/v",
+            Some(v2.as_bytes()),
+            "",
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, body) = t
+        .post_json("/v1/journeys/v/publish", &json!({"note": "wait two hours"}))
+        .await;
+    assert_eq!((code, body["version"].as_u64()), (201, Some(2)), "{body}");
+    let e = t.event("e", "new", json!({"n": 2})).await;
+    t.processed(&e).await;
+
+    let j = status(&t, "v").await;
+    assert_eq!(j["versions"][0]["status"], "closed", "{j}");
+    assert_eq!(j["versions"][0]["running_instances"], 1);
+    assert_eq!(j["versions"][1]["status"], "live");
+    assert_eq!(j["versions"][1]["published_by"], "local");
+    assert_eq!(j["versions"][1]["note"], "wait two hours");
+
+    let (code, d) = t.get("/v1/journeys/v/diff?from=1&to=2").await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(
+        d["changes"],
+        json!([{"path": "nodes.w.duration", "change": "changed", "from": "PT1H", "to": "PT2H"}])
+    );
+    let (code, d) = t.get("/v1/journeys/v/diff?from=2").await;
+    assert_eq!((code, d["to"].as_str()), (200, Some("draft")));
+    assert_eq!(d["changes"], json!([]));
+    assert_eq!(t.get("/v1/journeys/v/diff?from=9").await.0, 404);
+    let (code, d) = t.get("/v1/journeys/v/diff?from=1&to=x").await;
+    assert_eq!((code, d["location"].as_str()), (400, Some("to")));
+
+    // Old instance on v1 (one hour), new one on v2 (two hours).
+    t.advance(Span::new().minutes(61));
+    t.instance_in("old", "v", "completed").await;
+    t.instance_in("new", "v", "waiting").await;
+    let j = eventually(|| async {
+        let j = status(&t, "v").await;
+        (j["versions"][0]["status"] == "finished").then_some(j)
+    })
+    .await;
+    assert_eq!(j["status"], "live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_matches_the_step_events() {
+    let t = TestEngine::start().await;
+    let def = r#"
+entry: {type: event, event: e}
+start: check
+nodes:
+  check:
+    type: condition
+    branches: [{when: 'event.data.n > 2', next: big, label: big}]
+    otherwise: ab
+  ab:
+    type: split
+    branches: [{label: a, weight: 50, next: small}, {label: b, weight: 50, next: small}]
+  small: {type: wait, duration: PT1H}
+  big: {type: action, action: log, params: {n: event.data.n}}
+properties: {reentrance: {mode: never}}
+"#;
+    t.publish("r", def).await;
+    let mut events = Vec::new();
+    for n in 0..12 {
+        events.push(t.event("e", &format!("p{n}"), json!({"n": n})).await);
+    }
+    // Repeats are discarded (never re-enter).
+    for n in 0..3 {
+        events.push(t.event("e", &format!("p{n}"), json!({"n": n})).await);
+    }
+    for n in 0..3 {
+        t.event("buy", &format!("p{n}"), json!({})).await;
+    }
+    let mut steps = Vec::new();
+    for e in &events {
+        t.processed(e).await;
+    }
+    for n in 0..12 {
+        for i in t.instances(&format!("p{n}")).await {
+            steps.extend(t.steps(i["id"].as_str().unwrap()).await);
+        }
+    }
+    // Counts from the step events themselves.
+    let mut expected: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for s in &steps {
+        *expected
+            .entry((
+                s["node"].as_str().unwrap().into(),
+                s["status"].as_str().unwrap().into(),
+            ))
+            .or_default() += 1;
+    }
+    let (code, r) = t.get("/v1/journeys/r/report?success_event=buy").await;
+    assert_eq!(code, 200, "{r}");
+    let v = &r["versions"][0];
+    assert_eq!(v["entered"], 12, "{r}");
+    assert_eq!(v["discarded"], 3);
+    assert_eq!(v["discard_codes"]["ALREADY_IN_JOURNEY"], 3, "{r}");
+    let mut reported: BTreeMap<(String, String), u64> = BTreeMap::new();
+    reported.insert(("entry".into(), "entered".into()), 12);
+    for node in v["nodes"].as_array().unwrap() {
+        let id = node["node"].as_str().unwrap().to_string();
+        for (field, status) in [
+            ("passed", "passed"),
+            ("failed", "failed"),
+            ("waited", "waiting"),
+            ("ended", "ended"),
+        ] {
+            let n = node[field].as_u64().unwrap();
+            if n > 0 {
+                reported.insert((id.clone(), status.into()), n);
+            }
+        }
+    }
+    assert_eq!(reported, expected, "{r}");
+    let nodes: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        nodes,
+        vec!["check", "ab", "small", "big"],
+        "definition order"
+    );
+    let check = &v["nodes"][0];
+    assert_eq!(check["branches"]["big"], 9);
+    assert_eq!(check["branches"]["otherwise"], 3);
+    assert_eq!(v["nodes"][2]["current"], 3, "three wait now");
+    assert_eq!(v["live"], 3);
+    let ab = &v["nodes"][1]["branches"];
+    let of = |b: &str| ab[b].as_u64().unwrap_or(0);
+    assert_eq!(of("a") + of("b"), 3);
+    // Experiment view: p0..p2 went through the split and all bought afterwards.
+    let branches = r["experiment"]["branches"].as_array().unwrap();
+    assert_eq!(
+        branches
+            .iter()
+            .map(|b| b["assigned"].as_u64().unwrap())
+            .sum::<u64>(),
+        3
+    );
+    assert_eq!(
+        branches
+            .iter()
+            .map(|b| b["converted"].as_u64().unwrap())
+            .sum::<u64>(),
+        3
+    );
+    assert_eq!(r["hourly"][0]["entered"], 12);
+    assert_eq!(t.get("/v1/journeys/nope/report").await.0, 404);
+}
