@@ -20,6 +20,7 @@ pub mod plugins;
 pub mod report;
 pub mod runtime;
 pub mod settings;
+pub mod simulation;
 pub mod store;
 
 pub use clock::{Clock, SystemClock, TestClock};

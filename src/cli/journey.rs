@@ -1,4 +1,4 @@
-//! `parcours journey validate|publish`.
+//! `parcours journey validate|publish|simulate|replay|report|pause|resume|close|stop`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use parcours_engine::compile::Catalog;
 use parcours_engine::expr::{ExprEngine, ExternalFunctions};
 use parcours_engine::model::{Format, JourneyDef, parse_journey, parse_resources};
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
+use parcours_engine::simulation::{self, SimEvent, SimProfile, parse_list};
 
 use super::{DEFAULT_SERVER, answer};
 
@@ -35,10 +36,153 @@ pub enum JourneyCommand {
     /// Upload a definition as the draft of its journey and publish it.
     Publish {
         file: PathBuf,
+        /// What changed, for the version history.
+        #[arg(long)]
+        note: Option<String>,
         /// The engine's base URL.
         #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
         server: String,
     },
+    /// Run a journey file offline against profiles and a timeline of events on a
+    /// virtual clock, actions in dry run; prints each profile's path and per-node totals.
+    /// The same input always prints the same output.
+    Simulate {
+        /// The journey definition (JSON or YAML).
+        journey: PathBuf,
+        /// Profiles: a JSON array or JSON Lines of {id, attributes, timezone}.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        /// Timeline: a JSON array or JSON Lines of {at, type, profile_id, data, id};
+        /// `at` is an RFC 3339 time or an ISO-8601 duration after the start.
+        #[arg(long)]
+        events: PathBuf,
+        /// Virtual start time (default: the earliest event time).
+        #[arg(long)]
+        start: Option<jiff::Timestamp>,
+        /// Stop the clock here (default: when no timer is left).
+        #[arg(long)]
+        until: Option<jiff::Timestamp>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Plugins the journey may use (repeatable).
+        #[arg(long = "plugins", value_name = "DIR")]
+        plugin_dirs: Vec<PathBuf>,
+        /// Also the first-party plugins.
+        #[arg(long)]
+        builtin_plugins: bool,
+        /// Audiences and capping rules (repeatable).
+        #[arg(long = "resources", value_name = "FILE")]
+        resources: Vec<PathBuf>,
+    },
+    /// Replay the events a running engine recorded between two times against the
+    /// journey's draft and a published version; lists the profiles whose path changes.
+    Replay {
+        id: String,
+        #[arg(long)]
+        from: jiff::Timestamp,
+        #[arg(long)]
+        to: jiff::Timestamp,
+        /// The version to compare with (default: the latest).
+        #[arg(long)]
+        against: Option<u32>,
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+    /// Per-version, per-node counts of a journey on a running engine.
+    Report {
+        id: String,
+        /// An event type: adds each split branch's conversion to it.
+        #[arg(long)]
+        success_event: Option<String>,
+        /// Print the JSON report.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+    /// Pause a live journey (entries and actions held until it resumes).
+    Pause {
+        id: String,
+        /// What to hold: entries, actions (repeatable; default both).
+        #[arg(long = "hold")]
+        hold: Vec<String>,
+        /// ISO-8601 duration after which it resumes by itself.
+        #[arg(long)]
+        max_duration: Option<String>,
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+    /// Resume a paused journey.
+    Resume {
+        id: String,
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+    /// Close a journey: no new entries; running instances finish.
+    Close {
+        id: String,
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+    /// Stop a journey: no new entries; running instances end.
+    Stop {
+        id: String,
+        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
+        server: String,
+    },
+}
+
+/// The actions and plugin functions of plugin folders, for offline commands.
+async fn offline_plugins(
+    settings: &Settings,
+    mut plugin_dirs: Vec<PathBuf>,
+    builtin_plugins: bool,
+) -> anyhow::Result<(ActionRegistry, Option<Arc<dyn ExternalFunctions>>)> {
+    let actions = ActionRegistry::with_builtins();
+    if builtin_plugins {
+        plugin_dirs.insert(0, super::builtin_plugins_dir());
+    }
+    if plugin_dirs.is_empty() {
+        return Ok((actions, None));
+    }
+    let mut plugin_settings = settings.plugins.clone();
+    plugin_settings.cache_dir = Some(std::env::temp_dir().join("parcours-plugin-cache"));
+    let registry = PluginRegistry::new(
+        Arc::new(PluginHost::new(&plugin_settings)?),
+        actions.clone(),
+    );
+    for dir in &plugin_dirs {
+        registry.load_dir(dir).await?;
+    }
+    Ok((actions, Some(registry)))
+}
+
+fn read_profiles(path: &Path) -> anyhow::Result<Vec<SimProfile>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    parse_list(&text).map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))
+}
+
+fn read_events(path: &Path) -> anyhow::Result<Vec<SimEvent>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    parse_list(&text).map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))
+}
+
+async fn post(
+    server: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    answer(
+        super::api_client()
+            .post(format!("{server}{path}"))
+            .json(&body)
+            .send()
+            .await?,
+    )
+    .await
 }
 
 fn format_of(path: &Path) -> Format {
@@ -62,29 +206,13 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JourneyCommand::Validate {
             files,
-            mut plugin_dirs,
+            plugin_dirs,
             builtin_plugins,
             resources,
         } => {
             let settings = Settings::default();
-            let actions = ActionRegistry::with_builtins();
-            if builtin_plugins {
-                plugin_dirs.insert(0, super::builtin_plugins_dir());
-            }
-            let mut external: Option<Arc<dyn ExternalFunctions>> = None;
-            if !plugin_dirs.is_empty() {
-                let mut plugin_settings = settings.plugins.clone();
-                plugin_settings.cache_dir =
-                    Some(std::env::temp_dir().join("parcours-plugin-cache"));
-                let registry = PluginRegistry::new(
-                    Arc::new(PluginHost::new(&plugin_settings)?),
-                    actions.clone(),
-                );
-                for dir in &plugin_dirs {
-                    registry.load_dir(dir).await?;
-                }
-                external = Some(registry);
-            }
+            let (actions, external) =
+                offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
             let exprs = ExprEngine::with_functions(&settings.expr, external);
             let mut audiences = std::collections::BTreeSet::new();
             let mut capping_rules = std::collections::BTreeSet::new();
@@ -135,7 +263,164 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        JourneyCommand::Publish { file, server } => {
+        JourneyCommand::Simulate {
+            journey,
+            profiles,
+            events,
+            start,
+            until,
+            json,
+            plugin_dirs,
+            builtin_plugins,
+            resources,
+        } => {
+            let settings = Settings::default();
+            let (actions, external) =
+                offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
+            let text = std::fs::read(&journey)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", journey.display()))?;
+            let def = parse_journey(&text, format_of(&journey))
+                .map_err(|p| anyhow::anyhow!("{}: {p}", journey.display()))?;
+            let mut cx = simulation::Context {
+                settings,
+                actions,
+                external,
+                audiences: Vec::new(),
+                capping_rules: Vec::new(),
+            };
+            for file in &resources {
+                let text = std::fs::read(file)?;
+                let r = parse_resources(&text, format_of(file))
+                    .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
+                for (name, a) in r.audiences {
+                    cx.audiences.push((name, serde_json::to_value(a)?));
+                }
+                for (id, rule) in r.capping_rules {
+                    cx.capping_rules.push((id, serde_json::to_value(rule)?));
+                }
+            }
+            let request = simulation::Request {
+                journey_id: journey_id(&journey, &def),
+                journey: def,
+                profiles: match &profiles {
+                    Some(p) => read_profiles(p)?,
+                    None => Vec::new(),
+                },
+                events: read_events(&events)?,
+                start,
+                until,
+            };
+            match simulation::simulate(&cx, request).await {
+                Ok(sim) if json => println!("{}", serde_json::to_string_pretty(&sim)?),
+                Ok(sim) => print!("{}", sim.to_text()),
+                Err(simulation::SimError::Input(p)) => {
+                    eprintln!("{}: {p}", events.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(simulation::SimError::Journey(p)) => {
+                    for p in &p.0 {
+                        eprintln!("{}: {p}", journey.display());
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Replay {
+            id,
+            from,
+            to,
+            against,
+            server,
+        } => {
+            let mut body = serde_json::json!({"from": from, "to": to});
+            if let Some(v) = against {
+                body["against"] = v.into();
+            }
+            let r = post(&server, &format!("/v1/journeys/{id}/replay"), body).await?;
+            println!(
+                "{id}: {} events of {} profiles replayed against {} and {}",
+                r["events"], r["profiles"], r["before"], r["after"]
+            );
+            let moved = r["moved"].as_array().cloned().unwrap_or_default();
+            println!("{} profile(s) would move", moved.len());
+            for m in moved {
+                println!("  {}", m["profile_id"].as_str().unwrap_or(""));
+                println!("    before: {}", join(&m["before"]));
+                println!("    after:  {}", join(&m["after"]));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Report {
+            id,
+            success_event,
+            json,
+            server,
+        } => {
+            let mut url = format!("{server}/v1/journeys/{id}/report");
+            if let Some(e) = &success_event {
+                url.push_str(&format!("?success_event={e}"));
+            }
+            let r = answer(super::api_client().get(url).send().await?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", report_text(&r));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Pause {
+            id,
+            hold,
+            max_duration,
+            server,
+        } => {
+            let mut body = serde_json::json!({});
+            if !hold.is_empty() {
+                body["hold"] = hold.into();
+            }
+            if let Some(d) = max_duration {
+                body["max_duration"] = d.into();
+            }
+            let r = post(&server, &format!("/v1/journeys/{id}/pause"), body).await?;
+            println!(
+                "{id}: paused until {}",
+                r["pause"]["until"].as_str().unwrap_or("?")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Resume { id, server } => {
+            post(
+                &server,
+                &format!("/v1/journeys/{id}/resume"),
+                serde_json::json!({}),
+            )
+            .await?;
+            println!("{id}: live");
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Close { id, server } => {
+            post(
+                &server,
+                &format!("/v1/journeys/{id}/close"),
+                serde_json::json!({}),
+            )
+            .await?;
+            println!("{id}: closed");
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Stop { id, server } => {
+            let r = post(
+                &server,
+                &format!("/v1/journeys/{id}/stop"),
+                serde_json::json!({}),
+            )
+            .await?;
+            println!("{id}: stopped, {} instance(s) ended", r["ended_instances"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Publish { file, note, server } => {
             let text = std::fs::read(&file)?;
             let def = parse_journey(&text, format_of(&file))
                 .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
@@ -163,6 +448,7 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             let published = answer(
                 client
                     .post(format!("{server}/v1/journeys/{id}/publish"))
+                    .json(&serde_json::json!({"note": note}))
                     .send()
                     .await?,
             )
@@ -171,4 +457,53 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn join(path: &serde_json::Value) -> String {
+    path.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" > ")
+        })
+        .unwrap_or_default()
+}
+
+/// A report as a table per version.
+fn report_text(r: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for v in r["versions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "version {}: {} entered, {} discarded, {} live",
+            v["version"], v["entered"], v["discarded"], v["live"]
+        );
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>8} {:>8} {:>8} {:>8} {:>8}  branches / errors",
+            "node", "passed", "failed", "waited", "ended", "now"
+        );
+        for n in v["nodes"].as_array().into_iter().flatten() {
+            let mut extra: Vec<String> = Vec::new();
+            for key in ["branches", "error_codes"] {
+                for (k, c) in n[key].as_object().into_iter().flatten() {
+                    extra.push(format!("{k}={c}"));
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>8} {:>8} {:>8} {:>8} {:>8}  {}",
+                n["node"].as_str().unwrap_or(""),
+                n["passed"],
+                n["failed"],
+                n["waited"],
+                n["ended"],
+                n["current"],
+                extra.join(" ")
+            );
+        }
+    }
+    out
 }

@@ -10,5 +10,6 @@ mod plugins;
 mod polyglot;
 mod restart;
 mod runs;
+mod simulation;
 mod support;
 mod validation;

@@ -6,6 +6,7 @@
 //! executors and their parameter schemas; it is shared, so plugins installed at run time
 //! are visible to the next validation. An executor never sees the store or the instance.
 
+mod dry_run;
 mod log;
 mod schema;
 
@@ -18,6 +19,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use dry_run::{DryRun, DryRunCall};
 pub use log::LogAction;
 pub use schema::ParamsSchema;
 

@@ -15,6 +15,7 @@ mod plugins;
 mod profiles;
 mod reports;
 mod segment;
+mod simulations;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -97,6 +98,8 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
         .route("/v1/journeys/{id}/resume", post(journeys::resume))
         .route("/v1/journeys/{id}/diff", get(journeys::diff))
         .route("/v1/journeys/{id}/report", get(reports::report))
+        .route("/v1/journeys/{id}/simulate", post(simulations::simulate))
+        .route("/v1/journeys/{id}/replay", post(simulations::replay))
         .route(
             "/v1/journeys/{id}/versions/{version}",
             get(journeys::version),

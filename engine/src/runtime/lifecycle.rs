@@ -199,7 +199,7 @@ impl Runtime {
 
     pub(super) fn spawn_release(&self, id: String) {
         let shared = self.shared.clone();
-        tokio::spawn(async move {
+        self.shared.spawn(async move {
             if let Err(e) = release(&shared, &id).await {
                 tracing::error!(journey = %id, error = %e, "releasing what the pause held failed; it is retried at the next start");
             }
@@ -297,7 +297,8 @@ pub(super) async fn recover(runtime: &Runtime) -> anyhow::Result<()> {
 /// Resumes pauses that reached their end and finishes closed journeys whose instances
 /// all ended; sleeps on the engine clock until the next pause end (or a minute).
 pub(super) fn spawn(runtime: Runtime) {
-    tokio::spawn(async move {
+    let shared = runtime.shared.clone();
+    shared.spawn(async move {
         loop {
             let now = runtime.now();
             let set = runtime.shared.journeys.snapshot();

@@ -85,6 +85,10 @@ pub(crate) struct Shared {
     /// Wakes the lifecycle task (a journey was paused, closed, ...).
     pub lifecycle_kick: Notify,
     partitions: Vec<mpsc::Sender<Msg>>,
+    /// Set once to stop every task of the runtime ([`Runtime::shutdown`]).
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Counts partition commits (a simulation waits on it instead of polling).
+    pub commits: tokio::sync::watch::Sender<u64>,
     /// Accepted events waiting for room in a full partition queue.
     dispatching: std::sync::atomic::AtomicUsize,
 }
@@ -125,6 +129,8 @@ impl Runtime {
             run_kick: Notify::new(),
             lifecycle_kick: Notify::new(),
             partitions: senders,
+            shutdown: tokio::sync::watch::Sender::new(false),
+            commits: tokio::sync::watch::Sender::new(0),
             dispatching: std::sync::atomic::AtomicUsize::new(0),
         });
         let runtime = Runtime { shared };
@@ -143,6 +149,17 @@ impl Runtime {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.shared.store
+    }
+
+    /// Stops the partitions, the timer service, the schedulers and every task the
+    /// runtime started (what is committed stays committed). A runtime cannot restart.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// A receiver that changes after every partition commit.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.commits.subscribe()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -354,6 +371,26 @@ impl Runtime {
             .map(Published::New)
     }
 
+    /// What a simulation of this engine's journeys runs with: its limits, actions (in
+    /// dry run), plugin functions and data sources, audiences and capping rules.
+    pub async fn simulation_context(&self) -> anyhow::Result<crate::simulation::Context> {
+        let audiences = self
+            .shared
+            .store
+            .list_audiences()
+            .await?
+            .into_iter()
+            .map(|a| (a.name, a.definition))
+            .collect();
+        Ok(crate::simulation::Context {
+            settings: self.shared.settings.clone(),
+            actions: self.shared.actions.clone(),
+            external: self.shared.external.clone(),
+            audiences,
+            capping_rules: self.shared.store.capping_rules().await?,
+        })
+    }
+
     /// Every loaded version of a journey, oldest first.
     pub fn compiled_versions(&self, id: &str) -> Vec<Arc<Journey>> {
         self.shared
@@ -469,7 +506,7 @@ impl Runtime {
         if backfill {
             let runtime = self.clone();
             let name = name.to_string();
-            tokio::spawn(async move {
+            self.shared.spawn(async move {
                 if let Err(e) = runtime.reevaluate_all().await {
                     tracing::error!(audience = %name, error = %e, "evaluating existing profiles failed");
                 }
@@ -589,6 +626,17 @@ fn compile_capping(def: Value) -> Result<CappingRule, DefinitionError> {
 }
 
 impl Shared {
+    /// Runs a task of the runtime until it ends or the runtime shuts down.
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => {}
+                () = task => {}
+            }
+        });
+    }
+
     /// An expression engine with the plugin functions installed now.
     pub fn exprs(&self) -> ExprEngine {
         ExprEngine::with_functions(&self.settings.expr, self.external.clone())

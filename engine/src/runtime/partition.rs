@@ -35,7 +35,7 @@ use crate::store::{
 };
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
-    tokio::spawn(async move {
+    shared.clone().spawn(async move {
         let exprs = shared.exprs();
         let mut partition = Partition {
             index,
@@ -285,6 +285,7 @@ impl Partition {
         for reply in batch.replies {
             reply(&batch.profiles);
         }
+        self.shared.commits.send_modify(|n| *n += 1);
     }
 
     /// Reads the state of every profile the messages touch, in one store round trip.

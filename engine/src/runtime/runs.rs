@@ -35,7 +35,7 @@ const IN_FLIGHT: usize = 4;
 const IDLE: SignedDuration = SignedDuration::from_hours(24);
 
 pub(super) fn spawn(shared: Arc<Shared>) {
-    tokio::spawn(async move {
+    shared.clone().spawn(async move {
         match shared.store.open_runs().await {
             Ok(open) => {
                 for run in open {
@@ -238,7 +238,7 @@ fn new_run(
 }
 
 fn spawn_run(shared: Arc<Shared>, run: RunRecord) {
-    tokio::spawn(async move {
+    shared.clone().spawn(async move {
         let mut run = run;
         loop {
             match execute(&shared, &mut run).await {

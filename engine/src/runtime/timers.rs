@@ -27,7 +27,7 @@ const IDLE: SignedDuration = SignedDuration::from_hours(24);
 const IN_FLIGHT: usize = 4;
 
 pub(super) fn spawn(shared: Arc<Shared>) {
-    tokio::spawn(async move {
+    shared.clone().spawn(async move {
         loop {
             if let Err(e) = round(&shared).await {
                 tracing::error!(error = %e, "timer service; retrying in 1 s");

@@ -39,8 +39,25 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path, readers: usize, max_commit_batch: usize) -> Result<SqliteStore> {
+        Self::open_with(path, readers, max_commit_batch, true)
+    }
+
+    /// Opens a throw-away database (simulations): commits are not synced to disk.
+    pub fn open_scratch(path: &Path) -> Result<SqliteStore> {
+        Self::open_with(path, 2, 2_048, false)
+    }
+
+    fn open_with(
+        path: &Path,
+        readers: usize,
+        max_commit_batch: usize,
+        durable: bool,
+    ) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         schema::configure(&conn)?;
+        if !durable {
+            conn.pragma_update(None, "synchronous", "OFF")?;
+        }
         schema::migrate(&conn)?;
         let readers = readers.max(1);
         let mut pool = Vec::with_capacity(readers);
@@ -878,10 +895,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in stmt.query_map(params![ts(from), ts(to)], rows::event)? {
                 let (_, event, _) = row?;
-                if types
-                    .as_ref()
-                    .is_none_or(|t| t.contains(&event.event_type))
-                {
+                if types.as_ref().is_none_or(|t| t.contains(&event.event_type)) {
                     out.push(event);
                     if out.len() >= limit {
                         break;
