@@ -156,6 +156,9 @@ pub struct Settings {
     pub max_pause_seconds: u64,
     /// Held entries and held instances released per second when a journey resumes.
     pub resume_rate: u32,
+    /// Longest wait or reaction timeout of a draft in test mode, in seconds, unless the
+    /// test asks for another.
+    pub test_wait_seconds: u64,
     /// Most timeline events one simulation (or replay) may run.
     pub max_simulation_events: usize,
     /// Most profiles one simulation (or replay) may start with.
@@ -194,6 +197,7 @@ impl Default for Settings {
             tokens_file: None,
             max_pause_seconds: 14 * 24 * 3_600,
             resume_rate: 5_000,
+            test_wait_seconds: 10,
             max_simulation_events: 100_000,
             max_simulation_profiles: 100_000,
         }

@@ -377,3 +377,102 @@ properties: {reentrance: {mode: never}}
     assert_eq!(r["hourly"][0]["entered"], 12);
     assert_eq!(t.get("/v1/journeys/nope/report").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_in_test_mode_takes_test_profiles_with_short_waits_and_dry_run_actions() {
+    let t = TestEngine::start().await;
+    let three_days = "entry: {type: event, event: e}\nstart: w\nnodes:\n  w: {type: wait, duration: P3D, next: r}\n  r: {type: reaction, events: [{event: never, next: send}], timeout: P7D, on_timeout: send}\n  send: {type: action, action: log, params: {n: event.data.n}}\nproperties: {reentrance: {mode: always}}\n";
+    let (code, _) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/journeys/t",
+            Some(three_days.as_bytes()),
+            "",
+        )
+        .await;
+    assert_eq!(code, 200);
+    for (id, test) in [("tess", true), ("real", false)] {
+        let (code, body) = t
+            .post_or_put(
+                reqwest::Method::PUT,
+                &format!("/v1/profiles/{id}"),
+                &json!({"attributes": {"test_profile": test}}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = t
+        .post_json("/v1/journeys/t/test", &json!({"wait": "PT5S"}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["test"]["wait_seconds"], 5);
+    assert_eq!(body["test"]["dry_run"], true);
+    let (code, body) = t
+        .post_json("/v1/journeys/t/test", &json!({"wait": "soon"}))
+        .await;
+    assert_eq!((code, body["location"].as_str()), (400, Some("wait")));
+
+    for p in ["tess", "real"] {
+        let e = t.event("e", p, json!({"n": 1})).await;
+        t.processed(&e).await;
+    }
+    let inst = t.instance_in("tess", "t", "waiting").await;
+    assert_eq!(
+        inst["version"], 0,
+        "test instances run the draft as version 0"
+    );
+    assert!(
+        t.instances("real").await.is_empty(),
+        "only test profiles enter"
+    );
+    // Three days and seven days become five seconds each.
+    t.advance(Span::new().seconds(6));
+    eventually(|| async {
+        let i = t.instance_in("tess", "t", "waiting").await;
+        (i["node"] == "r").then_some(())
+    })
+    .await;
+    t.advance(Span::new().seconds(6));
+    let done = t.instance_in("tess", "t", "completed").await;
+    let steps = t.steps(done["id"].as_str().unwrap()).await;
+    let send = steps
+        .iter()
+        .find(|s| s["node"] == "send" && s["status"] == "passed")
+        .expect("send step");
+    assert_eq!(send["detail"]["params"]["n"], 1);
+    assert_eq!(send["detail"]["outcome"]["result"]["dry_run"], true);
+    assert!(
+        t.log_calls().is_empty(),
+        "dry run: the action was not called"
+    );
+
+    // Real actions on request; stopping test mode ends test instances.
+    let (code, _) = t
+        .post_json(
+            "/v1/journeys/t/test",
+            &json!({"wait": "PT5S", "dry_run": false}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let e = t.event("e", "tess", json!({"n": 2})).await;
+    t.processed(&e).await;
+    t.advance(Span::new().seconds(6));
+    eventually(|| async {
+        let i = t.instance_in("tess", "t", "waiting").await;
+        (i["node"] == "r").then_some(())
+    })
+    .await;
+    t.advance(Span::new().seconds(6));
+    eventually(|| async { (t.log_calls().len() == 1).then_some(()) }).await;
+    let e = t.event("e", "tess", json!({"n": 3})).await;
+    t.processed(&e).await;
+    let (code, body) = t
+        .send(reqwest::Method::DELETE, "/v1/journeys/t/test", None, "")
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["ended_instances"], 1);
+    let (code, _) = t
+        .send(reqwest::Method::DELETE, "/v1/journeys/t/test", None, "")
+        .await;
+    assert_eq!(code, 409);
+}

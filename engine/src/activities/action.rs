@@ -223,7 +223,13 @@ impl Action {
             )
             .with_detail(json!({"action": self.action, "params": params}));
         }
-        let executor = entry.executor;
+        // A draft in test mode may dry-run its actions: the step keeps the parameters.
+        let executor: std::sync::Arc<dyn crate::actions::ActionExecutor> =
+            if cx.journey.test.as_ref().is_some_and(|t| t.dry_run) {
+                std::sync::Arc::new(crate::actions::DryRun::default())
+            } else {
+                entry.executor
+            };
         let timeout = self.timeout.unwrap_or(StdDuration::from_millis(
             cx.settings.default_action_timeout_ms,
         ));

@@ -325,6 +325,73 @@ pub async fn resume(
     Ok(Json(json!({"id": id, "status": "live"})))
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    /// ISO-8601 duration: the longest wait or reaction timeout (default
+    /// `test_wait_seconds`).
+    #[serde(default)]
+    wait: Option<String>,
+    /// Record actions in their steps instead of calling plugins (default true).
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// Runs the draft in test mode: `{"wait": "PT5S", "dry_run": true}`.
+pub async fn start_test(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        super::error::parse_json(&body)?
+    };
+    let wait = match &body.wait {
+        None => None,
+        Some(text) => {
+            let seconds = crate::expr::time::parse_duration(text)
+                .ok()
+                .and_then(|s| {
+                    s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                        .ok()
+                })
+                .filter(|d| !d.is_negative())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_REQUEST",
+                        format!("{text:?} is not an ISO-8601 duration (like PT5S)"),
+                    )
+                    .at("wait")
+                })?;
+            Some(seconds.as_secs().unsigned_abs())
+        }
+    };
+    let test = app
+        .runtime
+        .start_test(
+            &id,
+            wait,
+            body.dry_run.unwrap_or(true),
+            Some(principal(who)),
+        )
+        .await
+        .map_err(journey_error)?;
+    Ok(Json(json!({"id": id, "test": test})))
+}
+
+/// Ends test mode; the draft's test instances end.
+pub async fn stop_test(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ended = app.runtime.stop_test(&id).await.map_err(journey_error)?;
+    Ok(Json(json!({"id": id, "ended_instances": ended})))
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {

@@ -97,6 +97,10 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
         .route("/v1/journeys/{id}/pause", post(journeys::pause))
         .route("/v1/journeys/{id}/resume", post(journeys::resume))
         .route("/v1/journeys/{id}/diff", get(journeys::diff))
+        .route(
+            "/v1/journeys/{id}/test",
+            post(journeys::start_test).delete(journeys::stop_test),
+        )
         .route("/v1/journeys/{id}/report", get(reports::report))
         .route("/v1/journeys/{id}/simulate", post(simulations::simulate))
         .route("/v1/journeys/{id}/replay", post(simulations::replay))

@@ -121,6 +121,8 @@ pub struct Journey {
     pub props: JourneyProps,
     /// When this version was published (`None` while only validated).
     pub published_at: Option<Timestamp>,
+    /// Set when this is a draft running in test mode (version 0).
+    pub test: Option<crate::store::TestMode>,
 }
 
 impl Journey {
@@ -330,6 +332,7 @@ pub fn compile(
             by_id: cx.ids,
             props,
             published_at: None,
+            test: None,
         }),
         _ => Err(cx.problems),
     }

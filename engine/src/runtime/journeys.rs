@@ -18,6 +18,8 @@ pub struct JourneyVersions {
     pub versions: BTreeMap<u32, Arc<Journey>>,
     /// What the journey holds while it is paused.
     pub pause: Option<Pause>,
+    /// Its draft, while it runs in test mode (version 0, test profiles only).
+    pub test: Option<Arc<Journey>>,
 }
 
 impl JourneyVersions {
@@ -27,6 +29,19 @@ impl JourneyVersions {
         match self.status {
             JourneyStatus::Live | JourneyStatus::Paused => self.versions.values().next_back(),
             _ => None,
+        }
+    }
+
+    /// The versions that take new entries: the entry version and the draft in test.
+    pub fn entry_versions(&self) -> impl Iterator<Item = &Arc<Journey>> {
+        self.entry_version().into_iter().chain(self.test.as_ref())
+    }
+
+    /// A version by number; 0 is the draft in test mode.
+    pub fn version(&self, version: u32) -> Option<&Arc<Journey>> {
+        match version {
+            0 => self.test.as_ref(),
+            v => self.versions.get(&v),
         }
     }
 
@@ -66,7 +81,7 @@ impl JourneySet {
     }
 
     pub fn version(&self, id: &str, version: u32) -> Option<&Arc<Journey>> {
-        self.by_id.get(id).and_then(|j| j.versions.get(&version))
+        self.by_id.get(id).and_then(|j| j.version(version))
     }
 
     /// The journeys an event of this type makes profiles enter, in id order.
@@ -75,7 +90,8 @@ impl JourneySet {
             .get(event_type)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.by_id.get(id).and_then(JourneyVersions::entry_version))
+            .filter_map(|id| self.by_id.get(id))
+            .flat_map(JourneyVersions::entry_versions)
     }
 
     /// Live audience-qualification journeys on `audience`, in id order.
@@ -105,7 +121,9 @@ impl JourneySet {
         self.by_business_event.clear();
         self.scheduled.clear();
         for (id, j) in &self.by_id {
-            let Some(v) = j.entry_version() else { continue };
+            let Some(v) = j.entry_version().or(j.test.as_ref()) else {
+                continue;
+            };
             let index = match &v.entry.kind {
                 EntryKind::Event { event_type } => {
                     self.by_event.entry(event_type.clone()).or_default()
@@ -165,12 +183,29 @@ impl Journeys {
                     status,
                     versions: BTreeMap::new(),
                     pause: None,
+                    test: None,
                 });
             entry.status = status;
             if status != JourneyStatus::Paused {
                 entry.pause = None;
             }
             entry.versions.insert(journey.version, journey);
+        });
+    }
+
+    /// Starts (`Some`) or ends test mode of a journey's draft.
+    pub fn set_test(&self, id: &str, test: Option<Arc<Journey>>) {
+        self.update(|set| {
+            let entry = set
+                .by_id
+                .entry(id.to_string())
+                .or_insert_with(|| JourneyVersions {
+                    status: JourneyStatus::Draft,
+                    versions: BTreeMap::new(),
+                    pause: None,
+                    test: None,
+                });
+            entry.test = test;
         });
     }
 

@@ -12,7 +12,8 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
 use super::{JourneyError, Msg, Runtime, Shared, instance};
-use crate::store::{JourneyStatus, Pause};
+use crate::model::JourneyDef;
+use crate::store::{JourneyStatus, Pause, TestMode};
 
 /// How long the lifecycle task sleeps at most between checks.
 const CHECK_EVERY: SignedDuration = SignedDuration::from_secs(60);
@@ -165,7 +166,7 @@ impl Runtime {
         let ended = self
             .shared
             .store
-            .end_live_instances(id, instance::Status::Stopped, "JOURNEY_STOPPED", now)
+            .end_live_instances(id, None, instance::Status::Stopped, "JOURNEY_STOPPED", now)
             .await?;
         let dropped = self.shared.store.drop_held_entries(id).await?;
         tracing::info!(journey = id, ended, dropped, "stopped");
@@ -175,6 +176,96 @@ impl Runtime {
             dropped_entries: Some(dropped),
             pause: None,
         })
+    }
+
+    /// Runs the journey's draft in test mode (as version 0): only test profiles
+    /// (attribute `test_profile: true`) enter it, its waits and reaction timeouts last at
+    /// most `wait_seconds`, and with `dry_run` its actions are recorded, not made.
+    pub async fn start_test(
+        &self,
+        id: &str,
+        wait_seconds: Option<u64>,
+        dry_run: bool,
+        by: Option<String>,
+    ) -> Result<TestMode, JourneyError> {
+        let record = self
+            .shared
+            .store
+            .get_journey(id)
+            .await?
+            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
+        let draft = record
+            .draft
+            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
+        let def: JourneyDef = serde_path_to_error::deserialize(&draft)
+            .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))?;
+        if def.entry.kind() != "event" {
+            return Err(JourneyError::Conflict(format!(
+                "test mode runs journeys entered by events; this one is entered by {} (simulate it instead)",
+                def.entry.kind()
+            )));
+        }
+        let test = TestMode {
+            wait_seconds: wait_seconds.unwrap_or(self.shared.settings.test_wait_seconds),
+            dry_run,
+            started_at: self.now(),
+            by,
+        };
+        let journey = self.compile_test(id, &def, test.clone())?;
+        self.shared
+            .store
+            .set_test_mode(id, Some(test.clone()))
+            .await?;
+        self.shared.journeys.set_test(id, Some(journey));
+        tracing::info!(
+            journey = id,
+            wait_seconds = test.wait_seconds,
+            dry_run,
+            "test mode on"
+        );
+        Ok(test)
+    }
+
+    /// Ends test mode; the draft's test instances end (`TEST_ENDED`). Returns how many.
+    pub async fn stop_test(&self, id: &str) -> Result<u64, JourneyError> {
+        let record = self
+            .shared
+            .store
+            .get_journey(id)
+            .await?
+            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
+        if record.test.is_none() {
+            return Err(JourneyError::Conflict(format!(
+                "journey {id:?} is not in test mode"
+            )));
+        }
+        self.shared.store.set_test_mode(id, None).await?;
+        self.shared.journeys.set_test(id, None);
+        let ended = self
+            .shared
+            .store
+            .end_live_instances(
+                id,
+                Some(0),
+                instance::Status::Stopped,
+                "TEST_ENDED",
+                self.now(),
+            )
+            .await?;
+        tracing::info!(journey = id, ended, "test mode off");
+        Ok(ended)
+    }
+
+    pub(super) fn compile_test(
+        &self,
+        id: &str,
+        def: &JourneyDef,
+        test: TestMode,
+    ) -> Result<Arc<crate::compile::Journey>, JourneyError> {
+        let mut journey = self.validate(id, def).map_err(JourneyError::Invalid)?;
+        journey.version = 0;
+        journey.test = Some(test);
+        Ok(Arc::new(journey))
     }
 
     /// The journey's status, moving a closed journey without live instances to

@@ -240,14 +240,28 @@ impl Runtime {
     async fn load_journeys(&self) -> anyhow::Result<()> {
         let exprs = self.shared.exprs();
         let catalog = self.catalog();
-        let statuses: std::collections::HashMap<String, (JourneyStatus, Option<Pause>)> = self
-            .shared
-            .store
-            .list_journeys()
-            .await?
-            .into_iter()
-            .map(|j| (j.id, (j.status, j.pause)))
+        let records = self.shared.store.list_journeys().await?;
+        let statuses: std::collections::HashMap<String, (JourneyStatus, Option<Pause>)> = records
+            .iter()
+            .map(|j| (j.id.clone(), (j.status, j.pause.clone())))
             .collect();
+        for j in &records {
+            let (Some(test), Some(draft)) = (&j.test, &j.draft) else {
+                continue;
+            };
+            let compiled = serde_json::from_value::<JourneyDef>(draft.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .and_then(|def| {
+                    self.compile_test(&j.id, &def, test.clone())
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                });
+            match compiled {
+                Ok(journey) => self.shared.journeys.set_test(&j.id, Some(journey)),
+                Err(e) => {
+                    tracing::error!(journey = %j.id, error = %e, "the draft in test mode no longer compiles")
+                }
+            }
+        }
         for v in self.shared.store.versions().await? {
             let (status, pause) = statuses
                 .get(&v.journey_id)
@@ -289,10 +303,23 @@ impl Runtime {
     }
 
     /// Stores a draft; returns the problems validation finds (a draft may be invalid).
+    /// A draft in test mode is replaced by the new one when it is valid.
     pub async fn put_draft(&self, id: &str, def: &JourneyDef) -> Result<Problems, JourneyError> {
         let problems = self.validate(id, def).err().unwrap_or_default();
         let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
         self.shared.store.put_draft(id, value, self.now()).await?;
+        if problems.0.is_empty()
+            && let Some(test) = self
+                .shared
+                .journeys
+                .snapshot()
+                .get(id)
+                .and_then(|j| j.test.as_ref())
+                .and_then(|t| t.test.clone())
+        {
+            let journey = self.compile_test(id, def, test)?;
+            self.shared.journeys.set_test(id, Some(journey));
+        }
         Ok(problems)
     }
 

@@ -819,7 +819,7 @@ impl Partition {
                 Ok(())
             }
             Err(d) => {
-                if d.code != "DUPLICATE" {
+                if !matches!(d.code, "DUPLICATE" | "NOT_A_TEST_PROFILE") {
                     batch
                         .write
                         .steps
@@ -850,10 +850,19 @@ impl Partition {
         if !work.exists {
             return Err(missing());
         }
-        if batch
-            .set
-            .get(&journey.id)
-            .is_some_and(|j| j.holds_entries())
+        if journey.test.is_some()
+            && work.profile.attributes.get("test_profile") != Some(&Value::Bool(true))
+        {
+            return Err(Discard {
+                code: "NOT_A_TEST_PROFILE",
+                message: "a draft in test mode only takes test profiles".into(),
+            });
+        }
+        if journey.test.is_none()
+            && batch
+                .set
+                .get(&journey.id)
+                .is_some_and(|j| j.holds_entries())
         {
             batch.write.held.push(HeldEntry {
                 seq: 0,
@@ -1073,9 +1082,7 @@ impl Partition {
             return Ok(()); // Already moved on within this batch.
         }
         let versions = batch.set.get(&inst.journey_id);
-        let journey = versions
-            .and_then(|j| j.versions.get(&inst.version))
-            .cloned();
+        let journey = versions.and_then(|j| j.version(inst.version)).cloned();
         let stopped = versions.map(|j| j.status) == Some(JourneyStatus::Stopped);
         let node = journey
             .as_ref()
@@ -1236,6 +1243,18 @@ impl Partition {
                 Err(Some(wake_at)) => {
                     // Paused: wake at the node's time, or at the deadline at the latest.
                     inst.status = Status::Waiting;
+                    // Test mode: waits and reaction timeouts last at most its `wait_seconds`.
+                    let wake_at = match (&journey.test, wake_at) {
+                        (Some(test), Some(w)) => Some(
+                            w.min(
+                                now.saturating_add(jiff::SignedDuration::from_secs(
+                                    i64::try_from(test.wait_seconds).unwrap_or(i64::MAX),
+                                ))
+                                .unwrap_or(w),
+                            ),
+                        ),
+                        (_, w) => w,
+                    };
                     inst.wake_at = Some(wake_at.map_or(inst.deadline, |w| w.min(inst.deadline)));
                     inst.updated_at = now;
                     batch.new_timer = true;

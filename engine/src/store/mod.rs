@@ -222,6 +222,18 @@ pub struct Pause {
     pub by: Option<String>,
 }
 
+/// A draft running in test mode: only test profiles enter it (as version 0), its waits
+/// and reaction timeouts last at most `wait_seconds`, and its actions may be dry runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestMode {
+    pub wait_seconds: u64,
+    /// Actions record what they would send (in their step) instead of calling plugins.
+    pub dry_run: bool,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
 /// An entry held while its journey was paused; it is tried again, in `seq` order, when
 /// the journey resumes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,6 +294,9 @@ pub struct JourneyRecord {
     /// Set while the journey is paused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<Pause>,
+    /// Set while its draft runs in test mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestMode>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -355,10 +370,12 @@ pub trait Store: Send + Sync + 'static {
     async fn instances_of_profile(&self, profile_id: &str) -> Result<Vec<Instance>>;
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>>;
     async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>>;
-    /// Ends every live instance of a journey with `status` and `reason`; returns how many.
+    /// Ends every live instance of a journey (of one version, if given) with `status`
+    /// and `reason`; returns how many.
     async fn end_live_instances(
         &self,
         journey_id: &str,
+        version: Option<u32>,
         status: Status,
         reason: &str,
         now: Timestamp,
@@ -430,6 +447,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Every published version of every journey.
     async fn versions(&self) -> Result<Vec<VersionRecord>>;
+    /// Starts (`Some`) or ends test mode for a journey's draft.
+    async fn set_test_mode(&self, id: &str, test: Option<TestMode>) -> Result<()>;
     /// One published version.
     async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>>;
 

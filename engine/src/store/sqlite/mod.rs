@@ -174,7 +174,7 @@ fn insert_run(conn: &Connection, run: &RunRecord) -> rusqlite::Result<bool> {
 fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<JourneyRecord>> {
     let row = conn
         .prepare_cached(
-            "SELECT id, draft, status, created_at, updated_at, pause FROM journeys WHERE id = ?1",
+            "SELECT id, draft, status, created_at, updated_at, pause, test FROM journeys WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok((
@@ -184,10 +184,11 @@ fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<Journe
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })
         .optional()?;
-    let Some((id, draft, status, created, updated, pause)) = row else {
+    let Some((id, draft, status, created, updated, pause, test)) = row else {
         return Ok(None);
     };
     let versions = conn
@@ -206,6 +207,7 @@ fn journey_record(conn: &Connection, id: &str) -> rusqlite::Result<Option<Journe
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(JourneyRecord {
         pause: pause.and_then(|p| serde_json::from_str::<Pause>(&p).ok()),
+        test: test.and_then(|t| serde_json::from_str(&t).ok()),
         status: JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Draft),
         draft: draft.and_then(|d| serde_json::from_str(&d).ok()),
         created_at: from_ts(created)?,
@@ -445,6 +447,7 @@ impl Store for SqliteStore {
     async fn end_live_instances(
         &self,
         journey_id: &str,
+        version: Option<u32>,
         status: Status,
         reason: &str,
         now: Timestamp,
@@ -456,9 +459,16 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "UPDATE instances SET status = ?2, end_reason = ?3, ended_at = ?4, \
                          updated_at = ?4, wake_at = NULL \
-                         WHERE journey_id = ?1 AND status IN ('active', 'waiting')",
+                         WHERE journey_id = ?1 AND status IN ('active', 'waiting') \
+                         AND (?5 IS NULL OR version = ?5)",
                     )?
-                    .execute(params![journey_id, status.as_str(), reason, ts(now)])?;
+                    .execute(params![
+                        journey_id,
+                        status.as_str(),
+                        reason,
+                        ts(now),
+                        version
+                    ])?;
                 Ok(n as u64)
             })
             .await
@@ -763,6 +773,18 @@ impl Store for SqliteStore {
             .collect()
         })
         .await
+    }
+
+    async fn set_test_mode(&self, id: &str, test: Option<super::TestMode>) -> Result<()> {
+        let id = id.to_string();
+        let test = test.map(|t| serde_json::to_string(&t)).transpose()?;
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE journeys SET test = ?2 WHERE id = ?1")?
+                    .execute(params![id, test])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>> {

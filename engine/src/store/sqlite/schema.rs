@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS journeys (
     status      TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
-    pause       TEXT
+    pause       TEXT,
+    test        TEXT
 );
 
 CREATE TABLE IF NOT EXISTS identities (
@@ -177,6 +178,7 @@ CREATE INDEX IF NOT EXISTS split_assignments_journey ON split_assignments(journe
 /// Columns added after a table was first created: (table, column, declaration).
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("journeys", "pause", "TEXT"),
+    ("journeys", "test", "TEXT"),
     ("journey_versions", "published_by", "TEXT"),
     ("journey_versions", "note", "TEXT"),
 ];
