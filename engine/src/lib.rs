@@ -15,6 +15,7 @@ pub mod compile;
 pub mod engine;
 pub mod expr;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod plugins;
 pub mod report;

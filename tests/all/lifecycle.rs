@@ -476,3 +476,44 @@ async fn a_draft_in_test_mode_takes_test_profiles_with_short_waits_and_dry_run_a
         .await;
     assert_eq!(code, 409);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_expose_events_entries_transitions_actions_timers_and_commits() {
+    let t = TestEngine::start().await;
+    t.publish("m", WAIT_SEND).await;
+    for p in ["a", "b"] {
+        let e = t.event("e", p, json!({"n": 1})).await;
+        t.processed(&e).await;
+    }
+    let (code, _) = t.post_json("/v1/events", &json!({"type": "e"})).await;
+    assert_eq!(code, 400);
+    let metrics = || async {
+        let r = reqwest::get(t.url("/metrics")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    let before = metrics().await;
+    assert!(before.contains("parcours_timers_pending 2"), "{before}");
+    assert!(before.contains("parcours_instances_live 2"), "{before}");
+    t.advance(Span::new().minutes(61));
+    eventually(|| async { (sent(&t, "m").len() == 2).then_some(()) }).await;
+    let text = eventually(|| async {
+        let text = metrics().await;
+        text.contains("parcours_instances_live 0").then_some(text)
+    })
+    .await;
+    for needle in [
+        "parcours_events_accepted_total 2",
+        "parcours_events_rejected_total{code=\"INVALID_EVENT\"} 1",
+        "parcours_entries_total{journey=\"m\"} 2",
+        "parcours_node_transitions_total{journey=\"m\",kind=\"wait\",status=\"waiting\"} 2",
+        "parcours_action_calls_total{action=\"log@builtin\",outcome=\"ok\"} 2",
+        "parcours_action_call_seconds_count{action=\"log@builtin\"} 2",
+        "parcours_timers_fired_total 2",
+        "parcours_timer_lateness_seconds_count 2",
+        "parcours_store_commit_seconds_count",
+        "parcours_timers_pending 0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+}

@@ -228,7 +228,7 @@ impl Action {
             if cx.journey.test.as_ref().is_some_and(|t| t.dry_run) {
                 std::sync::Arc::new(crate::actions::DryRun::default())
             } else {
-                entry.executor
+                entry.executor.clone()
             };
         let timeout = self.timeout.unwrap_or(StdDuration::from_millis(
             cx.settings.default_action_timeout_ms,
@@ -261,7 +261,13 @@ impl Action {
                 after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             }),
         };
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed().as_secs_f64();
+        let duration_ms = elapsed * 1000.0;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        cx.metrics.action(&entry.pinned(), outcome, elapsed);
         let detail = |outcome: Value| {
             json!({
                 "action": self.action,

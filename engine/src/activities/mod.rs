@@ -108,6 +108,7 @@ pub struct StepCx<'a> {
     pub exprs: &'a mut ExprEngine,
     pub actions: &'a ActionRegistry,
     pub settings: &'a Settings,
+    pub metrics: &'a crate::metrics::Metrics,
     /// Plugin calls (look-ups, functions) made by this node's expressions.
     pub plugin_calls: PluginCallLog,
     /// The instance's look-up cache while the node runs (written back after).

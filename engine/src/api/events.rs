@@ -23,8 +23,21 @@ const MAX_ID_BYTES: usize = 256;
 pub async fn post_events(
     State(app): State<AppState>,
     headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let result = accept_events(&app, &headers, body).await;
+    if let Err(e) = &result {
+        app.runtime.metrics().rejected(e.code);
+    }
+    result
+}
+
+async fn accept_events(
+    app: &AppState,
+    headers: &HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let app = app.clone();
     let settings = app.runtime.settings();
     let content_type = headers
         .get("content-type")
@@ -53,6 +66,9 @@ pub async fn post_events(
         }
     }
     let count = accepted.len();
+    app.runtime
+        .metrics()
+        .events(count, answers.len().saturating_sub(count));
     app.runtime.dispatch(accepted).await?;
     Ok((
         StatusCode::ACCEPTED,

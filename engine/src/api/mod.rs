@@ -11,6 +11,7 @@ mod events;
 mod health;
 mod instances;
 mod journeys;
+mod metrics;
 mod plugins;
 mod profiles;
 mod reports;
@@ -55,6 +56,7 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
         .merge(imports)
         .route("/v1/plugins", get(plugins::list))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/events", post(events::post_events))
         .route("/v1/events/{id}", get(events::get_event))
         .route("/v1/business-events", post(events::post_business_event))

@@ -87,6 +87,7 @@ pub(crate) struct Shared {
     partitions: Vec<mpsc::Sender<Msg>>,
     /// Set once to stop every task of the runtime ([`Runtime::shutdown`]).
     shutdown: tokio::sync::watch::Sender<bool>,
+    pub metrics: crate::metrics::Metrics,
     /// Counts partition commits (a simulation waits on it instead of polling).
     pub commits: tokio::sync::watch::Sender<u64>,
     /// Accepted events waiting for room in a full partition queue.
@@ -131,6 +132,7 @@ impl Runtime {
             partitions: senders,
             shutdown: tokio::sync::watch::Sender::new(false),
             commits: tokio::sync::watch::Sender::new(0),
+            metrics: crate::metrics::Metrics::new(),
             dispatching: std::sync::atomic::AtomicUsize::new(0),
         });
         let runtime = Runtime { shared };
@@ -155,6 +157,11 @@ impl Runtime {
     /// runtime started (what is committed stays committed). A runtime cannot restart.
     pub fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
     }
 
     /// A receiver that changes after every partition commit.

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::audiences::AudienceSet;
 use super::entry::{self, Discard};
@@ -198,6 +199,16 @@ impl Batch {
 }
 
 impl Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Event(_) => "event",
+            Msg::Timer(..) => "timer",
+            Msg::Profile(..) => "profile",
+            Msg::Enter(..) => "enter",
+            Msg::Release(..) => "release",
+        }
+    }
+
     pub(super) fn profile_id(&self) -> &str {
         match self {
             Msg::Event(e) => &e.profile_id,
@@ -227,19 +238,31 @@ impl Partition {
             }
             for msg in msgs.drain(..) {
                 let profile_id = msg.profile_id().to_string();
-                let result = match msg {
-                    Msg::Event(event) => self.on_event(&mut batch, event).await,
-                    Msg::Timer(timer, ack) => {
-                        batch.acks.push(ack);
-                        self.on_timer(&mut batch, timer).await
+                let span = tracing::debug_span!(
+                    "message",
+                    partition = self.index,
+                    kind = msg.kind(),
+                    profile = %profile_id
+                );
+                let result = async {
+                    match msg {
+                        Msg::Event(event) => self.on_event(&mut batch, event).await,
+                        Msg::Timer(timer, ack) => {
+                            batch.acks.push(ack);
+                            self.on_timer(&mut batch, timer).await
+                        }
+                        Msg::Profile(op, reply) => self.on_profile(&mut batch, op, reply).await,
+                        Msg::Enter(request, reply) => {
+                            self.on_enter(&mut batch, request, reply).await
+                        }
+                        Msg::Release(held, ack) => {
+                            batch.acks.push(ack);
+                            self.on_release(&mut batch, held).await
+                        }
                     }
-                    Msg::Profile(op, reply) => self.on_profile(&mut batch, op, reply).await,
-                    Msg::Enter(request, reply) => self.on_enter(&mut batch, request, reply).await,
-                    Msg::Release(held, ack) => {
-                        batch.acks.push(ack);
-                        self.on_release(&mut batch, held).await
-                    }
-                };
+                }
+                .instrument(span)
+                .await;
                 if let Err(e) = result {
                     tracing::error!(partition = self.index, error = %e, "cannot load state; the message will be retried after a restart");
                     continue;
@@ -271,11 +294,14 @@ impl Partition {
         }
         let write = Arc::new(std::mem::take(&mut batch.write));
         let mut delay = Duration::from_millis(50);
+        let started = std::time::Instant::now();
         while let Err(e) = self.shared.store.commit(write.clone()).await {
             tracing::error!(partition = self.index, error = %e, "commit failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+        self.shared.metrics.commit(started.elapsed().as_secs_f64());
+        self.shared.metrics.steps(&write.steps);
         if batch.new_timer {
             self.shared.timer_kick.notify_one();
         }
@@ -1173,6 +1199,32 @@ impl Partition {
         &mut self,
         batch: &mut Batch,
         journey: &Journey,
+        inst: Instance,
+        current: NodeRef,
+        outcome: Outcome,
+        event_id: Option<&str>,
+        patches: Vec<Value>,
+        now: Timestamp,
+    ) {
+        let span = tracing::debug_span!(
+            "activation",
+            journey = %journey.id,
+            version = journey.version,
+            instance = %inst.id,
+            profile = %inst.profile_id
+        );
+        self.drive_steps(
+            batch, journey, inst, current, outcome, event_id, patches, now,
+        )
+        .instrument(span)
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn drive_steps(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Journey,
         mut inst: Instance,
         mut current: NodeRef,
         mut outcome: Outcome,
@@ -1228,6 +1280,7 @@ impl Partition {
                 ),
                 Move::Jump { .. } => unreachable!("jumps are resolved above"),
             };
+            tracing::debug!(node = %node.id, kind = node.kind.name(), status = status.as_str(), code = code.as_deref(), "step");
             batch.write.steps.push(step(
                 &inst,
                 node.id.as_str(),
@@ -1535,6 +1588,7 @@ fn step_cx<'a>(
         exprs,
         actions: &shared.actions,
         settings: &shared.settings,
+        metrics: &shared.metrics,
         plugin_calls,
         lookups,
         call,

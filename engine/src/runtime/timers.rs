@@ -54,6 +54,8 @@ async fn round(shared: &Shared) -> anyhow::Result<()> {
         fired = true;
         let mut acks = Vec::with_capacity(due.len());
         for timer in due {
+            let late = now.duration_since(timer.wake_at).as_secs_f64();
+            shared.metrics.timer_fired(late);
             let (tx, rx) = oneshot::channel();
             shared.send(Msg::Timer(timer, tx)).await?;
             acks.push(rx);

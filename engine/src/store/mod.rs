@@ -363,6 +363,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DueTimer>>;
     /// The earliest pending timer.
     async fn next_wake(&self) -> Result<Option<Timestamp>>;
+    /// How many instances wait on a timer, and how many are live (active or waiting).
+    async fn instance_gauges(&self) -> Result<(u64, u64)>;
 
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>>;
     /// How many instances of a journey (every version) are in each status.

@@ -392,6 +392,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn instance_gauges(&self) -> Result<(u64, u64)> {
+        self.read(|conn| {
+            let pending: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM instances WHERE wake_at IS NOT NULL")?
+                .query_row([], |r| r.get(0))?;
+            let live: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM instances WHERE status IN ('active', 'waiting')",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok((pending as u64, live as u64))
+        })
+        .await
+    }
+
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>> {
         let id = id.to_string();
         self.read(move |conn| {

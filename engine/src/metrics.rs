@@ -1,0 +1,298 @@
+//! Prometheus metrics of one engine, served as text at `/metrics`.
+//!
+//! Owns the metric families and their names: events accepted and rejected, entries,
+//! node transitions, action calls and their latency per action, timers fired and their
+//! lateness, store commit latency, and gauges read from the store when scraped (timers
+//! pending). Recording is a few atomic operations; this module never blocks a partition
+//! and never reads the store except when scraped.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::runtime::instance::Step;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Code {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JourneyLabel {
+    journey: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Transition {
+    journey: String,
+    kind: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionOutcome {
+    action: String,
+    outcome: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    // 100 µs to about 27 minutes.
+    Histogram::new(exponential_buckets(0.000_1, 4.0, 12))
+}
+
+/// The engine's metrics. Clones share them.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    events_accepted: Counter,
+    events_duplicate: Counter,
+    events_rejected: Family<Code, Counter>,
+    entries: Family<JourneyLabel, Counter>,
+    discards: Family<Code, Counter>,
+    transitions: Family<Transition, Counter>,
+    action_calls: Family<ActionOutcome, Counter>,
+    action_seconds: HistogramFamily<ActionLabel>,
+    timers_fired: Counter,
+    timer_lateness: Histogram,
+    commit_seconds: Histogram,
+    timers_pending: Gauge,
+    instances_live: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("parcours");
+        let events_accepted = Counter::default();
+        let events_duplicate = Counter::default();
+        let events_rejected = Family::<Code, Counter>::default();
+        let entries = Family::<JourneyLabel, Counter>::default();
+        let discards = Family::<Code, Counter>::default();
+        let transitions = Family::<Transition, Counter>::default();
+        let action_calls = Family::<ActionOutcome, Counter>::default();
+        let action_seconds: HistogramFamily<ActionLabel> =
+            Family::new_with_constructor(seconds_histogram);
+        let timers_fired = Counter::default();
+        let timer_lateness = seconds_histogram();
+        let commit_seconds = seconds_histogram();
+        let timers_pending = Gauge::default();
+        let instances_live = Gauge::default();
+        registry.register(
+            "events_accepted",
+            "Events accepted (stored durably) by ingestion",
+            events_accepted.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events sent again with an id already stored (not processed again)",
+            events_duplicate.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Ingestion requests refused, by error code",
+            events_rejected.clone(),
+        );
+        registry.register(
+            "entries",
+            "Profiles that entered a journey",
+            entries.clone(),
+        );
+        registry.register(
+            "entries_discarded",
+            "Entries refused, by code",
+            discards.clone(),
+        );
+        registry.register(
+            "node_transitions",
+            "Step events by journey, node kind and status",
+            transitions.clone(),
+        );
+        registry.register(
+            "action_calls",
+            "Action calls by action and outcome (ok or an error code)",
+            action_calls.clone(),
+        );
+        registry.register(
+            "action_call_seconds",
+            "Time of action calls, by action",
+            action_seconds.clone(),
+        );
+        registry.register(
+            "timers_fired",
+            "Timers that came due and were handled",
+            timers_fired.clone(),
+        );
+        registry.register(
+            "timer_lateness_seconds",
+            "How long after their due time timers were handed to their partition",
+            timer_lateness.clone(),
+        );
+        registry.register(
+            "store_commit_seconds",
+            "Time of a partition batch's durable commit",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "timers_pending",
+            "Instances waiting on a timer (read from the store when scraped)",
+            timers_pending.clone(),
+        );
+        registry.register(
+            "instances_live",
+            "Instances active or waiting (read from the store when scraped)",
+            instances_live.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                events_accepted,
+                events_duplicate,
+                events_rejected,
+                entries,
+                discards,
+                transitions,
+                action_calls,
+                action_seconds,
+                timers_fired,
+                timer_lateness,
+                commit_seconds,
+                timers_pending,
+                instances_live,
+            }),
+        }
+    }
+
+    pub fn events(&self, accepted: usize, duplicate: usize) {
+        self.inner.events_accepted.inc_by(accepted as u64);
+        self.inner.events_duplicate.inc_by(duplicate as u64);
+    }
+
+    pub fn rejected(&self, code: &str) {
+        self.inner
+            .events_rejected
+            .get_or_create(&Code { code: code.into() })
+            .inc();
+    }
+
+    /// Counts a committed batch's steps.
+    pub fn steps(&self, steps: &[Step]) {
+        for s in steps {
+            match s.status.as_str() {
+                "entered" => {
+                    self.inner
+                        .entries
+                        .get_or_create(&JourneyLabel {
+                            journey: s.journey_id.clone(),
+                        })
+                        .inc();
+                }
+                "discarded" => {
+                    self.inner
+                        .discards
+                        .get_or_create(&Code {
+                            code: s.code.clone().unwrap_or_default(),
+                        })
+                        .inc();
+                }
+                _ => {}
+            }
+            self.inner
+                .transitions
+                .get_or_create(&Transition {
+                    journey: s.journey_id.clone(),
+                    kind: s.kind.clone(),
+                    status: s.status.as_str().into(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn action(&self, action: &str, outcome: &str, seconds: f64) {
+        self.inner
+            .action_calls
+            .get_or_create(&ActionOutcome {
+                action: action.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.inner
+            .action_seconds
+            .get_or_create(&ActionLabel {
+                action: action.into(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn timer_fired(&self, lateness_seconds: f64) {
+        self.inner.timers_fired.inc();
+        self.inner.timer_lateness.observe(lateness_seconds.max(0.0));
+    }
+
+    pub fn commit(&self, seconds: f64) {
+        self.inner.commit_seconds.observe(seconds);
+    }
+
+    /// The text exposition, with the store-read gauges set first.
+    pub fn render(&self, timers_pending: u64, instances_live: u64) -> String {
+        self.inner
+            .timers_pending
+            .set(i64::try_from(timers_pending).unwrap_or(i64::MAX));
+        self.inner
+            .instances_live
+            .set(i64::try_from(instances_live).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_its_prefix() {
+        let m = Metrics::new();
+        m.events(3, 1);
+        m.rejected("INVALID_EVENT");
+        m.action("webhook@0.1.0", "ok", 0.012);
+        m.timer_fired(0.5);
+        m.commit(0.004);
+        let text = m.render(7, 9);
+        for needle in [
+            "parcours_events_accepted_total 3",
+            "parcours_events_rejected_total{code=\"INVALID_EVENT\"} 1",
+            "parcours_action_calls_total{action=\"webhook@0.1.0\",outcome=\"ok\"} 1",
+            "parcours_action_call_seconds_bucket",
+            "parcours_timers_pending 7",
+            "parcours_instances_live 9",
+            "parcours_store_commit_seconds_count 1",
+            "parcours_timer_lateness_seconds_sum 0.5",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}
