@@ -4,6 +4,7 @@
 mod audiences;
 mod auth;
 mod cli;
+mod docs;
 mod journeys_api;
 mod lifecycle;
 mod plugins;
