@@ -37,7 +37,9 @@ fn code_literals(text: &str) -> Vec<String> {
             && piece
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            && (piece.contains('_') || SINGLE_WORD_CODES.contains(&piece));
+            && (piece.contains('_') || SINGLE_WORD_CODES.contains(&piece))
+            // Build-time environment variables (`env!("CARGO_PKG_VERSION")`).
+            && !piece.starts_with("CARGO_");
         if is_code {
             out.push(piece.to_string());
         }

@@ -1,8 +1,10 @@
 //! `/v1/audiences` (create, list, get, members, list membership changes) and
 //! `/v1/capping-rules`.
 
+use super::error::Errors;
+use super::error::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +24,15 @@ fn definition_error(e: DefinitionError, code: &'static str) -> ApiError {
 
 /// `PUT /v1/audiences/{name}`: `{"predicate": "profile.tier == \"gold\""}` or `{}` for
 /// an explicit list.
+#[utoipa::path(
+    put,
+    path = "/v1/audiences/{name}",
+    tag = "audiences",
+    operation_id = "putAudience",
+    params(("name" = String, Path, description = "Audience name")),
+    request_body(content = Object, content_type = "application/json", description = "{predicate} for a computed audience, {} for an explicit list"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn put(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -35,11 +46,26 @@ pub async fn put(
     get(State(app), Path(name)).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audiences",
+    tag = "audiences",
+    operation_id = "listAudiences",
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let audiences = app.runtime.store().list_audiences().await?;
     Ok(Json(json!({"audiences": audiences})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audiences/{name}",
+    tag = "audiences",
+    operation_id = "getAudience",
+    params(("name" = String, Path, description = "Audience name")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -68,6 +94,14 @@ pub struct Page {
 
 /// `GET /v1/audiences/{name}/members?after=ID&limit=N`: members in profile id order;
 /// `next` is the `after` of the following page.
+#[utoipa::path(
+    get,
+    path = "/v1/audiences/{name}/members",
+    tag = "audiences",
+    operation_id = "listAudienceMembers",
+    params(("name" = String, Path, description = "Audience name"), ("after" = Option<String>, Query, description = "Profile id to start after"), ("limit" = Option<u64>, Query, description = "Page size")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn members(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -107,6 +141,15 @@ pub struct MemberChanges {
 /// explicit-list audience, or a text body (`text/plain`, `text/csv`) of profile ids to
 /// add, one per line (a first line `id` is a header). Profiles added are created if
 /// needed; journeys entered on the transitions start before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/audiences/{name}/members",
+    tag = "audiences",
+    operation_id = "changeAudienceMembers",
+    params(("name" = String, Path, description = "Audience name")),
+    request_body(content = Object, content_type = "application/json", description = "{add: [ids], remove: [ids]} (or a text/plain list of ids)"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn change_members(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -182,6 +225,15 @@ pub async fn change_members(
 }
 
 /// `PUT /v1/capping-rules/{id}`: `{"max": 3, "period": "P7D"}`.
+#[utoipa::path(
+    put,
+    path = "/v1/capping-rules/{id}",
+    tag = "audiences",
+    operation_id = "putCappingRule",
+    params(("id" = String, Path, description = "Capping rule id")),
+    request_body(content = Object, content_type = "application/json", description = "{max, period}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn put_capping_rule(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -195,6 +247,13 @@ pub async fn put_capping_rule(
     Ok(Json(json!({"id": id, "definition": def})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/capping-rules",
+    tag = "audiences",
+    operation_id = "listCappingRules",
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn list_capping_rules(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let rules: Vec<Value> = app
         .runtime
@@ -209,6 +268,14 @@ pub async fn list_capping_rules(State(app): State<AppState>) -> Result<Json<Valu
 
 /// `GET /v1/journeys/{id}/runs`: a read-audience or business-event journey's runs with
 /// their progress, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{id}/runs",
+    tag = "runs",
+    operation_id = "listJourneyRuns",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn runs_of_journey(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -218,6 +285,14 @@ pub async fn runs_of_journey(
 }
 
 /// `GET /v1/runs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}",
+    tag = "runs",
+    operation_id = "getRun",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get_run(
     State(app): State<AppState>,
     Path(id): Path<String>,

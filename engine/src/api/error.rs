@@ -12,21 +12,25 @@ use serde::de::DeserializeOwned;
 use crate::model::{Problem, Problems, serde_problem};
 
 /// An error answer: `{code, message, location, problems}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
-    /// A stable, machine-readable code.
+    /// A stable, machine-readable code (see docs/errors.md).
+    #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
     /// Where in the request the fault is (a dotted path into the body), if anywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    /// Every fault, when there are several (journey validation).
+    /// Every fault, when there are several (journey validation): `{path, message}`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub problems: Option<Problems>,
     /// Seconds after which to try again (`Retry-After`), when overloaded.
     #[serde(skip)]
+    #[schema(ignore)]
     pub retry_after: Option<u32>,
 }
 
@@ -113,6 +117,77 @@ impl From<anyhow::Error> for ApiError {
 
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+/// The error answers any operation may give, for the OpenAPI document.
+pub struct Errors;
+
+impl utoipa::IntoResponses for Errors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        use utoipa::PartialSchema;
+        let answers = [
+            ("400", "The request is malformed; `location` says where."),
+            ("401", "An API token is required, or it is unknown."),
+            ("403", "The token's scope does not cover the request."),
+            ("404", "No such resource."),
+            ("409", "The request does not apply to the resource's state."),
+            ("413", "The body is over a size limit."),
+            (
+                "422",
+                "The request is well formed but invalid (with `problems`).",
+            ),
+            ("500", "An engine fault; the log has the details."),
+            ("503", "Overloaded: send again after `Retry-After` seconds."),
+        ];
+        answers
+            .into_iter()
+            .map(|(status, description)| {
+                let response = utoipa::openapi::ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::Content::new(Some(ApiError::schema())),
+                    )
+                    .build();
+                (status.to_string(), response.into())
+            })
+            .collect()
+    }
+}
+
+/// `axum`'s query extractor, answering a bad query with a located JSON error.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.body_text()))
+    }
+}
+
+/// `axum`'s path extractor, answering a bad path parameter with a JSON error.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.body_text()))
+    }
 }
 
 /// A request body within the configured size limit.

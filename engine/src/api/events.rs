@@ -6,8 +6,10 @@
 //! An event may name its profile by an alias (`identity`), resolved here before it is
 //! stored.
 
+use super::error::Errors;
+use super::error::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,6 +22,14 @@ use crate::model::{BusinessEventInput, Event, EventInput};
 /// Longest event id, type or profile id accepted.
 const MAX_ID_BYTES: usize = 256;
 
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "postEvents",
+    request_body(content = Object, content_type = "application/json", description = "One event, an array, {events: [...]}, or CloudEvents (structured or batch)"),
+    responses((status = 202, description = "Accepted: every event is durable", body = Object), Errors)
+)]
 pub async fn post_events(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -269,6 +279,14 @@ async fn validate(
 /// `POST /v1/business-events`: an event with no profile. Every live business-event
 /// journey for its type whose `when` holds starts a run over its audience; the answer
 /// (202) lists the runs, which are durable with the event.
+#[utoipa::path(
+    post,
+    path = "/v1/business-events",
+    tag = "events",
+    operation_id = "postBusinessEvent",
+    request_body(content = Object, content_type = "application/json", description = "{id, type, timestamp, data}"),
+    responses((status = 202, description = "Accepted", body = Object), Errors)
+)]
 pub async fn post_business_event(
     State(app): State<AppState>,
     Body(body): Body,
@@ -320,6 +338,14 @@ pub async fn post_business_event(
 
 /// The event, whether it was processed, and what it did: entries, discards with their
 /// reasons, reactions.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    operation_id = "getEvent",
+    params(("id" = String, Path, description = "Event id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get_event(
     State(app): State<AppState>,
     Path(id): Path<String>,

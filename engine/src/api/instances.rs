@@ -1,11 +1,21 @@
 //! Instances and their step events.
 
+use super::error::Errors;
+use super::error::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 
+#[utoipa::path(
+    get,
+    path = "/v1/profiles/{id}/instances",
+    tag = "instances",
+    operation_id = "listProfileInstances",
+    params(("id" = String, Path, description = "Profile id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn of_profile(
     State(app): State<AppState>,
     Path(profile_id): Path<String>,
@@ -18,6 +28,14 @@ pub async fn of_profile(
     Ok(Json(json!({"instances": instances})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}",
+    tag = "instances",
+    operation_id = "getInstance",
+    params(("id" = String, Path, description = "Instance id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get_instance(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -33,6 +51,14 @@ pub async fn get_instance(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/steps",
+    tag = "instances",
+    operation_id = "listInstanceSteps",
+    params(("id" = String, Path, description = "Instance id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn steps(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -1,7 +1,9 @@
 //! Journeys: drafts (JSON or YAML), validation, publication, versions and their
 //! differences, lifecycle (pause, resume, close, stop).
 
-use axum::extract::{Path, Query, State};
+use super::error::Errors;
+use super::error::{Path, Query};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
@@ -64,6 +66,13 @@ fn journey_error(e: JourneyError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/journeys",
+    tag = "journeys",
+    operation_id = "listJourneys",
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let journeys = app.runtime.store().list_journeys().await?;
     let items: Vec<Value> = journeys
@@ -91,6 +100,14 @@ async fn journey_record(app: &AppState, id: &str) -> Result<crate::store::Journe
 
 /// The journey with its versions; each version says whether it takes entries (`live`,
 /// `paused`), has running instances left (`closed`) or none (`finished`).
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{id}",
+    tag = "journeys",
+    operation_id = "getJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -131,6 +148,15 @@ pub async fn get(
 }
 
 /// Creates or replaces the draft. A draft may be invalid: the answer lists its problems.
+#[utoipa::path(
+    put,
+    path = "/v1/journeys/{id}",
+    tag = "journeys",
+    operation_id = "putJourneyDraft",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body(content = Object, content_type = "application/json", description = "The definition (JSON, or YAML with a YAML content type)"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn put_draft(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -153,6 +179,14 @@ pub async fn put_draft(
 
 /// Validates a definition sent in the body, storing nothing. The id comes from the body
 /// (`id`) or defaults to `journey`.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/validate",
+    tag = "journeys",
+    operation_id = "validateJourney",
+    request_body(content = Object, content_type = "application/json", description = "A definition to validate"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn validate_body(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -166,6 +200,14 @@ pub async fn validate_body(
     Ok(Json(json!({"valid": true})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/validate",
+    tag = "journeys",
+    operation_id = "validateJourneyDraft",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn validate_draft(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -195,6 +237,15 @@ fn principal(who: Option<Extension<Principal>>) -> String {
 
 /// Publishes the draft; an optional body `{"note": "..."}` says what changed. The
 /// version records who published it (the API token's name, or `local`).
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/publish",
+    tag = "journeys",
+    operation_id = "publishJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body(content = Object, content_type = "application/json", description = "Optional {note}"),
+    responses((status = 201, description = "Published", body = Object), Errors)
+)]
 pub async fn publish(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -222,6 +273,14 @@ pub async fn publish(
 }
 
 /// Stops the journey: no new entries, and its live instances end (`JOURNEY_STOPPED`).
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/stop",
+    tag = "lifecycle",
+    operation_id = "stopJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn stop(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -231,6 +290,14 @@ pub async fn stop(
 }
 
 /// Closes the journey: no new entries; its running instances finish.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/close",
+    tag = "lifecycle",
+    operation_id = "closeJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn close(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -269,6 +336,15 @@ fn both() -> Vec<Hold> {
 }
 
 /// Pauses a live journey: `{"hold": ["entries", "actions"], "max_duration": "P3D"}`.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/pause",
+    tag = "lifecycle",
+    operation_id = "pauseJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body(content = Object, content_type = "application/json", description = "Optional {hold: [entries, actions], max_duration}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn pause(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -317,6 +393,14 @@ pub async fn pause(
 }
 
 /// Resumes a paused journey; what it held is released in order, in the background.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/resume",
+    tag = "lifecycle",
+    operation_id = "resumeJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -338,6 +422,15 @@ struct TestBody {
 }
 
 /// Runs the draft in test mode: `{"wait": "PT5S", "dry_run": true}`.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/test",
+    tag = "lifecycle",
+    operation_id = "startJourneyTest",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body(content = Object, content_type = "application/json", description = "Optional {wait, dry_run}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn start_test(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -384,6 +477,14 @@ pub async fn start_test(
 }
 
 /// Ends test mode; the draft's test instances end.
+#[utoipa::path(
+    delete,
+    path = "/v1/journeys/{id}/test",
+    tag = "lifecycle",
+    operation_id = "stopJourneyTest",
+    params(("id" = String, Path, description = "Journey id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn stop_test(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -403,6 +504,14 @@ pub struct DiffQuery {
 }
 
 /// What changed from one version to another (or to the draft).
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{id}/diff",
+    tag = "journeys",
+    operation_id = "diffJourneyVersions",
+    params(("id" = String, Path, description = "Journey id"), ("from" = u32, Query, description = "A version"), ("to" = Option<String>, Query, description = "A version or draft (default)")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn diff(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -442,6 +551,14 @@ pub async fn diff(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{id}/versions/{version}",
+    tag = "journeys",
+    operation_id = "getJourneyVersion",
+    params(("id" = String, Path, description = "Journey id"), ("version" = u32, Path, description = "Version number")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn version(
     State(app): State<AppState>,
     Path((id, version)): Path<(String, u32)>,

@@ -20,7 +20,9 @@ mod simulations;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 /// Request decoding without a running engine (the fuzz targets).
@@ -39,78 +41,112 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
 }
 
-/// The whole API.
+/// The whole API, with its OpenAPI document served at `/v1/openapi.json`.
 pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
     let max_body = runtime.settings().max_body_bytes;
-    let max_plugin = runtime.settings().max_plugin_bytes;
-    let max_import = runtime.settings().max_import_bytes;
     let state = AppState { runtime, plugins };
-    let uploads = Router::new()
-        .route("/v1/plugins/{name}", put(plugins::put).get(plugins::get))
-        .layer(DefaultBodyLimit::max(max_plugin));
-    let imports = Router::new()
-        .route("/v1/profiles/import", post(profiles::import))
-        .layer(DefaultBodyLimit::max(max_import));
-    Router::new()
-        .merge(uploads)
-        .merge(imports)
-        .route("/v1/plugins", get(plugins::list))
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/events", post(events::post_events))
-        .route("/v1/events/{id}", get(events::get_event))
-        .route("/v1/business-events", post(events::post_business_event))
-        .route("/v1/segment/{kind}", post(segment::call))
-        .route("/v1/segment/v1/{kind}", post(segment::call))
+    let settings = state.runtime.settings();
+    let (router, document) =
+        api(settings.max_plugin_bytes, settings.max_import_bytes).split_for_parts();
+    let document = Arc::new(openapi_json(document));
+    router
         .route(
-            "/v1/profiles/{id}",
-            get(profiles::get_profile)
-                .put(profiles::put_profile)
-                .patch(profiles::patch_profile)
-                .delete(profiles::delete_profile),
-        )
-        .route("/v1/profiles/{id}/audiences", get(profiles::audiences))
-        .route("/v1/audiences", get(audiences::list))
-        .route(
-            "/v1/audiences/{name}",
-            get(audiences::get).put(audiences::put),
-        )
-        .route(
-            "/v1/audiences/{name}/members",
-            get(audiences::members).post(audiences::change_members),
-        )
-        .route("/v1/capping-rules", get(audiences::list_capping_rules))
-        .route("/v1/capping-rules/{id}", put(audiences::put_capping_rule))
-        .route("/v1/journeys/{id}/runs", get(audiences::runs_of_journey))
-        .route("/v1/runs/{id}", get(audiences::get_run))
-        .route("/v1/profiles/{id}/instances", get(instances::of_profile))
-        .route("/v1/instances/{id}", get(instances::get_instance))
-        .route("/v1/instances/{id}/steps", get(instances::steps))
-        .route("/v1/journeys", get(journeys::list))
-        .route("/v1/journeys/validate", post(journeys::validate_body))
-        .route(
-            "/v1/journeys/{id}",
-            get(journeys::get).put(journeys::put_draft),
-        )
-        .route("/v1/journeys/{id}/validate", post(journeys::validate_draft))
-        .route("/v1/journeys/{id}/publish", post(journeys::publish))
-        .route("/v1/journeys/{id}/stop", post(journeys::stop))
-        .route("/v1/journeys/{id}/close", post(journeys::close))
-        .route("/v1/journeys/{id}/pause", post(journeys::pause))
-        .route("/v1/journeys/{id}/resume", post(journeys::resume))
-        .route("/v1/journeys/{id}/diff", get(journeys::diff))
-        .route(
-            "/v1/journeys/{id}/test",
-            post(journeys::start_test).delete(journeys::stop_test),
-        )
-        .route("/v1/journeys/{id}/report", get(reports::report))
-        .route("/v1/journeys/{id}/simulate", post(simulations::simulate))
-        .route("/v1/journeys/{id}/replay", post(simulations::replay))
-        .route(
-            "/v1/journeys/{id}/versions/{version}",
-            get(journeys::version),
+            "/v1/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        (*document).clone(),
+                    )
+                }
+            }),
         )
         .fallback(error::not_found)
         .route_layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+fn openapi_json(mut document: utoipa::openapi::OpenApi) -> String {
+    document.info = utoipa::openapi::InfoBuilder::new()
+        .title("Parcours")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Customer-journey orchestration engine. Errors are JSON `{code, message, location, problems}`; codes are listed in docs/errors.md.",
+        ))
+        .build();
+    let op = utoipa::openapi::path::OperationBuilder::new()
+        .tag("operations")
+        .operation_id(Some("openapi"))
+        .description(Some("This document."))
+        .response(
+            "200",
+            utoipa::openapi::ResponseBuilder::new()
+                .description("The OpenAPI document")
+                .content(
+                    "application/json",
+                    utoipa::openapi::Content::new(Some(utoipa::openapi::schema::Object::new())),
+                ),
+        )
+        .build();
+    document.paths.paths.insert(
+        "/v1/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(utoipa::openapi::HttpMethod::Get, op),
+    );
+    document.to_pretty_json().unwrap_or_else(|_| "{}".into())
+}
+
+/// Every documented route; the body limits of uploads and imports differ from the rest.
+fn api(max_plugin: usize, max_import: usize) -> OpenApiRouter<AppState> {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(plugins::put, plugins::get))
+        .layer(DefaultBodyLimit::max(max_plugin));
+    let imports = OpenApiRouter::new()
+        .routes(routes!(profiles::import))
+        .layer(DefaultBodyLimit::max(max_import));
+    routes().merge(uploads).merge(imports)
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(plugins::list))
+        .routes(routes!(health::healthz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(events::post_events))
+        .routes(routes!(events::get_event))
+        .routes(routes!(events::post_business_event))
+        .routes(routes!(segment::call))
+        .routes(routes!(segment::call_v1))
+        .routes(routes!(
+            profiles::get_profile,
+            profiles::put_profile,
+            profiles::patch_profile,
+            profiles::delete_profile
+        ))
+        .routes(routes!(profiles::audiences))
+        .routes(routes!(audiences::list))
+        .routes(routes!(audiences::get, audiences::put))
+        .routes(routes!(audiences::members, audiences::change_members))
+        .routes(routes!(audiences::list_capping_rules))
+        .routes(routes!(audiences::put_capping_rule))
+        .routes(routes!(audiences::runs_of_journey))
+        .routes(routes!(audiences::get_run))
+        .routes(routes!(instances::of_profile))
+        .routes(routes!(instances::get_instance))
+        .routes(routes!(instances::steps))
+        .routes(routes!(journeys::list))
+        .routes(routes!(journeys::validate_body))
+        .routes(routes!(journeys::get, journeys::put_draft))
+        .routes(routes!(journeys::validate_draft))
+        .routes(routes!(journeys::publish))
+        .routes(routes!(journeys::stop))
+        .routes(routes!(journeys::close))
+        .routes(routes!(journeys::pause))
+        .routes(routes!(journeys::resume))
+        .routes(routes!(journeys::diff))
+        .routes(routes!(journeys::start_test, journeys::stop_test))
+        .routes(routes!(reports::report))
+        .routes(routes!(simulations::simulate))
+        .routes(routes!(simulations::replay))
+        .routes(routes!(journeys::version))
 }

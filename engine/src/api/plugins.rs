@@ -1,7 +1,9 @@
 //! Plugins: upload (`PUT /v1/plugins/{name}`), list, inspect.
 
+use super::error::Errors;
+use super::error::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -20,11 +22,26 @@ struct Upload {
     component: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "plugins",
+    operation_id = "listPlugins",
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
     let plugins: Vec<_> = app.plugins.list().iter().map(|p| p.info()).collect();
     Json(json!({"plugins": plugins}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    operation_id = "getPlugin",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -45,6 +62,15 @@ pub async fn get(
 }
 
 /// Installs a plugin version: `{"manifest": "<TOML>", "component": "<base64>"}`.
+#[utoipa::path(
+    put,
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    operation_id = "putPlugin",
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body(content = Object, content_type = "application/json", description = "{manifest: TOML text, component: base64}"),
+    responses((status = 201, description = "Installed", body = Object), (status = 200, description = "Already installed", body = Object), Errors)
+)]
 pub async fn put(
     State(app): State<AppState>,
     Path(name): Path<String>,

@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use super::error::Errors;
+use super::error::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value, json};
@@ -19,6 +21,14 @@ use crate::runtime::{ProfileOp, ProfileView};
 /// Longest profile id, alias namespace or alias value.
 const MAX_ID_BYTES: usize = 256;
 
+#[utoipa::path(
+    get,
+    path = "/v1/profiles/{id}",
+    tag = "profiles",
+    operation_id = "getProfile",
+    params(("id" = String, Path, description = "Profile id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn get_profile(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -40,6 +50,14 @@ pub async fn get_profile(
 
 /// `GET /v1/profiles/{id}/audiences`: memberships with the time each began, and the
 /// recorded entries and exits.
+#[utoipa::path(
+    get,
+    path = "/v1/profiles/{id}/audiences",
+    tag = "profiles",
+    operation_id = "getProfileAudiences",
+    params(("id" = String, Path, description = "Profile id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn audiences(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -195,6 +213,15 @@ fn answer(view: Option<ProfileView>) -> Result<Json<Value>, ApiError> {
 }
 
 /// Creates or replaces a profile.
+#[utoipa::path(
+    put,
+    path = "/v1/profiles/{id}",
+    tag = "profiles",
+    operation_id = "putProfile",
+    params(("id" = String, Path, description = "Profile id")),
+    request_body(content = Object, content_type = "application/json", description = "{attributes, timezone, aliases}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn put_profile(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -237,6 +264,15 @@ fn patch_op(id: String, body: ProfileBody) -> ProfileOp {
 
 /// Merges `attributes` (JSON merge patch: `null` removes), sets `timezone` and merges
 /// `aliases` if given; creates the profile if needed.
+#[utoipa::path(
+    patch,
+    path = "/v1/profiles/{id}",
+    tag = "profiles",
+    operation_id = "patchProfile",
+    params(("id" = String, Path, description = "Profile id")),
+    request_body(content = Object, content_type = "application/json", description = "{attributes (merge patch), timezone, aliases}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn patch_profile(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -248,6 +284,14 @@ pub async fn patch_profile(
 
 /// Deletes a profile: its live instances end (`PROFILE_DELETED`), its aliases and
 /// memberships go.
+#[utoipa::path(
+    delete,
+    path = "/v1/profiles/{id}",
+    tag = "profiles",
+    operation_id = "deleteProfile",
+    params(("id" = String, Path, description = "Profile id")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn delete_profile(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -266,6 +310,14 @@ pub async fn delete_profile(
 /// or CSV (`text/csv`: an `id` column, optional `timezone` and `alias.<namespace>`
 /// columns, every other column an attribute). Each record is merged into its profile
 /// like a PATCH. Every record is checked first; if one is bad, nothing is imported.
+#[utoipa::path(
+    post,
+    path = "/v1/profiles/import",
+    tag = "profiles",
+    operation_id = "importProfiles",
+    request_body(content = String, content_type = "application/x-ndjson", description = "JSON Lines of profiles (or text/csv)"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn import(
     State(app): State<AppState>,
     headers: HeaderMap,

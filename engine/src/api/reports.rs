@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use super::error::Errors;
+use super::error::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 
 use super::{ApiError, AppState};
 use crate::report::{Report, build};
@@ -16,6 +18,14 @@ pub struct ReportQuery {
     success_event: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{id}/report",
+    tag = "reports",
+    operation_id = "getJourneyReport",
+    params(("id" = String, Path, description = "Journey id"), ("success_event" = Option<String>, Query, description = "Event type for split conversions")),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn report(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -12,8 +12,10 @@
 
 use std::collections::BTreeMap;
 
+use super::error::Errors;
+use super::error::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use jiff::Timestamp;
@@ -49,7 +51,36 @@ fn invalid(message: impl Into<String>, at: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_SEGMENT_CALL", message).at(at)
 }
 
+/// `POST /v1/segment/v1/{kind}`: where the Segment libraries post (same as
+/// [`call`]).
+#[utoipa::path(
+    post,
+    path = "/v1/segment/v1/{kind}",
+    tag = "events",
+    operation_id = "segmentCallV1",
+    params(("kind" = String, Path, description = "track, identify, page, screen, alias, group or batch")),
+    request_body(content = Object, content_type = "application/json", description = "A Segment call"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
+pub async fn call_v1(
+    state: State<AppState>,
+    kind: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    call(state, kind, headers, body).await
+}
+
 /// `POST /v1/segment/{kind}`.
+#[utoipa::path(
+    post,
+    path = "/v1/segment/{kind}",
+    tag = "events",
+    operation_id = "segmentCall",
+    params(("kind" = String, Path, description = "track, identify, page, screen, alias, group or batch")),
+    request_body(content = Object, content_type = "application/json", description = "A Segment call"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn call(
     State(app): State<AppState>,
     Path(kind): Path<String>,

@@ -2,8 +2,10 @@
 //! `POST /v1/journeys/{id}/replay`. Both run on a virtual clock in a throw-away store
 //! with actions in dry run; nothing in the engine changes.
 
+use super::error::Errors;
+use super::error::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -112,6 +114,15 @@ async fn definition(
     Ok((label, from_value(value, "")?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/simulate",
+    tag = "simulation",
+    operation_id = "simulateJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body(content = Object, content_type = "application/json", description = "{version, profiles, events, start, until}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn simulate(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -135,6 +146,15 @@ pub async fn simulate(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/replay",
+    tag = "simulation",
+    operation_id = "replayJourney",
+    params(("id" = String, Path, description = "Journey id")),
+    request_body(content = Object, content_type = "application/json", description = "{from, to, against}"),
+    responses((status = 200, description = "OK", body = Object), Errors)
+)]
 pub async fn replay(
     State(app): State<AppState>,
     Path(id): Path<String>,
