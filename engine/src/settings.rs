@@ -159,6 +159,8 @@ pub struct Settings {
     /// Longest wait or reaction timeout of a draft in test mode, in seconds, unless the
     /// test asks for another.
     pub test_wait_seconds: u64,
+    /// How often alert rules are evaluated, in seconds of the engine clock.
+    pub alert_check_seconds: u64,
     /// Most timeline events one simulation (or replay) may run.
     pub max_simulation_events: usize,
     /// Most profiles one simulation (or replay) may start with.
@@ -198,6 +200,7 @@ impl Default for Settings {
             max_pause_seconds: 14 * 24 * 3_600,
             resume_rate: 5_000,
             test_wait_seconds: 10,
+            alert_check_seconds: 60,
             max_simulation_events: 100_000,
             max_simulation_profiles: 100_000,
         }

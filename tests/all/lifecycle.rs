@@ -517,3 +517,110 @@ async fn metrics_expose_events_entries_transitions_actions_timers_and_commits() 
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_rate_alert_fires_and_resolves_through_the_webhook() {
+    let (server, seen) = crate::plugins::test_server().await;
+    let t = TestEngine::start_with(crate::support::with_plugins).await;
+    t.publish(
+        "risky",
+        "entry: {type: event, event: e}\nstart: check\nnodes:\n  check: {type: condition, branches: [{when: '10 / event.data.d > 1', next: ok}]}\n  ok: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    let rule = json!({
+        "journey": "risky",
+        "condition": {"type": "error_rate", "above": 0.5, "min_steps": 4},
+        "window": "PT10M",
+        "notify": {"action": "webhook", "params": {"url": format!("{server}/alerts")}}
+    });
+    // Bad rules are refused with a location.
+    for (bad, location) in [
+        (json!({"window": "PT10S"}), "window"),
+        (json!({"notify": {"action": "nope"}}), "notify.action"),
+        (
+            json!({"notify": {"action": "webhook", "params": {}}}),
+            "notify.params",
+        ),
+        (
+            json!({"condition": {"type": "error_rate", "above": 2}}),
+            "condition.above",
+        ),
+    ] {
+        let mut body = rule.clone();
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (code, err) = t
+            .post_or_put(reqwest::Method::PUT, "/v1/alerts/errors", &body)
+            .await;
+        assert_eq!(
+            (code, err["location"].as_str()),
+            (422, Some(location)),
+            "{err}"
+        );
+    }
+    let (code, body) = t
+        .post_or_put(reqwest::Method::PUT, "/v1/alerts/errors", &rule)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["state"]["status"], "ok");
+
+    // Four failures (division by zero) and one success: 4 of 6 node steps failed.
+    for (p, d) in [("a", 0), ("b", 0), ("c", 0), ("d", 0), ("e", 1)] {
+        let e = t.event("e", p, json!({"d": d})).await;
+        t.processed(&e).await;
+    }
+    t.advance(Span::new().seconds(61));
+    let alert = eventually(|| async {
+        let (_, a) = t.get("/v1/alerts/errors").await;
+        (a["state"]["notified"] == true && a["state"]["status"] == "firing").then_some(a)
+    })
+    .await;
+    let value = alert["state"]["value"].as_f64().unwrap();
+    assert!((value - 4.0 / 6.0).abs() < 1e-9, "{alert}");
+    let delivered: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/alerts")
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    {
+        let seen = seen.lock().unwrap();
+        let last = seen.iter().rev().find(|r| r.path == "/alerts").unwrap();
+        assert_eq!(last.body["status"], "firing");
+        assert_eq!(last.body["journey"], "risky");
+        assert!(
+            last.headers
+                .iter()
+                .any(|(k, v)| k == "idempotency-key" && v == "alert:errors:1"),
+            "{:?}",
+            last.headers
+        );
+    }
+    // Once the window has passed without failures, it resolves, and says so.
+    t.advance(Span::new().minutes(11));
+    eventually(|| async {
+        let (_, a) = t.get("/v1/alerts/errors").await;
+        (a["state"]["status"] == "ok" && a["state"]["notified"] == true).then_some(())
+    })
+    .await;
+    let statuses: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/alerts")
+        .map(|r| r.body["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!("firing"), json!("ok")]);
+    let (_, list) = t.get("/v1/alerts").await;
+    assert_eq!(list["alerts"][0]["state"]["transitions"], 2);
+    assert_eq!(
+        t.send(reqwest::Method::DELETE, "/v1/alerts/errors", None, "")
+            .await
+            .0,
+        204
+    );
+    assert_eq!(t.get("/v1/alerts/errors").await.0, 404);
+}

@@ -13,15 +13,15 @@ use crate::support::{TestEngine, with_plugins};
 
 /// What the local test server received.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
+pub(crate) struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
 }
 
 /// A local HTTP server: records every request; `/users/{id}` answers a user record
 /// (404 for `nobody`), anything else `{"tier": "gold"}`.
-async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
+pub(crate) async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
     let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
     async fn hook(
         State(seen): State<Arc<Mutex<Vec<Received>>>>,

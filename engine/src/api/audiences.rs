@@ -13,7 +13,7 @@ use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
 use crate::runtime::{DefinitionError, ProfileOp};
 
-fn definition_error(e: DefinitionError, code: &'static str) -> ApiError {
+pub(super) fn definition_error(e: DefinitionError, code: &'static str) -> ApiError {
     match e {
         DefinitionError::Invalid { path, message } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).at(path)

@@ -4,6 +4,7 @@
 //! error shape `{code, message, location}` and status codes. Handlers never hold state of
 //! their own and never touch SQL: they call the [`Runtime`] and the [`crate::store::Store`].
 
+mod alerts;
 mod audiences;
 mod cloudevents;
 mod error;
@@ -149,4 +150,6 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(simulations::simulate))
         .routes(routes!(simulations::replay))
         .routes(routes!(journeys::version))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::put, alerts::get, alerts::delete))
 }

@@ -4,6 +4,7 @@
 //! located errors. It never validates meaning (that is [`crate::compile`]) and never runs
 //! anything.
 
+mod alert;
 mod audience;
 pub mod diff;
 mod event;
@@ -13,6 +14,7 @@ mod problem;
 mod profile;
 mod resources;
 
+pub use alert::{AlertCondition, AlertDef, NotifyDef};
 pub use audience::{AudienceDef, CappingRuleDef};
 pub use event::{BusinessEventInput, Event, EventInput, Identity};
 pub use journey::{

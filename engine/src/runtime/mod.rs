@@ -8,6 +8,7 @@
 //! commits each batch of work atomically before it acknowledges anything. The runtime
 //! never answers HTTP and never writes SQL; it goes through the [`Store`] trait.
 
+pub mod alerting;
 pub mod audiences;
 mod entry;
 pub mod instance;
@@ -88,6 +89,7 @@ pub(crate) struct Shared {
     /// Set once to stop every task of the runtime ([`Runtime::shutdown`]).
     shutdown: tokio::sync::watch::Sender<bool>,
     pub metrics: crate::metrics::Metrics,
+    pub alerting: alerting::Alerting,
     /// Counts partition commits (a simulation waits on it instead of polling).
     pub commits: tokio::sync::watch::Sender<u64>,
     /// Accepted events waiting for room in a full partition queue.
@@ -133,6 +135,7 @@ impl Runtime {
             shutdown: tokio::sync::watch::Sender::new(false),
             commits: tokio::sync::watch::Sender::new(0),
             metrics: crate::metrics::Metrics::new(),
+            alerting: alerting::Alerting::default(),
             dispatching: std::sync::atomic::AtomicUsize::new(0),
         });
         let runtime = Runtime { shared };
@@ -146,6 +149,8 @@ impl Runtime {
         runs::spawn(runtime.shared.clone());
         lifecycle::recover(&runtime).await?;
         lifecycle::spawn(runtime.clone());
+        runtime.load_alerts().await?;
+        alerting::spawn(runtime.shared.clone());
         Ok(runtime)
     }
 

@@ -302,6 +302,7 @@ impl Partition {
         }
         self.shared.metrics.commit(started.elapsed().as_secs_f64());
         self.shared.metrics.steps(&write.steps);
+        self.shared.alerting.record(&write.steps);
         if batch.new_timer {
             self.shared.timer_kick.notify_one();
         }

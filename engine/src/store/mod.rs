@@ -454,6 +454,14 @@ pub trait Store: Send + Sync + 'static {
     /// One published version.
     async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>>;
 
+    /// Creates or replaces an alert rule (its state is kept).
+    async fn put_alert(&self, id: &str, definition: Value, now: Timestamp) -> Result<()>;
+    /// Deletes an alert rule; whether it existed.
+    async fn delete_alert(&self, id: &str) -> Result<bool>;
+    /// Every alert rule: (id, definition, state).
+    async fn alerts(&self) -> Result<Vec<(String, Value, Option<Value>)>>;
+    async fn set_alert_state(&self, id: &str, state: Value) -> Result<()>;
+
     /// Held entries of a journey in holding order, after `after`.
     async fn held_entries(
         &self,

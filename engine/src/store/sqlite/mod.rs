@@ -790,6 +790,61 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_alert(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO alerts (id, definition, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT(id) DO UPDATE SET definition = excluded.definition, \
+                     updated_at = excluded.updated_at",
+                )?
+                .execute(params![id, definition.to_string(), ts(now)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_alert(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached("DELETE FROM alerts WHERE id = ?1")?
+                    .execute([id])?
+                    > 0)
+            })
+            .await
+    }
+
+    async fn alerts(&self) -> Result<Vec<(String, Value, Option<Value>)>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id, definition, state FROM alerts ORDER BY id")?
+                .query_map([], |r| {
+                    let def: String = r.get(1)?;
+                    let state: Option<String> = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        serde_json::from_str(&def).unwrap_or(Value::Null),
+                        state.and_then(|s| serde_json::from_str(&s).ok()),
+                    ))
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_alert_state(&self, id: &str, state: Value) -> Result<()> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE alerts SET state = ?2 WHERE id = ?1")?
+                    .execute(params![id, state.to_string()])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn set_test_mode(&self, id: &str, test: Option<super::TestMode>) -> Result<()> {
         let id = id.to_string();
         let test = test.map(|t| serde_json::to_string(&t)).transpose()?;

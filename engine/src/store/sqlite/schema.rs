@@ -164,6 +164,13 @@ CREATE TABLE IF NOT EXISTS node_counts (
     PRIMARY KEY (journey_id, version, node, hour, status, code, branch)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS alerts (
+    id          TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    state       TEXT,
+    updated_at  INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS split_assignments (
     journey_id  TEXT NOT NULL,
     version     INTEGER NOT NULL,
