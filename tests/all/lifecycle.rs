@@ -624,3 +624,48 @@ async fn an_error_rate_alert_fires_and_resolves_through_the_webhook() {
     );
     assert_eq!(t.get("/v1/alerts/errors").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_run_alert_fires_when_a_run_reads_nothing_for_its_window() {
+    let t = TestEngine::start().await;
+    // A run that reads nothing more (nothing executes it after its creation).
+    let run: parcours_engine::store::RunRecord = serde_json::from_value(json!({
+        "id": "run-1", "journey_id": "digest", "version": 1, "kind": "schedule",
+        "audience": "all", "scheduled_at": crate::support::START, "started_at": crate::support::START,
+        "status": "running", "read": 5, "entered": 5, "skipped": 0, "skipped_reasons": {},
+        "rate": 10, "trigger": {}
+    }))
+    .unwrap();
+    assert!(t.engine.runtime().store().create_run(run).await.unwrap());
+    let rule = json!({"journey": "digest", "condition": {"type": "stalled_run"}, "window": "PT5M",
+                      "notify": {"action": "log"}});
+    let (code, body) = t
+        .post_or_put(reqwest::Method::PUT, "/v1/alerts/stalled", &rule)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // First seen now; five minutes later without progress it fires.
+    t.advance(Span::new().seconds(61));
+    eventually(|| async {
+        let (_, a) = t.get("/v1/alerts/stalled").await;
+        a["state"]["evaluated_at"].is_string().then_some(())
+    })
+    .await;
+    assert_eq!(t.get("/v1/alerts/stalled").await.1["state"]["status"], "ok");
+    for _ in 0..5 {
+        t.advance(Span::new().seconds(61));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let a = eventually(|| async {
+        let (_, a) = t.get("/v1/alerts/stalled").await;
+        (a["state"]["status"] == "firing").then_some(a)
+    })
+    .await;
+    assert!(a["state"]["value"].as_f64().unwrap() >= 300.0, "{a}");
+    let call = eventually(|| async {
+        t.log_calls()
+            .into_iter()
+            .find(|c| c.node_id == "alert:stalled")
+    })
+    .await;
+    assert_eq!(call.params["body"]["status"], "firing");
+}
