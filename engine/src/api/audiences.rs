@@ -29,7 +29,7 @@ pub(super) fn definition_error(e: DefinitionError, code: &'static str) -> ApiErr
     path = "/v1/audiences/{name}",
     tag = "audiences",
     operation_id = "putAudience",
-    params(("name" = String, Path, description = "Audience name")),
+    params(("name" = String, Path, description = "Audience name", example = "gold")),
     request_body(content = Object, content_type = "application/json", description = "{predicate} for a computed audience, {} for an explicit list"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
@@ -63,7 +63,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
     path = "/v1/audiences/{name}",
     tag = "audiences",
     operation_id = "getAudience",
-    params(("name" = String, Path, description = "Audience name")),
+    params(("name" = String, Path, description = "Audience name", example = "gold")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn get(
@@ -99,7 +99,7 @@ pub struct Page {
     path = "/v1/audiences/{name}/members",
     tag = "audiences",
     operation_id = "listAudienceMembers",
-    params(("name" = String, Path, description = "Audience name"), ("after" = Option<String>, Query, description = "Profile id to start after"), ("limit" = Option<u64>, Query, description = "Page size")),
+    params(("name" = String, Path, description = "Audience name", example = "gold"), ("after" = Option<String>, Query, description = "Profile id to start after"), ("limit" = Option<u64>, Query, description = "Page size")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn members(
@@ -146,7 +146,7 @@ pub struct MemberChanges {
     path = "/v1/audiences/{name}/members",
     tag = "audiences",
     operation_id = "changeAudienceMembers",
-    params(("name" = String, Path, description = "Audience name")),
+    params(("name" = String, Path, description = "Audience name", example = "gold")),
     request_body(content = Object, content_type = "application/json", description = "{add: [ids], remove: [ids]} (or a text/plain list of ids)"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
@@ -273,7 +273,7 @@ pub async fn list_capping_rules(State(app): State<AppState>) -> Result<Json<Valu
     path = "/v1/journeys/{id}/runs",
     tag = "runs",
     operation_id = "listJourneyRuns",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn runs_of_journey(

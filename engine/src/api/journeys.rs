@@ -105,7 +105,7 @@ async fn journey_record(app: &AppState, id: &str) -> Result<crate::store::Journe
     path = "/v1/journeys/{id}",
     tag = "journeys",
     operation_id = "getJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn get(
@@ -153,7 +153,7 @@ pub async fn get(
     path = "/v1/journeys/{id}",
     tag = "journeys",
     operation_id = "putJourneyDraft",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     request_body(content = Object, content_type = "application/json", description = "The definition (JSON, or YAML with a YAML content type)"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
@@ -205,7 +205,7 @@ pub async fn validate_body(
     path = "/v1/journeys/{id}/validate",
     tag = "journeys",
     operation_id = "validateJourneyDraft",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn validate_draft(
@@ -242,7 +242,7 @@ fn principal(who: Option<Extension<Principal>>) -> String {
     path = "/v1/journeys/{id}/publish",
     tag = "journeys",
     operation_id = "publishJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     request_body(content = Object, content_type = "application/json", description = "Optional {note}"),
     responses((status = 201, description = "Published", body = Object), Errors)
 )]
@@ -278,7 +278,7 @@ pub async fn publish(
     path = "/v1/journeys/{id}/stop",
     tag = "lifecycle",
     operation_id = "stopJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn stop(
@@ -295,7 +295,7 @@ pub async fn stop(
     path = "/v1/journeys/{id}/close",
     tag = "lifecycle",
     operation_id = "closeJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn close(
@@ -341,7 +341,7 @@ fn both() -> Vec<Hold> {
     path = "/v1/journeys/{id}/pause",
     tag = "lifecycle",
     operation_id = "pauseJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     request_body(content = Object, content_type = "application/json", description = "Optional {hold: [entries, actions], max_duration}"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
@@ -398,7 +398,7 @@ pub async fn pause(
     path = "/v1/journeys/{id}/resume",
     tag = "lifecycle",
     operation_id = "resumeJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn resume(
@@ -427,7 +427,7 @@ struct TestBody {
     path = "/v1/journeys/{id}/test",
     tag = "lifecycle",
     operation_id = "startJourneyTest",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     request_body(content = Object, content_type = "application/json", description = "Optional {wait, dry_run}"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
@@ -482,7 +482,7 @@ pub async fn start_test(
     path = "/v1/journeys/{id}/test",
     tag = "lifecycle",
     operation_id = "stopJourneyTest",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn stop_test(
@@ -509,7 +509,7 @@ pub struct DiffQuery {
     path = "/v1/journeys/{id}/diff",
     tag = "journeys",
     operation_id = "diffJourneyVersions",
-    params(("id" = String, Path, description = "Journey id"), ("from" = u32, Query, description = "A version"), ("to" = Option<String>, Query, description = "A version or draft (default)")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart"), ("from" = u32, Query, description = "A version"), ("to" = Option<String>, Query, description = "A version or draft (default)")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn diff(
@@ -556,7 +556,7 @@ pub async fn diff(
     path = "/v1/journeys/{id}/versions/{version}",
     tag = "journeys",
     operation_id = "getJourneyVersion",
-    params(("id" = String, Path, description = "Journey id"), ("version" = u32, Path, description = "Version number")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart"), ("version" = u32, Path, description = "Version number")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn version(

@@ -12,7 +12,11 @@ use super::{ApiError, AppState};
     path = "/metrics",
     tag = "operations",
     operation_id = "metrics",
-    responses((status = 200, description = "Prometheus text exposition", body = String), Errors)
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String,
+         content_type = "application/openmetrics-text"),
+        Errors
+    )
 )]
 pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let (pending, live) = app.runtime.store().instance_gauges().await?;

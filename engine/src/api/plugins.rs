@@ -39,7 +39,7 @@ pub async fn list(State(app): State<AppState>) -> Json<Value> {
     path = "/v1/plugins/{name}",
     tag = "plugins",
     operation_id = "getPlugin",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, description = "Plugin name", example = "webhook")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn get(
@@ -67,7 +67,7 @@ pub async fn get(
     path = "/v1/plugins/{name}",
     tag = "plugins",
     operation_id = "putPlugin",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, description = "Plugin name", example = "webhook")),
     request_body(content = Object, content_type = "application/json", description = "{manifest: TOML text, component: base64}"),
     responses((status = 201, description = "Installed", body = Object), (status = 200, description = "Already installed", body = Object), Errors)
 )]

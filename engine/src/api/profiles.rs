@@ -290,7 +290,7 @@ pub async fn patch_profile(
     tag = "profiles",
     operation_id = "deleteProfile",
     params(("id" = String, Path, description = "Profile id")),
-    responses((status = 200, description = "OK", body = Object), Errors)
+    responses((status = 204, description = "Deleted; its live instances ended"), Errors)
 )]
 pub async fn delete_profile(
     State(app): State<AppState>,
@@ -315,7 +315,7 @@ pub async fn delete_profile(
     path = "/v1/profiles/import",
     tag = "profiles",
     operation_id = "importProfiles",
-    request_body(content = String, content_type = "application/x-ndjson", description = "JSON Lines of profiles (or text/csv)"),
+    request_body(content = Object, content_type = "application/json", description = "JSON Lines: one profile object per line (a single object is one line); also text/csv with an id column"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn import(

@@ -23,7 +23,7 @@ pub struct ReportQuery {
     path = "/v1/journeys/{id}/report",
     tag = "reports",
     operation_id = "getJourneyReport",
-    params(("id" = String, Path, description = "Journey id"), ("success_event" = Option<String>, Query, description = "Event type for split conversions")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart"), ("success_event" = Option<String>, Query, description = "Event type for split conversions")),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn report(

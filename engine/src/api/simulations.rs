@@ -119,7 +119,7 @@ async fn definition(
     path = "/v1/journeys/{id}/simulate",
     tag = "simulation",
     operation_id = "simulateJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     request_body(content = Object, content_type = "application/json", description = "{version, profiles, events, start, until}"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
@@ -151,7 +151,7 @@ pub async fn simulate(
     path = "/v1/journeys/{id}/replay",
     tag = "simulation",
     operation_id = "replayJourney",
-    params(("id" = String, Path, description = "Journey id")),
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
     request_body(content = Object, content_type = "application/json", description = "{from, to, against}"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
