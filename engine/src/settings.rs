@@ -159,6 +159,11 @@ pub struct Settings {
     /// Longest wait or reaction timeout of a draft in test mode, in seconds, unless the
     /// test asks for another.
     pub test_wait_seconds: u64,
+    /// Caps on calls per action name (calls per second, calls at once); a throttled call
+    /// waits durably (its instance pauses) until the cap has room.
+    pub action_limits: std::collections::BTreeMap<String, crate::actions::ActionLimit>,
+    /// Caps on action calls per destination host (the host of a `url` parameter).
+    pub host_limits: std::collections::BTreeMap<String, crate::actions::ActionLimit>,
     /// How often alert rules are evaluated, in seconds of the engine clock.
     pub alert_check_seconds: u64,
     /// Most timeline events one simulation (or replay) may run.
@@ -201,6 +206,8 @@ impl Default for Settings {
             resume_rate: 5_000,
             test_wait_seconds: 10,
             alert_check_seconds: 60,
+            action_limits: Default::default(),
+            host_limits: Default::default(),
             max_simulation_events: 100_000,
             max_simulation_profiles: 100_000,
         }

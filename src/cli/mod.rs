@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine: HTTP API, partitions, timers, on an embedded SQLite file.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Validate or publish journey definitions.
     #[command(subcommand)]
     Journey(journey::JourneyCommand),
@@ -48,7 +48,7 @@ enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Journey(cmd) => journey::run(cmd).await,
         Command::Event(cmd) => event::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,

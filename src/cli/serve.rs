@@ -64,6 +64,33 @@ pub struct ServeArgs {
     /// authenticates). Without tokens the API is otherwise served to local clients only.
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// Calls per second of an action, `NAME=RATE` (repeatable); calls over it wait in
+    /// their instances.
+    #[arg(long = "action-rate", value_name = "NAME=RATE", value_parser = key_number::<f64>)]
+    action_rates: Vec<(String, f64)>,
+    /// Calls of an action running at once, `NAME=N` (repeatable).
+    #[arg(long = "action-concurrency", value_name = "NAME=N", value_parser = key_number::<u32>)]
+    action_concurrency: Vec<(String, u32)>,
+    /// Action calls per second to a host (an action's `url` parameter), `HOST=RATE`.
+    #[arg(long = "host-rate", value_name = "HOST=RATE", value_parser = key_number::<f64>)]
+    host_rates: Vec<(String, f64)>,
+    /// Action calls running at once to a host, `HOST=N`.
+    #[arg(long = "host-concurrency", value_name = "HOST=N", value_parser = key_number::<u32>)]
+    host_concurrency: Vec<(String, u32)>,
+}
+
+/// Parses `KEY=NUMBER`.
+fn key_number<T: std::str::FromStr>(s: &str) -> Result<(String, T), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KEY=NUMBER"))?;
+    let n = v
+        .parse::<T>()
+        .map_err(|_| format!("{v:?} is not a number (in {s:?})"))?;
+    if k.is_empty() {
+        return Err(format!("{s:?} has no name before ="));
+    }
+    Ok((k.to_string(), n))
 }
 
 /// Whether the API requires tokens: yes when the tokens file holds any; without tokens,
@@ -131,6 +158,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     settings.plugin_dirs.extend(args.plugin_dirs);
     settings.segment_write_keys = args.segment_write_keys;
+    for (name, rate) in args.action_rates {
+        settings
+            .action_limits
+            .entry(name)
+            .or_default()
+            .rate_per_second = Some(rate);
+    }
+    for (name, n) in args.action_concurrency {
+        settings
+            .action_limits
+            .entry(name)
+            .or_default()
+            .max_concurrent = Some(n);
+    }
+    for (host, rate) in args.host_rates {
+        settings
+            .host_limits
+            .entry(host)
+            .or_default()
+            .rate_per_second = Some(rate);
+    }
+    for (host, n) in args.host_concurrency {
+        settings.host_limits.entry(host).or_default().max_concurrent = Some(n);
+    }
     let tokens_file = args
         .tokens
         .unwrap_or_else(|| super::token::default_file(&settings.db_path));

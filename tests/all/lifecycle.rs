@@ -669,3 +669,56 @@ async fn a_stalled_run_alert_fires_when_a_run_reads_nothing_for_its_window() {
     .await;
     assert_eq!(call.params["body"]["status"], "firing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_rate_cap_makes_calls_wait_durably_in_their_instances() {
+    let t = TestEngine::start_with(|s| {
+        s.action_limits.insert(
+            "log".into(),
+            parcours_engine::actions::ActionLimit {
+                rate_per_second: Some(2.0),
+                max_concurrent: None,
+            },
+        );
+    })
+    .await;
+    t.publish("capped", SEND).await;
+    for p in ["p1", "p2", "p3", "p4", "p5"] {
+        let e = t.event("e", p, json!({"n": 1})).await;
+        t.processed(&e).await;
+    }
+    // Two calls per second: two now, three waiting in their instances.
+    assert_eq!(sent(&t, "capped").len(), 2);
+    let mut waiting = Vec::new();
+    for p in ["p1", "p2", "p3", "p4", "p5"] {
+        for i in t.instances(p).await {
+            if i["status"] == "waiting" {
+                waiting.push(i);
+            }
+        }
+    }
+    assert_eq!(waiting.len(), 3);
+    let steps = t.steps(waiting[0]["id"].as_str().unwrap()).await;
+    let last = steps.last().unwrap();
+    assert_eq!(last["status"], "waiting");
+    assert_eq!(last["detail"]["throttled"]["by"], "action:log", "{last}");
+    // Half a second later one more token: one more call.
+    t.advance(Span::new().milliseconds(500));
+    eventually(|| async { (sent(&t, "capped").len() == 3).then_some(()) }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(sent(&t, "capped").len(), 3, "the cap holds");
+    for _ in 0..4 {
+        t.advance(Span::new().milliseconds(500));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eventually(|| async { (sent(&t, "capped").len() == 5).then_some(()) }).await;
+    // Each call once, with its own key.
+    let mut keys: Vec<String> = t
+        .log_calls()
+        .into_iter()
+        .map(|c| c.idempotency_key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 5);
+}

@@ -9,6 +9,7 @@
 mod dry_run;
 mod log;
 mod schema;
+mod throttle;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +23,7 @@ use serde_json::Value;
 pub use dry_run::{DryRun, DryRunCall};
 pub use log::LogAction;
 pub use schema::ParamsSchema;
+pub use throttle::{ActionLimit, Permit, Throttle, Throttled};
 
 /// Everything an action call knows about where it comes from.
 #[derive(Debug, Clone, Serialize)]

@@ -223,6 +223,22 @@ impl Action {
             )
             .with_detail(json!({"action": self.action, "params": params}));
         }
+        // Caps: a call over one waits, durably (the instance pauses until there is room).
+        let keys = cx.throttle.keys(&self.action, &params);
+        let _permit = if keys.is_empty() {
+            None
+        } else {
+            match cx.throttle.acquire(keys, cx.now) {
+                Ok(permit) => Some(permit),
+                Err(t) => {
+                    return Outcome::pause(Some(t.retry_at)).with_detail(json!({
+                        "action": self.action,
+                        "params": params,
+                        "throttled": {"by": t.by, "retry_at": t.retry_at.to_string()},
+                    }));
+                }
+            }
+        };
         // A draft in test mode may dry-run its actions: the step keeps the parameters.
         let executor: std::sync::Arc<dyn crate::actions::ActionExecutor> =
             if cx.journey.test.as_ref().is_some_and(|t| t.dry_run) {

@@ -109,6 +109,7 @@ pub struct StepCx<'a> {
     pub actions: &'a ActionRegistry,
     pub settings: &'a Settings,
     pub metrics: &'a crate::metrics::Metrics,
+    pub throttle: &'a crate::actions::Throttle,
     /// Plugin calls (look-ups, functions) made by this node's expressions.
     pub plugin_calls: PluginCallLog,
     /// The instance's look-up cache while the node runs (written back after).

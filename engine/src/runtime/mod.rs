@@ -90,6 +90,7 @@ pub(crate) struct Shared {
     shutdown: tokio::sync::watch::Sender<bool>,
     pub metrics: crate::metrics::Metrics,
     pub alerting: alerting::Alerting,
+    pub throttle: crate::actions::Throttle,
     /// Counts partition commits (a simulation waits on it instead of polling).
     pub commits: tokio::sync::watch::Sender<u64>,
     /// Accepted events waiting for room in a full partition queue.
@@ -120,6 +121,8 @@ impl Runtime {
             senders.push(tx);
             receivers.push(rx);
         }
+        let throttle =
+            crate::actions::Throttle::new(&settings.action_limits, &settings.host_limits);
         let shared = Arc::new(Shared {
             store,
             external,
@@ -136,6 +139,7 @@ impl Runtime {
             commits: tokio::sync::watch::Sender::new(0),
             metrics: crate::metrics::Metrics::new(),
             alerting: alerting::Alerting::default(),
+            throttle,
             dispatching: std::sync::atomic::AtomicUsize::new(0),
         });
         let runtime = Runtime { shared };

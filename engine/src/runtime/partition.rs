@@ -1590,6 +1590,7 @@ fn step_cx<'a>(
         actions: &shared.actions,
         settings: &shared.settings,
         metrics: &shared.metrics,
+        throttle: &shared.throttle,
         plugin_calls,
         lookups,
         call,
