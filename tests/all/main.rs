@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod journeys_api;
 mod lifecycle;
+mod limits;
 mod openapi;
 mod plugins;
 mod polyglot;

@@ -299,6 +299,19 @@ impl ExprEngine {
                     expr.source(),
                     self.limits.max_operations
                 )),
+                rhai::EvalAltResult::ErrorDataTooLarge(what, _) => {
+                    let (setting, limit) = if what.contains("string") {
+                        ("expr.max_string_size", self.limits.max_string_size)
+                    } else if what.contains("array") {
+                        ("expr.max_array_size", self.limits.max_array_size)
+                    } else {
+                        ("expr.max_map_size", self.limits.max_map_size)
+                    };
+                    EvalError(format!(
+                        "`{}`: {what} over the limit of {limit} ({setting})",
+                        expr.source()
+                    ))
+                }
                 _ => EvalError(e.to_string()),
             })
     }
