@@ -1,25 +1,53 @@
 //! `parcours`: the command line of the Parcours journey engine.
 
 mod cli;
+#[cfg(feature = "otel")]
+mod otel;
 
 use clap::Parser;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match cli::run(args).await {
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turns on span export (feature `otel`).
+    #[cfg(feature = "otel")]
+    let (otel, provider) = match std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        Ok(endpoint) => match otel::layer(&endpoint) {
+            Ok((layer, provider)) => (
+                Some(layer.with_filter(tracing_subscriber::EnvFilter::new(
+                    "parcours_engine=debug,parcours=info",
+                ))),
+                Some(provider),
+            ),
+            Err(e) => {
+                eprintln!("error: OpenTelemetry export to {endpoint}: {e:#}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        Err(_) => (None, None),
+    };
+    let registry = tracing_subscriber::registry();
+    #[cfg(feature = "otel")]
+    let registry = registry.with(otel);
+    registry.with(fmt.with_filter(filter)).init();
+    let code = match cli::run(args).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
         }
+    };
+    #[cfg(feature = "otel")]
+    if let Some(provider) = provider {
+        let _ = provider.shutdown();
     }
+    code
 }
