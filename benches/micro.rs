@@ -3,6 +3,8 @@
 //!   closure over the same JSON;
 //! - an action plugin call on a fresh isolated instance (the engine's way) vs a call of
 //!   the built-in `log` action (no WebAssembly: the floor of the executor path);
+//! - a bare wasmtime instantiation and call of an empty export of a core module, with
+//!   the same pooling allocator and epoch interruption (the floor of any plugin call);
 //! - the same call for a Rust, a Python (componentize-py) and a JavaScript
 //!   (componentize-js) guest, on a fresh instance and on a warm reused one (manifest
 //!   `[instances] reuse = true`). The Python and JavaScript guests are built by
@@ -92,10 +94,18 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// The action registry of a plugin host that installed the plugins of `dir`.
 fn installed(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> ActionRegistry {
+    installed_with(rt, dir, PluginSettings::default())
+}
+
+fn installed_with(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    settings: PluginSettings,
+) -> ActionRegistry {
     let actions = ActionRegistry::default();
     let settings = PluginSettings {
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-        ..PluginSettings::default()
+        ..settings
     };
     let host = Arc::new(PluginHost::new(&settings).expect("host"));
     let registry = PluginRegistry::new(host, actions.clone());
@@ -112,6 +122,26 @@ fn plugin_call_fresh_instance(bencher: divan::Bencher) {
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
 }
 
+/// The fresh-instance call with `plugins.memory_keep_resident_bytes` set to each value:
+/// zeroing more memory with `memset` at the end of a call against returning it to the
+/// kernel and faulting it back in.
+#[divan::bench(args = [0, 64 << 10, 256 << 10, 1 << 20])]
+fn plugin_call_fresh_keep_resident(bencher: divan::Bencher, keep_resident: usize) {
+    let rt = runtime();
+    let settings = PluginSettings {
+        memory_keep_resident_bytes: keep_resident,
+        ..PluginSettings::default()
+    };
+    let actions = installed_with(
+        &rt,
+        std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")),
+        settings,
+    );
+    let entry = actions.resolve("hostile").expect("hostile plugin");
+    let call = call();
+    bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
 #[divan::bench]
 fn plugin_call_builtin_floor(bencher: divan::Bencher) {
     let rt = runtime();
@@ -119,6 +149,42 @@ fn plugin_call_builtin_floor(bencher: divan::Bencher) {
     let entry = actions.resolve("log").expect("log");
     let call = call();
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
+/// `(module (func (export "f")))`, encoded by hand.
+const EMPTY_MODULE: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
+    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+    0x07, 0x05, 0x01, 0x01, b'f', 0x00, 0x00, // exports: "f" = function 0
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
+];
+
+/// Fresh store, instance of a pre-instantiated empty module from the pooling allocator,
+/// call of its empty export: what any plugin call costs at least.
+#[divan::bench]
+fn plugin_call_bare_wasmtime_floor(bencher: divan::Bencher) {
+    use wasmtime::{
+        Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
+    };
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+        PoolingAllocationConfig::default(),
+    ));
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).expect("engine");
+    let module = Module::new(&engine, EMPTY_MODULE).expect("module");
+    let linker: Linker<()> = Linker::new(&engine);
+    let pre = linker.instantiate_pre(&module).expect("pre-instantiate");
+    bencher.bench_local(|| {
+        let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(1_000);
+        let instance = pre.instantiate(&mut store).expect("instantiate");
+        let f = instance
+            .get_typed_func::<(), ()>(&mut store, "f")
+            .expect("export");
+        f.call(&mut store, ()).expect("call");
+    });
 }
 
 /// The test guests of each language and where they are built.

@@ -63,6 +63,9 @@ pub struct PluginSettings {
     /// Idle warm instances kept across all plugins whose manifest opts in to reuse
     /// (`[instances] reuse = true`); each holds its memory while idle.
     pub max_warm_instances: u32,
+    /// Bytes of each linear memory the pooling allocator zeroes with `memset` when a call
+    /// ends (the rest is returned to the kernel and faults back in on the next call).
+    pub memory_keep_resident_bytes: usize,
     /// Count the fuel (instructions) each call consumes (the plugin test harness; costs
     /// 10–20 % per call).
     pub consume_fuel: bool,
@@ -83,6 +86,7 @@ impl Default for PluginSettings {
             cache_dir: None,
             max_lookup_ttl_seconds: 3_600,
             max_warm_instances: 32,
+            memory_keep_resident_bytes: 64 << 10,
             consume_fuel: false,
             capture_logs: false,
         }

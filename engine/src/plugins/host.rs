@@ -90,7 +90,7 @@ impl PluginHost {
             .table_elements(200_000)
             .max_component_instance_size(16 << 20)
             .max_core_instance_size(16 << 20)
-            .linear_memory_keep_resident(1 << 20)
+            .linear_memory_keep_resident(settings.memory_keep_resident_bytes)
             .table_keep_resident(64 << 10);
         let mut config = Config::new();
         config
