@@ -46,12 +46,7 @@ pub struct Transitioned {
 
 impl Runtime {
     async fn status_of(&self, id: &str) -> Result<(JourneyStatus, Option<Pause>), JourneyError> {
-        let record = self
-            .shared
-            .store
-            .get_journey(id)
-            .await?
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
+        let record = self.journey_record(id).await?;
         Ok((record.status, record.pause))
     }
 
@@ -188,17 +183,7 @@ impl Runtime {
         dry_run: bool,
         by: Option<String>,
     ) -> Result<TestMode, JourneyError> {
-        let record = self
-            .shared
-            .store
-            .get_journey(id)
-            .await?
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
-        let draft = record
-            .draft
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
-        let def: JourneyDef = serde_path_to_error::deserialize(&draft)
-            .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))?;
+        let def = self.stored_draft(id).await?;
         if def.entry.kind() != "event" {
             return Err(JourneyError::Conflict(format!(
                 "test mode runs journeys entered by events; this one is entered by {} (simulate it instead)",
@@ -228,13 +213,7 @@ impl Runtime {
 
     /// Ends test mode; the draft's test instances end (`TEST_ENDED`). Returns how many.
     pub async fn stop_test(&self, id: &str) -> Result<u64, JourneyError> {
-        let record = self
-            .shared
-            .store
-            .get_journey(id)
-            .await?
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
-        if record.test.is_none() {
+        if self.journey_record(id).await?.test.is_none() {
             return Err(JourneyError::Conflict(format!(
                 "journey {id:?} is not in test mode"
             )));

@@ -339,19 +339,32 @@ impl Runtime {
         Ok(problems)
     }
 
-    /// Publishes the draft of journey `id` as a new live version.
-    pub async fn publish(&self, id: &str, publication: Publication) -> Result<u32, JourneyError> {
-        let record = self
-            .shared
+    /// A journey's stored record.
+    pub(crate) async fn journey_record(
+        &self,
+        id: &str,
+    ) -> Result<crate::store::JourneyRecord, JourneyError> {
+        self.shared
             .store
             .get_journey(id)
             .await?
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
-        let draft = record
+            .ok_or_else(|| JourneyError::NotFound(id.to_string()))
+    }
+
+    /// A journey's stored draft, parsed.
+    pub(crate) async fn stored_draft(&self, id: &str) -> Result<JourneyDef, JourneyError> {
+        let draft = self
+            .journey_record(id)
+            .await?
             .draft
             .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
-        let def: JourneyDef = serde_path_to_error::deserialize(&draft)
-            .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))?;
+        serde_path_to_error::deserialize(&draft)
+            .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))
+    }
+
+    /// Publishes the draft of journey `id` as a new live version.
+    pub async fn publish(&self, id: &str, publication: Publication) -> Result<u32, JourneyError> {
+        let def = self.stored_draft(id).await?;
         self.publish_compiled(id, &def, publication).await
     }
 
