@@ -150,7 +150,7 @@ impl Runtime {
         }
         runtime.recover_events().await?;
         timers::spawn(runtime.shared.clone());
-        runs::spawn(runtime.shared.clone());
+        runs::spawn(runtime.shared.clone()).await?;
         lifecycle::recover(&runtime).await?;
         lifecycle::spawn(runtime.clone());
         runtime.load_alerts().await?;

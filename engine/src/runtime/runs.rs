@@ -34,17 +34,14 @@ const IN_FLIGHT: usize = 4;
 /// How long the scheduler sleeps when nothing is scheduled (a publish wakes it).
 const IDLE: SignedDuration = SignedDuration::from_hours(24);
 
-pub(super) fn spawn(shared: Arc<Shared>) {
+/// Resumes the runs left unfinished at the last stop (before returning, so that the
+/// runs resumed are exactly those), then starts the scheduler.
+pub(super) async fn spawn(shared: Arc<Shared>) -> anyhow::Result<()> {
+    for run in shared.store.open_runs().await? {
+        tracing::info!(run = %run.id, journey = %run.journey_id, read = run.read, "resuming an audience run");
+        spawn_run(shared.clone(), run);
+    }
     shared.clone().spawn(async move {
-        match shared.store.open_runs().await {
-            Ok(open) => {
-                for run in open {
-                    tracing::info!(run = %run.id, journey = %run.journey_id, read = run.read, "resuming an audience run");
-                    spawn_run(shared.clone(), run);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot list unfinished audience runs"),
-        }
         loop {
             let now = shared.clock.now();
             let until = match schedule_round(&shared, now).await {
@@ -61,6 +58,7 @@ pub(super) fn spawn(shared: Arc<Shared>) {
             }
         }
     });
+    Ok(())
 }
 
 /// Starts the runs that are due; returns when the next one is.
