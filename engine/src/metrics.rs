@@ -195,36 +195,50 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a committed batch's steps.
+    /// Counts a committed batch's steps (folded per label set first: one counter update
+    /// per journey, kind and status in the batch, not one per step).
     pub fn steps(&self, steps: &[Step]) {
+        let mut transitions: std::collections::HashMap<(&str, &str, &'static str), u64> =
+            std::collections::HashMap::new();
+        let mut entries: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut discards: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         for s in steps {
             match s.status.as_str() {
-                "entered" => {
-                    self.inner
-                        .entries
-                        .get_or_create(&JourneyLabel {
-                            journey: s.journey_id.clone(),
-                        })
-                        .inc();
-                }
+                "entered" => *entries.entry(&s.journey_id).or_default() += 1,
                 "discarded" => {
-                    self.inner
-                        .discards
-                        .get_or_create(&Code {
-                            code: s.code.clone().unwrap_or_default(),
-                        })
-                        .inc();
+                    *discards
+                        .entry(s.code.as_deref().unwrap_or_default())
+                        .or_default() += 1
                 }
                 _ => {}
             }
+            *transitions
+                .entry((&s.journey_id, &s.kind, s.status.as_str()))
+                .or_default() += 1;
+        }
+        for (journey, n) in entries {
+            self.inner
+                .entries
+                .get_or_create(&JourneyLabel {
+                    journey: journey.into(),
+                })
+                .inc_by(n);
+        }
+        for (code, n) in discards {
+            self.inner
+                .discards
+                .get_or_create(&Code { code: code.into() })
+                .inc_by(n);
+        }
+        for ((journey, kind, status), n) in transitions {
             self.inner
                 .transitions
                 .get_or_create(&Transition {
-                    journey: s.journey_id.clone(),
-                    kind: s.kind.clone(),
-                    status: s.status.as_str().into(),
+                    journey: journey.into(),
+                    kind: kind.into(),
+                    status: status.into(),
                 })
-                .inc();
+                .inc_by(n);
         }
     }
 
