@@ -391,32 +391,17 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         JourneyCommand::Resume { id, server } => {
-            post(
-                &server,
-                &format!("/v1/journeys/{id}/resume"),
-                serde_json::json!({}),
-            )
-            .await?;
+            lifecycle(&server, &id, "resume").await?;
             println!("{id}: live");
             Ok(ExitCode::SUCCESS)
         }
         JourneyCommand::Close { id, server } => {
-            post(
-                &server,
-                &format!("/v1/journeys/{id}/close"),
-                serde_json::json!({}),
-            )
-            .await?;
+            lifecycle(&server, &id, "close").await?;
             println!("{id}: closed");
             Ok(ExitCode::SUCCESS)
         }
         JourneyCommand::Stop { id, server } => {
-            let r = post(
-                &server,
-                &format!("/v1/journeys/{id}/stop"),
-                serde_json::json!({}),
-            )
-            .await?;
+            let r = lifecycle(&server, &id, "stop").await?;
             println!("{id}: stopped, {} instance(s) ended", r["ended_instances"]);
             Ok(ExitCode::SUCCESS)
         }
@@ -457,6 +442,16 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `POST /v1/journeys/{id}/{verb}` with an empty body.
+async fn lifecycle(server: &str, id: &str, verb: &str) -> anyhow::Result<serde_json::Value> {
+    post(
+        server,
+        &format!("/v1/journeys/{id}/{verb}"),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 fn join(path: &serde_json::Value) -> String {

@@ -112,12 +112,16 @@ pub async fn get(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    app.runtime
-        .refresh_status(&id)
-        .await
-        .map_err(journey_error)?;
-    let record = journey_record(&app, &id).await?;
+    let mut record = journey_record(&app, &id).await?;
     let live = app.runtime.store().live_by_node(&id).await?;
+    if record.status == JourneyStatus::Closed && live.is_empty() {
+        // The last instance ended: the journey is finished (stored as such).
+        record.status = app
+            .runtime
+            .refresh_status(&id)
+            .await
+            .map_err(journey_error)?;
+    }
     let latest = record.versions.last().map(|v| v.version);
     let versions: Vec<Value> = record
         .versions
@@ -252,11 +256,7 @@ pub async fn publish(
     who: Option<Extension<Principal>>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body: PublishBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PublishBody::default()
-    } else {
-        super::error::parse_json(&body)?
-    };
+    let body: PublishBody = optional_json(&body)?;
     let publication = Publication {
         by: Some(principal(who)),
         note: body.note,
@@ -312,6 +312,21 @@ fn transitioned(id: &str, done: crate::runtime::Transitioned) -> Result<Json<Val
     Ok(Json(out))
 }
 
+/// A body that may be left empty: its default then.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        super::error::parse_json(body)
+    }
+}
+
+/// An ISO-8601 duration parameter at `location`.
+fn duration(text: &str, location: &str) -> Result<jiff::SignedDuration, ApiError> {
+    crate::expr::time::parse_exact_duration(text)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m).at(location))
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PauseBody {
@@ -322,6 +337,15 @@ struct PauseBody {
     /// default, `max_pause_seconds`).
     #[serde(default)]
     max_duration: Option<String>,
+}
+
+impl Default for PauseBody {
+    fn default() -> Self {
+        PauseBody {
+            hold: both(),
+            max_duration: None,
+        }
+    }
 }
 
 #[derive(serde::Deserialize, PartialEq, Clone, Copy)]
@@ -351,33 +375,12 @@ pub async fn pause(
     who: Option<Extension<Principal>>,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PauseBody {
-            hold: both(),
-            max_duration: None,
-        }
-    } else {
-        super::error::parse_json(&body)?
-    };
-    let max_duration = match &body.max_duration {
-        None => None,
-        Some(text) => {
-            let span = crate::expr::time::parse_duration(text).map_err(|m| {
-                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m).at("max_duration")
-            })?;
-            Some(
-                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "INVALID_REQUEST",
-                            format!("{text:?}: {e}"),
-                        )
-                        .at("max_duration")
-                    })?,
-            )
-        }
-    };
+    let body: PauseBody = optional_json(&body)?;
+    let max_duration = body
+        .max_duration
+        .as_deref()
+        .map(|text| duration(text, "max_duration"))
+        .transpose()?;
     let request = PauseRequest {
         entries: body.hold.contains(&Hold::Entries),
         actions: body.hold.contains(&Hold::Actions),
@@ -437,32 +440,20 @@ pub async fn start_test(
     who: Option<Extension<Principal>>,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TestBody::default()
-    } else {
-        super::error::parse_json(&body)?
-    };
-    let wait = match &body.wait {
-        None => None,
-        Some(text) => {
-            let seconds = crate::expr::time::parse_duration(text)
-                .ok()
-                .and_then(|s| {
-                    s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                        .ok()
-                })
-                .filter(|d| !d.is_negative())
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_REQUEST",
-                        format!("{text:?} is not an ISO-8601 duration (like PT5S)"),
-                    )
-                    .at("wait")
-                })?;
-            Some(seconds.as_secs().unsigned_abs())
-        }
-    };
+    let body: TestBody = optional_json(&body)?;
+    let wait = body
+        .wait
+        .as_deref()
+        .map(|text| match duration(text, "wait")? {
+            d if d.is_negative() => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                format!("{text:?} is negative"),
+            )
+            .at("wait")),
+            d => Ok(d.as_secs().unsigned_abs()),
+        })
+        .transpose()?;
     let test = app
         .runtime
         .start_test(

@@ -64,6 +64,14 @@ pub fn parse_duration(s: &str) -> Result<Span, String> {
     Span::from_str(s).map_err(|_| format!("{s:?} is not an ISO-8601 duration (like P2D or PT30M)"))
 }
 
+/// Parses an ISO-8601 duration as an exact length (days count as 24 hours; months and
+/// years, which have no fixed length, are refused).
+pub fn parse_exact_duration(s: &str) -> Result<jiff::SignedDuration, String> {
+    parse_duration(s)?
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("{s:?}: {e}"))
+}
+
 /// Adds a calendar-aware span to an instant, in a zone (so `P1D` across a DST change is
 /// one calendar day, not 24 hours).
 pub fn add_span(at: Timestamp, span: Span, tz: &TimeZone) -> Result<Timestamp, String> {

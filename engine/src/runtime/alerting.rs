@@ -183,10 +183,8 @@ fn parse_rule(def: Value) -> Result<(AlertDef, SignedDuration), DefinitionError>
         path: path.into(),
         message,
     };
-    let window = crate::expr::time::parse_duration(&def.window)
-        .map_err(|m| invalid("window", m))?
-        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .map_err(|e| invalid("window", e.to_string()))?;
+    let window =
+        crate::expr::time::parse_exact_duration(&def.window).map_err(|m| invalid("window", m))?;
     if window < SignedDuration::from_mins(1) {
         return Err(invalid(
             "window",

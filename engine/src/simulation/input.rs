@@ -1,7 +1,7 @@
 //! What a simulation is given: profiles and a timeline of timed events, read from JSON
 //! (an array, or one object per line) with located errors.
 
-use jiff::{SpanRelativeTo, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -101,9 +101,8 @@ pub fn resolve_times(
     for (i, (e, abs)) in events.iter().zip(absolute).enumerate() {
         let at = match abs {
             Some(t) => Some(t),
-            None => crate::expr::time::parse_duration(&e.at)
+            None => crate::expr::time::parse_exact_duration(&e.at)
                 .ok()
-                .and_then(|span| span.to_duration(SpanRelativeTo::days_are_24_hours()).ok())
                 .and_then(|d| start.checked_add(d).ok()),
         };
         match at {

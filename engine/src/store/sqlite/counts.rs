@@ -121,22 +121,41 @@ type Key = (
 
 /// Folds steps into counters.
 pub fn aggregate(steps: &[Step]) -> BTreeMap<Key, i64> {
-    let mut out = BTreeMap::new();
+    // Folded on borrowed keys first: the strings are copied once per distinct counter of
+    // the batch, not once per step.
+    type Borrowed<'a> = (&'a str, u32, &'a str, &'a str, i64, &'static str, &'a str);
+    let mut folded: BTreeMap<(Borrowed<'_>, String), i64> = BTreeMap::new();
     for s in steps {
         let at = ts(s.at);
         let key = (
-            s.journey_id.clone(),
+            s.journey_id.as_str(),
             s.version,
-            s.node.clone(),
-            s.kind.clone(),
+            s.node.as_str(),
+            s.kind.as_str(),
             at - at.rem_euclid(HOUR_US),
             s.status.as_str(),
-            s.code.clone().unwrap_or_default(),
-            s.branch().unwrap_or_default(),
+            s.code.as_deref().unwrap_or_default(),
         );
-        *out.entry(key).or_insert(0) += 1;
+        *folded
+            .entry((key, s.branch().unwrap_or_default()))
+            .or_insert(0) += 1;
     }
-    out
+    folded
+        .into_iter()
+        .map(|((k, branch), n)| {
+            let key = (
+                k.0.to_string(),
+                k.1,
+                k.2.to_string(),
+                k.3.to_string(),
+                k.4,
+                k.5,
+                k.6.to_string(),
+                branch,
+            );
+            (key, n)
+        })
+        .collect()
 }
 
 /// Adds counters (inside the caller's transaction).

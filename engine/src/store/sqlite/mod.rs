@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -71,6 +72,17 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(pool)),
             permits: Arc::new(Semaphore::new(readers)),
         })
+    }
+
+    /// Runs one statement in the next group commit; returns the rows it changed.
+    async fn execute(&self, sql: &'static str, values: Vec<SqlValue>) -> Result<usize> {
+        self.writer
+            .write(move |conn| {
+                Ok(conn
+                    .prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(values))?)
+            })
+            .await
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -757,17 +769,18 @@ impl Store for SqliteStore {
         pause: Option<Pause>,
         now: Timestamp,
     ) -> Result<()> {
-        let id = id.to_string();
         let pause = pause.map(|p| serde_json::to_string(&p)).transpose()?;
-        self.writer
-            .write(move |conn| {
-                conn.prepare_cached(
-                    "UPDATE journeys SET status = ?2, pause = ?3, updated_at = ?4 WHERE id = ?1",
-                )?
-                .execute(params![id, status.as_str(), pause, ts(now)])?;
-                Ok(())
-            })
-            .await
+        self.execute(
+            "UPDATE journeys SET status = ?2, pause = ?3, updated_at = ?4 WHERE id = ?1",
+            vec![
+                id.to_string().into(),
+                status.as_str().to_string().into(),
+                pause.into(),
+                ts(now).into(),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn versions(&self) -> Result<Vec<VersionRecord>> {
@@ -791,30 +804,28 @@ impl Store for SqliteStore {
     }
 
     async fn put_alert(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
-        let id = id.to_string();
-        self.writer
-            .write(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO alerts (id, definition, updated_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT(id) DO UPDATE SET definition = excluded.definition, \
-                     updated_at = excluded.updated_at",
-                )?
-                .execute(params![id, definition.to_string(), ts(now)])?;
-                Ok(())
-            })
-            .await
+        self.execute(
+            "INSERT INTO alerts (id, definition, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(id) DO UPDATE SET definition = excluded.definition, \
+             updated_at = excluded.updated_at",
+            vec![
+                id.to_string().into(),
+                definition.to_string().into(),
+                ts(now).into(),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn delete_alert(&self, id: &str) -> Result<bool> {
-        let id = id.to_string();
-        self.writer
-            .write(move |conn| {
-                Ok(conn
-                    .prepare_cached("DELETE FROM alerts WHERE id = ?1")?
-                    .execute([id])?
-                    > 0)
-            })
-            .await
+        let n = self
+            .execute(
+                "DELETE FROM alerts WHERE id = ?1",
+                vec![id.to_string().into()],
+            )
+            .await?;
+        Ok(n > 0)
     }
 
     async fn alerts(&self) -> Result<Vec<(String, Value, Option<Value>)>> {
@@ -835,26 +846,22 @@ impl Store for SqliteStore {
     }
 
     async fn set_alert_state(&self, id: &str, state: Value) -> Result<()> {
-        let id = id.to_string();
-        self.writer
-            .write(move |conn| {
-                conn.prepare_cached("UPDATE alerts SET state = ?2 WHERE id = ?1")?
-                    .execute(params![id, state.to_string()])?;
-                Ok(())
-            })
-            .await
+        self.execute(
+            "UPDATE alerts SET state = ?2 WHERE id = ?1",
+            vec![id.to_string().into(), state.to_string().into()],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn set_test_mode(&self, id: &str, test: Option<super::TestMode>) -> Result<()> {
-        let id = id.to_string();
         let test = test.map(|t| serde_json::to_string(&t)).transpose()?;
-        self.writer
-            .write(move |conn| {
-                conn.prepare_cached("UPDATE journeys SET test = ?2 WHERE id = ?1")?
-                    .execute(params![id, test])?;
-                Ok(())
-            })
-            .await
+        self.execute(
+            "UPDATE journeys SET test = ?2 WHERE id = ?1",
+            vec![id.to_string().into(), test.into()],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>> {
@@ -916,14 +923,13 @@ impl Store for SqliteStore {
     }
 
     async fn drop_held_entries(&self, journey_id: &str) -> Result<u64> {
-        let id = journey_id.to_string();
-        self.writer
-            .write(move |conn| {
-                Ok(conn
-                    .prepare_cached("DELETE FROM held_entries WHERE journey_id = ?1")?
-                    .execute([id])? as u64)
-            })
-            .await
+        let n = self
+            .execute(
+                "DELETE FROM held_entries WHERE journey_id = ?1",
+                vec![journey_id.to_string().into()],
+            )
+            .await?;
+        Ok(n as u64)
     }
 
     async fn held_instances(&self, journey_id: &str) -> Result<Vec<DueTimer>> {
