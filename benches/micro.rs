@@ -1,6 +1,8 @@
 //! Micro-benchmarks, each beside its floor measured in the same run:
-//! - an inline condition as a compiled rhai expression vs the same logic as a native
-//!   closure over the same JSON;
+//! - an inline condition as the engine evaluates it (the compiled fast path), as rhai
+//!   alone evaluates it (the general path), and, with `--features zen`, as
+//!   zen-expression (GoRules) evaluates it, vs the same logic as a native closure over the
+//!   same JSON;
 //! - an action plugin call on a fresh isolated instance (the engine's way) vs a call of
 //!   the built-in `log` action (no WebAssembly: the floor of the executor path);
 //! - a bare wasmtime instantiation and call of an empty export of a core module, with
@@ -42,8 +44,29 @@ fn env() -> EvalEnv {
     }
 }
 
-#[divan::bench]
-fn condition_rhai_compiled(bencher: divan::Bencher) {
+/// The engine's way: `eval_bool`, which takes the compiled fast path for this condition.
+#[divan::bench(sample_size = 64)]
+fn condition_engine_fast_path(bencher: divan::Bencher) {
+    let mut ee = ExprEngine::new(&ExprLimits::default());
+    let expr = ee.compile(CONDITION).expect("compiles");
+    assert!(expr.has_fast_path());
+    let (event, profile) = inputs();
+    let env = env();
+    bencher.bench_local(|| {
+        let data = ScopeData {
+            event: Some(&event),
+            profile: Some(&profile),
+            ..Default::default()
+        };
+        ee.eval_bool(divan::black_box(&expr), &data, &env)
+            .expect("evaluates")
+    });
+}
+
+/// rhai alone (what any expression outside the fast path's subset costs): the scope's
+/// maps converted from JSON, the compiled AST evaluated.
+#[divan::bench(sample_size = 64)]
+fn condition_rhai_general(bencher: divan::Bencher) {
     let mut ee = ExprEngine::new(&ExprLimits::default());
     let expr = ee.compile(CONDITION).expect("compiles");
     let (event, profile) = inputs();
@@ -54,11 +77,57 @@ fn condition_rhai_compiled(bencher: divan::Bencher) {
             profile: Some(&profile),
             ..Default::default()
         };
-        ee.eval_bool(&expr, &data, &env).expect("evaluates")
+        ee.eval_json_general(&expr, &data, &env).expect("evaluates")
     });
 }
 
-#[divan::bench]
+/// zen-expression with the event and profile converted from JSON for each evaluation
+/// (as an engine meets them: a new event each time), compiled once, VM reused.
+#[cfg(feature = "zen")]
+#[divan::bench(sample_size = 64)]
+fn condition_zen_expression(bencher: divan::Bencher) {
+    let (expr, mut vm) = zen();
+    let (event, profile) = inputs();
+    bencher.bench_local(|| {
+        let context = json!({"event": &event, "profile": &profile});
+        expr.evaluate_with(context.into(), &mut vm)
+            .expect("evaluates")
+    });
+}
+
+/// zen-expression at its best: the context converted once and reused.
+#[cfg(feature = "zen")]
+#[divan::bench(sample_size = 64)]
+fn condition_zen_expression_context_reused(bencher: divan::Bencher) {
+    let (expr, mut vm) = zen();
+    let (event, profile) = inputs();
+    let context: zen_expression::Variable = json!({"event": event, "profile": profile}).into();
+    bencher.bench_local(|| {
+        expr.evaluate_with(context.clone(), &mut vm)
+            .expect("evaluates")
+    });
+}
+
+#[cfg(feature = "zen")]
+fn zen() -> (
+    zen_expression::Expression<zen_expression::expression::Standard>,
+    zen_expression::vm::VM,
+) {
+    let src =
+        r#"event.data.amount > 100 and profile.tier == "gold" and len(event.data.items) >= 2"#;
+    let expr = zen_expression::Isolate::new()
+        .compile_standard(src)
+        .expect("zen compiles");
+    let mut vm = zen_expression::vm::VM::new();
+    let (event, profile) = inputs();
+    let answer = expr
+        .evaluate_with(json!({"event": event, "profile": profile}).into(), &mut vm)
+        .expect("zen evaluates");
+    assert_eq!(answer, zen_expression::Variable::Bool(true));
+    (expr, vm)
+}
+
+#[divan::bench(sample_size = 64)]
 fn condition_native_closure_floor(bencher: divan::Bencher) {
     let (event, profile) = inputs();
     let cond = |e: &Value, p: &Value| {

@@ -49,7 +49,8 @@ pub fn journey_definition(data: &[u8]) {
 
 /// Inline conditions: any text, compiled with the engine's limits and, when it
 /// compiles, evaluated against a small event and profile. Must never panic, overflow
-/// the stack or run past its operation limit.
+/// the stack or run past its operation limit; where the compiled fast path answers, its
+/// answer must be rhai's.
 pub fn expression(data: &[u8]) {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
@@ -71,6 +72,14 @@ pub fn expression(data: &[u8]) {
         call: None,
     };
     let _ = ee.eval(&expr, &data, &env);
+    if let Some(fast) = ExprEngine::eval_json_fast(&expr, &data, &env) {
+        let general = ee.eval_json_general(&expr, &data, &env);
+        assert_eq!(
+            Ok(&fast),
+            general.as_ref(),
+            "`{src}`: the fast path answered {fast}, rhai {general:?}"
+        );
+    }
 }
 
 /// Event ingestion decoding, as `POST /v1/events` (native and CloudEvents) and

@@ -5,6 +5,7 @@
 //! never blocks: an expression sees only the values it is given. One [`ExprEngine`] per
 //! worker, since a shared rhai `Engine` does not scale across threads.
 
+mod fast;
 pub mod time;
 
 use std::fmt;
@@ -31,6 +32,8 @@ pub struct Expr {
     /// Which of [`SCOPE_NAMES`] the source mentions (bit i for name i): only those are
     /// converted into the scope at each evaluation.
     uses: u8,
+    /// The same expression on the compiled fast path, when it lies in its subset.
+    fast: Option<Arc<fast::Fast>>,
 }
 
 impl Expr {
@@ -44,6 +47,11 @@ impl Expr {
             .iter()
             .position(|n| *n == name)
             .is_some_and(|i| self.uses & (1 << i) != 0)
+    }
+
+    /// Whether the expression also runs on the compiled fast path (see `expr::fast`).
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 }
 
@@ -271,6 +279,9 @@ impl ExprEngine {
                 src: src.into(),
                 ast: Arc::new(ast),
                 uses: scope_names_used(src),
+                fast: fast::Fast::parse(src)
+                    .filter(|f| f.size() <= self.limits.max_operations)
+                    .map(Arc::new),
             }),
             Err(err) => Err(SyntaxError {
                 line: err.1.line().unwrap_or(1),
@@ -280,7 +291,8 @@ impl ExprEngine {
         }
     }
 
-    /// Evaluates an expression to a rhai value.
+    /// Evaluates an expression to a rhai value, always with rhai (the fast path answers
+    /// only [`eval_bool`](Self::eval_bool) and [`eval_json`](Self::eval_json)).
     pub fn eval(
         &mut self,
         expr: &Expr,
@@ -323,6 +335,9 @@ impl ExprEngine {
         data: &ScopeData<'_>,
         env: &EvalEnv,
     ) -> Result<bool, EvalError> {
+        if let Some(answer) = expr.fast.as_ref().and_then(|f| f.eval_bool(data, env)) {
+            return Ok(answer);
+        }
         let value = self.eval(expr, data, env)?;
         value.as_bool().map_err(|type_name| {
             EvalError(format!(
@@ -339,8 +354,27 @@ impl ExprEngine {
         data: &ScopeData<'_>,
         env: &EvalEnv,
     ) -> Result<Value, EvalError> {
+        if let Some(answer) = expr.fast.as_ref().and_then(|f| f.eval_json(data, env)) {
+            return Ok(answer);
+        }
+        self.eval_json_general(expr, data, env)
+    }
+
+    /// [`eval_json`](Self::eval_json) without the fast path: what rhai alone answers
+    /// (the reference the fast path is checked against).
+    pub fn eval_json_general(
+        &mut self,
+        expr: &Expr,
+        data: &ScopeData<'_>,
+        env: &EvalEnv,
+    ) -> Result<Value, EvalError> {
         let value = self.eval(expr, data, env)?;
         dynamic_to_json(&value)
+    }
+
+    /// What the fast path alone answers (`None` where it leaves the expression to rhai).
+    pub fn eval_json_fast(expr: &Expr, data: &ScopeData<'_>, env: &EvalEnv) -> Option<Value> {
+        expr.fast.as_ref().and_then(|f| f.eval_json(data, env))
     }
 
     /// Evaluates an expression that must give a date-time (or an RFC 3339 / civil
