@@ -24,7 +24,7 @@ use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::{Event, Format, parse_journey};
 use parcours_engine::runtime::ProfileOp;
 use parcours_engine::store::Store;
-use parcours_engine::store::sqlite::SqliteStore;
+use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Clock, Engine, Settings, SystemClock, TestClock};
 use serde_json::json;
 use support::{accept, drained, env_usize};
@@ -82,7 +82,7 @@ async fn open(
         db_path: path.to_path_buf(),
         ..Settings::default()
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, 4, settings.store_commit_batch)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
     let engine = Engine::with_parts(
         settings,
         clock,

@@ -14,7 +14,7 @@ use std::time::Instant;
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::{Event, Format, parse_journey};
 use parcours_engine::store::Store;
-use parcours_engine::store::sqlite::SqliteStore;
+use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Engine, Settings, SystemClock};
 use serde_json::json;
 use support::{accept, drained, env_usize};
@@ -43,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
 
     // Floor: durable accept only.
-    let floor_store = SqliteStore::open(&dir.path().join("floor.db"), 2, 2_048)?;
+    let floor_store = SqliteStore::open(
+        &dir.path().join("floor.db"),
+        StoreOptions::from(&Settings::default()),
+    )?;
     let started = Instant::now();
     let all = events("floor", n);
     let mut pending = Vec::new();
@@ -70,8 +73,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
         &settings.db_path,
-        4,
-        settings.store_commit_batch,
+        StoreOptions::from(&settings),
     )?);
     let engine = Engine::with_parts(
         settings,

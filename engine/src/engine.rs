@@ -18,7 +18,7 @@ use crate::plugins::{PluginHost, PluginRegistry};
 use crate::runtime::{Published, Runtime};
 use crate::settings::Settings;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteStore, StoreOptions};
 
 /// A running engine.
 #[derive(Clone)]
@@ -32,12 +32,8 @@ pub struct Engine {
 impl Engine {
     /// Opens the SQLite store of `settings` and starts the runtime with the built-in actions.
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Engine> {
-        let store = SqliteStore::open(
-            &settings.db_path,
-            settings.store_readers,
-            settings.store_commit_batch,
-        )
-        .with_context(|| format!("opening the database {}", settings.db_path.display()))?;
+        let store = SqliteStore::open(&settings.db_path, StoreOptions::from(&settings))
+            .with_context(|| format!("opening the database {}", settings.db_path.display()))?;
         Self::with_parts(
             settings,
             clock,

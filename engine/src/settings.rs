@@ -127,6 +127,9 @@ pub struct Settings {
     pub store_commit_batch: usize,
     /// Read connections kept open on the store.
     pub store_readers: usize,
+    /// SQLite page cache of the writer connection, in bytes: the index pages a commit
+    /// touches stay in memory instead of being read again from the file.
+    pub store_cache_bytes: usize,
     /// Time one action call may take unless its node says otherwise, in milliseconds.
     pub default_action_timeout_ms: u64,
     /// Expression limits.
@@ -194,6 +197,7 @@ impl Default for Settings {
             timer_batch: 1_024,
             store_commit_batch: 2_048,
             store_readers: 4,
+            store_cache_bytes: 64 << 20,
             default_action_timeout_ms: 10_000,
             expr: ExprLimits::default(),
             plugin_dirs: Vec::new(),

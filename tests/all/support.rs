@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::{Span, Timestamp};
 use parcours_engine::actions::{ActionCall, ActionRegistry, BUILTIN_VERSION, LogAction};
-use parcours_engine::store::sqlite::SqliteStore;
+use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Engine, Settings, TestClock};
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ impl TestEngine {
         let actions = ActionRegistry::with_builtins();
         actions.register("log", BUILTIN_VERSION, log.clone(), None);
         let store =
-            SqliteStore::open(&settings.db_path, 2, settings.store_commit_batch).expect("store");
+            SqliteStore::open(&settings.db_path, StoreOptions::from(&settings)).expect("store");
         let engine =
             Engine::with_parts(settings, Arc::new(clock.clone()), Arc::new(store), actions)
                 .await

@@ -1,7 +1,8 @@
 //! The embedded store: one SQLite file in WAL mode, one writer thread with group commit,
-//! a few reader connections.
+//! a checkpointer thread, a few reader connections.
 
 mod audiences;
+mod checkpoint;
 mod counts;
 mod rows;
 mod schema;
@@ -35,32 +36,63 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
+    _checkpointer: checkpoint::Checkpointer,
+}
+
+/// How the store uses its connections (from [`Settings`](crate::Settings)).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Read connections (`store_readers`).
+    pub readers: usize,
+    /// Most jobs in one group commit (`store_commit_batch`).
+    pub commit_batch: usize,
+    /// Page cache of the writer connection (`store_cache_bytes`).
+    pub cache_bytes: usize,
+}
+
+impl From<&crate::Settings> for StoreOptions {
+    fn from(s: &crate::Settings) -> Self {
+        StoreOptions {
+            readers: s.store_readers,
+            commit_batch: s.store_commit_batch,
+            cache_bytes: s.store_cache_bytes,
+        }
+    }
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database at `path`.
-    pub fn open(path: &Path, readers: usize, max_commit_batch: usize) -> Result<SqliteStore> {
-        Self::open_with(path, readers, max_commit_batch, true)
+    pub fn open(path: &Path, options: StoreOptions) -> Result<SqliteStore> {
+        Self::open_with(path, options, true)
     }
 
     /// Opens a throw-away database (simulations): commits are not synced to disk.
     pub fn open_scratch(path: &Path) -> Result<SqliteStore> {
-        Self::open_with(path, 2, 2_048, false)
+        let options = StoreOptions {
+            readers: 2,
+            ..StoreOptions::from(&crate::Settings::default())
+        };
+        Self::open_with(path, options, false)
     }
 
-    fn open_with(
-        path: &Path,
-        readers: usize,
-        max_commit_batch: usize,
-        durable: bool,
-    ) -> Result<SqliteStore> {
+    fn open_with(path: &Path, options: StoreOptions, durable: bool) -> Result<SqliteStore> {
         let conn = Connection::open(path)?;
         schema::configure(&conn)?;
         if !durable {
             conn.pragma_update(None, "synchronous", "OFF")?;
         }
         schema::migrate(&conn)?;
-        let readers = readers.max(1);
+        // A negative cache size is in KiB.
+        let cache_kib = i64::try_from(options.cache_bytes / 1024).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "cache_size", -cache_kib.max(1))?;
+        // Each job of a group commit runs in a savepoint, whose journal of the pages it
+        // changes is kept in memory rather than in a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints run on their own thread (see `checkpoint`), not in a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_SIZE_LIMIT)?;
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
+        let readers = options.readers.max(1);
         let mut pool = Vec::with_capacity(readers);
         for _ in 0..readers {
             let r = Connection::open(path)?;
@@ -68,9 +100,10 @@ impl SqliteStore {
             pool.push(r);
         }
         Ok(SqliteStore {
-            writer: Writer::start(conn, max_commit_batch)?,
+            writer: Writer::start(conn, options.commit_batch)?,
             readers: Arc::new(Mutex::new(pool)),
             permits: Arc::new(Semaphore::new(readers)),
+            _checkpointer: checkpointer,
         })
     }
 
