@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use parcours_engine::actions::{ActionCall, ActionRegistry};
-use parcours_engine::expr::{EvalEnv, ExprEngine, ScopeData};
+use parcours_engine::expr::{EvalEnv, Expr, ExprEngine, ScopeData};
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::settings::{ExprLimits, PluginSettings};
 use serde_json::{Value, json};
@@ -44,12 +44,13 @@ fn env() -> EvalEnv {
     }
 }
 
-/// The engine's way: `eval_bool`, which takes the compiled fast path for this condition.
-#[divan::bench(sample_size = 64)]
-fn condition_engine_fast_path(bencher: divan::Bencher) {
+/// Runs `eval` on the compiled condition with the event and profile as its scope.
+fn bench_condition<T>(
+    bencher: divan::Bencher,
+    eval: impl Fn(&mut ExprEngine, &Expr, &ScopeData<'_>, &EvalEnv) -> T,
+) {
     let mut ee = ExprEngine::new(&ExprLimits::default());
     let expr = ee.compile(CONDITION).expect("compiles");
-    assert!(expr.has_fast_path());
     let (event, profile) = inputs();
     let env = env();
     bencher.bench_local(|| {
@@ -58,8 +59,16 @@ fn condition_engine_fast_path(bencher: divan::Bencher) {
             profile: Some(&profile),
             ..Default::default()
         };
-        ee.eval_bool(divan::black_box(&expr), &data, &env)
-            .expect("evaluates")
+        eval(&mut ee, divan::black_box(&expr), &data, &env)
+    });
+}
+
+/// The engine's way: `eval_bool`, which takes the compiled fast path for this condition.
+#[divan::bench(sample_size = 64)]
+fn condition_engine_fast_path(bencher: divan::Bencher) {
+    bench_condition(bencher, |ee, expr, data, env| {
+        assert!(expr.has_fast_path());
+        ee.eval_bool(expr, data, env).expect("evaluates")
     });
 }
 
@@ -67,17 +76,8 @@ fn condition_engine_fast_path(bencher: divan::Bencher) {
 /// maps converted from JSON, the compiled AST evaluated.
 #[divan::bench(sample_size = 64)]
 fn condition_rhai_general(bencher: divan::Bencher) {
-    let mut ee = ExprEngine::new(&ExprLimits::default());
-    let expr = ee.compile(CONDITION).expect("compiles");
-    let (event, profile) = inputs();
-    let env = env();
-    bencher.bench_local(|| {
-        let data = ScopeData {
-            event: Some(&event),
-            profile: Some(&profile),
-            ..Default::default()
-        };
-        ee.eval_json_general(&expr, &data, &env).expect("evaluates")
+    bench_condition(bencher, |ee, expr, data, env| {
+        ee.eval_json_general(expr, data, env).expect("evaluates")
     });
 }
 
