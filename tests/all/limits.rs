@@ -5,17 +5,6 @@ use serde_json::{Value, json};
 
 use crate::support::{TestEngine, eventually};
 
-/// `POST /v1/journeys/validate` with a YAML definition.
-async fn validate(t: &TestEngine, definition: &str) -> (u16, Value) {
-    t.send(
-        reqwest::Method::POST,
-        "/v1/journeys/validate",
-        Some(definition.as_bytes()),
-        "",
-    )
-    .await
-}
-
 fn big(n: usize) -> String {
     "x".repeat(n)
 }
@@ -85,7 +74,7 @@ async fn each_limit_answers_with_its_code_and_setting() {
         .post_or_put(reqwest::Method::POST, "/v1/journeys/validate", &Value::Null)
         .await;
     assert_eq!(code, 400, "{body}");
-    let (code, body) = validate(&t, &long_expr).await;
+    let (code, body) = t.validate(&long_expr).await;
     assert_eq!(
         (code, body["location"].as_str()),
         (422, Some("entry.when")),
@@ -103,7 +92,7 @@ async fn each_limit_answers_with_its_code_and_setting() {
         "(".repeat(40),
         ")".repeat(40)
     );
-    let (code, body) = validate(&t, &deep).await;
+    let (code, body) = t.validate(&deep).await;
     assert_eq!(
         (code, body["location"].as_str()),
         (422, Some("entry.when")),

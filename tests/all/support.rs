@@ -93,6 +93,17 @@ impl TestEngine {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/journeys/validate` with a YAML definition.
+    pub async fn validate(&self, definition: &str) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            "/v1/journeys/validate",
+            Some(definition.as_bytes()),
+            "",
+        )
+        .await
+    }
+
     pub async fn post_or_put(
         &self,
         method: reqwest::Method,

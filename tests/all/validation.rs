@@ -4,16 +4,6 @@ use serde_json::json;
 
 use crate::support::TestEngine;
 
-async fn problems_of(t: &TestEngine, definition: &str) -> (u16, serde_json::Value) {
-    t.send(
-        reqwest::Method::POST,
-        "/v1/journeys/validate",
-        Some(definition.as_bytes()),
-        "",
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_definitions_are_rejected_with_located_problems() {
     let t = TestEngine::start().await;
@@ -85,7 +75,7 @@ async fn invalid_definitions_are_rejected_with_located_problems() {
         ),
     ];
     for (definition, location, message) in cases {
-        let (status, body) = problems_of(&t, definition).await;
+        let (status, body) = t.validate(definition).await;
         assert!(
             status == 400 || status == 422,
             "{definition}: {status} {body}"

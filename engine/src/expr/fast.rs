@@ -26,6 +26,8 @@ use super::{EvalEnv, SCOPE_NAMES, ScopeData};
 #[derive(Debug)]
 pub(crate) struct Fast {
     root: Node,
+    /// Nodes in the tree.
+    size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +112,13 @@ impl Fast {
             depth: 0,
         };
         let root = p.expr(0)?;
-        (p.pos == p.tokens.len() && root.size() <= MAX_NODES).then_some(Fast { root })
+        let size = root.size();
+        (p.pos == p.tokens.len() && size <= MAX_NODES).then_some(Fast { root, size })
     }
 
     /// How many nodes the tree has (each costs rhai at least one operation).
     pub(crate) fn size(&self) -> u64 {
-        self.root.size()
+        self.size
     }
 
     /// `Some(answer)` when the expression evaluates to a boolean inside the subset.

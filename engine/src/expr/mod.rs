@@ -354,10 +354,10 @@ impl ExprEngine {
         data: &ScopeData<'_>,
         env: &EvalEnv,
     ) -> Result<Value, EvalError> {
-        if let Some(answer) = expr.fast.as_ref().and_then(|f| f.eval_json(data, env)) {
-            return Ok(answer);
+        match Self::eval_json_fast(expr, data, env) {
+            Some(answer) => Ok(answer),
+            None => self.eval_json_general(expr, data, env),
         }
-        self.eval_json_general(expr, data, env)
     }
 
     /// [`eval_json`](Self::eval_json) without the fast path: what rhai alone answers
