@@ -63,9 +63,14 @@ pub struct PluginSettings {
     /// Idle warm instances kept across all plugins whose manifest opts in to reuse
     /// (`[instances] reuse = true`); each holds its memory while idle.
     pub max_warm_instances: u32,
-    /// Bytes of each linear memory the pooling allocator zeroes with `memset` when a call
-    /// ends (the rest is returned to the kernel and faults back in on the next call).
+    /// Bytes of each linear memory the pooling allocator resets in place when a call
+    /// ends, keeping those pages resident for the next call (the rest is returned to the
+    /// kernel and faults back in on the next call).
     pub memory_keep_resident_bytes: usize,
+    /// Reset only the pages a call wrote, found with Linux's `PAGEMAP_SCAN` (kernel 6.7
+    /// or later; elsewhere the first `memory_keep_resident_bytes` are reset with `memset`
+    /// whether written or not).
+    pub memory_pagemap_scan: bool,
     /// Count the fuel (instructions) each call consumes (the plugin test harness; costs
     /// 10–20 % per call).
     pub consume_fuel: bool,
@@ -87,6 +92,7 @@ impl Default for PluginSettings {
             max_lookup_ttl_seconds: 3_600,
             max_warm_instances: 32,
             memory_keep_resident_bytes: 64 << 10,
+            memory_pagemap_scan: true,
             consume_fuel: false,
             capture_logs: false,
         }
@@ -130,6 +136,9 @@ pub struct Settings {
     /// SQLite page cache of the writer connection, in bytes: the index pages a commit
     /// touches stay in memory instead of being read again from the file.
     pub store_cache_bytes: usize,
+    /// Size of the write-ahead log at which the writer checkpoints it completely and
+    /// starts it over between two commits (also the size a WAL file is cut back to).
+    pub store_wal_limit_bytes: usize,
     /// Time one action call may take unless its node says otherwise, in milliseconds.
     pub default_action_timeout_ms: u64,
     /// Expression limits.
@@ -198,6 +207,7 @@ impl Default for Settings {
             store_commit_batch: 2_048,
             store_readers: 4,
             store_cache_bytes: 64 << 20,
+            store_wal_limit_bytes: 64 << 20,
             default_action_timeout_ms: 10_000,
             expr: ExprLimits::default(),
             plugin_dirs: Vec::new(),

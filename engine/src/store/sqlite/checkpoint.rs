@@ -8,7 +8,10 @@
 //! reader and no writer). Durability does not depend on it: a commit is durable once its
 //! WAL frames are synced, before any checkpoint. The writer starts the WAL over after a
 //! complete checkpoint, and `journal_size_limit` (on both connections) truncates a WAL
-//! file left larger than [`WAL_SIZE_LIMIT`].
+//! file left larger than `store_wal_limit_bytes`. Under sustained load a passive
+//! checkpoint never completes (the writer appends faster than it copies), so the writer
+//! itself checkpoints completely between two group commits once the WAL passes
+//! `store_wal_limit_bytes` (`writer::restart_wal`).
 //!
 //! It never writes rows; it stops when the store is dropped.
 
@@ -21,9 +24,6 @@ use rusqlite::Connection;
 /// Time between two checkpoints.
 pub const INTERVAL: Duration = Duration::from_millis(250);
 
-/// WAL file size kept after a checkpoint, in bytes.
-pub const WAL_SIZE_LIMIT: i64 = 64 << 20;
-
 /// Stops the checkpointer when dropped.
 pub struct Checkpointer {
     _stop: mpsc::Sender<()>,
@@ -32,10 +32,11 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Opens a connection on `path` and starts checkpointing; the writer connection must
     /// have `wal_autocheckpoint` set to 0.
-    pub fn start(path: &Path) -> anyhow::Result<Checkpointer> {
+    /// `wal_limit` is the WAL file size kept after a checkpoint, in bytes.
+    pub fn start(path: &Path, wal_limit: i64) -> anyhow::Result<Checkpointer> {
         let conn = Connection::open(path)?;
         super::schema::configure(&conn)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        conn.pragma_update(None, "journal_size_limit", wal_limit)?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("parcours-store-checkpoint".into())
@@ -61,6 +62,54 @@ mod tests {
     use crate::model::Event;
     use crate::store::Store;
     use crate::store::sqlite::{SqliteStore, StoreOptions};
+
+    /// Under sustained commits, with readers always reading, the WAL stays near
+    /// `store_wal_limit_bytes` instead of growing with everything ever written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_started_over_under_sustained_writes_and_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        let limit = 256 << 10;
+        let options = StoreOptions {
+            wal_limit_bytes: limit,
+            ..StoreOptions::from(&Settings::default())
+        };
+        let store = std::sync::Arc::new(SqliteStore::open(&path, options).expect("store"));
+        let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reader = {
+            let (store, reading) = (store.clone(), reading.clone());
+            tokio::spawn(async move {
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.unprocessed_events(0, 50).await.expect("read");
+                }
+            })
+        };
+        let now = jiff::Timestamp::now();
+        let wal = dir.path().join("w.db-wal");
+        let mut largest = 0;
+        for batch in 0..60 {
+            let events: Vec<Event> = (0..200)
+                .map(|i| Event {
+                    id: format!("e{batch}-{i}"),
+                    event_type: "order".into(),
+                    profile_id: format!("p{i}"),
+                    timestamp: now,
+                    received_at: now,
+                    data: json!({"pad": "x".repeat(1_000)}),
+                })
+                .collect();
+            store.ingest(&events).await.expect("ingest");
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        reader.await.expect("reader");
+        // 12,000 events of 1 KB were written (more than 12 MiB of WAL frames); the WAL
+        // never held more than the limit and the one commit that crossed it.
+        assert!(
+            largest < 4 << 20,
+            "the WAL grew to {largest} bytes with a limit of {limit}"
+        );
+    }
 
     #[tokio::test]
     async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {

@@ -48,6 +48,8 @@ pub struct StoreOptions {
     pub commit_batch: usize,
     /// Page cache of the writer connection (`store_cache_bytes`).
     pub cache_bytes: usize,
+    /// WAL size that makes the writer restart the WAL (`store_wal_limit_bytes`).
+    pub wal_limit_bytes: usize,
 }
 
 impl From<&crate::Settings> for StoreOptions {
@@ -56,6 +58,7 @@ impl From<&crate::Settings> for StoreOptions {
             readers: s.store_readers,
             commit_batch: s.store_commit_batch,
             cache_bytes: s.store_cache_bytes,
+            wal_limit_bytes: s.store_wal_limit_bytes,
         }
     }
 }
@@ -90,8 +93,9 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints run on their own thread (see `checkpoint`), not in a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_SIZE_LIMIT)?;
-        let checkpointer = checkpoint::Checkpointer::start(path)?;
+        let wal_limit = i64::try_from(options.wal_limit_bytes).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "journal_size_limit", wal_limit)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, wal_limit)?;
         let readers = options.readers.max(1);
         let mut pool = Vec::with_capacity(readers);
         for _ in 0..readers {
@@ -100,7 +104,7 @@ impl SqliteStore {
             pool.push(r);
         }
         Ok(SqliteStore {
-            writer: Writer::start(conn, options.commit_batch)?,
+            writer: Writer::start(conn, options.commit_batch, options.wal_limit_bytes)?,
             readers: Arc::new(Mutex::new(pool)),
             permits: Arc::new(Semaphore::new(readers)),
             _checkpointer: checkpointer,

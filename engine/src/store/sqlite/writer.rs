@@ -4,8 +4,15 @@
 //! takes all jobs waiting (up to a limit), runs each inside its own savepoint, commits
 //! them in one transaction (one fsync for all), and only then answers each job. A job that
 //! fails is rolled back alone; the others commit.
+//!
+//! Between two group commits, when the WAL file has grown past `store_wal_limit_bytes`,
+//! the writer checkpoints it completely and truncates it
+//! (see [`restart_wal`]): under sustained load the checkpointer's passive checkpoints
+//! never catch up with the writer, and SQLite only starts a WAL over after one that did.
 
 use std::sync::mpsc;
+
+use std::path::PathBuf;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -23,12 +30,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread on `conn`; it stops when every handle is dropped.
-    pub fn start(conn: Connection, max_batch: usize) -> std::io::Result<Writer> {
+    /// Starts the thread on `conn`; it stops when every handle is dropped. The WAL is
+    /// started over once it is larger than `wal_limit` bytes.
+    pub fn start(conn: Connection, max_batch: usize, wal_limit: usize) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("parcours-store-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1)))?;
+            .spawn(move || run(conn, rx, max_batch.max(1), wal_limit as u64))?;
         Ok(Writer { tx })
     }
 
@@ -61,7 +69,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, wal_limit: u64) {
+    // An in-memory database has no WAL file.
+    let wal = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(format!("{p}-wal")));
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
@@ -95,5 +108,27 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
         for done in completions {
             done(commit.clone());
         }
+        if let Some(wal) = &wal
+            && std::fs::metadata(wal).is_ok_and(|m| m.len() > wal_limit)
+        {
+            restart_wal(&conn);
+        }
+    }
+}
+
+/// Copies every committed frame into the database file and truncates the WAL, waiting
+/// (the connection's busy timeout) for the readers still using older frames. The next
+/// commit then writes the WAL from its start. A WAL left to grow costs more than disk:
+/// every page a reader or the writer looks up is searched in the WAL's index, which
+/// grows with it, and opening the database reads the whole WAL.
+fn restart_wal(conn: &Connection) {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => {}
+        // Busy: a reader kept its snapshot for the whole busy timeout; tried again after
+        // the next commit.
+        Ok(_) => tracing::debug!("store: the WAL could not be restarted yet"),
+        Err(e) => tracing::warn!(error = %e, "store: checkpoint failed"),
     }
 }
