@@ -191,14 +191,26 @@ fn plugin_call_fresh_instance(bencher: divan::Bencher) {
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
 }
 
-/// The fresh-instance call with `plugins.memory_keep_resident_bytes` set to each value:
-/// zeroing more memory with `memset` at the end of a call against returning it to the
-/// kernel and faulting it back in.
+/// The fresh-instance call with `plugins.memory_keep_resident_bytes` set to each value,
+/// without `PAGEMAP_SCAN`: zeroing more memory with `memset` at the end of a call against
+/// returning it to the kernel and faulting it back in.
 #[divan::bench(args = [0, 64 << 10, 256 << 10, 1 << 20])]
 fn plugin_call_fresh_keep_resident(bencher: divan::Bencher, keep_resident: usize) {
+    bench_fresh(bencher, keep_resident, false);
+}
+
+/// The same with `plugins.memory_pagemap_scan` (the default): only the pages the call
+/// wrote are reset, up to `memory_keep_resident_bytes`, and stay resident.
+#[divan::bench(args = [64 << 10, 1 << 20, 4 << 20, 16 << 20])]
+fn plugin_call_fresh_pagemap_scan(bencher: divan::Bencher, keep_resident: usize) {
+    bench_fresh(bencher, keep_resident, true);
+}
+
+fn bench_fresh(bencher: divan::Bencher, keep_resident: usize, pagemap_scan: bool) {
     let rt = runtime();
     let settings = PluginSettings {
         memory_keep_resident_bytes: keep_resident,
+        memory_pagemap_scan: pagemap_scan,
         ..PluginSettings::default()
     };
     let actions = installed_with(

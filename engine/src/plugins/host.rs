@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 
@@ -91,7 +91,12 @@ impl PluginHost {
             .max_component_instance_size(16 << 20)
             .max_core_instance_size(16 << 20)
             .linear_memory_keep_resident(settings.memory_keep_resident_bytes)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(if settings.memory_pagemap_scan {
+                Enabled::Auto
+            } else {
+                Enabled::No
+            });
         let mut config = Config::new();
         config
             .consume_fuel(settings.consume_fuel)
