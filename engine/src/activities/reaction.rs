@@ -151,42 +151,125 @@ impl Activity for Reaction {
     }
 
     fn on_event(&self, cx: &mut StepCx<'_>, event: &Event) -> Option<Outcome> {
+        if !self.awaits(&event.event_type) {
+            return None;
+        }
+        // The arriving event is `events.<type>` in the conditions; it stays there only
+        // when a branch takes it.
+        let previous = cx
+            .instance
+            .data
+            .events
+            .insert(event.event_type.clone(), event.to_json());
+        match self.branch(&event.event_type, |expr| cx.eval_bool(expr)) {
+            Some(Ok(i)) => Some(Outcome::goto(self.events[i].next).with_detail(json!({
+                "event": event.event_type,
+                "event_id": event.id,
+                "branch": i,
+            }))),
+            Some(Err((i, e))) => Some(Outcome::fail(
+                "EXPR_EVAL",
+                format!("events[{i}].when: {e}"),
+                None,
+            )),
+            None => {
+                match previous {
+                    Some(p) => cx.instance.data.events.insert(event.event_type.clone(), p),
+                    None => cx.instance.data.events.remove(&event.event_type),
+                };
+                None
+            }
+        }
+    }
+}
+
+impl Reaction {
+    /// Whether an event of this type may wake the instance (before any condition).
+    pub fn awaits(&self, event_type: &str) -> bool {
+        self.events.iter().any(|e| e.event_type == event_type)
+    }
+
+    /// The first awaited event of type `event_type` whose condition `when` holds, tried
+    /// in order: its index, or the index and error of the first condition that fails
+    /// to evaluate. `when` evaluates a condition with the arriving event in scope.
+    pub fn branch<E>(
+        &self,
+        event_type: &str,
+        mut when: impl FnMut(&Expr) -> Result<bool, E>,
+    ) -> Option<Result<usize, (usize, E)>> {
         for (i, awaited) in self.events.iter().enumerate() {
-            if awaited.event_type != event.event_type {
+            if awaited.event_type != event_type {
                 continue;
             }
-            let previous = cx
-                .instance
-                .data
-                .events
-                .insert(event.event_type.clone(), event.to_json());
-            let matched = match &awaited.when {
-                None => Ok(true),
-                Some(expr) => cx.eval_bool(expr),
-            };
-            match matched {
-                Ok(true) => {
-                    return Some(Outcome::goto(awaited.next).with_detail(json!({
-                        "event": event.event_type,
-                        "event_id": event.id,
-                        "branch": i,
-                    })));
-                }
+            match awaited.when.as_ref().map_or(Ok(true), &mut when) {
+                Ok(true) => return Some(Ok(i)),
                 Ok(false) => {}
-                Err(e) => {
-                    return Some(Outcome::fail(
-                        "EXPR_EVAL",
-                        format!("events[{i}].when: {e}"),
-                        None,
-                    ));
-                }
+                Err(e) => return Some(Err((i, e))),
             }
-            // Not this branch: the collected events stay as they were.
-            match previous {
-                Some(p) => cx.instance.data.events.insert(event.event_type.clone(), p),
-                None => cx.instance.data.events.remove(&event.event_type),
-            };
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::expr::{EvalEnv, ExprEngine, ScopeData};
+    use crate::settings::ExprLimits;
+
+    /// `order` when its amount passes 100, `cancel`, `order` with a condition that fails
+    /// to evaluate, `order` without a condition: the first `keep` of them.
+    fn reaction(ee: &ExprEngine, keep: usize) -> Reaction {
+        let awaited = |event_type: &str, when: Option<&str>| Awaited {
+            event_type: event_type.into(),
+            when: when.map(|src| ee.compile(src).expect("compiles")),
+            next: None,
+        };
+        let mut events = vec![
+            awaited("order", Some("events.order.data.amount > 100")),
+            awaited("cancel", None),
+            awaited("order", Some("events.order.data.amount.nope()")),
+            awaited("order", None),
+        ];
+        events.truncate(keep);
+        Reaction {
+            events,
+            timeout: None,
+            on_timeout: None,
+        }
+    }
+
+    /// The branch an event of `event_type` whose data is `data` takes (`Err`: the index
+    /// of the condition that failed).
+    fn branch_for(keep: usize, event_type: &str, data: Value) -> Option<Result<usize, usize>> {
+        let mut ee = ExprEngine::new(&ExprLimits::default());
+        let r = reaction(&ee, keep);
+        let events = json!({ event_type: {"type": event_type, "data": data} });
+        let scope = ScopeData {
+            events: Some(&events),
+            ..Default::default()
+        };
+        let env = EvalEnv {
+            now: jiff::Timestamp::UNIX_EPOCH,
+            tz: jiff::tz::TimeZone::UTC,
+            call: None,
+        };
+        r.branch(event_type, |expr| ee.eval_bool(expr, &scope, &env))
+            .map(|b| b.map_err(|(i, _)| i))
+    }
+
+    #[test]
+    fn awaited_events_are_tried_in_order_and_a_failing_condition_stops_the_search() {
+        let r = reaction(&ExprEngine::new(&ExprLimits::default()), 4);
+        assert!(r.awaits("order") && r.awaits("cancel") && !r.awaits("visit"));
+        assert_eq!(branch_for(4, "order", json!({"amount": 150})), Some(Ok(0)));
+        assert_eq!(branch_for(4, "cancel", json!({})), Some(Ok(1)));
+        // The first condition is false; the third fails to evaluate before the fourth,
+        // which has none, is reached.
+        assert_eq!(branch_for(4, "order", json!({"amount": 50})), Some(Err(2)));
+        assert_eq!(branch_for(2, "order", json!({"amount": 50})), None);
+        assert_eq!(branch_for(4, "visit", json!({})), None);
     }
 }

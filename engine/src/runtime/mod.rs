@@ -14,6 +14,7 @@ mod entry;
 pub mod instance;
 pub mod journeys;
 mod lifecycle;
+pub mod matching;
 mod partition;
 pub mod profile_ops;
 mod runs;
@@ -171,6 +172,11 @@ impl Runtime {
     /// The engine's metrics.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.shared.metrics
+    }
+
+    /// The published journeys as a partition batch sees them now (a snapshot).
+    pub fn journeys(&self) -> Arc<journeys::JourneySet> {
+        self.shared.journeys.snapshot()
     }
 
     /// A receiver that changes after every partition commit.

@@ -22,6 +22,7 @@ use super::audiences::AudienceSet;
 use super::entry::{self, Discard};
 use super::instance::{Instance, InstanceData, Status, Step, StepStatus};
 use super::journeys::JourneySet;
+use super::matching;
 use super::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
 use super::{Msg, Shared};
 use crate::activities::{Move, Outcome, StepCx};
@@ -373,12 +374,11 @@ impl Partition {
         });
 
         // 2. Instances paused on a reaction to this event move on.
-        let waiting: Vec<String> = batch.profiles[&event.profile_id]
-            .instances
-            .iter()
-            .filter(|i| i.status == Status::Waiting)
-            .map(|i| i.id.clone())
-            .collect();
+        let waiting = matching::candidates(
+            &batch.set,
+            &batch.profiles[&event.profile_id].instances,
+            &event.event_type,
+        );
         for instance_id in waiting {
             self.react(batch, &event, &instance_id, now).await;
         }
