@@ -263,6 +263,11 @@ impl Metrics {
         self.inner.timer_lateness.observe(lateness_seconds.max(0.0));
     }
 
+    /// Timers handed to their partitions since the start.
+    pub fn timers_fired(&self) -> u64 {
+        self.inner.timers_fired.get()
+    }
+
     pub fn commit(&self, seconds: f64) {
         self.inner.commit_seconds.observe(seconds);
     }
