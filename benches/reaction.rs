@@ -25,19 +25,19 @@ use std::sync::{Arc, OnceLock};
 
 use divan::counter::ItemsCount;
 use jiff::{Span, Timestamp};
-use parcours_engine::actions::ActionRegistry;
 use parcours_engine::activities::reaction::Reaction;
 use parcours_engine::compile::Journey;
 use parcours_engine::expr::{EvalEnv, ExprEngine, ScopeData};
-use parcours_engine::model::{Format, Profile, parse_journey};
+use parcours_engine::model::Profile;
 use parcours_engine::runtime::instance::{Instance, InstanceData, Status};
 use parcours_engine::runtime::journeys::JourneySet;
 use parcours_engine::runtime::matching;
 use parcours_engine::settings::ExprLimits;
-use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::store::{ProfileState, ProfileWrite, Store, WriteBatch};
-use parcours_engine::{Engine, Settings, TestClock};
+use parcours_engine::{Engine, TestClock};
 use serde_json::{Value, json};
+
+mod support;
 
 fn main() {
     divan::main();
@@ -89,22 +89,9 @@ fn build(pending: usize) -> anyhow::Result<World> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("reaction.db");
     let start: Timestamp = "2026-03-02T08:00:00Z".parse()?;
-    let settings = Settings {
-        db_path: path.clone(),
-        ..Settings::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, StoreOptions::from(&settings))?);
-    let (engine, set, journey) = rt.block_on(async {
-        let engine = Engine::with_parts(
-            settings,
-            Arc::new(TestClock::new(start)),
-            store.clone(),
-            ActionRegistry::with_builtins(),
-        )
-        .await?;
-        let def =
-            parse_journey(WAITING.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
-        engine.runtime().publish_definition("waiting", &def).await?;
+    let (engine, store, set, journey) = rt.block_on(async {
+        let (engine, store) = support::open(&path, Arc::new(TestClock::new(start))).await?;
+        support::publish(&engine, "waiting", WAITING).await?;
         let journey = engine
             .runtime()
             .compiled_versions("waiting")
@@ -152,7 +139,7 @@ fn build(pending: usize) -> anyhow::Result<World> {
             store.commit(Arc::new(batch)).await?;
         }
         let set = engine.runtime().journeys();
-        anyhow::Ok((engine, set, journey))
+        anyhow::Ok((engine, store, set, journey))
     })?;
     Ok(World {
         rt,

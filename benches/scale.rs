@@ -21,14 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{Span, Timestamp};
-use parcours_engine::actions::ActionRegistry;
-use parcours_engine::model::{Event, Format, parse_journey};
+use parcours_engine::model::Event;
 use parcours_engine::runtime::ProfileOp;
 use parcours_engine::store::Store;
-use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
-use parcours_engine::{Clock, Engine, Settings, SystemClock, TestClock};
+use parcours_engine::{SystemClock, TestClock};
 use serde_json::json;
-use support::{accept, drained, env_usize};
+use support::{accept, drained, env_usize, open, publish};
 
 const WAITING: &str = r#"
 entry: {type: event, event: ping}
@@ -78,25 +76,6 @@ async fn count(store: &Arc<dyn Store>, journey: &str, status: &str) -> anyhow::R
         .unwrap_or(0))
 }
 
-async fn open(
-    path: &std::path::Path,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
-    let settings = Settings {
-        db_path: path.to_path_buf(),
-        ..Settings::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
-    let engine = Engine::with_parts(
-        settings,
-        clock,
-        store.clone(),
-        ActionRegistry::with_builtins(),
-    )
-    .await?;
-    Ok((engine, store))
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let profiles = env_usize("PROFILES", 100_000);
@@ -106,9 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let start: Timestamp = "2026-03-02T08:00:00Z".parse()?;
     let clock = TestClock::new(start);
     let (engine, store) = open(&dir.path().join("timers.db"), Arc::new(clock.clone())).await?;
-    let def =
-        parse_journey(WAITING.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
-    engine.runtime().publish_definition("waiting", &def).await?;
+    publish(&engine, "waiting", WAITING).await?;
     let rss_before = resident_mib();
 
     // 1a. Create the waiting instances.
@@ -253,10 +230,8 @@ async fn main() -> anyhow::Result<()> {
         "entry: {{type: read_audience, audience: all, rate: 100000000, schedule: {{type: once, at: '{}'}}}}\nstart: e\nnodes:\n  e: {{type: end}}\n",
         Timestamp::now()
     );
-    let def =
-        parse_journey(journey.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
     let began = Instant::now();
-    engine.runtime().publish_definition("blast", &def).await?;
+    publish(&engine, "blast", &journey).await?;
     loop {
         let runs = store.runs_of_journey("blast").await?;
         if let Some(run) = runs.first()

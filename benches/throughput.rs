@@ -11,13 +11,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parcours_engine::actions::ActionRegistry;
-use parcours_engine::model::{Event, Format, parse_journey};
+use parcours_engine::model::Event;
 use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
-use parcours_engine::{Engine, Settings, SystemClock};
+use parcours_engine::{Settings, SystemClock};
 use serde_json::json;
-use support::{accept, drained, env_usize};
+use support::{accept, drained, env_usize, open, publish};
 
 /// The 3-node journey of every throughput benchmark.
 const JOURNEY: &str = include_str!("journey.yaml");
@@ -67,24 +66,8 @@ async fn main() -> anyhow::Result<()> {
     let floor = n as f64 / started.elapsed().as_secs_f64();
 
     // The engine.
-    let settings = Settings {
-        db_path: dir.path().join("engine.db"),
-        ..Settings::default()
-    };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-        &settings.db_path,
-        StoreOptions::from(&settings),
-    )?);
-    let engine = Engine::with_parts(
-        settings,
-        Arc::new(SystemClock),
-        store.clone(),
-        ActionRegistry::with_builtins(),
-    )
-    .await?;
-    let def =
-        parse_journey(JOURNEY.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
-    engine.runtime().publish_definition("bench", &def).await?;
+    let (engine, store) = open(&dir.path().join("engine.db"), Arc::new(SystemClock)).await?;
+    publish(&engine, "bench", JOURNEY).await?;
 
     let all = events("run", n);
     let started = Instant::now();

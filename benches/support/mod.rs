@@ -1,12 +1,20 @@
-//! What the in-process benchmarks share: settings from the environment, accepting events
-//! the way `POST /v1/events` does, and waiting until they are processed.
+//! What the in-process benchmarks share: settings from the environment, an engine on a
+//! new database, publishing a journey, accepting events the way `POST /v1/events` does,
+//! and waiting until they are processed.
 
+// Each benchmark uses a part of it.
+#![allow(dead_code)]
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parcours_engine::model::Event;
+use parcours_engine::actions::ActionRegistry;
+use parcours_engine::model::{Event, Format, parse_journey};
 use parcours_engine::runtime::Runtime;
 use parcours_engine::store::Store;
+use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
+use parcours_engine::{Clock, Engine, Settings};
 
 /// A count from the environment variable `name`, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
@@ -14,6 +22,31 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// An engine with the default settings and the built-in actions on the SQLite file at
+/// `path` (created if new), and its store.
+pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
+    let settings = Settings {
+        db_path: path.to_path_buf(),
+        ..Settings::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
+    let engine = Engine::with_parts(
+        settings,
+        clock,
+        store.clone(),
+        ActionRegistry::with_builtins(),
+    )
+    .await?;
+    Ok((engine, store))
+}
+
+/// Publishes the journey written in YAML as `id`.
+pub async fn publish(engine: &Engine, id: &str, yaml: &str) -> anyhow::Result<()> {
+    let def = parse_journey(yaml.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
+    engine.runtime().publish_definition(id, &def).await?;
+    Ok(())
 }
 
 /// Accepts events as the API does (a durable store write, then dispatch), `batch` per
