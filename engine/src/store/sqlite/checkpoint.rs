@@ -63,6 +63,21 @@ mod tests {
     use crate::store::Store;
     use crate::store::sqlite::{SqliteStore, StoreOptions};
 
+    /// `n` order events with ids `e<batch>-<i>` and `pad` bytes of data each.
+    fn events(batch: usize, n: usize, pad: usize) -> Vec<Event> {
+        let now = jiff::Timestamp::now();
+        (0..n)
+            .map(|i| Event {
+                id: format!("e{batch}-{i}"),
+                event_type: "order".into(),
+                profile_id: format!("p{i}"),
+                timestamp: now,
+                received_at: now,
+                data: json!({"pad": "x".repeat(pad)}),
+            })
+            .collect()
+    }
+
     /// Under sustained commits, with readers always reading, the WAL stays near
     /// `store_wal_limit_bytes` instead of growing with everything ever written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,21 +99,13 @@ mod tests {
                 }
             })
         };
-        let now = jiff::Timestamp::now();
         let wal = dir.path().join("w.db-wal");
         let mut largest = 0;
         for batch in 0..60 {
-            let events: Vec<Event> = (0..200)
-                .map(|i| Event {
-                    id: format!("e{batch}-{i}"),
-                    event_type: "order".into(),
-                    profile_id: format!("p{i}"),
-                    timestamp: now,
-                    received_at: now,
-                    data: json!({"pad": "x".repeat(1_000)}),
-                })
-                .collect();
-            store.ingest(&events).await.expect("ingest");
+            store
+                .ingest(&events(batch, 200, 1_000))
+                .await
+                .expect("ingest");
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
         reading.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -118,18 +125,7 @@ mod tests {
         let store =
             SqliteStore::open(&path, StoreOptions::from(&Settings::default())).expect("store");
         let before = std::fs::metadata(&path).expect("db file").len();
-        let now = jiff::Timestamp::now();
-        let events: Vec<Event> = (0..2_000)
-            .map(|i| Event {
-                id: format!("e{i}"),
-                event_type: "order".into(),
-                profile_id: format!("p{i}"),
-                timestamp: now,
-                received_at: now,
-                data: json!({"pad": "x".repeat(200)}),
-            })
-            .collect();
-        store.ingest(&events).await.expect("ingest");
+        store.ingest(&events(0, 2_000, 200)).await.expect("ingest");
         // The writer never checkpoints (wal_autocheckpoint is 0): only the checkpointer
         // moves the committed pages from the WAL into the database file.
         let deadline = Instant::now() + Duration::from_secs(20);
