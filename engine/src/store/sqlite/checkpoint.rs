@@ -31,8 +31,7 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Opens a connection on `path` and starts checkpointing; the writer connection must
-    /// have `wal_autocheckpoint` set to 0.
-    /// `wal_limit` is the WAL file size kept after a checkpoint, in bytes.
+    /// have `wal_autocheckpoint` set to 0. `wal_limit` is the WAL file size kept after a checkpoint, in bytes.
     pub fn start(path: &Path, wal_limit: i64) -> anyhow::Result<Checkpointer> {
         let conn = Connection::open(path)?;
         super::schema::configure(&conn)?;
