@@ -117,6 +117,47 @@ mod tests {
         );
     }
 
+    /// A reader that keeps an old snapshot prevents the WAL from starting over; commits
+    /// go on meanwhile, and the WAL starts over once the reader is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_reader_delays_the_wal_restart_without_stopping_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        let limit = 256 << 10;
+        let options = StoreOptions {
+            wal_limit_bytes: limit,
+            ..StoreOptions::from(&Settings::default())
+        };
+        let store = SqliteStore::open(&path, options).expect("store");
+        store.ingest(&events(0, 10, 10)).await.expect("ingest");
+        // A report-like read: a transaction that keeps its snapshot.
+        let reader = rusqlite::Connection::open(&path).expect("reader");
+        reader
+            .execute_batch("BEGIN; SELECT COUNT(*) FROM events;")
+            .expect("snapshot");
+        let wal_len = || std::fs::metadata(dir.path().join("r.db-wal")).map_or(0, |m| m.len());
+        for batch in 1..20 {
+            store
+                .ingest(&events(batch, 200, 1_000))
+                .await
+                .expect("ingest while a reader holds its snapshot");
+        }
+        assert!(
+            wal_len() > 2 << 20,
+            "the WAL could not start over under the reader"
+        );
+        reader.execute_batch("COMMIT").expect("end of the read");
+        drop(reader);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut batch = 20;
+        while wal_len() > limit as u64 {
+            assert!(Instant::now() < deadline, "the WAL never started over");
+            store.ingest(&events(batch, 10, 10)).await.expect("ingest");
+            batch += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     #[tokio::test]
     async fn committed_pages_reach_the_database_file_without_the_writer_checkpointing() {
         let dir = tempfile::tempdir().expect("tempdir");

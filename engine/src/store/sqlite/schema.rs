@@ -191,12 +191,15 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 ];
 
 /// Settings every connection gets.
+/// How long a connection waits for a lock another connection holds.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk (fsync of the WAL) before it is acknowledged.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }

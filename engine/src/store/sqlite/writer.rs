@@ -6,16 +6,18 @@
 //! fails is rolled back alone; the others commit.
 //!
 //! Between two group commits, when the WAL file has grown past `store_wal_limit_bytes`,
-//! the writer checkpoints it completely and truncates it
-//! (see [`restart_wal`]): under sustained load the checkpointer's passive checkpoints
-//! never catch up with the writer, and SQLite only starts a WAL over after one that did.
-
-use std::sync::mpsc;
+//! the writer checkpoints it completely and truncates it (see [`WalRestart`]): under
+//! sustained load the checkpointer's passive checkpoints never catch up with the writer,
+//! and SQLite only starts a WAL over after one that did.
 
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
+
+use super::schema;
 
 /// Tells a job's caller how the commit went.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -70,11 +72,7 @@ impl Writer {
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, wal_limit: u64) {
-    // An in-memory database has no WAL file.
-    let wal = conn
-        .path()
-        .filter(|p| !p.is_empty())
-        .map(|p| PathBuf::from(format!("{p}-wal")));
+    let mut restart = WalRestart::new(&conn, wal_limit);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
@@ -108,27 +106,69 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, wal_limit: u
         for done in completions {
             done(commit.clone());
         }
-        if let Some(wal) = &wal
-            && std::fs::metadata(wal).is_ok_and(|m| m.len() > wal_limit)
-        {
-            restart_wal(&conn);
-        }
+        restart.after_commit(&conn);
     }
 }
 
-/// Copies every committed frame into the database file and truncates the WAL, waiting
-/// (the connection's busy timeout) for the readers still using older frames. The next
-/// commit then writes the WAL from its start. A WAL left to grow costs more than disk:
-/// every page a reader or the writer looks up is searched in the WAL's index, which
-/// grows with it, and opening the database reads the whole WAL.
-fn restart_wal(conn: &Connection) {
-    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-        r.get::<_, i64>(0)
-    }) {
-        Ok(0) => {}
-        // Busy: a reader kept its snapshot for the whole busy timeout; tried again after
-        // the next commit.
-        Ok(_) => tracing::debug!("store: the WAL could not be restarted yet"),
-        Err(e) => tracing::warn!(error = %e, "store: checkpoint failed"),
+/// How long the writer waits, at most, for readers still on older frames when it
+/// restarts the WAL; every commit waits meanwhile.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+
+/// Time before the writer tries again after a restart that readers prevented.
+const RESTART_RETRY: Duration = Duration::from_secs(1);
+
+/// Starting the WAL over once it is larger than the limit: every committed frame is
+/// copied into the database file and the WAL truncated, and the next commit writes it
+/// from its start. A WAL left to grow costs more than disk: every page a reader or the
+/// writer looks up is searched in the WAL's index, which grows with it, and opening the
+/// database reads the whole WAL.
+///
+/// A reader that keeps an older snapshot (a long report query) prevents it: the writer
+/// then gives up after [`RESTART_WAIT`] and tries again [`RESTART_RETRY`] later, so a
+/// long read costs commits a tenth of their time, not the whole busy timeout each time.
+struct WalRestart {
+    /// The WAL file (none for an in-memory database).
+    wal: Option<PathBuf>,
+    limit: u64,
+    /// No attempt before this time (after one that readers prevented).
+    not_before: Option<Instant>,
+}
+
+impl WalRestart {
+    fn new(conn: &Connection, limit: u64) -> WalRestart {
+        WalRestart {
+            wal: conn
+                .path()
+                .filter(|p| !p.is_empty())
+                .map(|p| PathBuf::from(format!("{p}-wal"))),
+            limit,
+            not_before: None,
+        }
+    }
+
+    /// Restarts the WAL when it is over the limit and no recent attempt failed.
+    fn after_commit(&mut self, conn: &Connection) {
+        let Some(wal) = &self.wal else { return };
+        if self.not_before.is_some_and(|t| Instant::now() < t)
+            || !std::fs::metadata(wal).is_ok_and(|m| m.len() > self.limit)
+        {
+            return;
+        }
+        let _ = conn.busy_timeout(RESTART_WAIT);
+        let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        let _ = conn.busy_timeout(schema::BUSY_TIMEOUT);
+        self.not_before = match done {
+            Ok(0) => None,
+            Ok(_) => {
+                tracing::debug!("store: readers kept the WAL from being started over");
+                Some(Instant::now() + RESTART_RETRY)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store: checkpoint failed");
+                Some(Instant::now() + RESTART_RETRY)
+            }
+        };
     }
 }
