@@ -114,8 +114,10 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, wal_limit: u
 /// restarts the WAL; every commit waits meanwhile.
 const RESTART_WAIT: Duration = Duration::from_millis(100);
 
-/// Time before the writer tries again after a restart that readers prevented.
-const RESTART_RETRY: Duration = Duration::from_secs(1);
+/// Time before the writer tries again after a restart that readers prevented, doubled
+/// after each failure in a row (a long reader), up to [`RESTART_RETRY_MAX`].
+const RESTART_RETRY: Duration = Duration::from_millis(50);
+const RESTART_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Starting the WAL over once it is larger than the limit: every committed frame is
 /// copied into the database file and the WAL truncated, and the next commit writes it
@@ -123,15 +125,19 @@ const RESTART_RETRY: Duration = Duration::from_secs(1);
 /// writer looks up is searched in the WAL's index, which grows with it, and opening the
 /// database reads the whole WAL.
 ///
-/// A reader that keeps an older snapshot (a long report query) prevents it: the writer
-/// then gives up after [`RESTART_WAIT`] and tries again [`RESTART_RETRY`] later, so a
-/// long read costs commits a tenth of their time, not the whole busy timeout each time.
+/// A reader that keeps an older snapshot (a long report query), or readers that keep
+/// taking the same read slot, prevent it: the writer then gives up after
+/// [`RESTART_WAIT`] and tries again later, sooner after one failure than after several
+/// in a row, so a long read costs commits a few percent of their time rather than the
+/// whole busy timeout each time.
 struct WalRestart {
     /// The WAL file (none for an in-memory database).
     wal: Option<PathBuf>,
     limit: u64,
     /// No attempt before this time (after one that readers prevented).
     not_before: Option<Instant>,
+    /// Attempts that failed in a row.
+    failures: u32,
 }
 
 impl WalRestart {
@@ -143,6 +149,7 @@ impl WalRestart {
                 .map(|p| PathBuf::from(format!("{p}-wal"))),
             limit,
             not_before: None,
+            failures: 0,
         }
     }
 
@@ -159,16 +166,19 @@ impl WalRestart {
             r.get::<_, i64>(0)
         });
         let _ = conn.busy_timeout(schema::BUSY_TIMEOUT);
-        self.not_before = match done {
-            Ok(0) => None,
-            Ok(_) => {
-                tracing::debug!("store: readers kept the WAL from being started over");
-                Some(Instant::now() + RESTART_RETRY)
+        match done {
+            Ok(0) => {
+                self.failures = 0;
+                self.not_before = None;
+                return;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "store: checkpoint failed");
-                Some(Instant::now() + RESTART_RETRY)
-            }
-        };
+            Ok(_) => tracing::debug!("store: readers kept the WAL from being started over"),
+            Err(e) => tracing::warn!(error = %e, "store: checkpoint failed"),
+        }
+        let wait = RESTART_RETRY
+            .saturating_mul(1 << self.failures.min(10))
+            .min(RESTART_RETRY_MAX);
+        self.failures += 1;
+        self.not_before = Some(Instant::now() + wait);
     }
 }
