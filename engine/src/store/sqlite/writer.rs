@@ -178,7 +178,7 @@ impl WalRestart {
         let wait = RESTART_RETRY
             .saturating_mul(1 << self.failures.min(10))
             .min(RESTART_RETRY_MAX);
-        self.failures += 1;
+        self.failures = self.failures.saturating_add(1);
         self.not_before = Some(Instant::now() + wait);
     }
 }
