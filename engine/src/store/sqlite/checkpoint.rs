@@ -85,6 +85,18 @@ mod tests {
         }
     }
 
+    /// The WAL limit of the tests that restart it.
+    const LIMIT: usize = 256 << 10;
+
+    /// A store at `path` whose WAL starts over past [`LIMIT`].
+    fn small_wal_store(path: &std::path::Path) -> SqliteStore {
+        let options = StoreOptions {
+            wal_limit_bytes: LIMIT,
+            ..StoreOptions::from(&Settings::default())
+        };
+        SqliteStore::open(path, options).expect("store")
+    }
+
     /// `n` order events with ids `e<batch>-<i>` and `pad` bytes of data each.
     fn events(batch: usize, n: usize, pad: usize) -> Vec<Event> {
         let now = jiff::Timestamp::now();
@@ -105,13 +117,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_is_started_over_under_sustained_writes_and_reads() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("w.db");
-        let limit = 256 << 10;
-        let options = StoreOptions {
-            wal_limit_bytes: limit,
-            ..StoreOptions::from(&Settings::default())
-        };
-        let store = std::sync::Arc::new(SqliteStore::open(&path, options).expect("store"));
+        let store = std::sync::Arc::new(small_wal_store(&dir.path().join("w.db")));
         let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let reader = {
             let (store, reading) = (store.clone(), reading.clone());
@@ -138,7 +144,7 @@ mod tests {
         // starting over (a few short retries).
         assert!(
             largest < 8 << 20,
-            "the WAL grew to {largest} bytes with a limit of {limit}"
+            "the WAL grew to {largest} bytes with a limit of {LIMIT}"
         );
         close(store, dir.path()).await;
     }
@@ -149,12 +155,7 @@ mod tests {
     async fn a_long_reader_delays_the_wal_restart_without_stopping_commits() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.db");
-        let limit = 256 << 10;
-        let options = StoreOptions {
-            wal_limit_bytes: limit,
-            ..StoreOptions::from(&Settings::default())
-        };
-        let store = SqliteStore::open(&path, options).expect("store");
+        let store = small_wal_store(&path);
         store.ingest(&events(0, 10, 10)).await.expect("ingest");
         // A report-like read: a transaction that keeps its snapshot.
         let reader = rusqlite::Connection::open(&path).expect("reader");
@@ -176,7 +177,7 @@ mod tests {
         drop(reader);
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut batch = 20;
-        while wal_len() > limit as u64 {
+        while wal_len() > LIMIT as u64 {
             assert!(Instant::now() < deadline, "the WAL never started over");
             store.ingest(&events(batch, 10, 10)).await.expect("ingest");
             batch += 1;
