@@ -88,8 +88,9 @@ impl SqliteStore {
         // A negative cache size is in KiB.
         let cache_kib = i64::try_from(options.cache_bytes / 1024).unwrap_or(i64::MAX);
         conn.pragma_update(None, "cache_size", -cache_kib.max(1))?;
-        // Each job of a group commit runs in a savepoint, whose journal of the pages it
-        // changes is kept in memory rather than in a temporary file.
+        // When a job of a group commit fails, the group runs again with each job in a
+        // savepoint, whose journal of the pages it changes is kept in memory rather
+        // than in a temporary file.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints run on their own thread (see `checkpoint`), not in a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -117,7 +118,7 @@ impl SqliteStore {
             .write(move |conn| {
                 Ok(conn
                     .prepare_cached(sql)?
-                    .execute(rusqlite::params_from_iter(values))?)
+                    .execute(rusqlite::params_from_iter(values.iter()))?)
             })
             .await
     }
