@@ -24,12 +24,15 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// An engine with the default settings and the built-in actions on the SQLite file at
+/// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
+/// when set) and the built-in actions on the SQLite file at
 /// `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
+    let defaults = Settings::default();
     let settings = Settings {
         db_path: path.to_path_buf(),
-        ..Settings::default()
+        store_wal_limit_bytes: env_usize("WAL_LIMIT", defaults.store_wal_limit_bytes),
+        ..defaults
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
     let engine = Engine::with_parts(

@@ -207,7 +207,7 @@ impl Default for Settings {
             store_commit_batch: 2_048,
             store_readers: 4,
             store_cache_bytes: 64 << 20,
-            store_wal_limit_bytes: 64 << 20,
+            store_wal_limit_bytes: 256 << 20,
             default_action_timeout_ms: 10_000,
             expr: ExprLimits::default(),
             plugin_dirs: Vec::new(),

@@ -232,12 +232,11 @@ mod tests {
 
     use super::*;
 
+    /// A job and the receiver of its answer.
+    type Queued = (Box<dyn Job>, oneshot::Receiver<anyhow::Result<()>>);
+
     /// A job that inserts `value` and then fails when `fail` is set; counts its runs.
-    fn insert(
-        value: &'static str,
-        fail: bool,
-        runs: &Arc<AtomicUsize>,
-    ) -> (Box<dyn Job>, oneshot::Receiver<anyhow::Result<()>>) {
+    fn insert(value: &'static str, fail: bool, runs: &Arc<AtomicUsize>) -> Queued {
         let (reply, answer) = oneshot::channel();
         let runs = runs.clone();
         let f = move |conn: &Connection| {
@@ -270,10 +269,7 @@ mod tests {
     }
 
     /// Runs one group as the writer thread does and returns each job's answer.
-    fn commit_group(
-        conn: &Connection,
-        jobs: Vec<(Box<dyn Job>, oneshot::Receiver<anyhow::Result<()>>)>,
-    ) -> Vec<Result<(), String>> {
+    fn commit_group(conn: &Connection, jobs: Vec<Queued>) -> Vec<Result<(), String>> {
         let (mut jobs, mut answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
         let commit = group(conn, &mut jobs);
         for job in jobs {
