@@ -190,10 +190,10 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("journey_versions", "note", "TEXT"),
 ];
 
-/// Settings every connection gets.
 /// How long a connection waits for a lock another connection holds.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Settings every connection gets.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk (fsync of the WAL) before it is acknowledged.

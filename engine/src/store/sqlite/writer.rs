@@ -39,6 +39,23 @@ struct Pending<T, F> {
     reply: oneshot::Sender<anyhow::Result<T>>,
 }
 
+impl<T, F> Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    /// The job that runs `f`, and where its answer arrives.
+    fn job(f: F) -> (Box<dyn Job>, oneshot::Receiver<anyhow::Result<T>>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            f,
+            result: None,
+            reply,
+        });
+        (job, answer)
+    }
+}
+
 impl<T, F> Job for Pending<T, F>
 where
     T: Send + 'static,
@@ -88,12 +105,7 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel::<anyhow::Result<T>>();
-        let job = Box::new(Pending {
-            f,
-            result: None,
-            reply,
-        });
+        let (job, answer) = Pending::job(f);
         self.tx
             .send(job)
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
@@ -113,11 +125,16 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: usize, wal
                 Err(_) => break,
             }
         }
-        let commit = group(&conn, &mut jobs);
-        for job in jobs {
-            job.finish(commit.clone());
-        }
+        commit(&conn, jobs);
         restart.after_commit(&conn);
+    }
+}
+
+/// Commits `jobs` as one group and answers each.
+fn commit(conn: &Connection, mut jobs: Vec<Box<dyn Job>>) {
+    let outcome = group(conn, &mut jobs);
+    for job in jobs {
+        job.finish(outcome.clone());
     }
 }
 
@@ -237,20 +254,13 @@ mod tests {
 
     /// A job that inserts `value` and then fails when `fail` is set; counts its runs.
     fn insert(value: &'static str, fail: bool, runs: &Arc<AtomicUsize>) -> Queued {
-        let (reply, answer) = oneshot::channel();
         let runs = runs.clone();
-        let f = move |conn: &Connection| {
+        Pending::job(move |conn: &Connection| {
             runs.fetch_add(1, Ordering::SeqCst);
             conn.execute("INSERT INTO t (v) VALUES (?1)", [value])?;
             anyhow::ensure!(!fail, "{value} failed");
             Ok(())
-        };
-        let job = Box::new(Pending {
-            f,
-            result: None,
-            reply,
-        });
-        (job, answer)
+        })
     }
 
     fn table() -> Connection {
@@ -270,11 +280,8 @@ mod tests {
 
     /// Runs one group as the writer thread does and returns each job's answer.
     fn commit_group(conn: &Connection, jobs: Vec<Queued>) -> Vec<Result<(), String>> {
-        let (mut jobs, mut answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
-        let commit = group(conn, &mut jobs);
-        for job in jobs {
-            job.finish(commit.clone());
-        }
+        let (jobs, mut answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        commit(conn, jobs);
         answers
             .iter_mut()
             .map(|a| match a.try_recv() {
