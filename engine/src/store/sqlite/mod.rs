@@ -136,13 +136,35 @@ impl SqliteStore {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop()
                 .ok_or_else(|| anyhow::anyhow!("no reader connection free"))?;
-            let result = f(&conn);
+            let result = in_snapshot(&conn, f);
             pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
             drop(permit);
             Ok(result?)
         })
         .await?
     }
+}
+
+/// Runs `f`'s statements in one read transaction: they all see the same snapshot, and
+/// the connection's page cache is emptied once for them rather than once per statement
+/// (SQLite empties it when a read transaction starts after another connection has
+/// committed, which the writer does many times a second).
+fn in_snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let result = f(conn);
+    // A read has nothing to commit: ending it only lets the snapshot go.
+    let end = conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]));
+    if end.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let value = result?;
+    end?;
+    Ok(value)
 }
 
 fn upsert_instance(conn: &Connection, i: &Instance, data: &str) -> rusqlite::Result<()> {
@@ -1041,5 +1063,50 @@ impl Store for SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_sees_one_snapshot_and_ends_its_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("snapshot.db");
+        let writer = Connection::open(&path).expect("open");
+        schema::configure(&writer).expect("configure");
+        writer
+            .execute_batch("CREATE TABLE t (v INTEGER NOT NULL); INSERT INTO t VALUES (1);")
+            .expect("create");
+        let reader = Connection::open(&path).expect("open");
+        schema::configure(&reader).expect("configure");
+
+        // Another connection commits between the read's two statements: the second one
+        // still sees what the first one saw.
+        let seen = in_snapshot(&reader, |conn| {
+            let first: i64 = conn.query_row("SELECT SUM(v) FROM t", [], |r| r.get(0))?;
+            writer
+                .execute("INSERT INTO t VALUES (10)", [])
+                .expect("a commit meanwhile");
+            let second: i64 = conn.query_row("SELECT SUM(v) FROM t", [], |r| r.get(0))?;
+            Ok((first, second))
+        })
+        .expect("read");
+        assert_eq!(seen, (1, 1));
+        assert!(reader.is_autocommit(), "the read transaction is over");
+        // The next read sees the commit.
+        let next: i64 = in_snapshot(&reader, |conn| {
+            conn.query_row("SELECT SUM(v) FROM t", [], |r| r.get(0))
+        })
+        .expect("read");
+        assert_eq!(next, 11);
+
+        // A failed read ends its transaction too, and reports its own error.
+        let failed = in_snapshot(&reader, |conn| {
+            conn.query_row("SELECT v FROM missing", [], |r| r.get::<_, i64>(0))
+        });
+        assert!(failed.is_err_and(|e| e.to_string().contains("missing")));
+        assert!(reader.is_autocommit());
     }
 }
