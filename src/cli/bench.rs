@@ -1,10 +1,14 @@
 //! `parcours bench`: an HTTP load tool. It drives events at a target with many
-//! connections and reports accepted events/s and request latency; without a target it
-//! starts an engine on a temporary database (a 3-node journey published) and, in the same
-//! run, a bare HTTP server that only parses and answers 202 (the floor), and prints the
-//! ratio. The body template takes `{n}` (request number), `{id}` (a unique id) and
-//! `{profile}` (one of `--profiles` keys), so the same client can drive another engine's
-//! HTTP ingress.
+//! connections, as fast as they go or at a fixed rate (`--rate`, open loop: latency counts
+//! from when a request was due, so a slow server cannot hide its queue), and reports
+//! accepted events/s and request latency; without a target it starts an engine on a
+//! temporary database (a 3-node journey published) and, in the same run, a bare HTTP
+//! server that only parses and answers 202 (the floor), and prints the ratio. For a
+//! Parcours engine it also reports the trigger-to-started latency (an event's receipt to
+//! the durable commit of the instance it started), from the engine's
+//! `parcours_event_latency_seconds` histogram read before and after the run. The body
+//! template takes `{n}` (request number), `{id}` (a unique id) and `{profile}` (one of
+//! `--profiles` keys), so the same client can drive another engine's HTTP ingress.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +32,18 @@ pub struct BenchArgs {
     /// Distinct profiles the events spread over.
     #[arg(long, default_value_t = 10_000)]
     profiles: usize,
+    /// Events per second to send at (an open loop: requests are sent when due, whether or
+    /// not earlier ones were answered, up to `--connections` at once); as fast as the
+    /// connections go when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Partitions of the local engine (its default when absent).
+    #[arg(long, env = "PARCOURS_PARTITIONS")]
+    partitions: Option<usize>,
+    /// An API token for the target (sent as `Authorization: Bearer`; the events need the
+    /// `write` scope, the latency read from `/metrics` the `read` scope).
+    #[arg(long, env = "PARCOURS_TOKEN")]
+    token: Option<String>,
     /// A URL to drive instead of a local engine (no floor is measured then).
     #[arg(long)]
     target: Option<String>,
@@ -74,11 +90,29 @@ fn render(template: &str, run: &str, n: usize, profiles: usize) -> String {
         .replace("{profile}", &format!("p{}", n % profiles.max(1)))
 }
 
-async fn drive(url: &str, args: &BenchArgs, run: &str) -> anyhow::Result<Report> {
-    let client = reqwest::Client::builder()
+/// The HTTP client of a run: `--connections` kept open, the token on every request.
+fn client(args: &BenchArgs) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &args.token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow::anyhow!("--token: not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
-        .build()?;
+        .default_headers(headers)
+        .build()?)
+}
+
+async fn drive(url: &str, args: &BenchArgs, run: &str) -> anyhow::Result<Report> {
+    let client = client(args)?;
     let next = Arc::new(AtomicUsize::new(0));
+    // With a rate, request i is due at `started + i * interval`.
+    let interval = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(args.batch.max(1) as f64 / r));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.connections.max(1) {
@@ -106,7 +140,16 @@ async fn drive(url: &str, args: &BenchArgs, run: &str) -> anyhow::Result<Report>
                         .collect();
                     format!("{{\"events\": [{}]}}", events.join(","))
                 };
-                let sent = Instant::now();
+                // Latency counts from when the request was due, not from when a free
+                // connection got to it.
+                let due = match interval {
+                    Some(interval) => {
+                        let due = started + interval.mul_f64(i as f64);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let ok = client
                     .post(&url)
                     .header("content-type", "application/json")
@@ -115,7 +158,7 @@ async fn drive(url: &str, args: &BenchArgs, run: &str) -> anyhow::Result<Report>
                     .await
                     .map(|r| r.status().is_success())
                     .unwrap_or(false);
-                latencies.push(sent.elapsed());
+                latencies.push(due.elapsed());
                 if !ok {
                     errors += 1;
                 }
@@ -147,6 +190,109 @@ async fn drive(url: &str, args: &BenchArgs, run: &str) -> anyhow::Result<Report>
     })
 }
 
+/// One histogram read from a Prometheus text exposition: cumulative counts by upper
+/// bound, `+Inf` last.
+#[derive(Debug, Default, PartialEq)]
+struct Buckets(Vec<(f64, u64)>);
+
+impl Buckets {
+    /// The buckets of histogram `name` in `text` (empty when it is not there).
+    fn parse(text: &str, name: &str) -> Buckets {
+        let prefix = format!("{name}_bucket{{le=\"");
+        let mut buckets: Vec<(f64, u64)> = text
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(&prefix)?;
+                let (le, rest) = rest.split_once("\"}")?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, rest.trim().parse().ok()?))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Buckets(buckets)
+    }
+
+    fn count(&self) -> u64 {
+        self.0.last().map_or(0, |b| b.1)
+    }
+
+    /// What was observed between `before` and `self` (the same histogram read later).
+    fn since(&self, before: &Buckets) -> Buckets {
+        Buckets(
+            self.0
+                .iter()
+                .map(|(le, n)| {
+                    let earlier = before.0.iter().find(|b| b.0 == *le).map_or(0, |b| b.1);
+                    (*le, n.saturating_sub(earlier))
+                })
+                .collect(),
+        )
+    }
+
+    /// The quantile `q`, interpolated linearly inside its bucket as Prometheus'
+    /// `histogram_quantile` does, with the bucket's bounds; `None` when nothing was
+    /// observed. In the `+Inf` bucket the answer is the last finite bound.
+    fn quantile(&self, q: f64) -> Option<(f64, f64, f64)> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = q * total as f64;
+        let mut lower = (0.0, 0u64);
+        for &(le, n) in &self.0 {
+            if n as f64 >= rank {
+                if le.is_infinite() {
+                    return Some((lower.0, lower.0, le));
+                }
+                let inside = (n - lower.1) as f64;
+                let share = if inside > 0.0 {
+                    (rank - lower.1 as f64) / inside
+                } else {
+                    1.0
+                };
+                return Some((lower.0 + (le - lower.0) * share, lower.0, le));
+            }
+            lower = (le, n);
+        }
+        None
+    }
+}
+
+/// The engine's event latency histogram, read from `/metrics` beside `events_url`.
+async fn event_latency(client: &reqwest::Client, events_url: &str) -> anyhow::Result<Buckets> {
+    let origin = events_url
+        .find("/v1/")
+        .map_or(events_url, |at| &events_url[..at]);
+    let text = client
+        .get(format!("{origin}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(Buckets::parse(&text, "parcours_event_latency_seconds"))
+}
+
+/// Prints trigger-to-started p50 and p99 from what the histogram gained in the run.
+fn print_event_latency(observed: &Buckets) {
+    let show = |q: f64| match observed.quantile(q) {
+        Some((_, lo, hi)) if hi.is_infinite() => format!("> {:.1} ms", lo * 1e3),
+        Some((v, lo, hi)) => format!("{:.1} ms (in {:.1}-{:.1})", v * 1e3, lo * 1e3, hi * 1e3),
+        None => "n/a".to_string(),
+    };
+    println!(
+        "{:<28} p50 {}  p99 {}  ({} events)",
+        "trigger to started",
+        show(0.5),
+        show(0.99),
+        observed.count()
+    );
+}
+
 /// A server that parses the JSON body and answers 202: the HTTP floor.
 async fn bare_server() -> anyhow::Result<String> {
     async fn accept(body: axum::body::Bytes) -> axum::http::StatusCode {
@@ -164,13 +310,54 @@ async fn bare_server() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// Waits until the engine at `url` has observed the latency of `events` events beyond
+/// `before`, or its count stops growing for two seconds; then prints the latencies.
+async fn report_event_latency(
+    client: &reqwest::Client,
+    url: &str,
+    before: &Buckets,
+    events: usize,
+) {
+    let mut last = (0, Instant::now());
+    loop {
+        let Ok(now) = event_latency(client, url).await else {
+            println!(
+                "{:<28} n/a (no Parcours metrics at the target)",
+                "trigger to started"
+            );
+            return;
+        };
+        let observed = now.since(before);
+        let count = observed.count();
+        if count as usize >= events || last.1.elapsed() > Duration::from_secs(2) {
+            print_event_latency(&observed);
+            return;
+        }
+        if count != last.0 {
+            last = (count, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     println!(
-        "{} requests x {} events, {} connections, {} profiles",
-        args.requests, args.batch, args.connections, args.profiles
+        "{} requests x {} events, {} connections, {} profiles, {}",
+        args.requests,
+        args.batch,
+        args.connections,
+        args.profiles,
+        args.rate
+            .map_or("as fast as they go".to_string(), |r| format!(
+                "at {r} events/s"
+            ))
     );
     if let Some(target) = &args.target {
-        drive(target, &args, "bench").await?.print("target");
+        let metrics = client(&args)?;
+        let before = event_latency(&metrics, target).await.unwrap_or_default();
+        let report = drive(target, &args, "bench").await?;
+        report.print("target");
+        report_event_latency(&metrics, target, &before, report.events).await;
         return Ok(std::process::ExitCode::SUCCESS);
     }
 
@@ -179,10 +366,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     floor.print("bare HTTP server (floor)");
 
     let dir = tempfile::tempdir()?;
-    let settings = Settings {
+    let mut settings = Settings {
         db_path: dir.path().join("bench.db"),
         ..Settings::default()
     };
+    if let Some(partitions) = args.partitions {
+        settings.partitions = partitions;
+    }
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
     let def =
         parse_journey(JOURNEY.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -193,6 +383,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     tokio::spawn(async move {
         let _ = served.serve(listener, std::future::pending()).await;
     });
+    let metrics = client(&args)?;
+    let before = event_latency(&metrics, &url).await?;
     let started = Instant::now();
     let accepted = drive(&url, &args, "run").await?;
     accepted.print("parcours (accepted, durable)");
@@ -209,6 +401,64 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         accepted.events,
         processed.as_secs_f64()
     );
+    report_event_latency(&metrics, &url, &before, accepted.events).await;
     println!("accepted / floor: {:.2}x", accepted.rate() / floor.rate());
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# TYPE parcours_event_latency_seconds histogram
+parcours_event_latency_seconds_sum 1.5
+parcours_event_latency_seconds_count 100
+parcours_event_latency_seconds_bucket{le=\"0.01\"} 50
+parcours_event_latency_seconds_bucket{le=\"0.005\"} 10
+parcours_event_latency_seconds_bucket{le=\"0.015\"} 100
+parcours_event_latency_seconds_bucket{le=\"+Inf\"} 100
+parcours_timer_lateness_seconds_bucket{le=\"0.01\"} 7
+";
+
+    #[test]
+    fn reads_one_histogram_in_bound_order() {
+        let b = Buckets::parse(TEXT, "parcours_event_latency_seconds");
+        assert_eq!(
+            b,
+            Buckets(vec![
+                (0.005, 10),
+                (0.01, 50),
+                (0.015, 100),
+                (f64::INFINITY, 100)
+            ])
+        );
+        assert_eq!(b.count(), 100);
+        assert_eq!(Buckets::parse(TEXT, "missing").count(), 0);
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_their_bucket() {
+        let b = Buckets::parse(TEXT, "parcours_event_latency_seconds");
+        // Rank 50 is the last of the (5, 10] ms bucket.
+        let (p50, lo, hi) = b.quantile(0.5).expect("observed");
+        assert!((p50 - 0.01).abs() < 1e-12 && lo == 0.005 && hi == 0.01);
+        // Rank 99: 49 of the 50 in (10, 15] ms.
+        let (p99, lo, hi) = b.quantile(0.99).expect("observed");
+        assert!((p99 - (0.01 + 0.005 * 49.0 / 50.0)).abs() < 1e-12);
+        assert_eq!((lo, hi), (0.01, 0.015));
+        // Rank 5: half of the first bucket, which starts at 0.
+        let (p5, _, _) = b.quantile(0.05).expect("observed");
+        assert!((p5 - 0.0025).abs() < 1e-12);
+        assert_eq!(Buckets::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn a_run_counts_only_what_it_added() {
+        let before = Buckets(vec![(0.01, 5), (f64::INFINITY, 8)]);
+        let after = Buckets(vec![(0.01, 15), (f64::INFINITY, 30)]);
+        let run = after.since(&before);
+        assert_eq!(run, Buckets(vec![(0.01, 10), (f64::INFINITY, 22)]));
+        // 12 of the 22 are past the last finite bound.
+        assert_eq!(run.quantile(0.99), Some((0.01, 0.01, f64::INFINITY)));
+    }
 }

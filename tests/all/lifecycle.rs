@@ -504,6 +504,7 @@ async fn metrics_expose_events_entries_transitions_actions_timers_and_commits() 
     .await;
     for needle in [
         "parcours_events_accepted_total 2",
+        "parcours_event_latency_seconds_count 2",
         "parcours_events_rejected_total{code=\"INVALID_EVENT\"} 1",
         "parcours_entries_total{journey=\"m\"} 2",
         "parcours_node_transitions_total{journey=\"m\",kind=\"wait\",status=\"waiting\"} 2",

@@ -175,6 +175,8 @@ struct Batch {
     new_timer: bool,
     /// Distinguishes audience transitions of one batch.
     transition_seq: u64,
+    /// When each event of the batch was received (for its latency once durable).
+    received: Vec<Timestamp>,
 }
 
 impl Batch {
@@ -190,6 +192,7 @@ impl Batch {
             starts: Vec::new(),
             new_timer: false,
             transition_seq: 0,
+            received: Vec::new(),
         }
     }
 
@@ -302,6 +305,11 @@ impl Partition {
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         self.shared.metrics.commit(started.elapsed().as_secs_f64());
+        let durable = self.shared.clock.now();
+        for received in &batch.received {
+            let latency = durable.duration_since(*received);
+            self.shared.metrics.event_latency(latency.as_secs_f64());
+        }
         self.shared.metrics.steps(&write.steps);
         self.shared.alerting.record(&write.steps);
         if batch.new_timer {
@@ -400,6 +408,7 @@ impl Partition {
             }
         }
 
+        batch.received.push(event.received_at);
         batch.write.processed_events.push(event.id);
         Ok(())
     }
