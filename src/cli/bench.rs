@@ -6,7 +6,10 @@
 //! server that only parses and answers 202 (the floor), and prints the ratio. For a
 //! Parcours engine it also reports the trigger-to-started latency (an event's receipt to
 //! the durable commit of the instance it started), from the engine's
-//! `parcours_event_latency_seconds` histogram read before and after the run. The body
+//! `parcours_event_latency_seconds` histogram read before and after the run. With
+//! `--action-latency MS` the local engine's journey calls the `webhook` plugin, to a
+//! local server that answers after MS milliseconds, and the run reports how many calls
+//! were in flight on average (rate x latency). The body
 //! template takes `{n}` (request number), `{id}` (a unique id) and `{profile}` (one of
 //! `--profiles` keys), so the same client can drive another engine's HTTP ingress.
 
@@ -37,6 +40,11 @@ pub struct BenchArgs {
     /// connections go when absent.
     #[arg(long)]
     rate: Option<f64>,
+    /// The local engine's journey calls the `webhook` plugin instead of the built-in
+    /// `log` action, to a local server that answers after this many milliseconds: how
+    /// many slow calls the engine keeps in flight.
+    #[arg(long, value_name = "MS")]
+    action_latency: Option<u64>,
     /// Partitions of the local engine (its default when absent).
     #[arg(long, env = "PARCOURS_PARTITIONS")]
     partitions: Option<usize>,
@@ -57,6 +65,43 @@ pub struct BenchArgs {
 
 /// The 3-node journey of every throughput benchmark.
 const JOURNEY: &str = include_str!("../../benches/journey.yaml");
+
+/// The same journey with its action a webhook to `server`.
+fn webhook_journey(server: &str) -> String {
+    format!(
+        r#"entry: {{type: event, event: order}}
+start: big
+nodes:
+  big:
+    type: condition
+    branches:
+      - when: 'event.data.amount > 100'
+        next: thank
+    otherwise: done
+  thank:
+    type: action
+    action: webhook
+    params: {{url: '"{server}/hook"', body: '#{{ amount: event.data.amount }}'}}
+    next: done
+  done: {{type: end}}
+properties: {{reentrance: {{mode: always}}}}
+"#
+    )
+}
+
+/// A server that answers every request with 200 after `latency`: a slow third party.
+async fn slow_server(latency: Duration) -> anyhow::Result<String> {
+    let app = axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(latency).await;
+        axum::Json(serde_json::json!({"ok": true}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
 
 /// What one load run measured.
 struct Report {
@@ -373,9 +418,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some(partitions) = args.partitions {
         settings.partitions = partitions;
     }
+    let journey = match args.action_latency {
+        Some(ms) => {
+            settings.plugin_dirs.push(super::builtin_plugins_dir());
+            webhook_journey(&slow_server(Duration::from_millis(ms)).await?)
+        }
+        None => JOURNEY.to_string(),
+    };
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
     let def =
-        parse_journey(JOURNEY.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
+        parse_journey(journey.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
     engine.runtime().publish_definition("bench", &def).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/v1/events", listener.local_addr()?);
@@ -402,6 +454,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         processed.as_secs_f64()
     );
     report_event_latency(&metrics, &url, &before, accepted.events).await;
+    if let Some(ms) = args.action_latency {
+        // Little's law: calls in flight on average = call rate x call time.
+        let rate = accepted.events as f64 / processed.as_secs_f64();
+        println!(
+            "{:<28} {:>10.1} on average (webhook calls of {ms} ms at {rate:.0}/s)",
+            "action calls in flight",
+            rate * ms as f64 / 1e3
+        );
+    }
     println!("accepted / floor: {:.2}x", accepted.rate() / floor.rate());
     Ok(std::process::ExitCode::SUCCESS)
 }
