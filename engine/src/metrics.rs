@@ -3,9 +3,9 @@
 //! Owns the metric families and their names: events accepted and rejected, entries,
 //! node transitions, action calls and their latency per action, timers fired and their
 //! lateness, events' latency from receipt to their effects being durable, store commit
-//! latency, and gauges read from the store when scraped (timers
-//! pending). Recording is a few atomic operations; this module never blocks a partition
-//! and never reads the store except when scraped.
+//! latency, and gauges read from the store when scraped (timers pending). Recording is
+//! a few atomic operations; this module never blocks a partition and never reads the
+//! store except when scraped.
 
 use std::sync::Arc;
 

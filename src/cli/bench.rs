@@ -9,9 +9,9 @@
 //! `parcours_event_latency_seconds` histogram read before and after the run. With
 //! `--action-latency MS` the local engine's journey calls the `webhook` plugin, to a
 //! local server that answers after MS milliseconds, and the run reports how many calls
-//! were in flight on average (rate x latency). The body
-//! template takes `{n}` (request number), `{id}` (a unique id) and `{profile}` (one of
-//! `--profiles` keys), so the same client can drive another engine's HTTP ingress.
+//! were in flight on average (rate x latency). The body template takes `{n}` (request
+//! number), `{id}` (a unique id) and `{profile}` (one of `--profiles` keys), so the same
+//! client can drive another engine's HTTP ingress.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +38,7 @@ pub struct BenchArgs {
     /// Events per second to send at (an open loop: requests are sent when due, whether or
     /// not earlier ones were answered, up to `--connections` at once); as fast as the
     /// connections go when absent.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_rate)]
     rate: Option<f64>,
     /// The local engine's journey calls the `webhook` plugin instead of the built-in
     /// `log` action, to a local server that answers after this many milliseconds: how
@@ -61,6 +61,15 @@ pub struct BenchArgs {
         default_value = r#"{"id": "{id}", "type": "order", "profile_id": "{profile}", "data": {"amount": 150}}"#
     )]
     body: String,
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of events per second"
+        )),
+    }
 }
 
 /// The 3-node journey of every throughput benchmark.
@@ -156,7 +165,6 @@ async fn drive(url: &str, args: &BenchArgs, run: &str) -> anyhow::Result<Report>
     // With a rate, request i is due at `started + i * interval`.
     let interval = args
         .rate
-        .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(args.batch.max(1) as f64 / r));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -511,6 +519,15 @@ parcours_timer_lateness_seconds_bucket{le=\"0.01\"} 7
         let (p5, _, _) = b.quantile(0.05).expect("observed");
         assert!((p5 - 0.0025).abs() < 1e-12);
         assert_eq!(Buckets::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn a_rate_is_a_positive_number() {
+        assert_eq!(positive_rate("2500"), Ok(2500.0));
+        for bad in ["0", "-3", "NaN", "inf", "fast"] {
+            let e = positive_rate(bad).expect_err(bad);
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]
