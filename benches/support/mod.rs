@@ -25,13 +25,14 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
-/// when set) and the built-in actions on the SQLite file at
-/// `path` (created if new), and its store.
+/// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
+/// the SQLite file at `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     let defaults = Settings::default();
     let settings = Settings {
         db_path: path.to_path_buf(),
         store_wal_limit_bytes: env_usize("WAL_LIMIT", defaults.store_wal_limit_bytes),
+        partition_lanes: env_usize("LANES", defaults.partition_lanes),
         ..defaults
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);

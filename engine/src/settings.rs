@@ -124,6 +124,11 @@ pub struct Settings {
     pub partitions: usize,
     /// Most messages (events, timers) one partition handles per durable commit.
     pub partition_batch: usize,
+    /// Lanes of one partition batch: its profiles are spread over this many lanes that
+    /// run concurrently, each stepping its profiles' messages in order, so that one
+    /// profile's slow action call does not hold up the others. Bounds the action calls
+    /// one partition has in flight.
+    pub partition_lanes: usize,
     /// Most nodes one instance may pass in one activation before it is failed
     /// (a guard against loops; validation already rejects loops without a wait).
     pub max_steps_per_activation: u32,
@@ -202,6 +207,7 @@ impl Default for Settings {
             max_profile_bytes: 256 * 1024,
             partitions: 8,
             partition_batch: 512,
+            partition_lanes: 16,
             max_steps_per_activation: 200,
             timer_batch: 1_024,
             store_commit_batch: 2_048,

@@ -48,6 +48,9 @@ pub struct BenchArgs {
     /// Partitions of the local engine (its default when absent).
     #[arg(long, env = "PARCOURS_PARTITIONS")]
     partitions: Option<usize>,
+    /// Lanes of the local engine's partition batches (its default when absent).
+    #[arg(long, env = "PARCOURS_PARTITION_LANES")]
+    partition_lanes: Option<usize>,
     /// An API token for the target (sent as `Authorization: Bearer`; the events need the
     /// `write` scope, the latency read from `/metrics` the `read` scope).
     #[arg(long, env = "PARCOURS_TOKEN")]
@@ -425,6 +428,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     if let Some(partitions) = args.partitions {
         settings.partitions = partitions;
+    }
+    if let Some(lanes) = args.partition_lanes {
+        settings.partition_lanes = lanes;
     }
     let journey = match args.action_latency {
         Some(ms) => {

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Number of partitions.
     #[arg(long, env = "PARCOURS_PARTITIONS")]
     partitions: Option<usize>,
+    /// Lanes of a partition batch: profiles stepped at once, the action calls one
+    /// partition has in flight at most.
+    #[arg(long, env = "PARCOURS_PARTITION_LANES")]
+    partition_lanes: Option<usize>,
     /// Largest request body, in bytes.
     #[arg(long, env = "PARCOURS_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -133,6 +137,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         ..Settings::default()
     };
+    if let Some(n) = args.partition_lanes {
+        settings.partition_lanes = n.max(1);
+    }
     if let Some(n) = args.partitions {
         settings.partitions = n.max(1);
     }

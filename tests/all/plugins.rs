@@ -143,6 +143,88 @@ properties: {{reentrance: {{mode: always}}}}
     assert_eq!(call["detail"]["action"], "webhook@0.1.0");
 }
 
+/// Calls in flight at a slow server: in all, at most at once, and per profile.
+#[derive(Default)]
+struct InFlight {
+    now: usize,
+    most: usize,
+    done: usize,
+    by_profile: std::collections::HashMap<String, usize>,
+    /// Profiles that had two calls in flight at once.
+    overlapped: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_calls_of_different_profiles_overlap_and_those_of_one_profile_do_not() {
+    async fn slow(
+        State(seen): State<Arc<Mutex<InFlight>>>,
+        Path(profile): Path<String>,
+    ) -> axum::Json<Value> {
+        {
+            let mut s = seen.lock().unwrap();
+            s.now += 1;
+            s.most = s.most.max(s.now);
+            let n = s.by_profile.entry(profile.clone()).or_default();
+            *n += 1;
+            if *n > 1 {
+                s.overlapped.push(profile.clone());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut s = seen.lock().unwrap();
+        s.now -= 1;
+        s.done += 1;
+        *s.by_profile.entry(profile).or_default() -= 1;
+        axum::Json(json!({"ok": true}))
+    }
+    let seen: Arc<Mutex<InFlight>> = Arc::default();
+    let app = axum::Router::new()
+        .route("/slow/{profile}", axum::routing::post(slow))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // One partition: every profile's messages go through the same one.
+    let t = TestEngine::start_with(|s| {
+        with_plugins(s);
+        s.partitions = 1;
+    })
+    .await;
+    let def = format!(
+        r#"
+entry: {{type: event, event: order}}
+start: call
+nodes:
+  call:
+    type: action
+    action: webhook
+    params: {{url: '"{server}/slow/" + event.profile_id', body: '#{{ n: event.data.n }}'}}
+    next: done
+  done: {{type: end}}
+properties: {{reentrance: {{mode: always}}}}
+"#
+    );
+    t.publish("slow", &def).await;
+    let events: Vec<Value> = (0..8)
+        .map(|n| json!({"type": "order", "profile_id": format!("p{}", n % 4), "data": {"n": n}}))
+        .collect();
+    let (code, body) = t.post_json("/v1/events", &json!({"events": events})).await;
+    assert_eq!(code, 202, "{body}");
+    crate::support::eventually(|| async { (seen.lock().unwrap().done == 8).then_some(()) }).await;
+    let s = seen.lock().unwrap();
+    assert!(
+        s.most >= 2,
+        "the calls of different profiles waited for each other (at most {} at once)",
+        s.most
+    );
+    assert!(
+        s.overlapped.is_empty(),
+        "one profile had two calls at once: {:?}",
+        s.overlapped
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_source_lookup_and_std_function_feed_conditions() {
     let (server, _seen) = test_server().await;

@@ -120,7 +120,10 @@ pub async fn simulate(cx: &Context, request: Request) -> Result<Simulation, SimE
     let clock = TestClock::new(start);
     let mut sim_settings = settings.clone();
     sim_settings.db_path = dir.path().join("sim.db");
+    // One partition with one lane: every message in its order, so that the dry-run
+    // calls are listed in the same order on every run.
     sim_settings.partitions = 1;
+    sim_settings.partition_lanes = 1;
     sim_settings.plugin_dirs.clear();
     let dry_run = DryRun::default();
     let runtime = Runtime::start(

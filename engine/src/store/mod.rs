@@ -47,6 +47,32 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// Appends everything of `other` after this batch's own.
+    pub fn absorb(&mut self, other: WriteBatch) {
+        let WriteBatch {
+            processed_events,
+            profiles,
+            profile_deletes,
+            memberships,
+            transitions,
+            capping,
+            instances,
+            steps,
+            held,
+            released,
+        } = other;
+        self.processed_events.extend(processed_events);
+        self.profiles.extend(profiles);
+        self.profile_deletes.extend(profile_deletes);
+        self.memberships.extend(memberships);
+        self.transitions.extend(transitions);
+        self.capping.extend(capping);
+        self.instances.extend(instances);
+        self.steps.extend(steps);
+        self.held.extend(held);
+        self.released.extend(released);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.processed_events.is_empty()
             && self.profiles.is_empty()
