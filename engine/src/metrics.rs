@@ -56,7 +56,7 @@ fn seconds_histogram() -> Histogram {
 /// Latency buckets fine enough in the milliseconds to read a p99 against a target such
 /// as 15 ms: 0.5 ms to 30 s in steps of 1, 1.5, 2, 3, 5, 7.5 per decade, then one and
 /// five minutes.
-pub const LATENCY_BUCKETS: [f64; 31] = [
+const LATENCY_BUCKETS: [f64; 31] = [
     0.000_5, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
     0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
     300.0,

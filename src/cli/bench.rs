@@ -78,41 +78,40 @@ fn positive_rate(text: &str) -> Result<f64, String> {
 /// The 3-node journey of every throughput benchmark.
 const JOURNEY: &str = include_str!("../../benches/journey.yaml");
 
-/// The same journey with its action a webhook to `server`.
-fn webhook_journey(server: &str) -> String {
-    format!(
-        r#"entry: {{type: event, event: order}}
-start: big
-nodes:
-  big:
-    type: condition
-    branches:
-      - when: 'event.data.amount > 100'
-        next: thank
-    otherwise: done
-  thank:
-    type: action
-    action: webhook
-    params: {{url: '"{server}/hook"', body: '#{{ amount: event.data.amount }}'}}
-    next: done
-  done: {{type: end}}
-properties: {{reentrance: {{mode: always}}}}
-"#
-    )
+/// The action of [`JOURNEY`], which `--action-latency` replaces.
+const LOG_ACTION: &str = "action: log, params: {amount: event.data.amount}";
+
+/// [`JOURNEY`] with its action a webhook to `server`.
+fn webhook_journey(server: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        JOURNEY.contains(LOG_ACTION),
+        "benches/journey.yaml no longer has the action `{LOG_ACTION}` to replace"
+    );
+    Ok(JOURNEY.replace(
+        LOG_ACTION,
+        &format!(
+            r#"action: webhook, params: {{url: '"{server}/hook"', body: '#{{ amount: event.data.amount }}'}}"#
+        ),
+    ))
 }
 
-/// A server that answers every request with 200 after `latency`: a slow third party.
-async fn slow_server(latency: Duration) -> anyhow::Result<String> {
-    let app = axum::Router::new().fallback(move || async move {
-        tokio::time::sleep(latency).await;
-        axum::Json(serde_json::json!({"ok": true}))
-    });
+/// Serves `app` on a free local port; returns its base URL.
+async fn spawn_server(app: axum::Router) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     Ok(url)
+}
+
+/// A server that answers every request with 200 after `latency`: a slow third party.
+async fn slow_server(latency: Duration) -> anyhow::Result<String> {
+    spawn_server(axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(latency).await;
+        axum::Json(serde_json::json!({"ok": true}))
+    }))
+    .await
 }
 
 /// What one load run measured.
@@ -358,12 +357,7 @@ async fn bare_server() -> anyhow::Result<String> {
         }
     }
     let app = axum::Router::new().route("/v1/events", axum::routing::post(accept));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/v1/events", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(url)
+    Ok(format!("{}/v1/events", spawn_server(app).await?))
 }
 
 /// Waits until the engine at `url` has observed the latency of `events` events beyond
@@ -435,7 +429,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let journey = match args.action_latency {
         Some(ms) => {
             settings.plugin_dirs.push(super::builtin_plugins_dir());
-            webhook_journey(&slow_server(Duration::from_millis(ms)).await?)
+            webhook_journey(&slow_server(Duration::from_millis(ms)).await?)?
         }
         None => JOURNEY.to_string(),
     };

@@ -76,12 +76,7 @@ pub(crate) async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
         .route("/flaky/{id}", axum::routing::post(flaky))
         .route("/{*path}", axum::routing::any(hook))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (base, seen)
+    (crate::support::serve(app).await, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,9 +176,7 @@ async fn slow_calls_of_different_profiles_overlap_and_those_of_one_profile_do_no
     let app = axum::Router::new()
         .route("/slow/{profile}", axum::routing::post(slow))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = crate::support::serve(app).await;
 
     // One partition: every profile's messages go through the same one.
     let t = TestEngine::start_with(|s| {

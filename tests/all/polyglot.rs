@@ -57,12 +57,9 @@ async fn third_parties() -> (String, Seen) {
         .route("/api/customers/{id}", axum::routing::get(customer))
         .route("/{*path}", axum::routing::post(record))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (addr.to_string(), seen)
+    let base = crate::support::serve(app).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    (addr, seen)
 }
 
 /// The manifest of a built example, allowed to call only the local server, whose URL

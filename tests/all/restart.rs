@@ -206,10 +206,7 @@ async fn delivery_server() -> (String, Deliveries) {
     let app = axum::Router::new()
         .route("/deliver", axum::routing::post(hook))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, seen)
+    (crate::support::serve(app).await, seen)
 }
 
 /// Sends one batch until an answer is 2xx, following the server across restarts.

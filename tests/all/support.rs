@@ -243,6 +243,16 @@ pub fn with_plugins(s: &mut Settings) {
     s.plugin_dirs.push(env!("PARCOURS_TEST_PLUGINS_DIR").into());
 }
 
+/// Serves `app` on a free local port; returns its base URL (`http://127.0.0.1:PORT`).
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    base
+}
+
 /// Polls `check` until it gives a value; panics after 20 s (a hang, not a slow machine).
 pub async fn eventually<T, F, Fut>(mut check: F) -> T
 where
