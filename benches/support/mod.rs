@@ -28,6 +28,15 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 /// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
 /// the SQLite file at `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
+    open_with(path, clock, ActionRegistry::with_builtins()).await
+}
+
+/// [`open`] with the actions of `actions`.
+pub async fn open_with(
+    path: &Path,
+    clock: Arc<dyn Clock>,
+    actions: ActionRegistry,
+) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     let defaults = Settings::default();
     let settings = Settings {
         db_path: path.to_path_buf(),
@@ -36,13 +45,7 @@ pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine,
         ..defaults
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
-    let engine = Engine::with_parts(
-        settings,
-        clock,
-        store.clone(),
-        ActionRegistry::with_builtins(),
-    )
-    .await?;
+    let engine = Engine::with_parts(settings, clock, store.clone(), actions).await?;
     Ok((engine, store))
 }
 
