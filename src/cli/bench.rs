@@ -317,8 +317,36 @@ impl Buckets {
     }
 }
 
-/// The engine's event latency histogram, read from `/metrics` beside `events_url`.
-async fn event_latency(client: &reqwest::Client, events_url: &str) -> anyhow::Result<Buckets> {
+/// The sum of counter `name` over all its labels in `text` (0 when it is not there).
+fn counter_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What an engine's `/metrics` says of a run: its event latency histogram and the
+/// entries it started.
+#[derive(Debug, Default)]
+struct Observed {
+    latency: Buckets,
+    entries: f64,
+}
+
+impl Observed {
+    fn parse(text: &str) -> Observed {
+        Observed {
+            latency: Buckets::parse(text, "parcours_event_latency_seconds"),
+            entries: counter_sum(text, "parcours_entries_total"),
+        }
+    }
+}
+
+/// The engine's metrics, read from `/metrics` beside `events_url`.
+async fn observe(client: &reqwest::Client, events_url: &str) -> anyhow::Result<Observed> {
     let origin = events_url
         .find("/v1/")
         .map_or(events_url, |at| &events_url[..at]);
@@ -329,7 +357,7 @@ async fn event_latency(client: &reqwest::Client, events_url: &str) -> anyhow::Re
         .error_for_status()?
         .text()
         .await?;
-    Ok(Buckets::parse(&text, "parcours_event_latency_seconds"))
+    Ok(Observed::parse(&text))
 }
 
 /// Prints trigger-to-started p50 and p99 from what the histogram gained in the run.
@@ -361,26 +389,38 @@ async fn bare_server() -> anyhow::Result<String> {
 }
 
 /// Waits until the engine at `url` has observed the latency of `events` events beyond
-/// `before`, or its count stops growing for two seconds; then prints the latencies.
-async fn report_event_latency(
+/// `before`, or its count stops growing for two seconds; then prints the latencies, and
+/// the entries started since `before` with their rate from `started` to the last event
+/// observed.
+async fn report_engine(
     client: &reqwest::Client,
     url: &str,
-    before: &Buckets,
+    before: &Observed,
     events: usize,
+    started: Instant,
 ) {
     let mut last = (0, Instant::now());
     loop {
-        let Ok(now) = event_latency(client, url).await else {
+        let Ok(now) = observe(client, url).await else {
             println!(
                 "{:<28} n/a (no Parcours metrics at the target)",
                 "trigger to started"
             );
             return;
         };
-        let observed = now.since(before);
+        let observed = now.latency.since(&before.latency);
         let count = observed.count();
-        if count as usize >= events || last.1.elapsed() > Duration::from_secs(2) {
+        let complete = count as usize >= events;
+        if complete || last.1.elapsed() > Duration::from_secs(2) {
             print_event_latency(&observed);
+            let entries = now.entries - before.entries;
+            let until = if complete { Instant::now() } else { last.1 };
+            let seconds = until.duration_since(started).as_secs_f64();
+            println!(
+                "{:<28} {:>10.0} entries/s  ({entries:.0} journey entries started in {seconds:.2} s)",
+                "entries",
+                entries / seconds.max(1e-9),
+            );
             return;
         }
         if count != last.0 {
@@ -404,10 +444,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     );
     if let Some(target) = &args.target {
         let metrics = client(&args)?;
-        let before = event_latency(&metrics, target).await.unwrap_or_default();
+        let before = observe(&metrics, target).await.unwrap_or_default();
+        let started = Instant::now();
         let report = drive(target, &args, "bench").await?;
         report.print("target");
-        report_event_latency(&metrics, target, &before, report.events).await;
+        report_engine(&metrics, target, &before, report.events, started).await;
         return Ok(std::process::ExitCode::SUCCESS);
     }
 
@@ -444,7 +485,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         let _ = served.serve(listener, std::future::pending()).await;
     });
     let metrics = client(&args)?;
-    let before = event_latency(&metrics, &url).await?;
+    let before = observe(&metrics, &url).await?;
     let started = Instant::now();
     let accepted = drive(&url, &args, "run").await?;
     accepted.print("parcours (accepted, durable)");
@@ -461,7 +502,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         accepted.events,
         processed.as_secs_f64()
     );
-    report_event_latency(&metrics, &url, &before, accepted.events).await;
+    report_engine(&metrics, &url, &before, accepted.events, started).await;
     if let Some(ms) = args.action_latency {
         // Little's law: calls in flight on average = call rate x call time.
         let rate = accepted.events as f64 / processed.as_secs_f64();
@@ -519,6 +560,23 @@ parcours_timer_lateness_seconds_bucket{le=\"0.01\"} 7
         let (p5, _, _) = b.quantile(0.05).expect("observed");
         assert!((p5 - 0.0025).abs() < 1e-12);
         assert_eq!(Buckets::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn a_counter_is_summed_over_its_labels() {
+        let text = "# TYPE parcours_entries_total counter
+parcours_entries_total{journey=\"a\"} 3
+parcours_entries_total{journey=\"b\"} 4.5
+parcours_entries_total_created 99
+parcours_entries_discarded_total{code=\"X\"} 7
+";
+        assert_eq!(counter_sum(text, "parcours_entries_total"), 7.5);
+        assert_eq!(
+            counter_sum("parcours_entries_total 2\n", "parcours_entries_total"),
+            2.0
+        );
+        assert_eq!(counter_sum(text, "missing_total"), 0.0);
+        assert_eq!(Observed::parse(text).entries, 7.5);
     }
 
     #[test]
