@@ -14,11 +14,10 @@
 //!
 //! `cargo bench --bench micro`
 
-use std::sync::Arc;
+mod support;
 
 use parcours_engine::actions::{ActionCall, ActionRegistry};
 use parcours_engine::expr::{EvalEnv, Expr, ExprEngine, ScopeData};
-use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::settings::{ExprLimits, PluginSettings};
 use serde_json::{Value, json};
 
@@ -172,13 +171,8 @@ fn installed_with(
     settings: PluginSettings,
 ) -> ActionRegistry {
     let actions = ActionRegistry::default();
-    let settings = PluginSettings {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-        ..settings
-    };
-    let host = Arc::new(PluginHost::new(&settings).expect("host"));
-    let registry = PluginRegistry::new(host, actions.clone());
-    rt.block_on(registry.load_dir(dir)).expect("plugins");
+    rt.block_on(support::install_plugins(&actions, dir, settings))
+        .expect("plugins");
     actions
 }
 

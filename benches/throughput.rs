@@ -15,13 +15,12 @@ use std::time::Instant;
 
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::Event;
-use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::settings::PluginSettings;
 use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Settings, SystemClock};
 use serde_json::json;
-use support::{accept, drained, env_usize, open_with, publish};
+use support::{accept, drained, env_usize, install_plugins, open_with, publish};
 
 /// The 3-node journey of every throughput benchmark.
 const JOURNEY: &str = include_str!("journey.yaml");
@@ -32,32 +31,28 @@ const LOG_ACTION: &str = "action: log, params: {amount: event.data.amount}";
 /// The test guest's action: it answers at once.
 const GUEST_ACTION: &str = r#"action: hostile, params: {mode: '"ok"'}"#;
 
-/// The built-in actions and the test guests (built by build.rs) installed as plugins;
-/// the registry is kept alive with them.
-async fn with_test_guests() -> anyhow::Result<(ActionRegistry, Arc<PluginRegistry>)> {
+/// The built-in actions and the test guests (built by build.rs) installed as plugins.
+async fn with_test_guests() -> anyhow::Result<ActionRegistry> {
     let actions = ActionRegistry::with_builtins();
-    let settings = PluginSettings {
-        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-        ..PluginSettings::default()
-    };
-    let registry = PluginRegistry::new(Arc::new(PluginHost::new(&settings)?), actions.clone());
-    registry
-        .load_dir(std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")))
-        .await?;
-    Ok((actions, registry))
+    install_plugins(
+        &actions,
+        std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")),
+        PluginSettings::default(),
+    )
+    .await?;
+    Ok(actions)
 }
 
 /// Runs `journey` over `n` new events accepted `batch` at a time on a new database in
-/// `dir`; returns the events/s until all were processed, and the seconds to accept them
-/// and to process them.
+/// `dir` (events and database named after `name`), and prints its events/s until all
+/// were processed, against `floor`.
 async fn run(
     dir: &std::path::Path,
-    name: &str,
+    (name, label): (&str, &str),
     journey: &str,
     actions: ActionRegistry,
-    n: usize,
-    batch: usize,
-) -> anyhow::Result<(f64, f64, f64)> {
+    (n, batch, floor): (usize, usize, f64),
+) -> anyhow::Result<()> {
     let (engine, store) = open_with(
         &dir.join(format!("{name}.db")),
         Arc::new(SystemClock),
@@ -68,14 +63,16 @@ async fn run(
     let all = events(name, n);
     let started = Instant::now();
     accept(engine.runtime(), all, batch).await?;
-    let accepted = started.elapsed();
+    let accepted = started.elapsed().as_secs_f64();
     drained(&store).await?;
-    let processed = started.elapsed();
-    Ok((
-        n as f64 / processed.as_secs_f64(),
-        accepted.as_secs_f64(),
-        processed.as_secs_f64(),
-    ))
+    let processed = started.elapsed().as_secs_f64();
+    let rate = n as f64 / processed;
+    println!(
+        "{:<38} {rate:>10.0} events/s  ({:.2}x floor; accepted in {accepted:.2}s, processed in {processed:.2}s)",
+        format!("engine, {label}:"),
+        rate / floor,
+    );
+    Ok(())
 }
 
 fn events(run: &str, n: usize) -> Vec<Event> {
@@ -122,40 +119,33 @@ async fn main() -> anyhow::Result<()> {
     }
     let floor = n as f64 / started.elapsed().as_secs_f64();
 
+    println!("events: {n}, batch: {batch}");
+    println!("floor (durable accept only):           {floor:>10.0} events/s");
+
     // The engine, with the built-in action, then with the test guest.
     anyhow::ensure!(
         JOURNEY.contains(LOG_ACTION),
         "benches/journey.yaml no longer has the action `{LOG_ACTION}` to replace"
     );
-    let (log, log_accepted, log_processed) = run(
+    let load = (n, batch, floor);
+    let builtins = ActionRegistry::with_builtins();
+    run(
         dir.path(),
-        "log",
+        ("log", "built-in action"),
         JOURNEY,
-        ActionRegistry::with_builtins(),
-        n,
-        batch,
+        builtins,
+        load,
     )
     .await?;
-    let (actions, _plugins) = with_test_guests().await?;
     let guest_journey = JOURNEY.replace(LOG_ACTION, GUEST_ACTION);
-    let (guest, guest_accepted, guest_processed) =
-        run(dir.path(), "guest", &guest_journey, actions, n, batch).await?;
-
-    println!("events: {n}, batch: {batch}");
-    println!("floor (durable accept only):           {floor:>10.0} events/s");
-    for (label, rate, accepted, processed) in [
-        ("engine, built-in action:", log, log_accepted, log_processed),
-        (
-            "engine, WebAssembly test guest:",
-            guest,
-            guest_accepted,
-            guest_processed,
-        ),
-    ] {
-        println!(
-            "{label:<38} {rate:>10.0} events/s  ({:.2}x floor; accepted in {accepted:.2}s, processed in {processed:.2}s)",
-            rate / floor,
-        );
-    }
+    let guests = with_test_guests().await?;
+    run(
+        dir.path(),
+        ("guest", "WebAssembly test guest"),
+        &guest_journey,
+        guests,
+        load,
+    )
+    .await?;
     Ok(())
 }

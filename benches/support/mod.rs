@@ -1,6 +1,6 @@
 //! What the in-process benchmarks share: settings from the environment, an engine on a
-//! new database, publishing a journey, accepting events the way `POST /v1/events` does,
-//! and waiting until they are processed.
+//! new database, plugins installed into an action registry, publishing a journey,
+//! accepting events the way `POST /v1/events` does, and waiting until they are processed.
 
 // Each benchmark uses a part of it.
 #![allow(dead_code)]
@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::{Event, Format, parse_journey};
+use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::runtime::Runtime;
+use parcours_engine::settings::PluginSettings;
 use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Clock, Engine, Settings};
@@ -47,6 +49,24 @@ pub async fn open_with(
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
     let engine = Engine::with_parts(settings, clock, store.clone(), actions).await?;
     Ok((engine, store))
+}
+
+/// Installs the plugins of `dir` into `actions`, on a plugin host with `settings` whose
+/// compiled components are cached under the target directory.
+pub async fn install_plugins(
+    actions: &ActionRegistry,
+    dir: &Path,
+    settings: PluginSettings,
+) -> anyhow::Result<()> {
+    let settings = PluginSettings {
+        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        ..settings
+    };
+    let host = Arc::new(PluginHost::new(&settings)?);
+    PluginRegistry::new(host, actions.clone())
+        .load_dir(dir)
+        .await?;
+    Ok(())
 }
 
 /// Publishes the journey written in YAML as `id`.
