@@ -97,6 +97,19 @@ impl Request {
                 .append(name, value.as_bytes())
                 .map_err(|e| Error::InvalidInput(format!("header {name}: {e:?}")))?;
         }
+        // The body is in memory: say its length, as ordinary clients do, instead of
+        // sending it chunked (which receivers such as Python's `http.server` and some
+        // gateways read as empty).
+        if let Some(body) = &self.body
+            && !self
+                .headers
+                .iter()
+                .any(|(name, _)| name == "content-length")
+        {
+            fields
+                .append("content-length", body.len().to_string().as_bytes())
+                .map_err(|e| Error::InvalidInput(format!("header content-length: {e:?}")))?;
+        }
         let request = OutgoingRequest::new(fields);
         let method = match self.method.as_str() {
             "GET" => Method::Get,

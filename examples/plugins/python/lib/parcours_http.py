@@ -52,9 +52,12 @@ def request(
         raise HttpError(f"{url!r} is not an http(s) URL")
     if method.upper() not in _METHODS:
         raise HttpError(f"unsupported method {method!r}")
-    fields = http.Fields.from_list(
-        [(k.lower(), v.encode("utf-8")) for k, v in (headers or {}).items()]
-    )
+    pairs = [(k.lower(), v.encode("utf-8")) for k, v in (headers or {}).items()]
+    # The body is in memory: send its length, as ordinary clients do, not chunked
+    # (receivers such as Python's http.server read a chunked body as empty).
+    if body is not None and not any(k == "content-length" for k, _ in pairs):
+        pairs.append(("content-length", str(len(body)).encode("ascii")))
+    fields = http.Fields.from_list(pairs)
     req = http.OutgoingRequest(fields)
     req.set_method(_METHODS[method.upper()])
     req.set_scheme(http.Scheme_Https() if parts.scheme == "https" else http.Scheme_Http())
