@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
-    /// Send events: `POST /v1/events`, `/v1/business-events`, `/v1/segment/*`.
+    /// Send events: `POST /v1/events`, `/v1/business-events`, `/v1/segment/*` and the
+    /// Segment calls at `/v1/{track,identify,page,screen,alias,group,batch}`.
     Ingest,
     /// Every `GET`: journeys, instances, steps, profiles, reports.
     Read,
@@ -204,6 +205,17 @@ impl Tokens {
     }
 }
 
+/// The Segment calls served at the root of `/v1` (as at Segment's own API).
+const SEGMENT_ROOT_CALLS: [&str; 7] = [
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/alias",
+    "/v1/group",
+    "/v1/batch",
+];
+
 /// The scope a request needs; none for the health check.
 pub fn needed(method: &Method, path: &str) -> Option<Scope> {
     if path == "/healthz" {
@@ -212,7 +224,8 @@ pub fn needed(method: &Method, path: &str) -> Option<Scope> {
     if *method == Method::POST
         && (path == "/v1/events"
             || path == "/v1/business-events"
-            || path.starts_with("/v1/segment/"))
+            || path.starts_with("/v1/segment/")
+            || SEGMENT_ROOT_CALLS.contains(&path))
     {
         return Some(Scope::Ingest);
     }
@@ -314,6 +327,12 @@ mod tests {
         assert_eq!(
             needed(&Method::POST, "/v1/segment/v1/batch"),
             Some(Scope::Ingest)
+        );
+        assert_eq!(needed(&Method::POST, "/v1/batch"), Some(Scope::Ingest));
+        assert_eq!(needed(&Method::POST, "/v1/identify"), Some(Scope::Ingest));
+        assert_eq!(
+            needed(&Method::POST, "/v1/profiles/a/merge"),
+            Some(Scope::Admin)
         );
         assert_eq!(needed(&Method::GET, "/v1/journeys"), Some(Scope::Read));
         assert_eq!(needed(&Method::PUT, "/v1/journeys/x"), Some(Scope::Admin));

@@ -1,4 +1,5 @@
-//! Identifiers: generated event ids and deterministic instance ids.
+//! Identifiers: generated event ids and deterministic instance ids, and the alphabet of
+//! the ids integrators send ([`check_text_id`]).
 //!
 //! Instance ids are derived from what caused the entry, never drawn at random, so that
 //! reprocessing an event after a crash recreates the same instance (and the same action
@@ -6,6 +7,33 @@
 
 use jiff::Timestamp;
 use uuid::Uuid;
+
+/// Longest event id, event type, profile id, alias value or Segment id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Checks an id or type sent from outside (event ids and types, profile ids, alias
+/// values, Segment ids): 1 to [`MAX_ID_BYTES`] bytes of UTF-8 text, not only white
+/// space, and no control character (U+0000–U+001F, U+007F–U+009F), which would make
+/// ids that print alike differ and break logs, CSV exports and URLs. The error says
+/// what is wrong in words for the `field` named.
+pub fn check_text_id(value: &str, field: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("`{field}` must not be empty"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "`{field}` is {} bytes, longer than {MAX_ID_BYTES}",
+            value.len()
+        ));
+    }
+    if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "`{field}` contains the control character U+{:04X} at byte {at}; ids are printable text",
+            u32::from(c)
+        ));
+    }
+    Ok(())
+}
 
 const INSTANCE_NAMESPACE: Uuid = Uuid::from_u128(0x7a1c_52f0_6a0e_4d7b_9b8e_3d1f_6c2a_9e41);
 
@@ -45,9 +73,35 @@ pub fn run_id(journey_id: &str, version: u32, cause: &str) -> String {
     Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
 }
 
-/// A stable 64-bit hash (FNV-1a) for partitioning and sticky splits; unlike `std`'s
-/// hasher it never changes between builds or processes.
+/// The id of a profile merge: derived from the two profiles and when it was asked for.
+pub fn merge_id(from: &str, into: &str, at: Timestamp) -> String {
+    let name = format!("merge\u{1f}{from}\u{1f}{into}\u{1f}{}", at.as_microsecond());
+    Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// A stable 64-bit hash with full avalanche (SipHash-1-3 under a fixed key): every
+/// input bit changes every output bit with probability one half, so ids that differ
+/// only in their last characters (`u000001`, `u000002`) spread evenly. Unlike `std`'s
+/// hasher it never changes between builds or processes. Partitioning and sticky splits
+/// use it; parts are separated so that `["ab", "c"]` and `["a", "bc"]` differ.
 pub fn stable_hash(parts: &[&str]) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(SIP_KEY.0, SIP_KEY.1);
+    for part in parts {
+        h.write(part.as_bytes());
+        h.write_u8(0x1f);
+    }
+    h.finish()
+}
+
+/// The fixed key of [`stable_hash`]: changing it moves every profile's partition and
+/// every split assignment of versions published with [`SplitHash::Sip13`].
+const SIP_KEY: (u64, u64) = (0x7061_7263_6f75_7273, 0x7370_6c69_742d_7631);
+
+/// FNV-1a without a finaliser: how splits were assigned before [`SplitHash::Sip13`].
+/// Its high bits barely depend on the last bytes of the input, so sequential ids were
+/// spread unevenly; kept only so that versions published with it keep their branches.
+fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for b in part.as_bytes().iter().chain(std::iter::once(&0x1f)) {
@@ -56,6 +110,49 @@ pub fn stable_hash(parts: &[&str]) -> u64 {
         }
     }
     h
+}
+
+/// How a journey version assigns split branches, recorded with the version when it is
+/// published, so that a profile keeps its branch for the life of a version whatever
+/// the engine's release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SplitHash {
+    /// FNV-1a: versions published by engines before the scheme was recorded.
+    Fnv1a,
+    /// SipHash-1-3 under a fixed key ([`stable_hash`]): every version published now.
+    #[default]
+    Sip13,
+}
+
+impl SplitHash {
+    /// The scheme new versions are published with.
+    pub const CURRENT: SplitHash = SplitHash::Sip13;
+
+    /// The name stored with a version.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitHash::Fnv1a => "fnv1a",
+            SplitHash::Sip13 => "sip13",
+        }
+    }
+
+    /// The scheme of a stored name; `None` for a version stored without one (published
+    /// before schemes were recorded), which is [`SplitHash::Fnv1a`].
+    pub fn from_stored(name: Option<&str>) -> Result<Self, String> {
+        match name {
+            None | Some("fnv1a") => Ok(SplitHash::Fnv1a),
+            Some("sip13") => Ok(SplitHash::Sip13),
+            Some(other) => Err(format!("unknown split hash scheme {other:?}")),
+        }
+    }
+
+    /// The hash of `parts` under this scheme.
+    pub fn hash(self, parts: &[&str]) -> u64 {
+        match self {
+            SplitHash::Fnv1a => fnv1a(parts),
+            SplitHash::Sip13 => stable_hash(parts),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -78,5 +175,48 @@ mod tests {
     fn stable_hash_separates_parts() {
         assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
         assert_eq!(stable_hash(&["x"]), stable_hash(&["x"]));
+        assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
+    }
+
+    #[test]
+    fn hashes_are_fixed_across_builds() {
+        // Recorded values: a change here moves every profile's split branch.
+        assert_eq!(fnv1a(&["j", "1", "ab", "p0"]), 17_025_873_239_433_196_555);
+        assert_eq!(
+            stable_hash(&["j", "1", "ab", "p0"]),
+            11_916_665_212_589_636_929
+        );
+    }
+
+    #[test]
+    fn text_ids_are_printable_and_bounded() {
+        assert!(check_text_id("u-001 é", "profile_id").is_ok());
+        assert!(
+            check_text_id("a\u{0}b", "profile_id")
+                .unwrap_err()
+                .contains("U+0000")
+        );
+        assert!(
+            check_text_id("a\u{7f}", "type")
+                .unwrap_err()
+                .contains("U+007F")
+        );
+        assert!(check_text_id("a\nb", "type").is_err());
+        assert!(check_text_id("  ", "type").unwrap_err().contains("empty"));
+        assert!(
+            check_text_id(&"x".repeat(257), "id")
+                .unwrap_err()
+                .contains("256")
+        );
+        assert!(check_text_id(&"x".repeat(256), "id").is_ok());
+    }
+
+    #[test]
+    fn schemes_round_trip_through_their_stored_names() {
+        for s in [SplitHash::Fnv1a, SplitHash::Sip13] {
+            assert_eq!(SplitHash::from_stored(Some(s.as_str())), Ok(s));
+        }
+        assert_eq!(SplitHash::from_stored(None), Ok(SplitHash::Fnv1a));
+        assert!(SplitHash::from_stored(Some("md5")).is_err());
     }
 }

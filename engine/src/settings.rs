@@ -46,8 +46,13 @@ pub struct PluginSettings {
     pub max_concurrent_calls: u32,
     /// Memory of a plugin whose manifest names none, in MiB.
     pub default_memory_mb: u64,
-    /// Highest memory a manifest may ask for, in MiB.
+    /// Highest memory a manifest may ask for, in MiB (the one maximum of
+    /// `limits.memory_mb`).
     pub max_memory_mb: u64,
+    /// Memory all running plugin calls may hold at once, in MiB: each call counts its
+    /// plugin's whole memory limit while it runs, and calls wait for room rather than
+    /// exceed the budget (a plugin allowed more than the budget runs alone).
+    pub memory_budget_mb: u64,
     /// Time per call of a plugin whose manifest names none, in milliseconds.
     pub default_timeout_ms: u64,
     /// Result size of a plugin whose manifest names none, in bytes.
@@ -84,6 +89,7 @@ impl Default for PluginSettings {
             max_concurrent_calls: 64,
             default_memory_mb: 64,
             max_memory_mb: 1024,
+            memory_budget_mb: 4096,
             default_timeout_ms: 5_000,
             default_max_output_bytes: 1024 * 1024,
             max_wasm_stack_bytes: 512 * 1024,
@@ -202,8 +208,8 @@ impl Default for Settings {
             max_event_bytes: 64 * 1024,
             max_batch_events: 1_000,
             max_plugin_bytes: 64 * 1024 * 1024,
-            max_journey_bytes: 1024 * 1024,
-            max_journey_nodes: 500,
+            max_journey_bytes: 4 * 1024 * 1024,
+            max_journey_nodes: 10_000,
             max_profile_bytes: 256 * 1024,
             partitions: 8,
             partition_batch: 512,

@@ -32,6 +32,12 @@ pub enum JourneyCommand {
         /// Audiences and capping rules the journeys may refer to (repeatable).
         #[arg(long = "resources", value_name = "FILE")]
         resources: Vec<PathBuf>,
+        /// The engine's `max_journey_nodes`, when it is not the default.
+        #[arg(long, env = "PARCOURS_MAX_JOURNEY_NODES")]
+        max_journey_nodes: Option<usize>,
+        /// The engine's `max_steps_per_activation`, when it is not the default.
+        #[arg(long, env = "PARCOURS_MAX_STEPS_PER_ACTIVATION")]
+        max_steps_per_activation: Option<u32>,
     },
     /// Upload a definition as the draft of its journey and publish it.
     Publish {
@@ -74,6 +80,12 @@ pub enum JourneyCommand {
         /// Audiences and capping rules (repeatable).
         #[arg(long = "resources", value_name = "FILE")]
         resources: Vec<PathBuf>,
+        /// The engine's `max_journey_nodes`, when it is not the default.
+        #[arg(long, env = "PARCOURS_MAX_JOURNEY_NODES")]
+        max_journey_nodes: Option<usize>,
+        /// The engine's `max_steps_per_activation`, when it is not the default.
+        #[arg(long, env = "PARCOURS_MAX_STEPS_PER_ACTIVATION")]
+        max_steps_per_activation: Option<u32>,
     },
     /// Replay the events a running engine recorded between two times against the
     /// journey's draft and a published version; lists the profiles whose path changes.
@@ -202,6 +214,19 @@ fn journey_id(path: &Path, def: &JourneyDef) -> String {
     })
 }
 
+/// The engine's settings with the graph limits the command was given (offline commands
+/// validate as the engine they stand in for would).
+fn graph_settings(max_journey_nodes: Option<usize>, max_steps: Option<u32>) -> Settings {
+    let mut settings = Settings::default();
+    if let Some(n) = max_journey_nodes {
+        settings.max_journey_nodes = n;
+    }
+    if let Some(n) = max_steps {
+        settings.max_steps_per_activation = n.max(1);
+    }
+    settings
+}
+
 pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         JourneyCommand::Validate {
@@ -209,8 +234,10 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             plugin_dirs,
             builtin_plugins,
             resources,
+            max_journey_nodes,
+            max_steps_per_activation,
         } => {
-            let settings = Settings::default();
+            let settings = graph_settings(max_journey_nodes, max_steps_per_activation);
             let (actions, external) =
                 offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
             let exprs = ExprEngine::with_functions(&settings.expr, external);
@@ -273,8 +300,10 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             plugin_dirs,
             builtin_plugins,
             resources,
+            max_journey_nodes,
+            max_steps_per_activation,
         } => {
-            let settings = Settings::default();
+            let settings = graph_settings(max_journey_nodes, max_steps_per_activation);
             let (actions, external) =
                 offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
             let text = std::fs::read(&journey)

@@ -57,6 +57,16 @@ pub struct ServeArgs {
     /// Most events in one batch request.
     #[arg(long, env = "PARCOURS_MAX_BATCH_EVENTS")]
     max_batch_events: Option<usize>,
+    /// Largest journey definition, in bytes.
+    #[arg(long, env = "PARCOURS_MAX_JOURNEY_BYTES")]
+    max_journey_bytes: Option<usize>,
+    /// Most nodes in one journey.
+    #[arg(long, env = "PARCOURS_MAX_JOURNEY_NODES")]
+    max_journey_nodes: Option<usize>,
+    /// Most nodes an instance may pass in one activation (without a wait or reaction);
+    /// validation refuses journeys with a longer path.
+    #[arg(long, env = "PARCOURS_MAX_STEPS_PER_ACTIVATION")]
+    max_steps_per_activation: Option<u32>,
     /// Operations one expression evaluation may perform.
     #[arg(long, env = "PARCOURS_EXPR_MAX_OPERATIONS")]
     expr_max_operations: Option<u64>,
@@ -151,6 +161,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.max_batch_events {
         settings.max_batch_events = n;
+    }
+    if let Some(n) = args.max_journey_bytes {
+        settings.max_journey_bytes = n;
+    }
+    if let Some(n) = args.max_journey_nodes {
+        settings.max_journey_nodes = n;
+    }
+    if let Some(n) = args.max_steps_per_activation {
+        settings.max_steps_per_activation = n.max(1);
     }
     if let Some(n) = args.expr_max_operations {
         settings.expr.max_operations = n;

@@ -755,3 +755,202 @@ async fn incremental_runs_only_take_new_members_and_stop_at_until() {
     );
     assert_eq!(entered_at(&t.instances("d").await, "daily_news").len(), 1);
 }
+
+/// Identity stitching: a profile made by anonymous Segment calls is merged into the
+/// known profile when an `identify` names both ids (posted where `@segment/analytics-node`
+/// posts: `/v1/batch`, `/v1/identify` at the engine's root), or by an `alias` call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_profile_is_merged_into_the_identified_one() {
+    let t = TestEngine::start_with(|s| {
+        crate::support::with_plugins(s);
+        s.segment_write_keys = vec!["wk".into()];
+    })
+    .await;
+    t.publish_examples().await;
+    let segment = |path: &str, body: Value| {
+        let request = t
+            .client
+            .post(t.url(path))
+            .basic_auth("wk", Some(""))
+            .json(&body);
+        async move {
+            let r = request.send().await.expect("segment call");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+
+    // Anonymous browsing: traits, a list membership, a sign-up that enters `welcome`.
+    segment("/v1/batch", json!({"batch": [
+        {"type": "identify", "anonymousId": "anon-9", "traits": {"color": "blue", "tier": "silver"}},
+        {"type": "track", "anonymousId": "anon-9", "event": "signup", "properties": {"first_name": "Kay"}},
+    ]}))
+    .await;
+    let anonymous = t.instance_in("anon-9", "welcome", "waiting").await;
+    t.post_json(
+        "/v1/audiences/beta_testers/members",
+        &json!({"add": ["anon-9"]}),
+    )
+    .await;
+    // The known profile, with its own tier.
+    t.post_or_put(
+        Method::PUT,
+        "/v1/profiles/kay",
+        &json!({"attributes": {"tier": "gold"}}),
+    )
+    .await;
+
+    // The user logs in.
+    segment(
+        "/v1/identify",
+        json!({"userId": "kay", "anonymousId": "anon-9", "traits": {"email": "kay@example.com"}}),
+    )
+    .await;
+    assert_eq!(t.get("/v1/profiles/anon-9").await.0, 404, "merged away");
+    let (_, kay) = t.get("/v1/profiles/kay").await;
+    assert_eq!(
+        kay["attributes"],
+        json!({"tier": "gold", "color": "blue", "email": "kay@example.com"}),
+        "the known profile's attributes win: {kay}"
+    );
+    assert_eq!(
+        kay["aliases"],
+        json!({"anonymous_id": "anon-9", "email": "kay@example.com"})
+    );
+    assert_eq!(kay["audiences"], json!(["beta_testers", "gold"]), "{kay}");
+
+    // The anonymous welcome instance moved: same node, same data, a new id.
+    let moved = t.instance_in("kay", "welcome", "waiting").await;
+    assert_ne!(moved["id"], anonymous["id"]);
+    assert_eq!(moved["node"], anonymous["node"]);
+    assert_eq!(moved["data"]["event"]["data"]["first_name"], "Kay");
+    let steps = t.steps(moved["id"].as_str().unwrap()).await;
+    assert_eq!(steps[0]["code"], "PROFILE_MERGED", "{steps:?}");
+    let ended = t.steps(anonymous["id"].as_str().unwrap()).await;
+    let last = ended.last().expect("steps");
+    assert_eq!(
+        (&last["status"], &last["code"]),
+        (&json!("ended"), &json!("PROFILE_MERGED"))
+    );
+    // Its timer runs on: two days later it goes on for the known profile.
+    t.advance(jiff::Span::new().days(2).hours(1));
+    let done = t.instance_in("kay", "welcome", "completed").await;
+    assert_eq!(done["id"], moved["id"]);
+    // A later anonymous call reaches the known profile.
+    segment(
+        "/v1/track",
+        json!({"anonymousId": "anon-9", "event": "order_placed", "messageId": "o-1"}),
+    )
+    .await;
+    let order = t.processed("o-1").await;
+    assert_eq!(order["profile_id"], "kay", "{order}");
+
+    // Both in the same journey: the known profile keeps its own instance; the merged
+    // one's ends.
+    segment(
+        "/v1/batch",
+        json!({"batch": [
+            {"type": "track", "anonymousId": "anon-10", "event": "signup"},
+            {"type": "track", "userId": "lee", "event": "signup"},
+        ]}),
+    )
+    .await;
+    let theirs = t.instance_in("anon-10", "welcome", "waiting").await;
+    let own = t.instance_in("lee", "welcome", "waiting").await;
+    segment(
+        "/v1/alias",
+        json!({"userId": "lee", "previousId": "anon-10"}),
+    )
+    .await;
+    let live: Vec<Value> = t
+        .instances("lee")
+        .await
+        .into_iter()
+        .filter(|i| i["journey_id"] == "welcome" && i["status"] == "waiting")
+        .collect();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["id"], own["id"]);
+    let ended = t.steps(theirs["id"].as_str().unwrap()).await;
+    assert_eq!(ended.last().unwrap()["code"], "PROFILE_MERGED");
+
+    // The same through the API, with its errors.
+    let (status, err) = t
+        .post_json("/v1/profiles/lee/merge", &json!({"from": "nobody"}))
+        .await;
+    assert_eq!(
+        (status, err["location"].as_str()),
+        (404, Some("from")),
+        "{err}"
+    );
+    let (status, err) = t
+        .post_json("/v1/profiles/lee/merge", &json!({"from": "lee"}))
+        .await;
+    assert_eq!(
+        (status, err["location"].as_str()),
+        (400, Some("from")),
+        "{err}"
+    );
+    t.post_or_put(
+        Method::PUT,
+        "/v1/profiles/guest",
+        &json!({"attributes": {"cart": 3}}),
+    )
+    .await;
+    let (status, lee) = t
+        .post_json("/v1/profiles/lee/merge", &json!({"from": "guest"}))
+        .await;
+    assert_eq!(status, 200, "{lee}");
+    assert_eq!(lee["attributes"]["cart"], 3, "{lee}");
+}
+
+/// A merge is two commits in two partitions; one recorded by the first and not applied
+/// by the second (a crash between them) is applied when the engine starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_left_half_done_by_a_crash_is_applied_at_start() {
+    use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
+    use parcours_engine::store::{ProfileMerge, Store, WriteBatch};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crashed.db");
+    let at: jiff::Timestamp = crate::support::START.parse().unwrap();
+    {
+        let store = SqliteStore::open(
+            &path,
+            StoreOptions::from(&parcours_engine::Settings::default()),
+        )
+        .expect("store");
+        let merge = ProfileMerge {
+            id: "m-1".into(),
+            from: "anon-1".into(),
+            into: "known".into(),
+            at,
+            attributes: json!({"color": "red"}),
+            timezone: Some("Asia/Tokyo".into()),
+            aliases: [("anonymous_id".to_string(), "anon-1".to_string())].into(),
+            lists: Vec::new(),
+            capping: Vec::new(),
+            instances: Vec::new(),
+        };
+        store
+            .commit(std::sync::Arc::new(WriteBatch {
+                merges: vec![merge],
+                ..WriteBatch::default()
+            }))
+            .await
+            .expect("commit");
+    }
+    let t = TestEngine::start_with(|s| s.db_path = path.clone()).await;
+    let (status, known) = t.get("/v1/profiles/known").await;
+    assert_eq!(status, 200, "{known}");
+    assert_eq!(known["attributes"], json!({"color": "red"}));
+    assert_eq!(known["timezone"], "Asia/Tokyo");
+    assert_eq!(known["aliases"], json!({"anonymous_id": "anon-1"}));
+    let left = t
+        .engine
+        .runtime()
+        .store()
+        .pending_merges()
+        .await
+        .expect("read");
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -75,3 +75,94 @@ async fn versions_list_stop_and_profiles() {
     let (_, health) = t.get("/healthz").await;
     assert_eq!(health["status"], "ok");
 }
+
+/// A profile keeps its split branch when it enters the same version again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_keeps_its_split_branch_on_reentry() {
+    let t = TestEngine::start().await;
+    let def = "entry: {type: event, event: e}\nstart: ab\nnodes:\n  ab: {type: split, branches: [{weight: 10, next: a}, {weight: 30, next: b}, {weight: 60, next: c}]}\n  a: {type: end}\n  b: {type: end}\n  c: {type: end}\nproperties: {reentrance: {mode: always}}\n";
+    t.publish("ab", def).await;
+    let branch_of = |steps: &[serde_json::Value]| {
+        steps
+            .iter()
+            .find(|s| s["node"] == "ab")
+            .map(|s| s["detail"]["branch"].clone())
+            .expect("a split step")
+    };
+    for round in 0..2 {
+        for p in 0..12 {
+            let e = t.event("e", &format!("u{p:06}"), json!({})).await;
+            t.processed(&e).await;
+        }
+        if round == 1 {
+            for p in 0..12 {
+                let instances = t.instances(&format!("u{p:06}")).await;
+                assert_eq!(instances.len(), 2, "{instances:?}");
+                let mut branches = Vec::new();
+                for i in &instances {
+                    branches.push(branch_of(&t.steps(i["id"].as_str().unwrap()).await));
+                }
+                assert_eq!(branches[0], branches[1], "u{p:06}: {branches:?}");
+            }
+        }
+    }
+}
+
+/// Re-entrance periods and capping windows count in event time: a late event is judged
+/// by when it happened, not by when it arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reentrance_and_capping_count_in_event_time() {
+    let t = TestEngine::start().await;
+    let now = t.now();
+    let ago = |hours: i64| {
+        now.checked_sub(Span::new().hours(hours))
+            .expect("time")
+            .to_string()
+    };
+    let t = &t;
+    let send = |profile: &str, journey_event: &str, at: String| {
+        let body = json!({"type": journey_event, "profile_id": profile, "timestamp": at});
+        async move {
+            let (status, answer) = t.post_json("/v1/events", &body).await;
+            assert_eq!(status, 202, "{answer}");
+            let id = answer["events"][0]["id"].as_str().unwrap().to_string();
+            let event = t.processed(&id).await;
+            event["steps"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["node"] == "entry").cloned())
+                .map(|s| (s["status"].clone(), s["code"].clone()))
+                .expect("an entry step")
+        }
+    };
+    let entered = (json!("entered"), serde_json::Value::Null);
+    let refused = |code: &str| (json!("discarded"), json!(code));
+
+    // Re-entrance after one hour.
+    t.publish("once_an_hour", "entry: {type: event, event: visit}\nstart: a\nnodes:\n  a: {type: end}\nproperties: {reentrance: {mode: after, wait: PT1H}}\n").await;
+    assert_eq!(send("ann", "visit", now.to_string()).await, entered);
+    // Happened 30 minutes before the last entry: too close, though it arrives now.
+    let half_hour_ago = now
+        .checked_sub(Span::new().minutes(30))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        send("ann", "visit", half_hour_ago).await,
+        refused("REENTRANCE_BLOCKED")
+    );
+    // Happened two hours before it, delivered late: far enough apart.
+    assert_eq!(send("ann", "visit", ago(2)).await, entered);
+
+    // At most one entry a day by a capping rule.
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/capping-rules/daily",
+            &json!({"max": 1, "period": "P1D"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    t.publish("daily", "entry: {type: event, event: promo}\nstart: a\nnodes:\n  a: {type: end}\nproperties: {reentrance: {mode: always}, capping: [daily]}\n").await;
+    assert_eq!(send("bob", "promo", now.to_string()).await, entered);
+    assert_eq!(send("bob", "promo", ago(12)).await, refused("CAPPED"));
+    assert_eq!(send("bob", "promo", ago(48)).await, entered);
+}

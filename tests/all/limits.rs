@@ -208,14 +208,34 @@ properties: {reentrance: {mode: always}}
         "{body}"
     );
 
-    // Steps per activation: a chain of conditions longer than the limit fails the step.
+    // Steps per activation: a chain of conditions longer than the limit is refused at
+    // validation, at the node where an instance would fail, naming the setting.
     let chain = "entry: {type: event, event: go}\nstart: a\nnodes:\n  a: {type: condition, branches: [{when: 'true', next: b}]}\n  b: {type: condition, branches: [{when: 'true', next: c}]}\n  c: {type: end}\n";
     let t2 = TestEngine::start_with(|s| s.max_steps_per_activation = 2).await;
-    t2.publish("chain", chain).await;
-    let e = t2.event("go", "p", json!({})).await;
-    t2.processed(&e).await;
-    let inst = t2.instance_in("p", "chain", "failed").await;
-    assert_eq!(inst["end_reason"], "STEP_LIMIT", "{inst}");
+    let (code, body) = t2.validate(chain).await;
+    assert_eq!(
+        (code, body["location"].as_str()),
+        (422, Some("nodes.c")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_steps_per_activation"),
+        "{body}"
+    );
+    // With a wait on the way, the same chain runs.
+    let paused = chain.replace(
+        "  b: {type: condition, branches: [{when: 'true', next: c}]}",
+        "  b: {type: wait, duration: PT1M, next: c}",
+    );
+    t2.publish("chain", &paused).await;
+    t2.event("go", "p", json!({})).await;
+    t2.instance_in("p", "chain", "waiting").await;
+    t2.advance(jiff::Span::new().minutes(2));
+    let inst = t2.instance_in("p", "chain", "completed").await;
+    assert_eq!(inst["end_reason"], "COMPLETED", "{inst}");
 
     // What was accepted before is all there.
     let e = t.event("e", "after", json!({"kind": "none"})).await;
@@ -225,4 +245,71 @@ properties: {reentrance: {mode: always}}
         Some(i)
     })
     .await;
+}
+
+/// A journey of 10,000 nodes (the default `max_journey_nodes`): a chain of conditions
+/// with a wait every 150 nodes, so no activation passes more than
+/// `max_steps_per_activation` (200). It validates, publishes, and an event runs it to its
+/// last node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_node_journey_validates_publishes_and_runs_its_longest_path() {
+    const NODES: usize = 10_000;
+    let t = TestEngine::start_with(|_| {}).await;
+    let mut nodes = serde_json::Map::new();
+    let last = NODES - 2;
+    for i in 0..last {
+        let next = format!("n{}", i + 1);
+        let node = if i % 150 == 149 {
+            json!({"type": "wait", "duration": "PT1M", "next": next})
+        } else {
+            json!({"type": "condition", "branches": [{"when": "event.data.walk == true", "next": next}], "otherwise": "off"})
+        };
+        nodes.insert(format!("n{i}"), node);
+    }
+    nodes.insert(format!("n{last}"), json!({"type": "end"}));
+    nodes.insert("off".into(), json!({"type": "end"}));
+    assert_eq!(nodes.len(), NODES);
+    let waits = last / 150;
+    let def = json!({
+        "entry": {"type": "event", "event": "go"},
+        "start": "n0",
+        "nodes": nodes,
+    })
+    .to_string();
+    let (code, body) = t.validate(&def).await;
+    assert_eq!(
+        code,
+        200,
+        "{}",
+        &body.to_string()[..body.to_string().len().min(500)]
+    );
+    t.publish("huge", &def).await;
+
+    let e = t.event("go", "walker", json!({"walk": true})).await;
+    t.processed(&e).await;
+    let mut instance = t.instance_in("walker", "huge", "waiting").await;
+    for _ in 0..waits {
+        let at = instance["node"].clone();
+        t.advance(jiff::Span::new().minutes(1));
+        instance = eventually(|| async {
+            let i = t
+                .instances("walker")
+                .await
+                .into_iter()
+                .find(|i| i["journey_id"] == "huge")?;
+            (i["node"] != at).then_some(i)
+        })
+        .await;
+    }
+    assert_eq!(instance["status"], "completed", "{instance}");
+    assert_eq!(instance["node"], format!("n{last}"), "{instance}");
+    let steps = t.steps(instance["id"].as_str().unwrap()).await;
+    // The entry, every node of the chain, each wait twice (waiting, then passed), and
+    // the ending.
+    assert_eq!(steps.len(), 1 + (last + 1) + waits + 1, "{}", steps.len());
+    let end = &steps[steps.len() - 1];
+    assert_eq!(
+        (&end["status"], &end["code"]),
+        (&json!("ended"), &json!("COMPLETED"))
+    );
 }

@@ -130,6 +130,15 @@ properties: {{reentrance: {{mode: always}}}}
             .map(|(_, v)| v.clone())
     };
     assert_eq!(header("x-source").as_deref(), Some("parcours"));
+    // The body is sent with its length, not chunked: receivers that do not read chunked
+    // bodies (Python's http.server, some gateways) get it whole.
+    let body_len = serde_json::to_vec(&r.body).unwrap().len();
+    assert_eq!(
+        header("content-length"),
+        Some(body_len.to_string()),
+        "{r:?}"
+    );
+    assert_eq!(header("transfer-encoding"), None, "{r:?}");
     let key = header("idempotency-key").expect("idempotency key header");
     assert!(key.starts_with(done["id"].as_str().unwrap()), "{key}");
     let steps = t.steps(done["id"].as_str().unwrap()).await;
@@ -139,7 +148,7 @@ properties: {{reentrance: {{mode: always}}}}
 }
 
 /// Calls in flight at a slow server: in all, at most at once, and per profile.
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct InFlight {
     now: usize,
     most: usize,
@@ -149,8 +158,9 @@ struct InFlight {
     overlapped: Vec<String>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_calls_of_different_profiles_overlap_and_those_of_one_profile_do_not() {
+/// Eight webhook calls to a slow local server (200 ms each), two for each of four
+/// profiles, through one partition; what the server saw in flight.
+async fn slow_calls(tune: impl FnOnce(&mut parcours_engine::Settings)) -> InFlight {
     async fn slow(
         State(seen): State<Arc<Mutex<InFlight>>>,
         Path(profile): Path<String>,
@@ -182,6 +192,7 @@ async fn slow_calls_of_different_profiles_overlap_and_those_of_one_profile_do_no
     let t = TestEngine::start_with(|s| {
         with_plugins(s);
         s.partitions = 1;
+        tune(s);
     })
     .await;
     let def = format!(
@@ -205,7 +216,12 @@ properties: {{reentrance: {{mode: always}}}}
     let (code, body) = t.post_json("/v1/events", &json!({"events": events})).await;
     assert_eq!(code, 202, "{body}");
     crate::support::eventually(|| async { (seen.lock().unwrap().done == 8).then_some(()) }).await;
-    let s = seen.lock().unwrap();
+    std::mem::take(&mut *seen.lock().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_calls_of_different_profiles_overlap_and_those_of_one_profile_do_not() {
+    let s = slow_calls(|_| {}).await;
     assert!(
         s.most >= 2,
         "the calls of different profiles waited for each other (at most {} at once)",
@@ -215,6 +231,19 @@ properties: {{reentrance: {{mode: always}}}}
         s.overlapped.is_empty(),
         "one profile had two calls at once: {:?}",
         s.overlapped
+    );
+}
+
+/// The engine-wide plugin memory budget: the webhook plugin may use 32 MiB a call, so a
+/// budget of 64 MiB lets two calls run at once; the others wait for room, and all run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_wait_for_room_in_the_plugin_memory_budget() {
+    let s = slow_calls(|s| s.plugins.memory_budget_mb = 64).await;
+    assert_eq!(s.done, 8);
+    assert!(
+        s.most <= 2,
+        "{} calls of 32 MiB ran at once within a 64 MiB budget",
+        s.most
     );
 }
 
@@ -341,8 +370,10 @@ async fn hostile_guests_fail_alone_with_clear_codes_while_healthy_journeys_run()
         ("loop", "PLUGIN_TIMEOUT", None),
         ("memory", "PLUGIN_MEMORY_LIMIT", None),
         ("recursion", "PLUGIN_STACK_OVERFLOW", None),
+        ("deep_stack", "PLUGIN_TRAP", None),
         ("trap", "PLUGIN_TRAP", None),
         ("big_output", "PLUGIN_OUTPUT_TOO_LARGE", None),
+        ("huge_output", "PLUGIN_OUTPUT_TOO_LARGE", None),
         (
             "http",
             "PLUGIN_HTTP_DENIED",
@@ -378,6 +409,10 @@ async fn hostile_guests_fail_alone_with_clear_codes_while_healthy_journeys_run()
             "file" => assert!(message.contains("/etc/passwd"), "{message}"),
             "env" => assert!(message.contains("HOME"), "{message}"),
             "http" => assert!(message.contains("not-allowed.invalid"), "{message}"),
+            "deep_stack" => assert!(message.contains("linear memory"), "{message}"),
+            "huge_output" | "big_output" => {
+                assert!(message.contains("max_output_bytes"), "{message}")
+            }
             _ => {}
         }
     }
@@ -499,6 +534,29 @@ async fn plugins_upload_list_inspect_and_reject_bad_input() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["location"], "version");
+    // Memory over the engine's one maximum: one message, naming the setting.
+    for mb in [2048, 8192] {
+        let greedy = format!(
+            "name = \"echo\"\nversion = \"4.0.0\"\nkind = \"action\"\n[limits]\nmemory_mb = {mb}\n"
+        );
+        let (status, body) = t
+            .post_or_put(
+                reqwest::Method::PUT,
+                "/v1/plugins/echo",
+                &json!({"manifest": greedy, "component": b64}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["code"], "INVALID_MANIFEST");
+        assert_eq!(body["location"], "limits.memory_mb");
+        assert_eq!(
+            body["message"],
+            format!(
+                "invalid manifest: limits.memory_mb: {mb} MiB is more than this engine allows (1024 MiB, plugins.max_memory_mb)"
+            ),
+            "{body}"
+        );
+    }
     // A functions component declared as an action does not fit the world.
     let wrong_kind = "name = \"echo\"\nversion = \"3.0.0\"\nkind = \"data-source\"\n";
     let (status, body) = t

@@ -172,7 +172,7 @@ async fn bad_events_get_4xx_with_location_and_batches_are_all_or_nothing() {
     let (status, body) = t
         .post_json("/v1/events", &json!({"type": "", "profile_id": "x"}))
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert_eq!(body["location"], "type");
 
     let big = "x".repeat(2048);
@@ -233,4 +233,210 @@ async fn oversized_bodies_and_bad_profiles_are_rejected() {
     assert_eq!(body["location"], "attributes");
     assert_eq!(t.get("/v1/profiles/p").await.0, 404);
     assert_eq!(t.get("/v1/nothing/here").await.0, 404);
+}
+
+/// Every bad input of the correctness review: its status, code and location, and an
+/// answer in the JSON error shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_is_answered_with_its_status_code_and_location() {
+    let t = TestEngine::start_with(|s| {
+        s.expr.max_source_bytes = 64 * 1024;
+        s.segment_write_keys = vec!["wk".into()];
+    })
+    .await;
+    let long_id = "p".repeat(100 * 1024);
+    let long_event = format!(r#"{{"type": "signup", "profile_id": "{long_id}"}}"#);
+    let nested = |n: usize| {
+        format!(
+            "entry: {{type: event, event: e, when: '{}true{}'}}\nstart: a\nnodes:\n  a: {{type: end}}\n",
+            "(".repeat(n),
+            ")".repeat(n)
+        )
+    };
+    let deep_ok = nested(64);
+    let deep_bad = nested(65);
+    // A 40 KB expression with a fault at its end.
+    let huge_expr = format!(
+        "entry: {{type: event, event: e, when: '{} &&'}}\nstart: a\nnodes:\n  a: {{type: end}}\n",
+        vec!["event.data.amount > 1"; 1_900].join(" && ")
+    );
+    type Case<'a> = (&'a str, &'a str, &'a [u8], u16, &'a str, &'a str);
+    let cases: &[Case] = &[
+        // (method, path, body, status, code, location)
+        (
+            "POST",
+            "/v1/events",
+            br#"{"profile_id": "a"}"#,
+            400,
+            "INVALID_REQUEST",
+            "type",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            br#"[{"type": "a", "profile_id": "x"}, {"profile_id": "a"}]"#,
+            400,
+            "INVALID_REQUEST",
+            "[1].type",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            br#"{"events": [{"type": "a", "profile_id": "x"}, {"profile_id": "a"}]}"#,
+            400,
+            "INVALID_REQUEST",
+            "events[1].type",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            br#"{"type": "a", "profile_"#,
+            400,
+            "INVALID_REQUEST",
+            "line 1 column 23",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            br#"{"type": "a", "profile_id": "#,
+            400,
+            "INVALID_REQUEST",
+            "profile_id",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            b"{\"type\": \"signup\", \"profile_id\": \"a\\u0000b\"}",
+            422,
+            "INVALID_EVENT",
+            "profile_id",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            b"[{\"type\": \"sign\\u0000up\", \"profile_id\": \"a\"}]",
+            422,
+            "INVALID_EVENT",
+            "[0].type",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            b"{\"type\": \"signup\", \"profile_id\": \"a\\nb\"}",
+            422,
+            "INVALID_EVENT",
+            "profile_id",
+        ),
+        ("DELETE", "/v1/events", b"", 405, "METHOD_NOT_ALLOWED", ""),
+        (
+            "PATCH",
+            "/v1/journeys/x/publish",
+            b"{}",
+            405,
+            "METHOD_NOT_ALLOWED",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            br#"{"type": "signup", "profile_id": "a", "data": "text"}"#,
+            422,
+            "INVALID_EVENT",
+            "data",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            br#"{"type": "signup", "profile_id": "a", "data": 5}"#,
+            422,
+            "INVALID_EVENT",
+            "data",
+        ),
+        (
+            "POST",
+            "/v1/business-events",
+            br#"{"type": "stock", "data": [1]}"#,
+            422,
+            "INVALID_EVENT",
+            "data",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            long_event.as_bytes(),
+            422,
+            "INVALID_EVENT",
+            "profile_id",
+        ),
+        (
+            "PUT",
+            "/v1/profiles/a%00b",
+            br#"{"attributes": {}}"#,
+            422,
+            "INVALID_PROFILE",
+            "id",
+        ),
+        (
+            "PATCH",
+            "/v1/profiles/a",
+            b"{\"aliases\": {\"email\": \"a\\u0000@x.com\"}}",
+            400,
+            "INVALID_PROFILE",
+            "aliases.email",
+        ),
+        (
+            "POST",
+            "/v1/segment/track",
+            b"{\"writeKey\": \"wk\", \"userId\": \"u\\u0000\", \"event\": \"e\"}",
+            422,
+            "INVALID_SEGMENT_CALL",
+            "userId",
+        ),
+        (
+            "POST",
+            "/v1/journeys/validate",
+            b"{\"start\": \"a\",",
+            400,
+            "INVALID_JOURNEY",
+            "line 1 column 14",
+        ),
+    ];
+    for (method, path, body, status, code, location) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let body = (!body.is_empty()).then_some(*body);
+        let (got, answer) = t.send(method.clone(), path, body, "application/json").await;
+        let case = format!("{method} {path}");
+        assert_eq!(got, *status, "{case}: {answer}");
+        assert_eq!(answer["code"], *code, "{case}: {answer}");
+        assert!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{case}: {answer}"
+        );
+        let at = answer["location"].as_str().unwrap_or("");
+        assert_eq!(at, *location, "{case}: {answer}");
+    }
+    // The depth limit is what the setting says (64 brackets pass), and names it.
+    let (status, body) = t.validate(&deep_ok).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = t.validate(&deep_bad).await;
+    assert_eq!(
+        (status, body["location"].as_str()),
+        (422, Some("entry.when")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expr.max_expr_depth"),
+        "{body}"
+    );
+    // A fault in a 40 KB expression quotes a bounded excerpt, not the expression twice.
+    let (status, body) = t.validate(&huge_expr).await;
+    assert_eq!(status, 422, "{body}");
+    let text = body.to_string();
+    assert!(text.len() < 2_000, "{} bytes: {}", text.len(), &text[..300]);
+    assert!(text.contains('…'), "{text}");
+    // Nothing of the refused requests was stored.
+    assert_eq!(t.get("/v1/profiles/a").await.0, 404);
 }

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import segment.analytics as analytics
@@ -86,6 +87,24 @@ def main():
                        if i["journey_id"] == "welcome"][0]
             assert welcome["data"]["event"]["data"]["first_name"] == "Py", welcome
             print("segment client: identify and track entered %s" % sorted(names))
+
+            # Identity stitching: a sign-up tracked anonymously, then the user identifies.
+            client.track(anonymous_id="py-anon-2", event="signup", properties={"first_name": "Anon"})
+            client.identify("py-user-2", {"email": "py2@example.com"}, anonymous_id="py-anon-2")
+            client.flush()
+            if errors:
+                raise SystemExit("the Segment client reported errors: %s" % errors)
+            try:
+                get(base, "/v1/profiles/py-anon-2")
+                raise SystemExit("the anonymous profile was not merged into py-user-2")
+            except urllib.error.HTTPError as e:
+                assert e.code == 404, e
+            merged = get(base, "/v1/profiles/py-user-2")
+            assert merged["aliases"] == {"anonymous_id": "py-anon-2", "email": "py2@example.com"}, merged
+            moved = [i for i in get(base, "/v1/profiles/py-user-2/instances")["instances"]
+                     if i["journey_id"] == "welcome"]
+            assert moved and moved[0]["data"]["event"]["data"]["first_name"] == "Anon", moved
+            print("segment client: the anonymous sign-up was merged into the identified user")
         finally:
             proc.terminate()
             proc.wait(timeout=30)

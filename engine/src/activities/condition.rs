@@ -112,7 +112,7 @@ impl Activity for Condition {
                     return Outcome::goto(branch.next).with_detail(json!({
                         "branch": i,
                         "label": branch.label,
-                        "when": branch.when.source(),
+                        "when": branch.when.excerpt(),
                     }));
                 }
                 Ok(false) => {}

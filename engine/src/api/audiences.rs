@@ -200,13 +200,11 @@ pub async fn change_members(
         parse_json(&bytes)?
     };
     for (field, ids) in [("add", &changes.add), ("remove", &changes.remove)] {
-        if let Some(i) = ids.iter().position(|id| id.is_empty() || id.len() > 256) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                "a profile id has 1 to 256 bytes",
-            )
-            .at(format!("{field}[{i}]")));
+        for (i, id) in ids.iter().enumerate() {
+            crate::ids::check_text_id(id, "profile id").map_err(|message| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST", message)
+                    .at(format!("{field}[{i}]"))
+            })?;
         }
     }
     let mut ops = Vec::new();

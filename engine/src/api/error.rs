@@ -75,13 +75,22 @@ impl ApiError {
     }
 
     pub fn invalid_definition(problems: Problems) -> Self {
+        Self::invalid("INVALID_JOURNEY", "invalid journey", problems)
+    }
+
+    /// 422 `INVALID_MANIFEST`: a plugin manifest with located problems.
+    pub fn invalid_manifest(problems: Problems) -> Self {
+        Self::invalid("INVALID_MANIFEST", "invalid manifest", problems)
+    }
+
+    fn invalid(code: &'static str, what: &str, problems: Problems) -> Self {
         let first = problems.first().cloned();
         let message = match &first {
-            Some(p) if problems.0.len() == 1 => format!("invalid journey: {p}"),
-            Some(p) => format!("invalid journey: {p} (and {} more)", problems.0.len() - 1),
-            None => "invalid journey".into(),
+            Some(p) if problems.0.len() == 1 => format!("{what}: {p}"),
+            Some(p) => format!("{what}: {p} (and {} more)", problems.0.len() - 1),
+            None => what.to_string(),
         };
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_JOURNEY", message);
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
         e.location = first.map(|p| p.path).filter(|p| !p.is_empty());
         e.problems = Some(problems);
         e
@@ -119,6 +128,15 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
+/// 405 for a route that exists under other methods, in the JSON error shape.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
 /// The error answers any operation may give, for the OpenAPI document.
 pub struct Errors;
 
@@ -131,6 +149,7 @@ impl utoipa::IntoResponses for Errors {
             ("401", "An API token is required, or it is unknown."),
             ("403", "The token's scope does not cover the request."),
             ("404", "No such resource."),
+            ("405", "The route does not take this method."),
             ("409", "The request does not apply to the resource's state."),
             ("413", "The body is over a size limit."),
             (
@@ -213,10 +232,25 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// Parses JSON text into `T`, locating the fault.
+/// Parses JSON text into `T`, locating the fault: at its field, or for text that is not
+/// JSON (truncated, a stray character) at its line and column.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| ApiError::bad_request(serde_problem(e)))
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let (line, column, syntax) = {
+            let inner = e.inner();
+            (
+                inner.line(),
+                inner.column(),
+                inner.is_syntax() || inner.is_eof(),
+            )
+        };
+        let mut problem = serde_problem(e);
+        if syntax && problem.path.is_empty() {
+            problem.path = crate::model::syntax_location(line, column);
+        }
+        ApiError::bad_request(problem)
+    })
 }
 
 /// Deserializes a JSON value into `T`, locating the fault under `prefix`.

@@ -19,9 +19,6 @@ use super::{ApiError, AppState};
 use crate::ids::new_event_id;
 use crate::model::{BusinessEventInput, Event, EventInput};
 
-/// Longest event id, type or profile id accepted.
-const MAX_ID_BYTES: usize = 256;
-
 #[utoipa::path(
     post,
     path = "/v1/events",
@@ -148,6 +145,14 @@ pub fn decode_events(
             format!("{prefix}[{i}]")
         };
         let size = json_size(&item);
+        let item = if cloud || cloudevents::is_cloud_event(&item) {
+            cloudevents::to_native(item, &here)?
+        } else {
+            item
+        };
+        let input: EventInput = from_value(item, &here)?;
+        // The fields first: a 100 KB profile id is a bad id before it is a big event.
+        check_fields(&input, &here)?;
         if size > settings.max_event_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,15 +164,58 @@ pub fn decode_events(
             )
             .at(here));
         }
-        let item = if cloud || cloudevents::is_cloud_event(&item) {
-            cloudevents::to_native(item, &here)?
-        } else {
-            item
-        };
-        let input: EventInput = from_value(item, &here)?;
         events.push((here, input));
     }
     Ok(events)
+}
+
+/// The checks of an event's own fields: ids and type are printable text of bounded
+/// length (`ids::check_text_id`), and `data` is an object (or absent).
+fn check_fields(input: &EventInput, here: &str) -> Result<(), ApiError> {
+    let field = |name: &str| super::error::join(here, name);
+    check_text(&input.event_type, field("type"), "type")?;
+    if let Some(id) = &input.id {
+        check_text(id, field("id"), "id")?;
+    }
+    if let Some(id) = &input.profile_id {
+        check_text(id, field("profile_id"), "profile_id")?;
+    }
+    if let Some(identity) = &input.identity {
+        check_text(
+            &identity.namespace,
+            field("identity.namespace"),
+            "namespace",
+        )?;
+        check_text(&identity.value, field("identity.value"), "value")?;
+    }
+    check_data(&input.data, field("data"))
+}
+
+/// An event's `data` is a JSON object (what `event.data.amount` reads), or absent.
+pub(super) fn check_data(data: &Value, at: String) -> Result<(), ApiError> {
+    match data {
+        Value::Null | Value::Object(_) => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_EVENT",
+            format!(
+                "`data` must be a JSON object (or left out), not {}",
+                json_kind(other)
+            ),
+        )
+        .at(at)),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Refuses new events while too many accepted ones wait for their partitions, so that a
@@ -198,24 +246,11 @@ fn json_size(value: &Value) -> usize {
     count.0
 }
 
+/// 422 `INVALID_EVENT` for an id or type that is empty, too long or not printable.
 fn check_text(value: &str, at: String, name: &str) -> Result<(), ApiError> {
-    if value.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_EVENT",
-            format!("`{name}` must not be empty"),
-        )
-        .at(at));
-    }
-    if value.len() > MAX_ID_BYTES {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_EVENT",
-            format!("`{name}` is longer than {MAX_ID_BYTES} bytes"),
-        )
-        .at(at));
-    }
-    Ok(())
+    crate::ids::check_text_id(value, name).map_err(|message| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_EVENT", message).at(at)
+    })
 }
 
 async fn validate(
@@ -225,38 +260,24 @@ async fn validate(
     now: jiff::Timestamp,
 ) -> Result<Event, ApiError> {
     let field = |name: &str| super::error::join(here, name);
-    check_text(&input.event_type, field("type"), "type")?;
-    if let Some(id) = &input.id {
-        check_text(id, field("id"), "id")?;
-    }
     let profile_id = match (input.profile_id, input.identity) {
-        (Some(id), _) => {
-            check_text(&id, field("profile_id"), "profile_id")?;
-            id
-        }
-        (None, Some(identity)) => {
-            check_text(
-                &identity.namespace,
-                field("identity.namespace"),
-                "namespace",
-            )?;
-            check_text(&identity.value, field("identity.value"), "value")?;
-            app.runtime
-                .store()
-                .resolve_identity(&identity.namespace, &identity.value)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "UNKNOWN_IDENTITY",
-                        format!(
-                            "no profile has the {} alias {:?}",
-                            identity.namespace, identity.value
-                        ),
-                    )
-                    .at(field("identity"))
-                })?
-        }
+        (Some(id), _) => id,
+        (None, Some(identity)) => app
+            .runtime
+            .store()
+            .resolve_identity(&identity.namespace, &identity.value)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "UNKNOWN_IDENTITY",
+                    format!(
+                        "no profile has the {} alias {:?}",
+                        identity.namespace, identity.value
+                    ),
+                )
+                .at(field("identity"))
+            })?,
         (None, None) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -292,6 +313,12 @@ pub async fn post_business_event(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let settings = app.runtime.settings();
+    let input: BusinessEventInput = parse_json(&body)?;
+    check_text(&input.event_type, "type".into(), "type")?;
+    if let Some(id) = &input.id {
+        check_text(id, "id".into(), "id")?;
+    }
+    check_data(&input.data, "data".into())?;
     if body.len() > settings.max_event_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -302,11 +329,6 @@ pub async fn post_business_event(
                 settings.max_event_bytes
             ),
         ));
-    }
-    let input: BusinessEventInput = parse_json(&body)?;
-    check_text(&input.event_type, "type".into(), "type")?;
-    if let Some(id) = &input.id {
-        check_text(id, "id".into(), "id")?;
     }
     let now = app.runtime.now();
     let event = Event {

@@ -63,6 +63,7 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
                 }
             }),
         )
+        .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .route_layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -118,6 +119,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::post_business_event))
         .routes(routes!(segment::call))
         .routes(routes!(segment::call_v1))
+        .routes(routes!(segment::root_track))
+        .routes(routes!(segment::root_identify))
+        .routes(routes!(segment::root_page))
+        .routes(routes!(segment::root_screen))
+        .routes(routes!(segment::root_alias))
+        .routes(routes!(segment::root_group))
+        .routes(routes!(segment::root_batch))
         .routes(routes!(
             profiles::get_profile,
             profiles::put_profile,
@@ -125,6 +133,7 @@ fn routes() -> OpenApiRouter<AppState> {
             profiles::delete_profile
         ))
         .routes(routes!(profiles::audiences))
+        .routes(routes!(profiles::merge))
         .routes(routes!(audiences::list))
         .routes(routes!(audiences::get, audiences::put))
         .routes(routes!(audiences::members, audiences::change_members))

@@ -77,12 +77,7 @@ pub async fn put(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let upload: Upload = parse_json(&body)?;
-    let manifest = parse_manifest(&upload.manifest).map_err(|p| {
-        let mut e = ApiError::invalid_definition(p);
-        e.code = "INVALID_MANIFEST";
-        e.message = e.message.replacen("invalid journey", "invalid manifest", 1);
-        e
-    })?;
+    let manifest = parse_manifest(&upload.manifest).map_err(ApiError::invalid_manifest)?;
     if manifest.name != name {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -106,11 +101,7 @@ pub async fn put(
         .install(manifest, bytes)
         .await
         .map_err(|e| match e {
-            InstallError::Manifest(p) => {
-                let mut e = ApiError::invalid_definition(p);
-                e.code = "INVALID_MANIFEST";
-                e
-            }
+            InstallError::Manifest(p) => ApiError::invalid_manifest(p),
             InstallError::Component(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "INVALID_COMPONENT", m).at("component")
             }

@@ -18,8 +18,7 @@ use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
 use crate::runtime::{ProfileOp, ProfileView};
 
-/// Longest profile id, alias namespace or alias value.
-const MAX_ID_BYTES: usize = 256;
+use crate::ids::MAX_ID_BYTES;
 
 #[utoipa::path(
     get,
@@ -96,14 +95,11 @@ fn invalid(message: impl Into<String>, at: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PROFILE", message).at(at)
 }
 
+/// 422 `INVALID_PROFILE` for a profile id that is empty, too long or not printable.
 fn check_id(id: &str, at: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_BYTES {
-        return Err(invalid(
-            format!("a profile id has 1 to {MAX_ID_BYTES} bytes"),
-            at,
-        ));
-    }
-    Ok(())
+    crate::ids::check_text_id(id, "id").map_err(|message| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PROFILE", message).at(at)
+    })
 }
 
 /// Decodes the fields of a profile object (`here` prefixes error locations).
@@ -160,18 +156,21 @@ fn decode_fields(
                 let mut aliases = BTreeMap::new();
                 for (ns, v) in map {
                     let here = at(&format!("aliases.{ns}"));
-                    if ns.is_empty() || ns.len() > 64 {
-                        return Err(invalid("an alias namespace has 1 to 64 bytes", here));
+                    if ns.is_empty() || ns.len() > 64 || ns.chars().any(char::is_control) {
+                        return Err(invalid(
+                            "an alias namespace has 1 to 64 bytes of printable text",
+                            here,
+                        ));
                     }
                     match v {
                         Value::Null => aliases.insert(ns, None),
-                        Value::String(s) if !s.is_empty() && s.len() <= MAX_ID_BYTES => {
+                        Value::String(s) if crate::ids::check_text_id(&s, "alias").is_ok() => {
                             aliases.insert(ns, Some(s))
                         }
                         _ => {
                             return Err(invalid(
                                 format!(
-                                    "an alias is a string of 1 to {MAX_ID_BYTES} bytes, or null to remove it"
+                                    "an alias is printable text of 1 to {MAX_ID_BYTES} bytes, or null to remove it"
                                 ),
                                 here,
                             ));
@@ -304,6 +303,56 @@ pub async fn delete_profile(
     }
     apply(&app, ProfileOp::Delete { id }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/profiles/{id}/merge` with `{"from": "<profile id>"}`: merges the profile
+/// `from` (typically one known only by an anonymous id) into this one, by the rules of
+/// docs/audiences.md (identity stitching): this profile's attributes win, aliases, list
+/// memberships and capping entries move, live instances move unless this profile is in
+/// the same journey (they end with `PROFILE_MERGED` on `from`), and `from` is deleted.
+#[utoipa::path(
+    post,
+    path = "/v1/profiles/{id}/merge",
+    tag = "profiles",
+    operation_id = "mergeProfile",
+    params(("id" = String, Path, description = "The profile that remains")),
+    request_body(content = Object, content_type = "application/json", description = "{from: the profile merged into this one}"),
+    responses((status = 200, description = "Merged: the profile after the merge", body = Object), Errors)
+)]
+pub async fn merge(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(bytes): Body,
+) -> Result<Json<Value>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Merge {
+        from: String,
+    }
+    check_id(&id, "id")?;
+    let body: Merge = parse_json(&bytes)?;
+    check_id(&body.from, "from")?;
+    if body.from == id {
+        return Err(invalid("a profile cannot be merged into itself", "from"));
+    }
+    if app.runtime.store().get_profile(&body.from).await?.is_none() {
+        return Err(
+            ApiError::not_found(format!("profile {:?} does not exist", body.from)).at("from"),
+        );
+    }
+    match app
+        .runtime
+        .merge_profiles(&body.from, &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(view) => Ok(Json(
+            serde_json::to_value(view).map_err(ApiError::internal)?,
+        )),
+        None => {
+            Err(ApiError::not_found(format!("profile {:?} does not exist", body.from)).at("from"))
+        }
+    }
 }
 
 /// `POST /v1/profiles/import`: JSON Lines (`{"id": ..., "attributes": {...}}` per line)

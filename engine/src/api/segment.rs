@@ -7,8 +7,15 @@
 //! that `anonymousId` is an alias of, or else the profile named by the `anonymousId`);
 //! `identify` merges `traits` into the profile's attributes and records `anonymousId` and
 //! `traits.email` as aliases; `alias` records `previousId` as an alias; `group` is
-//! accepted and ignored. Items are validated first and applied in order; the answer
-//! (`200 {"success": true}`, as the libraries expect) comes once all are durable.
+//! accepted and ignored. An `identify` with both ids, and an `alias`, first merge the
+//! profile that anonymous calls made (named by the `anonymousId` or `previousId`) into
+//! the user's (`runtime::merge` has the rules). Items are validated first and applied in
+//! order; the answer (`200 {"success": true}`, as the libraries expect) comes once all
+//! are durable.
+//!
+//! The same calls are served at `/v1/{track,identify,page,screen,alias,group,batch}`:
+//! clients that build their URL from the host alone (`@segment/analytics-node` posts to
+//! `new URL('/v1/batch', host)`) work with the engine's address as their host.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +41,12 @@ pub const ANONYMOUS_ID: &str = "anonymous_id";
 /// One call of the batch, decoded.
 enum Call {
     Event(EventCall),
-    Profile(ProfileOp),
+    /// A profile write, after merging the profile `merge` names (an anonymous id now
+    /// known to be this profile) into it.
+    Profile {
+        merge: Option<String>,
+        op: ProfileOp,
+    },
     Ignored,
 }
 
@@ -69,6 +81,39 @@ pub async fn call_v1(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     call(state, kind, headers, body).await
+}
+
+/// The Segment calls served at `/v1/<kind>` as well, for clients that build their URL
+/// from the host alone; each is [`call`] with its kind.
+macro_rules! root_calls {
+    ($($name:ident => $kind:literal),* $(,)?) => {$(
+        #[doc = concat!("`POST /v1/", $kind, "`: a Segment `", $kind, "` call (as `/v1/segment/", $kind, "`).")]
+        #[utoipa::path(
+            post,
+            path = concat!("/v1/", $kind),
+            tag = "events",
+            operation_id = concat!("segmentRoot_", $kind),
+            request_body(content = Object, content_type = "application/json", description = "A Segment call"),
+            responses((status = 200, description = "OK", body = Object), Errors)
+        )]
+        pub async fn $name(
+            state: State<AppState>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Result<Json<Value>, ApiError> {
+            call(state, Path($kind.to_string()), headers, body).await
+        }
+    )*};
+}
+
+root_calls! {
+    root_track => "track",
+    root_identify => "identify",
+    root_page => "page",
+    root_screen => "screen",
+    root_alias => "alias",
+    root_group => "group",
+    root_batch => "batch",
 }
 
 /// `POST /v1/segment/{kind}`.
@@ -203,17 +248,30 @@ fn authenticate(
     }
 }
 
+/// A string field: absent, null and empty are none; ids and names are printable text of
+/// at most `ids::MAX_ID_BYTES` bytes (numbers are taken as their text).
 fn string(item: &Value, key: &str, here: &str) -> Result<Option<String>, ApiError> {
-    match item.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) if s.len() <= 256 => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(invalid(
-            format!("`{key}` must be a string of at most 256 bytes"),
-            join(here, key),
-        )),
-    }
+    let text = match item.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(invalid(
+                format!("`{key}` must be a string"),
+                join(here, key),
+            ));
+        }
+    };
+    crate::ids::check_text_id(&text, key).map_err(|message| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_SEGMENT_CALL",
+            message,
+        )
+        .at(join(here, key))
+    })?;
+    Ok(Some(text))
 }
 
 fn decode(item: &Value, kind: Option<&str>, here: &str) -> Result<Call, ApiError> {
@@ -315,12 +373,18 @@ fn decode(item: &Value, kind: Option<&str>, here: &str) -> Result<Call, ApiError
                 .and_then(Value::as_str)
                 .filter(|tz| TimeZone::get(tz).is_ok())
                 .map(|tz| Some(tz.to_string()));
-            Ok(Call::Profile(ProfileOp::Patch {
-                id,
-                attributes: Some(traits),
-                timezone,
-                aliases,
-            }))
+            // The profile that anonymous calls made under this anonymous id, if any, is
+            // this user: it is merged into the user's profile.
+            let merge = anonymous_id.filter(|_| user_id.is_some());
+            Ok(Call::Profile {
+                merge,
+                op: ProfileOp::Patch {
+                    id,
+                    attributes: Some(traits),
+                    timezone,
+                    aliases,
+                },
+            })
         }
         "alias" => {
             let id = user_id
@@ -331,12 +395,15 @@ fn decode(item: &Value, kind: Option<&str>, here: &str) -> Result<Call, ApiError
                     join(here, "previousId"),
                 )
             })?;
-            Ok(Call::Profile(ProfileOp::Patch {
-                id,
-                attributes: None,
-                timezone: None,
-                aliases: BTreeMap::from([(ANONYMOUS_ID.to_string(), Some(previous))]),
-            }))
+            Ok(Call::Profile {
+                merge: Some(previous.clone()),
+                op: ProfileOp::Patch {
+                    id,
+                    attributes: None,
+                    timezone: None,
+                    aliases: BTreeMap::from([(ANONYMOUS_ID.to_string(), Some(previous))]),
+                },
+            })
         }
         "group" => Ok(Call::Ignored),
         other => Err(invalid(
@@ -373,8 +440,14 @@ async fn apply(app: &AppState, calls: Vec<Call>) -> Result<(), ApiError> {
                     data: e.data,
                 });
             }
-            Call::Profile(op) => {
+            Call::Profile { merge, op } => {
                 flush(app, &mut pending).await?;
+                if let Some(from) = merge {
+                    app.runtime
+                        .merge_profiles(&from, op.profile_id())
+                        .await
+                        .map_err(ApiError::internal)?;
+                }
                 app.runtime
                     .profile_op(op)
                     .await

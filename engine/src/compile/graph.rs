@@ -1,12 +1,19 @@
-//! Graph rules: every node reachable from the start, no loop without a pause.
+//! Graph rules: every node reachable from the start, no loop without a pause, and no
+//! path without a pause longer than one activation may go.
 
 use cranelift_entity::{EntitySet, PrimaryMap, SecondaryMap};
 
 use super::{Node, NodeRef};
 use crate::model::Problems;
 
-/// Checks reachability and loops; adds a problem for each fault.
-pub(super) fn check(nodes: &PrimaryMap<NodeRef, Node>, start: NodeRef, problems: &mut Problems) {
+/// Checks reachability, loops and the longest run of steps without a pause; adds a
+/// problem for each fault. `max_steps` is `max_steps_per_activation`.
+pub(super) fn check(
+    nodes: &PrimaryMap<NodeRef, Node>,
+    start: NodeRef,
+    max_steps: u32,
+    problems: &mut Problems,
+) {
     // Reachability: a plain traversal from the start.
     let mut seen = EntitySet::<NodeRef>::new();
     let mut stack = vec![start];
@@ -81,6 +88,98 @@ pub(super) fn check(nodes: &PrimaryMap<NodeRef, Node>, start: NodeRef, problems:
             }
         }
     }
+    if reported.is_empty() {
+        check_activation_length(nodes, start, max_steps, problems);
+    }
+}
+
+/// An activation (an entry, a timer, an event) steps an instance from node to node until
+/// it reaches a node that pauses, and fails with `STEP_LIMIT` once it would pass more
+/// than `max_steps` nodes. Reports the longest such run when it is longer, at the node
+/// where an instance would fail, so a journey that validates can run. Called only on a
+/// graph without loops that lack a pause (the runs are then finite).
+fn check_activation_length(
+    nodes: &PrimaryMap<NodeRef, Node>,
+    start: NodeRef,
+    max_steps: u32,
+    problems: &mut Problems,
+) {
+    // after[n]: the most further steps once an instance has entered n in an activation
+    // (0 for a node that pauses), with the successor that gives it. Post-order over the
+    // edges that leave nodes that do not pause, which form a DAG here.
+    const UNSET: u32 = u32::MAX;
+    let mut after = SecondaryMap::<NodeRef, (u32, Option<NodeRef>)>::with_default((UNSET, None));
+    for root in nodes.keys() {
+        if after[root].0 != UNSET {
+            continue;
+        }
+        let mut stack = vec![(root, false)];
+        while let Some((n, expanded)) = stack.pop() {
+            if after[n].0 != UNSET {
+                continue;
+            }
+            let succ = edges(nodes, n);
+            if expanded {
+                let best = succ
+                    .iter()
+                    .map(|&m| (after[m].0.saturating_add(1), Some(m)))
+                    .max_by_key(|(len, _)| *len)
+                    .unwrap_or((0, None));
+                after[n] = best;
+            } else {
+                stack.push((n, true));
+                stack.extend(
+                    succ.iter()
+                        .filter(|&&m| after[m].0 == UNSET)
+                        .map(|&m| (m, false)),
+                );
+            }
+        }
+    }
+    // Where an activation may begin: a woken node that pauses resumes to one of its
+    // successors; any other node (the start, an action retrying) begins its own run.
+    let (steps, origin, first) = nodes
+        .keys()
+        .map(|n| {
+            if nodes[n].kind.pauses() {
+                nodes[n]
+                    .kind
+                    .successors()
+                    .into_iter()
+                    .map(|m| (after[m].0.saturating_add(2), n, Some(m)))
+                    .max_by_key(|(len, _, _)| *len)
+                    .unwrap_or((1, n, None))
+            } else {
+                (after[n].0.saturating_add(1), n, after[n].1)
+            }
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .unwrap_or((0, start, None));
+    if steps <= max_steps {
+        return;
+    }
+    // Walk the run to the node an instance would fail to enter, and to its end.
+    let mut path = vec![origin];
+    let mut next = first;
+    while let Some(n) = next {
+        path.push(n);
+        next = if nodes[n].kind.pauses() {
+            None
+        } else {
+            after[n].1
+        };
+    }
+    let fails_at = path[(max_steps as usize).min(path.len() - 1)];
+    problems.push(
+        format!("nodes.{}", nodes[fails_at].id),
+        format!(
+            "an activation could pass {steps} nodes without a wait or reaction (from {:?} to {:?}); \
+             at most {max_steps} may be passed in one (max_steps_per_activation), so an instance \
+             would fail here with STEP_LIMIT: add a wait or a reaction on the way, or raise the setting",
+            nodes[origin].id,
+            nodes[path[path.len() - 1]].id,
+        ),
+    );
 }
 
 fn edges(nodes: &PrimaryMap<NodeRef, Node>, n: NodeRef) -> Vec<NodeRef> {

@@ -123,6 +123,9 @@ pub struct Journey {
     pub published_at: Option<Timestamp>,
     /// Set when this is a draft running in test mode (version 0).
     pub test: Option<crate::store::TestMode>,
+    /// How split nodes assign branches: the scheme recorded with the version when it was
+    /// published ([`SplitHash::CURRENT`] for a journey compiled now).
+    pub split_hash: crate::ids::SplitHash,
 }
 
 impl Journey {
@@ -177,7 +180,8 @@ impl Cx<'_> {
         match self.exprs.compile(src) {
             Ok(e) => Some(e),
             Err(e) => {
-                self.problem(path, format!("{src:?}: {e}"));
+                let quoted = crate::expr::excerpt(src, e.line, e.column);
+                self.problem(path, format!("{quoted:?}: {e}"));
                 None
             }
         }
@@ -318,7 +322,12 @@ pub fn compile(
     if cx.problems.is_empty()
         && let Some(start) = start
     {
-        graph::check(&nodes, start, &mut cx.problems);
+        graph::check(
+            &nodes,
+            start,
+            settings.max_steps_per_activation,
+            &mut cx.problems,
+        );
     }
 
     match (cx.problems.is_empty(), entry, start, props) {
@@ -333,6 +342,7 @@ pub fn compile(
             props,
             published_at: None,
             test: None,
+            split_hash: crate::ids::SplitHash::CURRENT,
         }),
         _ => Err(cx.problems),
     }

@@ -41,6 +41,12 @@ impl Expr {
         &self.src
     }
 
+    /// The source as quoted in messages: whole when short, else its start and an
+    /// ellipsis, so that an error about a 16 KB expression stays readable and small.
+    pub fn excerpt(&self) -> String {
+        excerpt(&self.src, 1, 1)
+    }
+
     /// Whether the expression may read the scope variable `name`.
     pub fn uses(&self, name: &str) -> bool {
         SCOPE_NAMES
@@ -71,6 +77,91 @@ impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Expr({:?})", self.src)
     }
+}
+
+/// The first place where brackets (`(`, `[`, `{`, `#{`) nest deeper than `max`, outside
+/// string literals: `(depth, line, column)`. This is what `expr.max_expr_depth` bounds;
+/// rhai's own count of its grammar's levels (about two per bracket, more for some
+/// operators) is set well above it as a backstop.
+fn nesting_over(src: &str, max: usize) -> Option<(usize, usize, usize)> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1, 0);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in src.chars() {
+        if c == '\n' {
+            line += 1;
+            column = 0;
+        } else {
+            column += 1;
+        }
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > max {
+                    return Some((depth, line, column));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// rhai's expression levels per bracket of nesting, with room to spare: with 2, 64
+/// nested `(1 + …) * 2` went over rhai's limit at 49 brackets; 3 was just enough for
+/// every shape in `max_expr_depth_counts_brackets_as_documented`.
+const RHAI_LEVELS_PER_BRACKET: usize = 4;
+
+/// Longest quote of an expression in a message, in characters.
+const EXCERPT_CHARS: usize = 80;
+
+/// `src` as quoted in a message: whole when at most [`EXCERPT_CHARS`] characters,
+/// else a window of that many around `line`/`column` (1-based; where a fault is) with
+/// `…` where text was left out.
+pub fn excerpt(src: &str, line: usize, column: usize) -> String {
+    let chars: Vec<char> = src.chars().collect();
+    if chars.len() <= EXCERPT_CHARS {
+        return src.to_string();
+    }
+    // The fault's offset in characters.
+    let mut at = 0;
+    let mut l = 1;
+    for (i, c) in chars.iter().enumerate() {
+        if l == line {
+            at = i + column.saturating_sub(1);
+            break;
+        }
+        if *c == '\n' {
+            l += 1;
+        }
+    }
+    let at = at.min(chars.len());
+    let start = at
+        .saturating_sub(EXCERPT_CHARS / 2)
+        .min(chars.len() - EXCERPT_CHARS);
+    let end = start + EXCERPT_CHARS;
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// A syntax error, with its position in the expression text.
@@ -218,7 +309,13 @@ impl ExprEngine {
         let mut engine = Engine::new();
         engine.set_max_operations(limits.max_operations);
         engine.set_max_call_levels(limits.max_call_levels);
-        engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
+        // The setting bounds bracket nesting (`nesting_over`); rhai counts its grammar's
+        // levels, several per bracket, so its own limit is a backstop well above.
+        let rhai_depth = limits
+            .max_expr_depth
+            .saturating_mul(RHAI_LEVELS_PER_BRACKET)
+            + 16;
+        engine.set_max_expr_depths(rhai_depth, rhai_depth);
         engine.set_max_string_size(limits.max_string_size);
         engine.set_max_array_size(limits.max_array_size);
         engine.set_max_map_size(limits.max_map_size);
@@ -268,6 +365,16 @@ impl ExprEngine {
                 ),
             });
         }
+        if let Some((depth, line, column)) = nesting_over(src, self.limits.max_expr_depth) {
+            return Err(SyntaxError {
+                line,
+                column,
+                message: format!(
+                    "brackets nest {depth} deep here, more than the limit of {} (expr.max_expr_depth)",
+                    self.limits.max_expr_depth
+                ),
+            });
+        }
         // Declared for strict variables, not as constants: the optimizer would fold a
         // constant's placeholder value into the expression (`f(profile)` would pass `()`).
         let mut scope = Scope::new();
@@ -286,7 +393,14 @@ impl ExprEngine {
             Err(err) => Err(SyntaxError {
                 line: err.1.line().unwrap_or(1),
                 column: err.1.position().unwrap_or(1),
-                message: err.0.to_string(),
+                message: match *err.0 {
+                    // rhai's own depth counts its grammar's levels, about two per bracket.
+                    rhai::ParseErrorType::ExprTooDeep => format!(
+                        "the expression nests too deeply (expr.max_expr_depth is {})",
+                        self.limits.max_expr_depth
+                    ),
+                    ref other => other.to_string(),
+                },
             }),
         }
     }
@@ -308,7 +422,7 @@ impl ExprEngine {
                 rhai::EvalAltResult::ErrorTerminated(..)
                 | rhai::EvalAltResult::ErrorTooManyOperations(..) => EvalError(format!(
                     "`{}` needed more than {} operations (expr.max_operations)",
-                    expr.source(),
+                    expr.excerpt(),
                     self.limits.max_operations
                 )),
                 rhai::EvalAltResult::ErrorDataTooLarge(what, _) => {
@@ -321,7 +435,7 @@ impl ExprEngine {
                     };
                     EvalError(format!(
                         "`{}`: {what} over the limit of {limit} ({setting})",
-                        expr.source()
+                        expr.excerpt()
                     ))
                 }
                 _ => EvalError(e.to_string()),
@@ -342,7 +456,7 @@ impl ExprEngine {
         value.as_bool().map_err(|type_name| {
             EvalError(format!(
                 "expected true or false, got {type_name} ({value}) from `{}`",
-                expr.source()
+                expr.excerpt()
             ))
         })
     }
@@ -395,7 +509,7 @@ impl ExprEngine {
         Err(EvalError(format!(
             "expected a date-time, got {} from `{}`",
             value.type_name(),
-            expr.source()
+            expr.excerpt()
         )))
     }
 }
@@ -539,6 +653,56 @@ mod tests {
             tz: TimeZone::get("Europe/Paris").unwrap(),
             call: None,
         }
+    }
+
+    #[test]
+    fn max_expr_depth_counts_brackets_as_documented() {
+        let limits = ExprLimits::default();
+        let e = ExprEngine::new(&limits);
+        let n = limits.max_expr_depth;
+        let wrap = |open: &str, inner: &str, close: &str, k: usize| {
+            format!("{}{inner}{}", open.repeat(k), close.repeat(k))
+        };
+        // Exactly the limit compiles, whatever the brackets and what is between them.
+        for src in [
+            wrap("(", "true", ")", n),
+            wrap("(1 + ", "1", ") * 2", n),
+            wrap("[", "1", "]", n),
+            wrap("abs(", "-1", ")", n),
+            wrap("#{a: ", "1", "}", n),
+            wrap("(!", "true", ")", n),
+        ] {
+            assert!(
+                e.compile(&src).is_ok(),
+                "{n} deep: {:?}",
+                e.compile(&src).err()
+            );
+        }
+        // One more is refused, naming the setting, at the bracket that goes over.
+        let err = e.compile(&wrap("(", "true", ")", n + 1)).unwrap_err();
+        assert!(err.message.contains("expr.max_expr_depth"), "{err}");
+        assert_eq!(err.column, n + 1);
+        // rhai's own limit is the backstop for nesting without brackets.
+        let err = e
+            .compile(&format!("{}true", "!".repeat(1_000)))
+            .unwrap_err();
+        assert!(err.message.contains("expr.max_expr_depth"), "{err}");
+        // Brackets in strings do not count.
+        let quoted = format!("\"{}\" == \"x\"", "(".repeat(n + 10));
+        assert!(e.compile(&quoted).is_ok());
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_centred_on_the_fault() {
+        let short = "event.data.amount > 10";
+        assert_eq!(excerpt(short, 1, 5), short);
+        let long = format!("{} && oops(", "a > 1".repeat(100));
+        let quoted = excerpt(&long, 1, long.len());
+        assert!(quoted.chars().count() <= EXCERPT_CHARS + 2, "{quoted}");
+        assert!(
+            quoted.starts_with('…') && quoted.contains("oops("),
+            "{quoted}"
+        );
     }
 
     #[test]

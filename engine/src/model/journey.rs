@@ -261,16 +261,32 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
     text: &[u8],
     format: Format,
 ) -> Result<T, Problem> {
+    // A fault no field can be named for (text that does not parse) is located at its
+    // line and column.
+    let at_line = |mut p: Problem, line_column: Option<(usize, usize)>| {
+        if let (true, Some((line, column))) = (p.path.is_empty(), line_column) {
+            p.path = super::problem::syntax_location(line, column);
+        }
+        p
+    };
     match format {
         Format::Json => {
             let de = &mut serde_json::Deserializer::from_slice(text);
-            serde_path_to_error::deserialize(de).map_err(serde_problem)
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let inner = e.inner();
+                let place =
+                    (inner.is_syntax() || inner.is_eof()).then(|| (inner.line(), inner.column()));
+                at_line(serde_problem(e), place)
+            })
         }
         Format::Yaml => {
             let text = std::str::from_utf8(text)
                 .map_err(|e| Problem::new("", format!("the document is not UTF-8: {e}")))?;
             let de = serde_yaml_ng::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(serde_problem)
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let place = e.inner().location().map(|l| (l.line(), l.column()));
+                at_line(serde_problem(e), place)
+            })
         }
     }
 }

@@ -21,6 +21,6 @@ pub use journey::{
     EntryDef, ExitDef, Format, JourneyDef, NodeDef, Properties, QualifyOn, ReentranceDef,
     ReentranceMode, ScheduleDef, parse_journey,
 };
-pub use problem::{Problem, Problems, serde_problem};
+pub use problem::{Problem, Problems, serde_problem, syntax_location};
 pub use profile::{Profile, merge_patch};
 pub use resources::{ResourcesDef, parse_resources};

@@ -71,11 +71,90 @@ impl From<Problem> for Problems {
     }
 }
 
-/// Turns serde_path_to_error's path (`nodes.x.branches[0].next`) into ours; they agree.
+/// Turns serde_path_to_error's path (`nodes.x.branches[0].next`) into ours; they agree,
+/// but for two things it cannot know: a missing field is located at the field itself
+/// (`events[1].type`, not `events[1]`), and segments the parser never reached (`?`, in
+/// truncated input) are left out. A syntax error keeps serde's " at line L column C" in
+/// its message; see [`syntax_location`] for a location when the path says nothing.
 pub fn serde_problem<E: fmt::Display>(err: serde_path_to_error::Error<E>) -> Problem {
-    let path = err.path().to_string();
-    let path = if path == "." { String::new() } else { path };
     let message = err.inner().to_string();
-    // serde_json appends " at line L column C"; keep it, it helps in big files.
+    let mut path = known_path(&err.path().to_string());
+    if let Some(field) = missing_field(&message) {
+        path = join_path(&path, field);
+    }
     Problem::new(path, message)
+}
+
+/// A location for a fault in text that did not parse, when no field can be named:
+/// `line L column C`.
+pub fn syntax_location(line: usize, column: usize) -> String {
+    format!("line {line} column {column}")
+}
+
+/// The path without the segments the parser never reached (`?`).
+fn known_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    let mut out = String::new();
+    for segment in path.split('.') {
+        if segment.is_empty() || segment == "?" {
+            continue;
+        }
+        out = join_path(&out, segment);
+    }
+    out
+}
+
+/// The field of serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+fn join_path(prefix: &str, segment: &str) -> String {
+    if prefix.is_empty() {
+        segment.to_string()
+    } else if segment.starts_with('[') {
+        format!("{prefix}{segment}")
+    } else {
+        format!("{prefix}.{segment}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        #[serde(rename = "type")]
+        kind: String,
+        n: Option<u32>,
+    }
+
+    fn problem<T: serde::de::DeserializeOwned + fmt::Debug>(text: &str) -> Problem {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize::<_, T>(de)
+            .map(|v| panic!("parsed {v:?}"))
+            .unwrap_or_else(serde_problem)
+    }
+
+    #[test]
+    fn a_missing_field_is_located_at_the_field() {
+        assert_eq!(problem::<Item>(r#"{"n": 1}"#).path, "type");
+        assert_eq!(
+            problem::<Vec<Item>>(r#"[{"type": "a"}, {"n": 1}]"#).path,
+            "[1].type"
+        );
+        assert_eq!(problem::<Item>(r#"{"type": "a", "n": "x"}"#).path, "n");
+    }
+
+    #[test]
+    fn segments_never_reached_are_left_out() {
+        let p = problem::<Item>(r#"{"type": "a", "n":"#);
+        assert!(!p.path.contains('?'), "{p:?}");
+        assert!(p.message.contains("line 1 column"), "{p:?}");
+    }
 }

@@ -61,12 +61,23 @@ pub struct Called<T> {
     pub usage: Usage,
 }
 
+/// The memory budget in MiB: at least one call of the largest allowed plugin fits.
+fn budget_mb(settings: &PluginSettings) -> u32 {
+    u32::try_from(settings.memory_budget_mb.max(1)).unwrap_or(u32::MAX)
+}
+
 /// The process-wide host.
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<CallState>,
     settings: PluginSettings,
     permits: Arc<Semaphore>,
+    /// The engine-wide memory budget of running calls, one permit per MiB
+    /// (`plugins.memory_budget_mb`): a call holds its plugin's memory limit for its
+    /// duration, and waits for room rather than exceed the budget.
+    memory: Arc<Semaphore>,
+    /// The budget in MiB (a call over it takes all of it).
+    memory_budget_mb: u32,
     /// One per idle warm instance, across all plugins (`max_warm_instances`).
     warm_slots: Arc<Semaphore>,
     /// Held while compiling a component that is not cached yet, so that two installs of
@@ -137,6 +148,8 @@ impl PluginHost {
             linker,
             settings: settings.clone(),
             permits: Arc::new(Semaphore::new(calls as usize)),
+            memory: Arc::new(Semaphore::new(budget_mb(settings) as usize)),
+            memory_budget_mb: budget_mb(settings),
             warm_slots: Arc::new(Semaphore::new(settings.max_warm_instances as usize)),
             compiling: std::sync::Mutex::new(()),
         })
@@ -144,6 +157,11 @@ impl PluginHost {
 
     pub fn settings(&self) -> &PluginSettings {
         &self.settings
+    }
+
+    /// MiB of the memory budget not held by running calls now.
+    pub fn memory_available_mb(&self) -> usize {
+        self.memory.available_permits()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -278,11 +296,28 @@ impl PluginHost {
             Some(Trap::Interrupt) => timeout(limits),
             Some(Trap::StackOverflow) => Fault {
                 code: "PLUGIN_STACK_OVERFLOW",
-                message: "the plugin overflowed its stack (too deep a recursion)".into(),
+                message: "the plugin overflowed its WebAssembly stack (too deep a recursion; plugins.max_wasm_stack_bytes)".into(),
+            },
+            // Languages that keep their stack in linear memory (Rust, C, Go) overflow it
+            // by addressing below its start: the sandbox sees an access out of bounds,
+            // and cannot tell it from any other one.
+            Some(Trap::MemoryOutOfBounds) => Fault {
+                code: "PLUGIN_TRAP",
+                message: "the plugin trapped: out of bounds memory access (an invalid access, or a recursion that overflowed the stack the plugin keeps in its linear memory)".into(),
             },
             Some(trap) => Fault {
                 code: "PLUGIN_TRAP",
                 message: format!("the plugin trapped: {trap}"),
+            },
+            // wasmtime bounds the bytes one lift from the guest may copy (its "hostcall
+            // fuel", set per call from `max_output_bytes`): a result, a log line or an
+            // HTTP body handed over whole.
+            None if format!("{err:#}").contains("fuel allocated for hostcalls") => Fault {
+                code: "PLUGIN_OUTPUT_TOO_LARGE",
+                message: format!(
+                    "the plugin handed the host more than {} bytes at once (limits.max_output_bytes; at least 4 MiB for a host call)",
+                    limits.max_output_bytes
+                ),
             },
             None => Fault {
                 code: "PLUGIN_TRAP",
@@ -301,6 +336,12 @@ impl PluginHost {
             limits,
         } = target;
         let started = Instant::now();
+        // Room in the memory budget first (the call's whole limit, which it may reach),
+        // then a slot: a call that waits for memory holds no slot meanwhile.
+        let mb = u32::try_from(limits.memory_bytes.div_ceil(1 << 20))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.memory_budget_mb);
+        let _memory = self.memory.acquire_many(mb).await;
         let _permit = self.permits.acquire().await;
         let warm = pool.and_then(InstancePool::take);
         let reused = warm.is_some();

@@ -105,8 +105,8 @@ pub const DEFAULT_MAX_IDLE: u32 = 4;
 pub const MAX_MAX_CALLS: u32 = 1_000_000;
 pub const MAX_MAX_IDLE: u32 = 64;
 
-/// Upper bounds a manifest may not exceed.
-pub const MAX_MEMORY_MB: u64 = 4096;
+/// Upper bounds a manifest may not exceed. (Memory has one maximum, the engine's
+/// `plugins.max_memory_mb` setting, checked when the plugin is installed.)
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
 pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
 
@@ -142,13 +142,8 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, Problems> {
             );
         }
     }
-    if let Some(mb) = m.limits.memory_mb
-        && !(1..=MAX_MEMORY_MB).contains(&mb)
-    {
-        problems.push(
-            "limits.memory_mb",
-            format!("{mb} is not between 1 and {MAX_MEMORY_MB}"),
-        );
+    if m.limits.memory_mb == Some(0) {
+        problems.push("limits.memory_mb", "0 MiB: a plugin needs at least 1");
     }
     if let Some(ms) = m.limits.timeout_ms
         && !(1..=MAX_TIMEOUT_MS).contains(&ms)

@@ -128,7 +128,7 @@ pub struct PluginRegistry {
 /// Why an install failed: a located problem in the manifest, or the component.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("invalid manifest")]
+    #[error("invalid manifest: {0}")]
     Manifest(Problems),
     #[error("invalid component: {0}")]
     Component(String),
@@ -235,7 +235,7 @@ impl PluginRegistry {
             return Err(InstallError::Manifest(Problems::from(Problem::new(
                 "limits.memory_mb",
                 format!(
-                    "{memory_mb} MiB is more than this engine allows ({} MiB)",
+                    "{memory_mb} MiB is more than this engine allows ({} MiB, plugins.max_memory_mb)",
                     settings.max_memory_mb
                 ),
             ))));

@@ -31,14 +31,20 @@ pub struct CappingRule {
 }
 
 impl CappingRule {
-    /// Whether `entries` (times of earlier counted entries) leave room for one more at
-    /// `now`.
-    pub fn allows(&self, entries: impl Iterator<Item = Timestamp>, now: Timestamp) -> bool {
+    /// Whether `entries` (entry times of earlier counted entries) leave room for one
+    /// more at entry time `at`: fewer than `max` of them lie within the period of `at`,
+    /// before or after it (entries are in event time, so a late event may land
+    /// between earlier ones; counting both sides never lets one through that would put
+    /// more than `max` entries within one period of it).
+    pub fn allows(&self, entries: impl Iterator<Item = Timestamp>, at: Timestamp) -> bool {
         let tz = jiff::tz::TimeZone::UTC;
-        let recent = entries
-            .filter(|at| add_span(*at, self.period, &tz).is_ok_and(|until| until > now))
+        let near = entries
+            .filter(|e| {
+                add_span(*e, self.period, &tz).is_ok_and(|until| until > at)
+                    && add_span(at, self.period, &tz).is_ok_and(|until| until > *e)
+            })
             .count();
-        recent < self.max as usize
+        near < self.max as usize
     }
 }
 

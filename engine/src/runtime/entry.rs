@@ -16,9 +16,15 @@ pub struct Discard {
 }
 
 /// Checks schedule, single live instance and re-entrance.
+///
+/// Two clocks: the schedule (`start_at`, `end_at`) is the journey's own life and reads
+/// `now`, when the entry is processed; re-entrance compares entry times (`entry_at` and
+/// `last_entered`): when the entry event happened, for entries by a profile's event, so
+/// that a late or replayed event is judged by when it happened, not when it arrived.
 pub fn check(
     journey: &Journey,
     now: Timestamp,
+    entry_at: Timestamp,
     has_live_instance: bool,
     last_entered: Option<Timestamp>,
 ) -> Result<(), Discard> {
@@ -52,11 +58,17 @@ pub fn check(
             message: format!("the journey allows one entry per profile; it entered at {at}"),
         }),
         (Reentrance::After(wait), Some(at)) => {
+            // Entries must be `wait` apart in entry time, whichever came first: a late
+            // event that happened just before the last entry is as close to it as one
+            // just after.
             let open = add_span(at, wait, &props.time_zone).unwrap_or(at);
-            if now < open {
+            let closed_from = add_span(at, wait.negate(), &props.time_zone).unwrap_or(at);
+            if entry_at < open && entry_at > closed_from {
                 Err(Discard {
                     code: "REENTRANCE_BLOCKED",
-                    message: format!("the profile entered at {at}; it may enter again from {open}"),
+                    message: format!(
+                        "the profile entered at {at} (entry time); entries must be {wait:#} apart, and this one's time is {entry_at}"
+                    ),
                 })
             } else {
                 Ok(())
@@ -99,39 +111,54 @@ mod tests {
         let now = t("2026-05-01T12:00:00Z");
         let before = Some(t("2026-05-01T11:58:00Z"));
         let never = journey(r#"{"reentrance":{"mode":"never"}}"#);
-        assert!(check(&never, now, false, None).is_ok());
+        assert!(check(&never, now, now, false, None).is_ok());
         assert_eq!(
-            check(&never, now, false, before).unwrap_err().code,
+            check(&never, now, now, false, before).unwrap_err().code,
             "REENTRANCE_BLOCKED"
         );
         let always = journey(r#"{"reentrance":{"mode":"always"}}"#);
-        assert!(check(&always, now, false, before).is_ok());
+        assert!(check(&always, now, now, false, before).is_ok());
         assert_eq!(
-            check(&always, now, true, before).unwrap_err().code,
+            check(&always, now, now, true, before).unwrap_err().code,
             "ALREADY_IN_JOURNEY"
         );
         let after = journey(r#"{"reentrance":{"mode":"after","wait":"PT5M"}}"#);
         assert_eq!(
-            check(&after, now, false, before).unwrap_err().code,
+            check(&after, now, now, false, before).unwrap_err().code,
             "REENTRANCE_BLOCKED"
         );
-        assert!(check(&after, now, false, Some(t("2026-05-01T11:55:00Z"))).is_ok());
+        assert!(check(&after, now, now, false, Some(t("2026-05-01T11:55:00Z"))).is_ok());
+    }
+
+    #[test]
+    fn reentrance_counts_in_entry_time_not_processing_time() {
+        let after = journey(r#"{"reentrance":{"mode":"after","wait":"PT1H"}}"#);
+        let now = t("2026-05-01T12:00:00Z");
+        let last = Some(t("2026-05-01T11:50:00Z"));
+        // A late event that happened two hours before the last entry is far enough.
+        assert!(check(&after, now, t("2026-05-01T09:50:00Z"), false, last).is_ok());
+        // One that happened 30 minutes before it is not, though it arrives now.
+        assert_eq!(
+            check(&after, now, t("2026-05-01T11:20:00Z"), false, last)
+                .unwrap_err()
+                .code,
+            "REENTRANCE_BLOCKED"
+        );
+        // Exactly the period apart is allowed, on either side.
+        assert!(check(&after, now, t("2026-05-01T10:50:00Z"), false, last).is_ok());
     }
 
     #[test]
     fn schedule_window() {
         let j = journey(r#"{"start_at":"2026-05-01T00:00:00Z","end_at":"2026-06-01T00:00:00Z"}"#);
+        let at = |s: &str| check(&j, t(s), t(s), false, None);
         assert_eq!(
-            check(&j, t("2026-04-30T23:59:59Z"), false, None)
-                .unwrap_err()
-                .code,
+            at("2026-04-30T23:59:59Z").unwrap_err().code,
             "OUTSIDE_SCHEDULE"
         );
-        assert!(check(&j, t("2026-05-15T00:00:00Z"), false, None).is_ok());
+        assert!(at("2026-05-15T00:00:00Z").is_ok());
         assert_eq!(
-            check(&j, t("2026-06-01T00:00:00Z"), false, None)
-                .unwrap_err()
-                .code,
+            at("2026-06-01T00:00:00Z").unwrap_err().code,
             "OUTSIDE_SCHEDULE"
         );
     }

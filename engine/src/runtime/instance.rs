@@ -78,6 +78,11 @@ pub struct InstanceData {
     /// Waiting before its action node for the paused journey to resume.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// The entry's time for re-entrance and capping: when the entry event happened (its
+    /// `timestamp`, at most its arrival), else when the entry was processed. `None` for
+    /// instances stored before it was recorded: their `entered_at` counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_at: Option<Timestamp>,
 }
 
 /// One instance.

@@ -15,6 +15,7 @@ pub mod instance;
 pub mod journeys;
 mod lifecycle;
 pub mod matching;
+mod merge;
 mod partition;
 pub mod profile_ops;
 mod runs;
@@ -149,6 +150,7 @@ impl Runtime {
         for (i, rx) in receivers.into_iter().enumerate() {
             partition::spawn(i, runtime.shared.clone(), rx);
         }
+        runtime.recover_merges().await?;
         runtime.recover_events().await?;
         timers::spawn(runtime.shared.clone());
         runs::spawn(runtime.shared.clone()).await?;
@@ -306,6 +308,7 @@ impl Runtime {
             ) {
                 Ok(mut j) => {
                     j.published_at = Some(v.published_at);
+                    j.split_hash = v.split_hash;
                     let id = j.id.clone();
                     self.shared.journeys.add_version(Arc::new(j), status);
                     self.shared.journeys.set_status(&id, status, pause);

@@ -173,6 +173,18 @@ struct Trigger<'a> {
     profile_id: &'a str,
     doc: &'a Value,
     event_id: Option<&'a str>,
+    /// When the triggering event happened (its `timestamp`), for an entry by a profile's
+    /// event: re-entrance and capping count in event time, so late events are judged
+    /// by when they happened. `None`: the entry's time is when it is processed.
+    happened_at: Option<Timestamp>,
+}
+
+impl Trigger<'_> {
+    /// The entry's time for re-entrance and capping: when the event happened, but never
+    /// after `now` (a client clock ahead of the engine's cannot date entries ahead).
+    fn entry_time(&self, now: Timestamp) -> Timestamp {
+        self.happened_at.map_or(now, |t| t.min(now))
+    }
 }
 
 /// An admitted instance whose first node has not run yet.
@@ -491,6 +503,7 @@ impl Partition {
                 profile_id: &event.profile_id,
                 doc: &doc,
                 event_id: Some(&event.id),
+                happened_at: Some(event.timestamp),
             };
             for journey in journeys {
                 let _ = self.try_enter(batch, &journey, &trigger, now).await;
@@ -560,8 +573,25 @@ impl Partition {
             }
             ProfileOp::Delete { .. } => {
                 if work.exists {
-                    self.delete_profile(batch, &id, now);
+                    self.remove_profile(
+                        batch,
+                        &id,
+                        now,
+                        "PROFILE_DELETED",
+                        "the profile was deleted",
+                    );
                 }
+            }
+            ProfileOp::MergeOut { into, merge_id, .. } => {
+                if work.exists && into != id {
+                    let merge = self.merge_record(batch, &id, into, merge_id, now);
+                    let message = format!("the profile was merged into {:?}", merge.into);
+                    batch.write.merges.push(merge);
+                    self.remove_profile(batch, &id, now, "PROFILE_MERGED", &message);
+                }
+            }
+            ProfileOp::MergeIn { merge, .. } => {
+                transitions = self.take_merge(batch, &id, merge, now);
             }
             ProfileOp::SetMember {
                 audience, member, ..
@@ -584,11 +614,17 @@ impl Partition {
         Ok(())
     }
 
-    /// Ends the profile's live instances and removes it with its memberships.
-    fn delete_profile(&mut self, batch: &mut Batch, id: &str, now: Timestamp) {
-        self.exit_where(batch, id, now, "PROFILE_DELETED", |_| {
-            Some("the profile was deleted".into())
-        });
+    /// Ends the profile's live instances (with `code`) and removes it with its
+    /// memberships.
+    fn remove_profile(
+        &mut self,
+        batch: &mut Batch,
+        id: &str,
+        now: Timestamp,
+        code: &str,
+        message: &str,
+    ) {
+        self.exit_where(batch, id, now, code, |_| Some(message.to_string()));
         let Some(work) = batch.profiles.get_mut(id) else {
             return;
         };
@@ -608,6 +644,140 @@ impl Partition {
         work.capping.clear();
         work.profile.aliases.clear();
         batch.write.profile_deletes.push(id.to_string());
+    }
+
+    /// What profile `id` has, for the profile it is merged into: attributes, zone,
+    /// aliases, explicit-list memberships, capping entries and live instances.
+    fn merge_record(
+        &self,
+        batch: &Batch,
+        id: &str,
+        into: String,
+        merge_id: String,
+        now: Timestamp,
+    ) -> crate::store::ProfileMerge {
+        let work = &batch.profiles[id];
+        let lists = work
+            .audiences
+            .keys()
+            .filter(|a| {
+                batch
+                    .audiences
+                    .audiences
+                    .get(*a)
+                    .is_some_and(|a| a.predicate.is_none())
+            })
+            .cloned()
+            .collect();
+        crate::store::ProfileMerge {
+            id: merge_id,
+            from: id.to_string(),
+            into,
+            at: now,
+            attributes: work.profile.attributes.clone(),
+            timezone: work.profile.timezone.clone(),
+            aliases: work.profile.aliases.clone(),
+            lists,
+            capping: work.capping.clone(),
+            instances: work
+                .instances
+                .iter()
+                .filter(|i| i.status.is_live())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Applies a merge to profile `id` (which it creates if needed); the profile's own
+    /// attributes, zone and aliases win. Returns the list audiences it joined.
+    fn take_merge(
+        &mut self,
+        batch: &mut Batch,
+        id: &str,
+        merge: crate::store::ProfileMerge,
+        now: Timestamp,
+    ) -> Vec<Transition> {
+        let Some(work) = batch.profiles.get_mut(id) else {
+            return Vec::new();
+        };
+        work.ensure_exists(now);
+        if let (Value::Object(mine), Value::Object(theirs)) =
+            (&mut work.profile.attributes, merge.attributes)
+        {
+            for (key, value) in theirs {
+                mine.entry(key).or_insert(value);
+            }
+        }
+        if work.profile.timezone.is_none() {
+            work.profile.timezone = merge.timezone;
+        }
+        for (namespace, value) in merge.aliases {
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                work.profile.aliases.entry(namespace)
+            {
+                slot.insert(value);
+                work.aliases_changed = true;
+            }
+        }
+        work.changed(now);
+        for (rule, at) in merge.capping {
+            work.capping.push((rule.clone(), at));
+            batch.write.capping.push((id.to_string(), rule, at));
+        }
+        let joins: Vec<String> = merge
+            .lists
+            .into_iter()
+            .filter(|a| {
+                !work.audiences.contains_key(a) && batch.audiences.audiences.contains_key(a)
+            })
+            .collect();
+        // Live instances move over, for journeys the profile is not in now.
+        for old in merge.instances {
+            let Some(work) = batch.profiles.get_mut(id) else {
+                break;
+            };
+            if work
+                .instances
+                .iter()
+                .any(|i| i.journey_id == old.journey_id && i.status.is_live())
+            {
+                continue;
+            }
+            let mut inst = old.clone();
+            inst.id = ids::instance_id(
+                &old.journey_id,
+                old.version,
+                id,
+                &format!("merge\u{1f}{}", old.id),
+                old.entered_at,
+            );
+            inst.profile_id = id.to_string();
+            inst.updated_at = now;
+            let entry_at = inst.data.entry_at.unwrap_or(inst.entered_at);
+            work.last_entered
+                .insert(inst.journey_id.clone(), (entry_at, inst.id.clone()));
+            batch.new_timer |= inst.wake_at.is_some();
+            batch.write.steps.push(step(
+                &inst,
+                "entry",
+                "entry",
+                StepStatus::Entered,
+                now,
+                None,
+                Some("PROFILE_MERGED".into()),
+                Some(format!(
+                    "moved from profile {:?} (instance {}) when it was merged into this one",
+                    merge.from, old.id
+                )),
+                None,
+            ));
+            self.store_instance(batch, inst);
+        }
+        batch.write.merges_done.push(merge.id);
+        joins
+            .iter()
+            .map(|audience| self.transition(batch, id, audience, true, now))
+            .collect()
     }
 
     /// A run asks the profile to enter a journey version.
@@ -634,6 +804,7 @@ impl Partition {
                     profile_id: &request.profile_id,
                     doc: &request.trigger,
                     event_id: None,
+                    happened_at: None,
                 };
                 match self.try_enter(batch, &journey, &trigger, now).await {
                     Ok(()) => Ok(()),
@@ -655,12 +826,20 @@ impl Partition {
         let now = self.shared.clock.now();
         self.load(batch, &held.profile_id).await?;
         batch.write.released.push(held.seq);
+        // A held event keeps its event time (the `timestamp` of the event document).
+        let happened_at = held
+            .event_id
+            .as_ref()
+            .and_then(|_| held.trigger.get("timestamp"))
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Timestamp>().ok());
         let trigger = Trigger {
             id: &held.trigger_id,
             at: held.trigger_at,
             profile_id: &held.profile_id,
             doc: &held.trigger,
             event_id: held.event_id.as_deref(),
+            happened_at,
         };
         let journey = batch
             .set
@@ -778,6 +957,7 @@ impl Partition {
                     profile_id,
                     doc: &doc,
                     event_id: None,
+                    happened_at: None,
                 };
                 for journey in journeys {
                     let _ = self.try_enter(batch, &journey, &trigger, now).await;
@@ -1021,7 +1201,8 @@ impl Partition {
             .instances
             .iter()
             .any(|i| i.journey_id == journey.id && i.status.is_live());
-        entry::check(journey, now, live, last.map(|(at, _)| *at))?;
+        let entry_at = trigger.entry_time(now);
+        entry::check(journey, now, entry_at, live, last.map(|(at, _)| *at))?;
         for rule_id in &journey.props.capping {
             let Some(rule) = batch.audiences.capping.get(rule_id) else {
                 continue;
@@ -1031,7 +1212,7 @@ impl Partition {
                 .iter()
                 .filter(|(r, _)| r == rule_id)
                 .map(|(_, at)| *at);
-            if !rule.allows(entries, now) {
+            if !rule.allows(entries, entry_at) {
                 return Err(Discard {
                     code: "CAPPED",
                     message: format!(
@@ -1065,7 +1246,7 @@ impl Partition {
                 Ok(false) => {
                     return Err(Discard {
                         code: "ENTRY_CONDITION_FALSE",
-                        message: format!("entry.when is false: {}", when.source()),
+                        message: format!("entry.when is false: {}", when.excerpt()),
                     });
                 }
                 Err(e) => {
@@ -1097,16 +1278,17 @@ impl Partition {
             data: InstanceData {
                 event: trigger.doc.clone(),
                 step: 1,
+                entry_at: Some(entry_at),
                 ..Default::default()
             },
         };
-        work.last_entered.insert(journey.id.clone(), (now, id));
+        work.last_entered.insert(journey.id.clone(), (entry_at, id));
         for rule_id in &journey.props.capping {
-            work.capping.push((rule_id.clone(), now));
+            work.capping.push((rule_id.clone(), entry_at));
             batch
                 .write
                 .capping
-                .push((trigger.profile_id.to_string(), rule_id.clone(), now));
+                .push((trigger.profile_id.to_string(), rule_id.clone(), entry_at));
         }
         batch.write.steps.push(step(
             &inst,
@@ -1535,6 +1717,7 @@ impl Partition {
             profile_id: &from.profile_id,
             doc: &doc,
             event_id: None,
+            happened_at: None,
         };
         match self.admit(batch, &journey, &trigger, now) {
             Ok(instance) => {

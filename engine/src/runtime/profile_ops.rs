@@ -43,6 +43,21 @@ pub enum ProfileOp {
     },
     /// Evaluates every predicate audience for the profile (after an audience changed).
     Reevaluate { id: String },
+    /// Merges the profile away into `into` (the first half of a merge): records what it
+    /// has as a [`ProfileMerge`](crate::store::ProfileMerge) with id `merge_id`, ends its
+    /// live instances (`PROFILE_MERGED`) and deletes it, in one commit. Nothing happens
+    /// if it does not exist.
+    MergeOut {
+        id: String,
+        into: String,
+        merge_id: String,
+    },
+    /// Takes what a merged profile had (the second half): attributes it lacks, aliases,
+    /// list memberships, capping entries, live instances of journeys it is not in.
+    MergeIn {
+        id: String,
+        merge: crate::store::ProfileMerge,
+    },
 }
 
 impl ProfileOp {
@@ -52,7 +67,9 @@ impl ProfileOp {
             | ProfileOp::Patch { id, .. }
             | ProfileOp::Delete { id }
             | ProfileOp::SetMember { id, .. }
-            | ProfileOp::Reevaluate { id } => id,
+            | ProfileOp::Reevaluate { id }
+            | ProfileOp::MergeOut { id, .. }
+            | ProfileOp::MergeIn { id, .. } => id,
         }
     }
 }

@@ -44,6 +44,11 @@ pub struct WriteBatch {
     pub held: Vec<HeldEntry>,
     /// Held entries this batch released (by `seq`).
     pub released: Vec<i64>,
+    /// Profile merges recorded by the partition of the profile merged away (in the same
+    /// commit that deletes it), to be applied by the partition it was merged into.
+    pub merges: Vec<ProfileMerge>,
+    /// Profile merges applied in this batch (by id).
+    pub merges_done: Vec<String>,
 }
 
 impl WriteBatch {
@@ -60,6 +65,8 @@ impl WriteBatch {
             steps,
             held,
             released,
+            merges,
+            merges_done,
         } = other;
         self.processed_events.extend(processed_events);
         self.profiles.extend(profiles);
@@ -71,6 +78,8 @@ impl WriteBatch {
         self.steps.extend(steps);
         self.held.extend(held);
         self.released.extend(released);
+        self.merges.extend(merges);
+        self.merges_done.extend(merges_done);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,6 +93,8 @@ impl WriteBatch {
             && self.steps.is_empty()
             && self.held.is_empty()
             && self.released.is_empty()
+            && self.merges.is_empty()
+            && self.merges_done.is_empty()
     }
 }
 
@@ -118,8 +129,9 @@ pub struct ProfileState {
     pub profile: Option<Profile>,
     /// Instances still active or waiting.
     pub live: Vec<Instance>,
-    /// For each journey the profile ever entered: when it last entered, and the id of
-    /// that latest instance.
+    /// For each journey the profile ever entered: the entry time of its latest entry
+    /// (event time for an entry by an event; see `InstanceData::entry_at`), and the id
+    /// of that latest instance.
     pub last_entered: HashMap<String, (Timestamp, String)>,
     /// Audiences the profile belongs to, with the time it joined.
     pub audiences: BTreeMap<String, Timestamp>,
@@ -279,6 +291,33 @@ pub struct HeldEntry {
     pub event_id: Option<String>,
 }
 
+/// A profile merged into another (identity stitching): what it had, recorded when it
+/// was deleted, until the profile it was merged into has taken it (see
+/// `runtime::merge` for the rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileMerge {
+    pub id: String,
+    /// The profile merged away (deleted).
+    pub from: String,
+    /// The profile that takes what it had.
+    pub into: String,
+    pub at: Timestamp,
+    pub attributes: Value,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    /// The explicit-list audiences it belonged to.
+    #[serde(default)]
+    pub lists: Vec<String>,
+    /// Its entries counted by capping rules (rule, entry time).
+    #[serde(default)]
+    pub capping: Vec<(String, Timestamp)>,
+    /// Its live instances, as they were when they were ended.
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}
+
 /// One branch of a split: profiles assigned to it and how many converted (had the
 /// success event at or after their assignment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -344,6 +383,8 @@ pub struct VersionRecord {
     pub version: u32,
     pub definition: Value,
     pub published_at: Timestamp,
+    /// How its split nodes assign branches (recorded when it was published).
+    pub split_hash: crate::ids::SplitHash,
 }
 
 /// Who published a version, and why.
@@ -489,6 +530,9 @@ pub trait Store: Send + Sync + 'static {
     async fn set_alert_state(&self, id: &str, state: Value) -> Result<()>;
 
     /// Held entries of a journey in holding order, after `after`.
+    /// Profile merges recorded and not applied yet, oldest first.
+    async fn pending_merges(&self) -> Result<Vec<ProfileMerge>>;
+
     async fn held_entries(
         &self,
         journey_id: &str,

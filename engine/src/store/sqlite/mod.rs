@@ -346,6 +346,11 @@ impl Store for SqliteStore {
             .iter()
             .map(|h| serde_json::to_string(h).unwrap_or_else(|_| "{}".into()))
             .collect();
+        let merges = batch
+            .merges
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<serde_json::Result<Vec<String>>>()?;
         self.writer
             .write(move |conn| {
                 for id in &batch.profile_deletes {
@@ -380,6 +385,14 @@ impl Store for SqliteStore {
                 for seq in &batch.released {
                     conn.prepare_cached("DELETE FROM held_entries WHERE seq = ?1")?
                         .execute([seq])?;
+                }
+                for (m, text) in batch.merges.iter().zip(&merges) {
+                    conn.prepare_cached("INSERT INTO profile_merges (id, merge) VALUES (?1, ?2)")?
+                        .execute(params![m.id, text])?;
+                }
+                for id in &batch.merges_done {
+                    conn.prepare_cached("DELETE FROM profile_merges WHERE id = ?1")?
+                        .execute([id])?;
                 }
                 let mut done =
                     conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
@@ -806,8 +819,8 @@ impl Store for SqliteStore {
                     .query_row([&id], |r| r.get(0))?;
                 conn.prepare_cached(
                     "INSERT INTO journey_versions \
-                     (journey_id, version, definition, published_at, published_by, note) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     (journey_id, version, definition, published_at, published_by, note, split_hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     id,
@@ -815,7 +828,8 @@ impl Store for SqliteStore {
                     text,
                     ts(now),
                     publication.by,
-                    publication.note
+                    publication.note,
+                    crate::ids::SplitHash::CURRENT.as_str()
                 ])?;
                 Ok(version)
             })
@@ -846,18 +860,10 @@ impl Store for SqliteStore {
     async fn versions(&self) -> Result<Vec<VersionRecord>> {
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT journey_id, version, definition, published_at FROM journey_versions \
-                 ORDER BY journey_id, version",
+                "SELECT journey_id, version, definition, published_at, split_hash \
+                 FROM journey_versions ORDER BY journey_id, version",
             )?
-            .query_map([], |r| {
-                let text: String = r.get(2)?;
-                Ok(VersionRecord {
-                    journey_id: r.get(0)?,
-                    version: r.get(1)?,
-                    definition: serde_json::from_str(&text).unwrap_or(Value::Null),
-                    published_at: from_ts(r.get(3)?)?,
-                })
-            })?
+            .query_map([], rows::version_record)?
             .collect()
         })
         .await
@@ -928,21 +934,27 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT journey_id, version, definition, published_at FROM journey_versions \
-                 WHERE journey_id = ?1 AND version = ?2",
+                "SELECT journey_id, version, definition, published_at, split_hash \
+                 FROM journey_versions WHERE journey_id = ?1 AND version = ?2",
             )?
-            .query_row(params![id, version], |r| {
-                let text: String = r.get(2)?;
-                Ok(VersionRecord {
-                    journey_id: r.get(0)?,
-                    version: r.get(1)?,
-                    definition: serde_json::from_str(&text).unwrap_or(Value::Null),
-                    published_at: from_ts(r.get(3)?)?,
-                })
-            })
+            .query_row(params![id, version], rows::version_record)
             .optional()
         })
         .await
+    }
+
+    async fn pending_merges(&self) -> Result<Vec<super::ProfileMerge>> {
+        let texts: Vec<String> = self
+            .read(|conn| {
+                conn.prepare_cached("SELECT merge FROM profile_merges ORDER BY seq")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .await?;
+        texts
+            .iter()
+            .map(|t| serde_json::from_str(t).map_err(anyhow::Error::from))
+            .collect()
     }
 
     async fn held_entries(
@@ -1069,6 +1081,47 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A version published by an engine that did not record split hash schemes keeps
+    /// FNV-1a (its profiles keep their branches); versions published now get SipHash.
+    #[tokio::test]
+    async fn versions_published_before_split_schemes_were_recorded_keep_fnv1a() {
+        use crate::ids::SplitHash;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("upgrade.db");
+        let options = StoreOptions::from(&crate::Settings::default());
+        let now: Timestamp = "2026-03-02T08:00:00Z".parse().expect("time");
+        let def = serde_json::json!({"entry": {"type": "event", "event": "e"}, "start": "a",
+            "nodes": {"a": {"type": "end"}}});
+        {
+            let store = SqliteStore::open(&path, options).expect("open");
+            store
+                .publish("j", def.clone(), now, Publication::default())
+                .await
+                .expect("publish");
+        }
+        // The database as the previous release left it: no `split_hash` column.
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch("ALTER TABLE journey_versions DROP COLUMN split_hash")
+                .expect("drop the column");
+        }
+        let store = SqliteStore::open(&path, options).expect("reopen");
+        store
+            .publish("j", def, now, Publication::default())
+            .await
+            .expect("publish again");
+        let schemes: Vec<(u32, SplitHash)> = store
+            .versions()
+            .await
+            .expect("versions")
+            .into_iter()
+            .map(|v| (v.version, v.split_hash))
+            .collect();
+        assert_eq!(schemes, [(1, SplitHash::Fnv1a), (2, SplitHash::Sip13)]);
+        let one = store.version("j", 1).await.expect("read").expect("v1");
+        assert_eq!(one.split_hash, SplitHash::Fnv1a);
+    }
 
     #[test]
     fn a_read_sees_one_snapshot_and_ends_its_transaction() {

@@ -43,6 +43,20 @@ pub fn event(row: &Row) -> rusqlite::Result<(i64, Event, bool)> {
     ))
 }
 
+/// A `journey_versions` row: `journey_id, version, definition, published_at, split_hash`.
+/// A definition that no longer parses is `null` (the runtime logs it and skips it).
+pub fn version_record(row: &Row) -> rusqlite::Result<crate::store::VersionRecord> {
+    let text: String = row.get(2)?;
+    let scheme: Option<String> = row.get(4)?;
+    Ok(crate::store::VersionRecord {
+        journey_id: row.get(0)?,
+        version: row.get(1)?,
+        definition: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        published_at: from_ts(row.get(3)?)?,
+        split_hash: crate::ids::SplitHash::from_stored(scheme.as_deref()).map_err(conversion)?,
+    })
+}
+
 pub const PROFILE_COLUMNS: &str = "id, attributes, timezone, created_at, updated_at";
 
 pub fn profile(row: &Row) -> rusqlite::Result<Profile> {

@@ -140,6 +140,7 @@ CREATE TABLE IF NOT EXISTS journey_versions (
     published_at INTEGER NOT NULL,
     published_by TEXT,
     note         TEXT,
+    split_hash   TEXT,
     PRIMARY KEY (journey_id, version)
 );
 
@@ -180,6 +181,12 @@ CREATE TABLE IF NOT EXISTS split_assignments (
     at          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS split_assignments_journey ON split_assignments(journey_id);
+
+CREATE TABLE IF NOT EXISTS profile_merges (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    merge       TEXT NOT NULL
+);
 "#;
 
 /// Columns added after a table was first created: (table, column, declaration).
@@ -188,6 +195,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("journeys", "test", "TEXT"),
     ("journey_versions", "published_by", "TEXT"),
     ("journey_versions", "note", "TEXT"),
+    // NULL for versions published before it: they keep FNV-1a (`ids::SplitHash`).
+    ("journey_versions", "split_hash", "TEXT"),
 ];
 
 /// How long a connection waits for a lock another connection holds.

@@ -89,14 +89,19 @@ fn load_chunk(
     // SQLite returns the other columns of the row that holds the MAX.
     each(
         format!(
-            "SELECT profile_id, journey_id, MAX(entered_at), id FROM instances \
+            "SELECT profile_id, journey_id, MAX(entered_at), id, \
+             json_extract(data, '$.entry_at') FROM instances \
              WHERE profile_id IN ({list}) GROUP BY profile_id, journey_id"
         ),
         &mut |r| {
             if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
-                state
-                    .last_entered
-                    .insert(r.get(1)?, (from_ts(r.get(2)?)?, r.get(3)?));
+                // The entry's time (event time); `entered_at` for older instances.
+                let entry_at: Option<String> = r.get(4)?;
+                let at = match entry_at.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+                    Some(t) => t,
+                    None => from_ts(r.get(2)?)?,
+                };
+                state.last_entered.insert(r.get(1)?, (at, r.get(3)?));
             }
             Ok(())
         },

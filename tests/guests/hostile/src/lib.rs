@@ -1,6 +1,8 @@
 //! A test action that does what its `mode` parameter says: behave, loop forever, grow
-//! memory without bound, recurse without end, trap, return an oversized result, call a
-//! host it is not allowed to, read a file, or read an environment variable.
+//! memory without bound, recurse without end (on the WebAssembly stack, or with big
+//! frames on the stack Rust keeps in linear memory), trap, return an oversized result
+//! (over the manifest's limit, or over what wasmtime lets one call copy), call a host it
+//! is not allowed to, read a file, or read an environment variable.
 
 use parcours_sdk::action::{Action, Context};
 use parcours_sdk::{Error, Value, json};
@@ -26,6 +28,19 @@ fn recurse(depth: u64, limit: u64, pad: &mut [u8; 256]) -> u64 {
     next.wrapping_add(pad[0] as u64)
 }
 
+/// Recurses with a 4 KiB array in each frame: Rust keeps such frames on the stack it
+/// manages in linear memory (1 MiB), which runs out long before the WebAssembly stack.
+#[inline(never)]
+fn recurse_in_memory(depth: u64) -> u64 {
+    let mut frame = [0u8; 4096];
+    frame[(depth % 4096) as usize] = depth as u8;
+    let frame = std::hint::black_box(frame);
+    if depth == u64::MAX {
+        return 0;
+    }
+    recurse_in_memory(depth + 1).wrapping_add(u64::from(frame[(depth % 7) as usize]))
+}
+
 impl Action for Hostile {
     type Params = Params;
 
@@ -49,8 +64,10 @@ impl Action for Hostile {
                 let mut pad = [0u8; 256];
                 Ok(json!(recurse(0, std::hint::black_box(u64::MAX), &mut pad)))
             }
+            "deep_stack" => Ok(json!(recurse_in_memory(0))),
             "trap" => panic!("the hostile plugin panics on purpose"),
             "big_output" => Ok(json!("x".repeat(1 << 20))),
+            "huge_output" => Ok(json!("x".repeat(12 << 20))),
             #[cfg(target_os = "wasi")]
             "http" => {
                 let url = p.url.unwrap_or_else(|| "http://example.com/".into());
