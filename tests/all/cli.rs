@@ -57,6 +57,42 @@ fn journey_validate_accepts_the_examples_and_locates_errors() {
         text.contains("nodes.wait_2d.duration: \"P2X\" is not an ISO-8601 duration"),
         "{text}"
     );
+
+    // The graph limits are flags, as on `serve`: a chain of three conditions fits the
+    // default and not a limit of two steps per activation.
+    let chain = dir.path().join("chain.yaml");
+    std::fs::write(
+        &chain,
+        "entry: {type: event, event: e}\nstart: a\nnodes:\n  a: {type: condition, branches: [{when: 'true', next: b}]}\n  b: {type: condition, branches: [{when: 'true', next: c}]}\n  c: {type: end}\n",
+    )
+    .expect("write");
+    let chain = chain.to_str().expect("path");
+    let (ok, text) = parcours(&["journey", "validate", chain]);
+    assert!(ok, "{text}");
+    let (ok, text) = parcours(&[
+        "journey",
+        "validate",
+        "--max-steps-per-activation",
+        "2",
+        chain,
+    ]);
+    assert!(!ok);
+    assert!(
+        text.contains("nodes.c: ") && text.contains("max_steps_per_activation"),
+        "{text}"
+    );
+    let (ok, text) = parcours(&["journey", "validate", "--max-journey-nodes", "2", chain]);
+    assert!(!ok);
+    assert!(text.contains("max_journey_nodes"), "{text}");
+    let (ok, text) = parcours(&["serve", "--help"]);
+    assert!(ok, "{text}");
+    for flag in [
+        "--max-journey-nodes",
+        "--max-journey-bytes",
+        "--max-steps-per-activation",
+    ] {
+        assert!(text.contains(flag), "serve --help lacks {flag}");
+    }
 }
 
 #[test]
