@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// validation refuses journeys with a longer path.
     #[arg(long, env = "PARCOURS_MAX_STEPS_PER_ACTIVATION")]
     max_steps_per_activation: Option<u32>,
+    /// How often alert rules are evaluated, in seconds (an alert reacts at most this long
+    /// after its condition holds).
+    #[arg(long, env = "PARCOURS_ALERT_CHECK_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    alert_check_seconds: Option<u64>,
     /// Operations one expression evaluation may perform.
     #[arg(long, env = "PARCOURS_EXPR_MAX_OPERATIONS")]
     expr_max_operations: Option<u64>,
@@ -170,6 +174,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.max_steps_per_activation {
         settings.max_steps_per_activation = n.max(1);
+    }
+    if let Some(n) = args.alert_check_seconds {
+        settings.alert_check_seconds = n;
     }
     if let Some(n) = args.expr_max_operations {
         settings.expr.max_operations = n;

@@ -167,14 +167,8 @@ async fn tokens_need_the_right_scope_and_take_effect_while_running() {
     let track = json!({"type": "track", "userId": "ada", "event": "Signed Up"});
     for user in [ingest.as_str(), "seg-key"] {
         for path in ["/v1/segment/v1/track", "/v1/track"] {
-            let (s, body, _) = call(
-                &t,
-                M::POST,
-                path,
-                Some(&basic(user)),
-                Some(track.clone()),
-            )
-            .await;
+            let (s, body, _) =
+                call(&t, M::POST, path, Some(&basic(user)), Some(track.clone())).await;
             assert_eq!(s, 200, "{user} {path}: {body}");
         }
     }

@@ -244,6 +244,8 @@ async fn versions_record_who_and_what_and_diff_shows_the_change() {
 
     let (code, d) = t.get("/v1/journeys/v/diff?from=1&to=2").await;
     assert_eq!(code, 200, "{d}");
+    // Versions are numbers on both sides.
+    assert_eq!((&d["from"], &d["to"]), (&json!(1), &json!(2)), "{d}");
     assert_eq!(
         d["changes"],
         json!([{"path": "nodes.w.duration", "change": "changed", "from": "PT1H", "to": "PT2H"}])
@@ -546,6 +548,19 @@ async fn an_error_rate_alert_fires_and_resolves_through_the_webhook() {
             json!({"condition": {"type": "error_rate", "above": 2}}),
             "condition.above",
         ),
+        // Parameters are literal values, not expressions: a URL quoted as in a node.
+        (
+            json!({"notify": {"action": "webhook", "params": {"url": format!("\"{server}/alerts\"")}}}),
+            "notify.params.url",
+        ),
+        (
+            json!({"notify": {"action": "webhook", "params": {"url": "hooks.example.com/x"}}}),
+            "notify.params.url",
+        ),
+        (
+            json!({"notify": {"action": "webhook", "params": {"url": format!("{server}/alerts"), "headers": {"x-team": "'ops'"}}}}),
+            "notify.params.headers.x-team",
+        ),
     ] {
         let mut body = rule.clone();
         for (k, v) in bad.as_object().unwrap() {
@@ -735,4 +750,189 @@ async fn an_action_rate_cap_makes_calls_wait_durably_in_their_instances() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 5);
+}
+
+/// `alert_check_seconds` (a serve flag): with 5 s, a rule fires 5 s after its condition
+/// holds on the engine clock, not after the default minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_checked_as_often_as_the_setting_says() {
+    let t = TestEngine::start_with(|s| s.alert_check_seconds = 5).await;
+    t.publish(
+        "risky",
+        "entry: {type: event, event: e}\nstart: check\nnodes:\n  check: {type: condition, branches: [{when: '10 / event.data.d > 1', next: ok}]}\n  ok: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    let rule = json!({"journey": "risky", "condition": {"type": "error_rate", "above": 0.5, "min_steps": 2}, "window": "PT1M"});
+    let (code, body) = t
+        .post_or_put(reqwest::Method::PUT, "/v1/alerts/fast", &rule)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    for p in ["a", "b", "c"] {
+        let e = t.event("e", p, json!({"d": 0})).await;
+        t.processed(&e).await;
+    }
+    t.advance(Span::new().seconds(6));
+    eventually(|| async {
+        let (_, a) = t.get("/v1/alerts/fast").await;
+        (a["state"]["status"] == "firing").then_some(a)
+    })
+    .await;
+}
+
+/// Test mode beside a live version: test profiles enter only the draft (even one with a
+/// live instance of the live version), other profiles only the live version; a wait's
+/// step says when the instance really wakes; ending test mode and stopping the journey
+/// end instances through their partitions, with an `ended` step and code each, counted
+/// in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_under_test_beside_a_live_version_and_endings_on_record() {
+    let t = TestEngine::start().await;
+    // Live v1: a one-second wait, then an action for real.
+    let live = "entry: {type: event, event: go}\nstart: w\nnodes:\n  w: {type: wait, duration: PT1S, next: send}\n  send: {type: action, action: log, params: {v: '1'}}\nproperties: {reentrance: {mode: always}}\n";
+    t.publish("h", live).await;
+    for (id, test) in [("tess", true), ("rita", false)] {
+        let (code, body) = t
+            .post_or_put(
+                reqwest::Method::PUT,
+                &format!("/v1/profiles/{id}"),
+                &json!({"attributes": {"test_profile": test}}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    // A test profile in the live version before the test begins: it stays there.
+    let e = t.event("go", "tess", json!({})).await;
+    t.processed(&e).await;
+    let before = t.instance_in("tess", "h", "waiting").await;
+    assert_eq!(before["version"], 1);
+
+    // The draft: a one-day wait, capped to two seconds by the test.
+    let draft = live.replace("PT1S", "P1D").replace("v: '1'", "v: '0'");
+    let (code, _) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/journeys/h",
+            Some(draft.as_bytes()),
+            "",
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, body) = t
+        .post_json(
+            "/v1/journeys/h/test",
+            &json!({"wait": "PT2S", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+
+    let now = t.now();
+    for p in ["tess", "rita"] {
+        let e = t.event("go", p, json!({})).await;
+        t.processed(&e).await;
+    }
+    let mut tess: Vec<Value> = t.instances("tess").await;
+    tess.sort_by_key(|i| std::cmp::Reverse(i["version"].as_u64()));
+    let versions: Vec<(u64, &str)> = tess
+        .iter()
+        .map(|i| {
+            (
+                i["version"].as_u64().unwrap(),
+                i["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [(1, "waiting"), (0, "waiting")],
+        "the test profile entered the draft, and only the draft: {tess:?}"
+    );
+    let rita = t.instances("rita").await;
+    assert_eq!(
+        (rita.len(), &rita[0]["version"]),
+        (1, &json!(1)),
+        "{rita:?}"
+    );
+    // The wait's step says when the test instance really wakes.
+    let test_instance = &tess[1];
+    let steps = t.steps(test_instance["id"].as_str().unwrap()).await;
+    let wait = steps
+        .iter()
+        .find(|s| s["node"] == "w")
+        .expect("a wait step");
+    let capped = now.checked_add(Span::new().seconds(2)).unwrap().to_string();
+    let uncapped = now.checked_add(Span::new().hours(24)).unwrap().to_string();
+    assert_eq!(wait["detail"]["until"], capped.as_str(), "{wait}");
+    assert_eq!(
+        wait["detail"]["until_without_test"],
+        uncapped.as_str(),
+        "{wait}"
+    );
+    assert_eq!(test_instance["wake_at"], capped.as_str(), "{test_instance}");
+
+    // Ending test mode ends the test instance, with its step and code.
+    let (code, body) = t
+        .send(reqwest::Method::DELETE, "/v1/journeys/h/test", None, "")
+        .await;
+    assert_eq!((code, &body["ended_instances"]), (200, &json!(1)), "{body}");
+    let ended = t.steps(test_instance["id"].as_str().unwrap()).await;
+    let last = ended.last().unwrap();
+    assert_eq!(
+        (&last["status"], &last["code"]),
+        (&json!("ended"), &json!("TEST_ENDED")),
+        "{ended:?}"
+    );
+    let live_one = t
+        .instances("tess")
+        .await
+        .into_iter()
+        .find(|i| i["id"] == before["id"])
+        .unwrap();
+    assert_eq!(live_one["status"], "waiting", "the live instance goes on");
+
+    // Stopping the journey ends the live instances the same way.
+    let (code, body) = t.post_json("/v1/journeys/h/stop", &json!({})).await;
+    assert_eq!((code, &body["ended_instances"]), (200, &json!(2)), "{body}");
+    for id in [
+        before["id"].as_str().unwrap(),
+        rita[0]["id"].as_str().unwrap(),
+    ] {
+        let steps = t.steps(id).await;
+        let last = steps.last().unwrap();
+        assert_eq!(
+            (&last["status"], &last["code"]),
+            (&json!("ended"), &json!("JOURNEY_STOPPED")),
+            "{steps:?}"
+        );
+    }
+    let (code, report) = t.get("/v1/journeys/h/report").await;
+    assert_eq!(code, 200, "{report}");
+    let node = |version: u64, node: &str| {
+        report["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["version"] == version)
+            .and_then(|v| {
+                v["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|n| n["node"] == node)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("version {version}, node {node} in {report}"))
+    };
+    assert_eq!(
+        node(1, "w")["end_codes"],
+        json!({"JOURNEY_STOPPED": 2}),
+        "{report}"
+    );
+    assert_eq!(
+        node(0, "w")["end_codes"],
+        json!({"TEST_ENDED": 1}),
+        "{report}"
+    );
+    // Nothing was sent for the test profile's test entry; the live instances never
+    // reached their action.
+    assert!(t.log_calls().is_empty(), "{:?}", t.log_calls());
 }

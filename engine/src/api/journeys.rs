@@ -514,12 +514,16 @@ pub async fn diff(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no version {}", q.from)))?
         .definition;
+    // `to` in the answer is what was compared: a version number, like `from`, or "draft".
     let to_label = q.to.clone().unwrap_or_else(|| "draft".into());
-    let to = match to_label.as_str() {
-        "draft" => journey_record(&app, &id)
-            .await?
-            .draft
-            .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no draft")))?,
+    let (to, to_answer) = match to_label.as_str() {
+        "draft" => (
+            journey_record(&app, &id)
+                .await?
+                .draft
+                .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no draft")))?,
+            json!("draft"),
+        ),
         n => {
             let v: u32 = n.parse().map_err(|_| {
                 ApiError::new(
@@ -529,16 +533,17 @@ pub async fn diff(
                 )
                 .at("to")
             })?;
-            store
+            let definition = store
                 .version(&id, v)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("journey {id:?} has no version {v}")))?
-                .definition
+                .definition;
+            (definition, json!(v))
         }
     };
     let changes = crate::model::diff::diff(&from, &to);
     Ok(Json(
-        json!({"id": id, "from": q.from, "to": to_label, "changes": changes}),
+        json!({"id": id, "from": q.from, "to": to_answer, "changes": changes}),
     ))
 }
 

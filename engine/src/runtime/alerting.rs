@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{DefinitionError, Runtime, Shared};
 use crate::actions::ActionCall;
@@ -216,6 +216,7 @@ impl Runtime {
         }
         let (def, window) = parse_rule(def)?;
         if let Some(notify) = &def.notify {
+            check_literal_params(&notify.params, "notify.params")?;
             let Some(entry) = self.shared.actions.resolve(&notify.action) else {
                 return Err(DefinitionError::Invalid {
                     path: "notify.action".into(),
@@ -310,6 +311,45 @@ impl Runtime {
         self.shared.alerting.rewatch();
         Ok(())
     }
+}
+
+/// Alert parameters are literal JSON, unlike an action node's expressions: a string
+/// written as a quoted expression (`'"https://hooks.example.com/x"'`, as in a node) would
+/// reach the action with its quotes and fail at every evaluation. Refuses such strings,
+/// and a `url` that is not an http(s) URL, at their location.
+fn check_literal_params(params: &Map<String, Value>, path: &str) -> Result<(), DefinitionError> {
+    for (key, value) in params {
+        let here = format!("{path}.{key}");
+        match value {
+            Value::String(text) => {
+                let quoted = text.len() >= 2
+                    && ["\"", "'", "`"]
+                        .iter()
+                        .any(|q| text.starts_with(q) && text.ends_with(q));
+                if quoted {
+                    return Err(DefinitionError::Invalid {
+                        path: here,
+                        message: format!(
+                            "{text} is quoted as an expression; alert parameters are literal values: write {} without the quotes",
+                            &text[1..text.len() - 1]
+                        ),
+                    });
+                }
+                let is_url = text.parse::<http::Uri>().is_ok_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                });
+                if key == "url" && !is_url {
+                    return Err(DefinitionError::Invalid {
+                        path: here,
+                        message: format!("{text:?} is not an http(s) URL"),
+                    });
+                }
+            }
+            Value::Object(inner) => check_literal_params(inner, &here)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn notify_params(notify: &crate::model::NotifyDef, alert: Value) -> Value {

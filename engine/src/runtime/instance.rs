@@ -85,6 +85,17 @@ pub struct InstanceData {
     pub entry_at: Option<Timestamp>,
 }
 
+/// The key of a journey's entry history (`last_entered`): the journey id, and a key of
+/// its own for the draft in test mode (version 0), so that a test profile's entries in
+/// the draft and in the live version do not count against each other.
+pub fn entry_key(journey_id: &str, version: u32) -> std::borrow::Cow<'_, str> {
+    if version == 0 {
+        std::borrow::Cow::Owned(format!("{journey_id}\u{1f}test"))
+    } else {
+        std::borrow::Cow::Borrowed(journey_id)
+    }
+}
+
 /// One instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Instance {

@@ -19,6 +19,10 @@ use crate::store::{JourneyStatus, Pause, TestMode};
 const CHECK_EVERY: SignedDuration = SignedDuration::from_secs(60);
 /// Held entries read from the store at once when releasing.
 const RELEASE_CHUNK: usize = 1_000;
+/// Profiles whose instances are ended at once when a journey stops.
+const END_CHUNK: usize = 1_000;
+/// Passes over a stopped journey's live instances at most (see `end_instances`).
+const END_PASSES: usize = 5;
 
 /// What a pause holds, as asked.
 #[derive(Debug, Clone)]
@@ -157,11 +161,14 @@ impl Runtime {
     pub async fn stop(&self, id: &str) -> Result<Transitioned, JourneyError> {
         self.status_of(id).await?;
         self.set_status(id, JourneyStatus::Stopped, None).await?;
-        let now = self.now();
         let ended = self
-            .shared
-            .store
-            .end_live_instances(id, None, instance::Status::Stopped, "JOURNEY_STOPPED", now)
+            .end_instances(
+                id,
+                None,
+                instance::Status::Stopped,
+                "JOURNEY_STOPPED",
+                "the journey was stopped",
+            )
             .await?;
         let dropped = self.shared.store.drop_held_entries(id).await?;
         tracing::info!(journey = id, ended, dropped, "stopped");
@@ -221,18 +228,67 @@ impl Runtime {
         self.shared.store.set_test_mode(id, None).await?;
         self.shared.journeys.set_test(id, None);
         let ended = self
-            .shared
-            .store
-            .end_live_instances(
+            .end_instances(
                 id,
                 Some(0),
                 instance::Status::Stopped,
                 "TEST_ENDED",
-                self.now(),
+                "test mode of the draft was turned off",
             )
             .await?;
         tracing::info!(journey = id, ended, "test mode off");
         Ok(ended)
+    }
+
+    /// Ends the live instances of a journey (of one version, if given) through their
+    /// profiles' partitions, each with an `ended` step and `code`; returns how many.
+    /// The journey takes no more entries when this is called, so passes over the store
+    /// are repeated until one finds nothing (an entry admitted by a batch that had begun
+    /// before is ended by the next pass).
+    async fn end_instances(
+        &self,
+        id: &str,
+        version: Option<u32>,
+        status: instance::Status,
+        code: &'static str,
+        message: &str,
+    ) -> Result<u64, JourneyError> {
+        let mut total = 0;
+        for _ in 0..END_PASSES {
+            let mut ended = 0;
+            let mut after = String::new();
+            loop {
+                let profiles = self
+                    .shared
+                    .store
+                    .profiles_in_journey(id, version, &after, END_CHUNK)
+                    .await?;
+                let Some(last) = profiles.last() else { break };
+                after = last.clone();
+                let mut replies = Vec::with_capacity(profiles.len());
+                for profile_id in profiles {
+                    let (tx, rx) = oneshot::channel();
+                    let request = super::EndRequest {
+                        profile_id,
+                        journey_id: id.to_string(),
+                        version,
+                        status,
+                        code,
+                        message: message.to_string(),
+                    };
+                    self.shared.send(Msg::End(request, tx)).await?;
+                    replies.push(rx);
+                }
+                for rx in replies {
+                    ended += rx.await.unwrap_or(0);
+                }
+            }
+            total += ended;
+            if ended == 0 {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     pub(super) fn compile_test(
@@ -286,8 +342,7 @@ async fn release(shared: &Arc<Shared>, id: &str) -> anyhow::Result<()> {
     let mut acks = Vec::new();
     let pace = async |sent: &mut u64| {
         *sent += 1;
-        let due = std::time::Duration::from_secs_f64(*sent as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
+        if let Some(wait) = release_delay(*sent, rate, started.elapsed()) {
             tokio::time::sleep(wait).await;
         }
     };
@@ -332,6 +387,21 @@ async fn release(shared: &Arc<Shared>, id: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// How long to wait after the `sent`-th release to keep to `rate` per second, `elapsed`
+/// after the first: only when ahead of schedule by a whole timer tick (1 ms) or more.
+/// Sleeping after every release would wait at least a tick each time, and cap the rate
+/// at about 1,000 a second whatever `resume_rate` says; releases go in small bursts
+/// instead.
+fn release_delay(
+    sent: u64,
+    rate: u64,
+    elapsed: std::time::Duration,
+) -> Option<std::time::Duration> {
+    const TICK: std::time::Duration = std::time::Duration::from_millis(1);
+    let due = std::time::Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
+    due.checked_sub(elapsed).filter(|wait| *wait >= TICK)
 }
 
 /// Releases what pauses held for journeys that resumed before the last stop but had not
@@ -401,4 +471,33 @@ pub(super) fn spawn(runtime: Runtime) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn releases_go_in_bursts_that_keep_to_the_rate() {
+        // 5,000 a second: the first four releases of a millisecond go at once; the fifth
+        // is a whole tick ahead and waits for it.
+        let now = Duration::ZERO;
+        assert_eq!(release_delay(1, 5_000, now), None);
+        assert_eq!(release_delay(4, 5_000, now), None);
+        assert_eq!(release_delay(5, 5_000, now), Some(Duration::from_millis(1)));
+        // Behind schedule: no wait at all.
+        assert_eq!(release_delay(50, 5_000, Duration::from_millis(20)), None);
+        // Slow rates wait between releases.
+        assert_eq!(
+            release_delay(2, 10, Duration::from_millis(100)),
+            Some(Duration::from_millis(100))
+        );
+        // Over a second's worth, the schedule is the rate: the 5,000th release is due
+        // at one second.
+        assert_eq!(
+            release_delay(5_000, 5_000, now),
+            Some(Duration::from_secs(1))
+        );
+    }
 }

@@ -49,6 +49,21 @@ pub(crate) enum Msg {
     Enter(EnterRequest, oneshot::Sender<EnterReply>),
     /// A held entry of a journey that resumed.
     Release(crate::store::HeldEntry, oneshot::Sender<()>),
+    /// End a profile's live instances of a journey (a stop, the end of test mode);
+    /// answered with how many ended, once committed.
+    End(EndRequest, oneshot::Sender<u64>),
+}
+
+/// Ends a profile's live instances of one journey: every version (`version: None`), or
+/// one (`Some(0)`: the draft in test mode), with an `ended` step carrying `code`.
+#[derive(Debug, Clone)]
+pub(crate) struct EndRequest {
+    pub profile_id: String,
+    pub journey_id: String,
+    pub version: Option<u32>,
+    pub status: instance::Status,
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// Why a journey operation failed.

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::audiences::AudienceSet;
 use super::entry::{self, Discard};
-use super::instance::{Instance, InstanceData, Status, Step, StepStatus};
+use super::instance::{Instance, InstanceData, Status, Step, StepStatus, entry_key};
 use super::journeys::JourneySet;
 use super::matching;
 use super::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
@@ -271,6 +271,7 @@ impl Msg {
             Msg::Profile(..) => "profile",
             Msg::Enter(..) => "enter",
             Msg::Release(..) => "release",
+            Msg::End(..) => "end",
         }
     }
 
@@ -281,6 +282,7 @@ impl Msg {
             Msg::Profile(op, _) => op.profile_id(),
             Msg::Enter(r, _) => &r.profile_id,
             Msg::Release(h, _) => &h.profile_id,
+            Msg::End(r, _) => &r.profile_id,
         }
     }
 }
@@ -367,6 +369,7 @@ impl Partition {
                     batch.acks.push(ack);
                     self.on_release(batch, held).await
                 }
+                Msg::End(request, reply) => self.on_end(batch, request, reply).await,
             }
         }
         .instrument(span)
@@ -754,8 +757,8 @@ impl Partition {
             inst.profile_id = id.to_string();
             inst.updated_at = now;
             let entry_at = inst.data.entry_at.unwrap_or(inst.entered_at);
-            work.last_entered
-                .insert(inst.journey_id.clone(), (entry_at, inst.id.clone()));
+            let key = entry_key(&inst.journey_id, inst.version).into_owned();
+            work.last_entered.insert(key, (entry_at, inst.id.clone()));
             batch.new_timer |= inst.wake_at.is_some();
             batch.write.steps.push(step(
                 &inst,
@@ -816,6 +819,46 @@ impl Partition {
         };
         batch.replies.push(Box::new(move |_| {
             let _ = reply.send(result);
+        }));
+        Ok(())
+    }
+
+    /// Ends the profile's live instances of a journey, each with an `ended` step; the
+    /// answer (how many) waits for the commit.
+    async fn on_end(
+        &mut self,
+        batch: &mut Batch,
+        request: super::EndRequest,
+        reply: oneshot::Sender<u64>,
+    ) -> anyhow::Result<()> {
+        let now = self.shared.clock.now();
+        let work = self.load(batch, &request.profile_id).await?;
+        let ending: Vec<Instance> = work
+            .instances
+            .iter()
+            .filter(|i| {
+                i.journey_id == request.journey_id
+                    && i.status.is_live()
+                    && request.version.is_none_or(|v| i.version == v)
+            })
+            .cloned()
+            .collect();
+        let count = ending.len() as u64;
+        for mut inst in ending {
+            let journey = batch.set.version(&inst.journey_id, inst.version).cloned();
+            self.end(
+                batch,
+                &mut inst,
+                journey.as_deref(),
+                request.status,
+                request.code,
+                &request.message,
+                now,
+            );
+            self.store_instance(batch, inst);
+        }
+        batch.replies.push(Box::new(move |_| {
+            let _ = reply.send(count);
         }));
         Ok(())
     }
@@ -1124,7 +1167,7 @@ impl Partition {
                 Ok(())
             }
             Err(d) => {
-                if !matches!(d.code, "DUPLICATE" | "NOT_A_TEST_PROFILE") {
+                if !matches!(d.code, "DUPLICATE" | "NOT_A_TEST_PROFILE" | "TEST_PROFILE") {
                     batch
                         .write
                         .steps
@@ -1155,12 +1198,22 @@ impl Partition {
         if !work.exists {
             return Err(missing());
         }
-        if journey.test.is_some()
-            && work.profile.attributes.get("test_profile") != Some(&Value::Bool(true))
-        {
+        // While a draft is under test, test profiles enter only the draft and every
+        // other profile only the live version.
+        let test_profile = work.profile.attributes.get("test_profile") == Some(&Value::Bool(true));
+        if journey.test.is_some() && !test_profile {
             return Err(Discard {
                 code: "NOT_A_TEST_PROFILE",
                 message: "a draft in test mode only takes test profiles".into(),
+            });
+        }
+        if journey.test.is_none()
+            && test_profile
+            && batch.set.get(&journey.id).is_some_and(|j| j.test.is_some())
+        {
+            return Err(Discard {
+                code: "TEST_PROFILE",
+                message: "a test profile enters the draft under test, not the live version".into(),
             });
         }
         if journey.test.is_none()
@@ -1190,17 +1243,20 @@ impl Partition {
             trigger.id,
             trigger.at,
         );
-        let last = work.last_entered.get(&journey.id);
+        let key = entry_key(&journey.id, journey.version);
+        let last = work.last_entered.get(key.as_ref());
         if last.is_some_and(|(_, last_id)| *last_id == id) {
             return Err(Discard {
                 code: "DUPLICATE",
                 message: "the profile already entered for this trigger".into(),
             });
         }
+        // One live instance per journey, counted apart for the draft under test.
+        let draft = journey.version == 0;
         let live = work
             .instances
             .iter()
-            .any(|i| i.journey_id == journey.id && i.status.is_live());
+            .any(|i| i.journey_id == journey.id && i.status.is_live() && (i.version == 0) == draft);
         let entry_at = trigger.entry_time(now);
         entry::check(journey, now, entry_at, live, last.map(|(at, _)| *at))?;
         for rule_id in &journey.props.capping {
@@ -1282,7 +1338,7 @@ impl Partition {
                 ..Default::default()
             },
         };
-        work.last_entered.insert(journey.id.clone(), (entry_at, id));
+        work.last_entered.insert(key.into_owned(), (entry_at, id));
         for rule_id in &journey.props.capping {
             work.capping.push((rule_id.clone(), entry_at));
             batch
@@ -1561,6 +1617,26 @@ impl Partition {
                 ),
                 Move::Jump { .. } => unreachable!("jumps are resolved above"),
             };
+            // Test mode: waits and reaction timeouts last at most its `wait_seconds`; the
+            // step says when the instance will really wake, and the time without the cap.
+            let next = match (next, &journey.test) {
+                (Err(Some(Some(wake_at))), Some(test)) => {
+                    let cap = now
+                        .saturating_add(jiff::SignedDuration::from_secs(
+                            i64::try_from(test.wait_seconds).unwrap_or(i64::MAX),
+                        ))
+                        .unwrap_or(wake_at);
+                    if cap < wake_at
+                        && let Some(Value::Object(detail)) = outcome.detail.as_mut()
+                        && detail.contains_key("until")
+                    {
+                        detail.insert("until".into(), json!(cap.to_string()));
+                        detail.insert("until_without_test".into(), json!(wake_at.to_string()));
+                    }
+                    Err(Some(Some(wake_at.min(cap))))
+                }
+                (next, _) => next,
+            };
             tracing::debug!(node = %node.id, kind = node.kind.name(), status = status.as_str(), code = code.as_deref(), "step");
             batch.write.steps.push(step(
                 &inst,
@@ -1577,18 +1653,6 @@ impl Partition {
                 Err(Some(wake_at)) => {
                     // Paused: wake at the node's time, or at the deadline at the latest.
                     inst.status = Status::Waiting;
-                    // Test mode: waits and reaction timeouts last at most its `wait_seconds`.
-                    let wake_at = match (&journey.test, wake_at) {
-                        (Some(test), Some(w)) => Some(
-                            w.min(
-                                now.saturating_add(jiff::SignedDuration::from_secs(
-                                    i64::try_from(test.wait_seconds).unwrap_or(i64::MAX),
-                                ))
-                                .unwrap_or(w),
-                            ),
-                        ),
-                        (_, w) => w,
-                    };
                     inst.wake_at = Some(wake_at.map_or(inst.deadline, |w| w.min(inst.deadline)));
                     inst.updated_at = now;
                     batch.new_timer = true;

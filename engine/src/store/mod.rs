@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{Event, Profile};
-use crate::runtime::instance::{Instance, Status, Step};
+use crate::runtime::instance::{Instance, Step};
 
 pub type Result<T> = anyhow::Result<T>;
 
@@ -439,16 +439,15 @@ pub trait Store: Send + Sync + 'static {
     async fn instances_of_profile(&self, profile_id: &str) -> Result<Vec<Instance>>;
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>>;
     async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>>;
-    /// Ends every live instance of a journey (of one version, if given) with `status`
-    /// and `reason`; returns how many.
-    async fn end_live_instances(
+    /// Profiles with a live instance of a journey (of one version, if given), in id
+    /// order after `after`, at most `limit`: the partitions end them (a stop).
+    async fn profiles_in_journey(
         &self,
         journey_id: &str,
         version: Option<u32>,
-        status: Status,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<u64>;
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>>;
 
     /// A profile with its aliases.
     async fn get_profile(&self, id: &str) -> Result<Option<Profile>>;

@@ -29,7 +29,7 @@ use super::{
     VersionRecord, WriteBatch,
 };
 use crate::model::{Event, Profile};
-use crate::runtime::instance::{Instance, Status, Step};
+use crate::runtime::instance::{Instance, Step};
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -544,34 +544,27 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn end_live_instances(
+    async fn profiles_in_journey(
         &self,
         journey_id: &str,
         version: Option<u32>,
-        status: Status,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let (journey_id, reason) = (journey_id.to_string(), reason.to_string());
-        self.writer
-            .write(move |conn| {
-                let n = conn
-                    .prepare_cached(
-                        "UPDATE instances SET status = ?2, end_reason = ?3, ended_at = ?4, \
-                         updated_at = ?4, wake_at = NULL \
-                         WHERE journey_id = ?1 AND status IN ('active', 'waiting') \
-                         AND (?5 IS NULL OR version = ?5)",
-                    )?
-                    .execute(params![
-                        journey_id,
-                        status.as_str(),
-                        reason,
-                        ts(now),
-                        version
-                    ])?;
-                Ok(n as u64)
-            })
-            .await
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let (journey_id, after) = (journey_id.to_string(), after.to_string());
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT DISTINCT profile_id FROM instances \
+                 WHERE journey_id = ?1 AND status IN ('active', 'waiting') \
+                 AND (?2 IS NULL OR version = ?2) AND profile_id > ?3 \
+                 ORDER BY profile_id LIMIT ?4",
+            )?
+            .query_map(params![journey_id, version, after, limit as i64], |r| {
+                r.get(0)
+            })?
+            .collect()
+        })
+        .await
     }
 
     async fn get_profile(&self, id: &str) -> Result<Option<Profile>> {

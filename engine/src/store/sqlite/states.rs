@@ -90,8 +90,8 @@ fn load_chunk(
     each(
         format!(
             "SELECT profile_id, journey_id, MAX(entered_at), id, \
-             json_extract(data, '$.entry_at') FROM instances \
-             WHERE profile_id IN ({list}) GROUP BY profile_id, journey_id"
+             json_extract(data, '$.entry_at'), MIN(version) FROM instances \
+             WHERE profile_id IN ({list}) GROUP BY profile_id, journey_id, version = 0"
         ),
         &mut |r| {
             if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
@@ -101,7 +101,9 @@ fn load_chunk(
                     Some(t) => t,
                     None => from_ts(r.get(2)?)?,
                 };
-                state.last_entered.insert(r.get(1)?, (at, r.get(3)?));
+                let journey: String = r.get(1)?;
+                let key = crate::runtime::instance::entry_key(&journey, r.get(5)?).into_owned();
+                state.last_entered.insert(key, (at, r.get(3)?));
             }
             Ok(())
         },
