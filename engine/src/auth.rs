@@ -114,18 +114,31 @@ pub struct Tokens {
     file: Option<PathBuf>,
     /// Segment write keys given on the command line, accepted as ingest tokens.
     extra: Vec<TokenRecord>,
+    /// Tokens are required even while the file holds none (`require_auth`).
+    forced: bool,
     state: Mutex<Loaded>,
 }
 
 struct Loaded {
     by_hash: HashMap<String, (String, Scope)>,
+    /// Tokens of the file (write keys alone do not close the API).
+    in_file: usize,
     modified: Option<SystemTime>,
     checked: Instant,
 }
 
+/// How often the tokens file is checked for changes, at most.
+const RECHECK: Duration = Duration::from_secs(1);
+
 impl Tokens {
-    /// Tokens from `file` (if any) and the given Segment write keys.
-    pub fn load(file: Option<PathBuf>, write_keys: &[String]) -> anyhow::Result<Arc<Tokens>> {
+    /// Tokens from `file` (if any) and the given Segment write keys. With `forced`, every
+    /// request needs a token; otherwise only once the file holds one (the first token
+    /// created while the engine runs closes the API within a second).
+    pub fn load(
+        file: Option<PathBuf>,
+        write_keys: &[String],
+        forced: bool,
+    ) -> anyhow::Result<Arc<Tokens>> {
         let extra = write_keys
             .iter()
             .enumerate()
@@ -139,8 +152,10 @@ impl Tokens {
         let tokens = Tokens {
             file,
             extra,
+            forced,
             state: Mutex::new(Loaded {
                 by_hash: HashMap::new(),
+                in_file: 0,
                 modified: None,
                 checked: Instant::now(),
             }),
@@ -159,6 +174,7 @@ impl Tokens {
             .as_ref()
             .and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.in_file = records.len();
         state.by_hash = records
             .iter()
             .chain(&self.extra)
@@ -167,6 +183,32 @@ impl Tokens {
         state.modified = modified;
         state.checked = Instant::now();
         Ok(())
+    }
+
+    /// Reads the file again if it changed (checked at most once a second), so tokens
+    /// created or revoked while the engine runs take effect at once.
+    fn refresh(&self) {
+        let stale = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.checked.elapsed() > RECHECK {
+                state.checked = Instant::now();
+                self.file.as_ref().is_some_and(|f| {
+                    std::fs::metadata(f).and_then(|m| m.modified()).ok() != state.modified
+                })
+            } else {
+                false
+            }
+        };
+        if stale && let Err(e) = self.reload() {
+            tracing::warn!(error = %e, "cannot reload the tokens file");
+        }
+    }
+
+    /// Whether requests need a token now: always when forced, else once the file holds
+    /// one.
+    pub fn enforced(&self) -> bool {
+        self.refresh();
+        self.forced || self.state.lock().unwrap_or_else(|p| p.into_inner()).in_file > 0
     }
 
     /// Whether any token exists (the file's, or a write key).
@@ -179,23 +221,9 @@ impl Tokens {
             .is_empty()
     }
 
-    /// The name and scope of `token`. The file is checked for changes at most once a
-    /// second, so tokens created or revoked while the engine runs take effect at once.
+    /// The name and scope of `token`.
     pub fn find(&self, token: &str) -> Option<(String, Scope)> {
-        let stale = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.checked.elapsed() > Duration::from_secs(1) {
-                state.checked = Instant::now();
-                self.file.as_ref().is_some_and(|f| {
-                    std::fs::metadata(f).and_then(|m| m.modified()).ok() != state.modified
-                })
-            } else {
-                false
-            }
-        };
-        if stale && let Err(e) = self.reload() {
-            tracing::warn!(error = %e, "cannot reload the tokens file");
-        }
+        self.refresh();
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -236,19 +264,25 @@ pub fn needed(method: &Method, path: &str) -> Option<Scope> {
 }
 
 /// The token of a request: `Authorization: Bearer <token>`, or Basic auth with the token
-/// as the user name (how Segment libraries send their write key).
+/// as the user name (how Segment libraries send their write key). Schemes are
+/// case-insensitive, as HTTP says.
 fn token_of(request: &Request) -> Option<String> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?
         .to_str()
-        .ok()?;
-    if let Some(t) = value.strip_prefix("Bearer ") {
-        return Some(t.trim().to_string());
+        .ok()?
+        .trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return (!rest.is_empty()).then(|| rest.to_string());
     }
-    let encoded = value.strip_prefix("Basic ")?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(rest)
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split(':').next().unwrap_or_default();
@@ -285,6 +319,9 @@ pub async fn check(
     let Some(needed) = needed(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
+    if !tokens.enforced() {
+        return next.run(request).await;
+    }
     let Some(token) = token_of(&request) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -319,6 +356,43 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_authorization(value: &str) -> Request {
+        axum::http::Request::builder()
+            .header(header::AUTHORIZATION, value)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn authorization_schemes_are_case_insensitive() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("wk:");
+        for (value, token) in [
+            ("Bearer pct_x", Some("pct_x")),
+            ("bearer pct_x", Some("pct_x")),
+            ("BEARER  pct_x ", Some("pct_x")),
+            ("Bearer", None),
+            (&format!("basic {basic}"), Some("wk")),
+            (&format!("Basic {basic}"), Some("wk")),
+            ("Digest pct_x", None),
+        ] {
+            assert_eq!(
+                token_of(&with_authorization(value)).as_deref(),
+                token,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_keys_alone_do_not_close_the_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens =
+            Tokens::load(Some(dir.path().join("none.json")), &["wk".into()], false).unwrap();
+        assert!(!tokens.enforced());
+        let forced = Tokens::load(None, &[], true).unwrap();
+        assert!(forced.enforced());
+    }
 
     #[test]
     fn scopes_cover_their_routes() {
@@ -360,7 +434,8 @@ mod tests {
         )
         .unwrap();
         assert!(!std::fs::read_to_string(&file).unwrap().contains(&token));
-        let tokens = Tokens::load(Some(file), &["wk".into()]).unwrap();
+        let tokens = Tokens::load(Some(file), &["wk".into()], false).unwrap();
+        assert!(tokens.enforced(), "a token in the file closes the API");
         assert_eq!(tokens.find(&token), Some(("ci".into(), Scope::Read)));
         assert_eq!(tokens.find("wk").map(|t| t.1), Some(Scope::Ingest));
         assert_eq!(tokens.find("nope"), None);

@@ -51,10 +51,13 @@ impl Engine {
         store: Arc<dyn Store>,
         actions: ActionRegistry,
     ) -> anyhow::Result<Engine> {
-        let tokens = if settings.require_auth {
+        // With a tokens file the check is in place even while it holds none: the first
+        // token created while the engine runs closes the API.
+        let tokens = if settings.require_auth || settings.tokens_file.is_some() {
             Some(crate::auth::Tokens::load(
                 settings.tokens_file.clone(),
                 &settings.segment_write_keys,
+                settings.require_auth,
             )?)
         } else {
             None
@@ -100,10 +103,14 @@ impl Engine {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+        crate::server::serve(
+            listener,
+            self.router(),
+            crate::server::ServerLimits::from(self.runtime.settings()),
+            self.runtime.metrics().clone(),
+            shutdown,
+        )
+        .await
     }
 
     /// Creates or replaces the audiences and capping rules of a resources file.

@@ -20,6 +20,7 @@ pub mod model;
 pub mod plugins;
 pub mod report;
 pub mod runtime;
+mod server;
 pub mod settings;
 pub mod simulation;
 pub mod store;

@@ -84,6 +84,8 @@ struct Inner {
     commit_seconds: Histogram,
     timers_pending: Gauge,
     instances_live: Gauge,
+    http_connections: Gauge,
+    http_connections_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -93,6 +95,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A connection opened (`+1`) or closed (`-1`).
+    pub fn http_connection(&self, delta: i64) {
+        self.inner.http_connections.inc_by(delta);
+    }
+
+    /// A connection closed at once: the connection limit was reached.
+    pub fn http_connection_shed(&self) {
+        self.inner.http_connections_shed.inc();
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("parcours");
         let events_accepted = Counter::default();
@@ -110,6 +122,8 @@ impl Metrics {
         let commit_seconds = seconds_histogram();
         let timers_pending = Gauge::default();
         let instances_live = Gauge::default();
+        let http_connections = Gauge::default();
+        let http_connections_shed = Counter::default();
         registry.register(
             "events_accepted",
             "Events accepted (stored durably) by ingestion",
@@ -181,6 +195,16 @@ impl Metrics {
             "Instances active or waiting (read from the store when scraped)",
             instances_live.clone(),
         );
+        registry.register(
+            "http_connections",
+            "HTTP connections open now",
+            http_connections.clone(),
+        );
+        registry.register(
+            "http_connections_shed",
+            "HTTP connections closed at once because http_max_connections were open",
+            http_connections_shed.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -198,6 +222,8 @@ impl Metrics {
                 commit_seconds,
                 timers_pending,
                 instances_live,
+                http_connections,
+                http_connections_shed,
             }),
         }
     }

@@ -81,6 +81,15 @@ pub struct PluginSettings {
     pub consume_fuel: bool,
     /// Keep each call's log lines for the caller (the plugin test harness).
     pub capture_logs: bool,
+    /// Secret values plugins may read (`PARCOURS_SECRET_<PLUGIN>_<KEY>`, gathered by the
+    /// command line from its environment); see `plugins::secrets`.
+    pub secrets: crate::plugins::SecretValues,
+    /// Package digests of uploaded plugins the operator lets read their secrets
+    /// (`--secret-grant NAME=DIGEST`).
+    pub secret_grants: crate::plugins::SecretGrants,
+    /// Internal networks (loopback, private, link-local, ...) plugins may reach over
+    /// HTTP; none by default (`plugins::network`).
+    pub allow_internal_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for PluginSettings {
@@ -101,6 +110,9 @@ impl Default for PluginSettings {
             memory_pagemap_scan: true,
             consume_fuel: false,
             capture_logs: false,
+            secrets: Default::default(),
+            secret_grants: Default::default(),
+            allow_internal_networks: Vec::new(),
         }
     }
 }
@@ -114,6 +126,15 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// HTTP connections open at once; a connection over it is closed at once (counted
+    /// and logged). Keep it under the process's open-file limit, with room for the store
+    /// and the plugins (about 100 descriptors).
+    pub http_max_connections: usize,
+    /// Time a connection has to send a complete request head, from its opening or from
+    /// the answer to its previous request (slow headers and idle connections end).
+    pub http_header_timeout_seconds: u64,
+    /// Time a request has to send its whole body (408 `BODY_TIMEOUT` after it).
+    pub http_body_timeout_seconds: u64,
     /// Largest accepted single event (its JSON text), in bytes.
     pub max_event_bytes: usize,
     /// Most events in one batch request.
@@ -174,9 +195,12 @@ pub struct Settings {
     /// Accepted events that may wait for their partition before ingestion answers 503
     /// `OVERLOADED` with `Retry-After` (and stores nothing of the refused request).
     pub max_ingest_backlog: usize,
-    /// Every request but `/healthz` needs an API token of the right scope.
+    /// Every request but `/healthz` needs an API token of the right scope, even while the
+    /// tokens file holds none.
     pub require_auth: bool,
-    /// The tokens file (hashed tokens, `parcours token create`).
+    /// The tokens file (hashed tokens, `parcours token create`), reread when it changes
+    /// (at most once a second): once it holds a token, every request but `/healthz`
+    /// needs one, without a restart.
     pub tokens_file: Option<PathBuf>,
     /// Longest pause a journey may be given, in seconds; it resumes by itself after the
     /// pause it was given (default: this much).
@@ -197,6 +221,9 @@ pub struct Settings {
     pub max_simulation_events: usize,
     /// Most profiles one simulation (or replay) may start with.
     pub max_simulation_profiles: usize,
+    /// CPU-heavy request work (parsing and validating journeys) run at once on the
+    /// blocking pool, off the async workers that answer requests; more waits.
+    pub parse_workers: usize,
 }
 
 impl Default for Settings {
@@ -205,6 +232,9 @@ impl Default for Settings {
             db_path: PathBuf::from("parcours.db"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 4 * 1024 * 1024,
+            http_max_connections: 768,
+            http_header_timeout_seconds: 30,
+            http_body_timeout_seconds: 60,
             max_event_bytes: 64 * 1024,
             max_batch_events: 1_000,
             max_plugin_bytes: 64 * 1024 * 1024,
@@ -240,6 +270,7 @@ impl Default for Settings {
             host_limits: Default::default(),
             max_simulation_events: 100_000,
             max_simulation_profiles: 100_000,
+            parse_workers: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }

@@ -59,6 +59,10 @@ pub enum PluginCommand {
         /// Where compiled components are cached (large components compile in seconds).
         #[arg(long, env = "PARCOURS_PLUGIN_CACHE")]
         plugin_cache: Option<PathBuf>,
+        /// An internal network the plugin may reach when its requests go to the network
+        /// (a local mock: `127.0.0.0/8`); refused by default, as in the engine.
+        #[arg(long = "allow-network", value_name = "CIDR")]
+        allow_networks: Vec<ipnet::IpNet>,
     },
 }
 
@@ -87,7 +91,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             let host = Arc::new(PluginHost::new(&settings.plugins)?);
             let registry = PluginRegistry::new(host, ActionRegistry::default());
             let plugin = registry
-                .install(parsed, bytes)
+                .install(parsed, bytes, parcours_engine::plugins::Origin::Operator)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
             println!("{}", serde_json::to_string_pretty(&plugin.info())?);
@@ -100,7 +104,15 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             record,
             json,
             plugin_cache,
-        } => test_plugin(&manifest, &input, stubs, record, json, plugin_cache).await,
+            allow_networks,
+        } => {
+            let mut settings = Settings::default().plugins;
+            settings.cache_dir = plugin_cache;
+            settings.allow_internal_networks = allow_networks;
+            // The plugin runs as the operator's own file: it reads the secrets it declares.
+            settings.secrets = parcours_engine::plugins::SecretValues::from_env();
+            test_plugin(&manifest, &input, stubs, record, json, settings).await
+        }
     }
 }
 
@@ -110,7 +122,7 @@ async fn test_plugin(
     stubs: Option<PathBuf>,
     record: Option<PathBuf>,
     json: bool,
-    plugin_cache: Option<PathBuf>,
+    settings: parcours_engine::settings::PluginSettings,
 ) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(input).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
@@ -127,8 +139,6 @@ async fn test_plugin(
         (None, Some(_)) => HarnessHttp::Record,
         (None, None) => HarnessHttp::Live,
     };
-    let mut settings = Settings::default().plugins;
-    settings.cache_dir = plugin_cache;
     let report = run_once(manifest, call, http, &settings).await?;
     if let Some(path) = &record {
         std::fs::write(path, serde_json::to_string_pretty(&report.http)? + "\n")

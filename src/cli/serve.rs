@@ -31,6 +31,27 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     segment_write_keys: Vec<String>,
+    /// Let an uploaded plugin package read the secrets it declares, `NAME=DIGEST`
+    /// (repeatable; the digest is the `package_digest` that `plugin inspect`, the plugin
+    /// API and a refused upload show). Plugins from `--plugins` folders need none.
+    #[arg(
+        long = "secret-grant",
+        value_name = "NAME=DIGEST",
+        env = "PARCOURS_PLUGIN_SECRET_GRANTS",
+        value_delimiter = ',',
+        value_parser = name_digest
+    )]
+    secret_grants: Vec<(String, String)>,
+    /// An internal network plugins may reach over HTTP, as CIDR (`127.0.0.0/8`,
+    /// `10.20.0.0/16`; repeatable). Loopback, private, link-local (cloud metadata) and
+    /// other internal addresses are refused by default, checked after DNS resolution.
+    #[arg(
+        long = "plugin-allow-network",
+        value_name = "CIDR",
+        env = "PARCOURS_PLUGIN_ALLOW_NETWORKS",
+        value_delimiter = ','
+    )]
+    plugin_allow_networks: Vec<ipnet::IpNet>,
     /// Publish the journeys of this folder at start (repeatable).
     #[arg(long = "journeys", value_name = "DIR")]
     journey_dirs: Vec<PathBuf>,
@@ -51,6 +72,16 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "PARCOURS_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// HTTP connections open at once; more are closed at once (keep it under the
+    /// open-file limit, with about 100 to spare).
+    #[arg(long, env = "PARCOURS_HTTP_MAX_CONNECTIONS")]
+    http_max_connections: Option<usize>,
+    /// Seconds a connection has to send a complete request head (new or idle).
+    #[arg(long, env = "PARCOURS_HTTP_HEADER_TIMEOUT_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    http_header_timeout_seconds: Option<u64>,
+    /// Seconds a request has to send its whole body.
+    #[arg(long, env = "PARCOURS_HTTP_BODY_TIMEOUT_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    http_body_timeout_seconds: Option<u64>,
     /// Largest single event, in bytes.
     #[arg(long, env = "PARCOURS_MAX_EVENT_BYTES")]
     max_event_bytes: Option<usize>,
@@ -97,6 +128,22 @@ pub struct ServeArgs {
     host_concurrency: Vec<(String, u32)>,
 }
 
+/// Parses `NAME=DIGEST` (a plugin name and a 64-digit hex package digest).
+fn name_digest(s: &str) -> Result<(String, String), String> {
+    let (name, digest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=DIGEST"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?} has no plugin name before ="));
+    }
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{digest:?} is not a package digest (64 hex digits; see `parcours plugin inspect`)"
+        ));
+    }
+    Ok((name.to_string(), digest.to_ascii_lowercase()))
+}
+
 /// Parses `KEY=NUMBER`.
 fn key_number<T: std::str::FromStr>(s: &str) -> Result<(String, T), String> {
     let (k, v) = s
@@ -120,7 +167,7 @@ fn require_auth(tokens_file: &Path, listen: SocketAddr, allow_open: bool) -> any
     }
     if listen.ip().is_loopback() {
         tracing::info!(
-            "no API tokens in {}: the API is open to local clients only ({listen}); create one with `parcours token create NAME --scope admin`",
+            "no API tokens in {}: the API is open to local clients only ({listen}) until one is created with `parcours token create NAME --scope admin` (it applies within a second, no restart)",
             tokens_file.display()
         );
         return Ok(false);
@@ -160,6 +207,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.max_body_bytes {
         settings.max_body_bytes = n;
     }
+    if let Some(n) = args.http_max_connections {
+        settings.http_max_connections = n.max(1);
+    }
+    if let Some(n) = args.http_header_timeout_seconds {
+        settings.http_header_timeout_seconds = n;
+    }
+    if let Some(n) = args.http_body_timeout_seconds {
+        settings.http_body_timeout_seconds = n;
+    }
     if let Some(n) = args.max_event_bytes {
         settings.max_event_bytes = n;
     }
@@ -191,6 +247,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     settings.plugin_dirs.extend(args.plugin_dirs);
     settings.segment_write_keys = args.segment_write_keys;
+    settings.plugins.secrets = parcours_engine::plugins::SecretValues::from_env();
+    settings.plugins.allow_internal_networks = args.plugin_allow_networks;
+    for (name, digest) in args.secret_grants {
+        settings
+            .plugins
+            .secret_grants
+            .entry(name)
+            .or_default()
+            .insert(digest);
+    }
     for (name, rate) in args.action_rates {
         settings
             .action_limits

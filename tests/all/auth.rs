@@ -189,6 +189,47 @@ async fn tokens_need_the_right_scope_and_take_effect_while_running() {
     .await;
 }
 
+/// An engine started with no token (a loopback address, open) closes its API when the
+/// first token is created, without a restart; the scheme is case-insensitive; revoking
+/// the last token opens it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_token_created_while_running_is_enforced() {
+    use reqwest::Method as M;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.json");
+    let f = file.to_str().unwrap().to_string();
+    let tokens = file.clone();
+    let t = TestEngine::start_with(move |s| s.tokens_file = Some(tokens)).await;
+    let journey = json!({"entry": {"type": "event", "event": "signup"}, "start": "done", "nodes": {"done": {"type": "end"}}});
+    let (s, body, _) = call(&t, M::PUT, "/v1/journeys/x", None, Some(journey.clone())).await;
+    assert_eq!(s, 200, "open while there is no token: {body}");
+
+    let admin = create(&f, "ops", "admin");
+    crate::support::eventually(|| async {
+        let (s, _, _) = call(&t, M::PUT, "/v1/journeys/x", None, Some(journey.clone())).await;
+        (s == 401).then_some(())
+    })
+    .await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (s, body, _) = call(
+            &t,
+            M::PUT,
+            "/v1/journeys/x",
+            Some(&format!("{scheme} {admin}")),
+            Some(journey.clone()),
+        )
+        .await;
+        assert_eq!(s, 200, "{scheme}: {body}");
+    }
+    let (ok, _, err) = parcours(&["token", "revoke", "ops", "--tokens", &f]);
+    assert!(ok, "{err}");
+    crate::support::eventually(|| async {
+        let (s, _, _) = call(&t, M::GET, "/v1/journeys", None, None).await;
+        (s == 200).then_some(())
+    })
+    .await;
+}
+
 #[test]
 fn serve_refuses_a_non_local_address_without_tokens() {
     let dir = tempfile::tempdir().unwrap();

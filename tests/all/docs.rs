@@ -38,8 +38,9 @@ fn code_literals(text: &str) -> Vec<String> {
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             && (piece.contains('_') || SINGLE_WORD_CODES.contains(&piece))
-            // Build-time environment variables (`env!("CARGO_PKG_VERSION")`).
-            && !piece.starts_with("CARGO_");
+            // Environment variables (`env!("CARGO_PKG_VERSION")`, `PARCOURS_SECRET_...`).
+            && !piece.starts_with("CARGO_")
+            && !piece.starts_with("PARCOURS_");
         if is_code {
             out.push(piece.to_string());
         }

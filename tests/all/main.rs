@@ -14,6 +14,7 @@ mod plugins;
 mod polyglot;
 mod restart;
 mod runs;
+mod security;
 mod simulation;
 mod support;
 mod validation;

@@ -20,6 +20,22 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     assert_eq!(doc["info"]["title"], "Parcours");
     let paths = doc["paths"].as_object().unwrap();
+    // The security schemes: a bearer token everywhere but the health check, the Segment
+    // write key (Basic) on the Segment calls.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearerToken"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["segmentWriteKey"]["scheme"],
+        "basic"
+    );
+    assert_eq!(doc["security"][0], json!({"bearerToken": []}));
+    assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([]));
+    assert_eq!(
+        doc["paths"]["/v1/batch"]["post"]["security"][0],
+        json!({"segmentWriteKey": []})
+    );
 
     // Every route of the API is in the document (the router is built from the same
     // annotations; this list catches a route added outside them).

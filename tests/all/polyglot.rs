@@ -498,6 +498,8 @@ async fn plugin_test_records_exchanges_that_replay_as_stubs() {
         "--json".into(),
     ];
     let mut record = args.to_vec();
+    // The third parties listen on loopback, which plugins reach only when allowed.
+    record.extend(["--allow-network".into(), "127.0.0.0/8".into()]);
     record.extend(["--record".into(), recorded.to_string_lossy().into_owned()]);
     let (ok, _, out) = tokio::task::spawn_blocking(move || {
         plugin_test(&record.iter().map(String::as_str).collect::<Vec<_>>())

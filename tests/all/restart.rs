@@ -251,7 +251,13 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
     });
     std::fs::write(dir.path().join("journeys/orders.json"), journey.to_string()).expect("write");
     let plugins = env!("PARCOURS_BUILTIN_PLUGINS_DIR");
-    let args = ["--plugins", plugins];
+    // The receiver listens on loopback, which plugins reach only when allowed.
+    let args = [
+        "--plugins",
+        plugins,
+        "--plugin-allow-network",
+        "127.0.0.0/8",
+    ];
 
     let server = Server::start_with(dir.path(), &args);
     let base = std::sync::Arc::new(std::sync::Mutex::new(server.base.clone()));

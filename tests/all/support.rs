@@ -36,6 +36,8 @@ impl TestEngine {
             ..Settings::default()
         };
         settings.plugins.max_concurrent_calls = 16;
+        // The tests' receivers listen on loopback, which plugins may not reach by default.
+        settings.plugins.allow_internal_networks = vec!["127.0.0.0/8".parse().expect("network")];
         settings.plugins.cache_dir =
             Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
         tune(&mut settings);

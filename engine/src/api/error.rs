@@ -151,6 +151,10 @@ impl utoipa::IntoResponses for Errors {
             ("404", "No such resource."),
             ("405", "The route does not take this method."),
             ("409", "The request does not apply to the resource's state."),
+            (
+                "408",
+                "The body did not arrive in time (`http_body_timeout_seconds`).",
+            ),
             ("413", "The body is over a size limit."),
             (
                 "422",
@@ -209,23 +213,66 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
     }
 }
 
-/// A request body within the configured size limit.
+/// The body limit of a route and the setting it comes from, set on each group of routes
+/// (uploads and imports take more than the rest), and the time a body may take.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub bytes: usize,
+    pub setting: &'static str,
+    pub timeout: std::time::Duration,
+}
+
+/// A request body within the route's size limit, received within
+/// `http_body_timeout_seconds`. A body whose declared length (`Content-Length`) is over
+/// the limit is refused before any of it is read.
 pub struct Body(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request<axum::body::Body>, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
+        let limits = req.extensions().get::<BodyLimits>().copied();
+        let too_large = |setting: &str| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                format!("the request body is larger than the limit ({setting})"),
+            )
+        };
+        if let Some(limits) = limits {
+            let declared = req
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limits.bytes as u64) {
+                return Err(too_large(limits.setting));
+            }
+        }
+        let setting = limits.map_or("max_body_bytes", |l| l.setting);
+        let read = Bytes::from_request(req, state);
+        let read = match limits {
+            Some(limits) => match tokio::time::timeout(limits.timeout, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "BODY_TIMEOUT",
+                        format!(
+                            "the request body did not arrive within {} s (http_body_timeout_seconds)",
+                            limits.timeout.as_secs()
+                        ),
+                    ));
+                }
+            },
+            None => read.await,
+        };
+        match read {
             Ok(b) => Ok(Body(b)),
             Err(BytesRejection::FailedToBufferBody(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "BODY_TOO_LARGE",
-                    "the request body is larger than the limit (max_body_bytes)",
-                ))
+                Err(too_large(setting))
             }
             Err(e) => Err(ApiError::new(e.status(), "BAD_BODY", e.body_text())),
         }

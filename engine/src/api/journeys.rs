@@ -30,7 +30,12 @@ fn format_of(headers: &HeaderMap, body: &[u8]) -> Format {
     }
 }
 
-fn decode(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<JourneyDef, ApiError> {
+/// Parses a definition on the blocking pool (`Runtime::offload`), after its size check.
+async fn decode(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &axum::body::Bytes,
+) -> Result<JourneyDef, ApiError> {
     let limit = app.runtime.settings().max_journey_bytes;
     if body.len() > limit {
         return Err(ApiError::new(
@@ -42,11 +47,16 @@ fn decode(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<JourneyDef
             ),
         ));
     }
-    parse_journey(body, format_of(headers, body)).map_err(|p| {
-        let mut e = ApiError::bad_request(p);
-        e.code = "INVALID_JOURNEY";
-        e
-    })
+    let format = format_of(headers, body);
+    let body = body.clone();
+    app.runtime
+        .offload(move || parse_journey(&body, format))
+        .await?
+        .map_err(|p| {
+            let mut e = ApiError::bad_request(p);
+            e.code = "INVALID_JOURNEY";
+            e
+        })
 }
 
 fn check_path_id(id: &str) -> Result<(), ApiError> {
@@ -168,7 +178,7 @@ pub async fn put_draft(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     check_path_id(&id)?;
-    let def = decode(&app, &headers, &body)?;
+    let def = decode(&app, &headers, &body).await?;
     let problems = app
         .runtime
         .put_draft(&id, &def)
@@ -196,10 +206,11 @@ pub async fn validate_body(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let def = decode(&app, &headers, &body)?;
+    let def = decode(&app, &headers, &body).await?;
     let id = def.id.clone().unwrap_or_else(|| "journey".into());
     app.runtime
         .validate(&id, &def)
+        .await
         .map_err(ApiError::invalid_definition)?;
     Ok(Json(json!({"valid": true})))
 }
@@ -223,6 +234,7 @@ pub async fn validate_draft(
     let def: JourneyDef = super::error::from_value(draft, "")?;
     app.runtime
         .validate(&id, &def)
+        .await
         .map_err(ApiError::invalid_definition)?;
     Ok(Json(json!({"valid": true})))
 }

@@ -47,8 +47,17 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
     let max_body = runtime.settings().max_body_bytes;
     let state = AppState { runtime, plugins };
     let settings = state.runtime.settings();
-    let (router, document) =
-        api(settings.max_plugin_bytes, settings.max_import_bytes).split_for_parts();
+    let timeout = std::time::Duration::from_secs(settings.http_body_timeout_seconds.max(1));
+    let limits = |bytes, setting| error::BodyLimits {
+        bytes,
+        setting,
+        timeout,
+    };
+    let (router, document) = api(
+        limits(settings.max_plugin_bytes, "max_plugin_bytes"),
+        limits(settings.max_import_bytes, "max_import_bytes"),
+    )
+    .split_for_parts();
     let document = Arc::new(openapi_json(document));
     router
         .route(
@@ -65,6 +74,7 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
         )
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
+        .route_layer(axum::Extension(limits(max_body, "max_body_bytes")))
         .route_layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -95,17 +105,52 @@ fn openapi_json(mut document: utoipa::openapi::OpenApi) -> String {
         "/v1/openapi.json".into(),
         utoipa::openapi::path::PathItem::new(utoipa::openapi::HttpMethod::Get, op),
     );
-    document.to_pretty_json().unwrap_or_else(|_| "{}".into())
+    let mut value = serde_json::to_value(&document).unwrap_or_default();
+    declare_security(&mut value);
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into())
+}
+
+/// The API's security schemes: a bearer token (`parcours token create`), and for the
+/// Segment calls the write key as the Basic-auth user name. Every operation but the
+/// health check takes a token; without any token configured the API is open to local
+/// clients, hence the empty alternative.
+fn declare_security(document: &mut serde_json::Value) {
+    use serde_json::json;
+    document["components"]["securitySchemes"] = json!({
+        "bearerToken": {"type": "http", "scheme": "bearer", "description": "An API token (`parcours token create NAME --scope ingest|read|admin`). Required once the engine has any token."},
+        "segmentWriteKey": {"type": "http", "scheme": "basic", "description": "A Segment write key as the user name (or an ingest token)."}
+    });
+    document["security"] = json!([{"bearerToken": []}, {}]);
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            if path == "/healthz" {
+                op["security"] = json!([]);
+            } else if op["operationId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("segment"))
+            {
+                op["security"] = json!([{"segmentWriteKey": []}, {"bearerToken": []}]);
+            }
+        }
+    }
 }
 
 /// Every documented route; the body limits of uploads and imports differ from the rest.
-fn api(max_plugin: usize, max_import: usize) -> OpenApiRouter<AppState> {
+fn api(uploads: error::BodyLimits, imports: error::BodyLimits) -> OpenApiRouter<AppState> {
     let uploads = OpenApiRouter::new()
         .routes(routes!(plugins::put, plugins::get))
-        .layer(DefaultBodyLimit::max(max_plugin));
+        .layer(axum::Extension(uploads))
+        .layer(DefaultBodyLimit::max(uploads.bytes));
     let imports = OpenApiRouter::new()
         .routes(routes!(profiles::import))
-        .layer(DefaultBodyLimit::max(max_import));
+        .layer(axum::Extension(imports))
+        .layer(DefaultBodyLimit::max(imports.bytes));
     routes().merge(uploads).merge(imports)
 }
 

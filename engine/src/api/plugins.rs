@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
-use crate::plugins::{InstallError, parse_manifest};
+use crate::plugins::{InstallError, Origin, parse_manifest};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,12 +98,20 @@ pub async fn put(
         })?;
     let plugin = app
         .plugins
-        .install(manifest, bytes)
+        .install(manifest, bytes, Origin::Api)
         .await
         .map_err(|e| match e {
             InstallError::Manifest(p) => ApiError::invalid_manifest(p),
             InstallError::Component(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "INVALID_COMPONENT", m).at("component")
+            }
+            e @ InstallError::SecretNotGranted { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "SECRET_NOT_GRANTED", e.to_string())
+                    .at("manifest.secrets")
+            }
+            e @ InstallError::NameConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "PLUGIN_NAME_CONFLICT", e.to_string())
+                    .at("manifest.name")
             }
         })?;
     Ok((

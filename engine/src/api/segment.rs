@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use super::error::Errors;
 use super::error::Path;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use jiff::Timestamp;
@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{Body, join, parse_json};
 use super::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::ids::new_event_id;
 use crate::model::Event;
 use crate::runtime::ProfileOp;
@@ -77,10 +78,11 @@ fn invalid(message: impl Into<String>, at: String) -> ApiError {
 pub async fn call_v1(
     state: State<AppState>,
     kind: Path<String>,
+    who: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    call(state, kind, headers, body).await
+    call(state, kind, who, headers, body).await
 }
 
 /// The Segment calls served at `/v1/<kind>` as well, for clients that build their URL
@@ -98,10 +100,11 @@ macro_rules! root_calls {
         )]
         pub async fn $name(
             state: State<AppState>,
+            who: Option<Extension<Principal>>,
             headers: HeaderMap,
             body: Body,
         ) -> Result<Json<Value>, ApiError> {
-            call(state, Path($kind.to_string()), headers, body).await
+            call(state, Path($kind.to_string()), who, headers, body).await
         }
     )*};
 }
@@ -129,11 +132,12 @@ root_calls! {
 pub async fn call(
     State(app): State<AppState>,
     Path(kind): Path<String>,
+    who: Option<Extension<Principal>>,
     headers: HeaderMap,
     Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let body: Map<String, Value> = parse_json(&bytes)?;
-    authenticate(&app, &headers, &body)?;
+    authenticate(&app, who.is_some(), &headers, &body)?;
     super::events::admit(&app)?;
     let calls = decode_calls(&kind, body, app.runtime.settings().max_batch_events)?;
     apply(&app, calls).await?;
@@ -201,13 +205,14 @@ fn decode_calls(
 
 /// Checks the write key (Basic-auth user name, or `writeKey` in the body). When the API
 /// requires tokens, the token check in front of every route has already accepted the
-/// key as an ingest token (write keys are ingest tokens then).
+/// key as an ingest token (write keys are ingest tokens then) and named the caller.
 fn authenticate(
     app: &AppState,
+    checked: bool,
     headers: &HeaderMap,
     body: &Map<String, Value>,
 ) -> Result<(), ApiError> {
-    if app.runtime.settings().require_auth {
+    if checked {
         return Ok(());
     }
     let keys = &app.runtime.settings().segment_write_keys;

@@ -282,6 +282,17 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
         Format::Yaml => {
             let text = std::str::from_utf8(text)
                 .map_err(|e| Problem::new("", format!("the document is not UTF-8: {e}")))?;
+            if let Some((line, column)) =
+                super::depth::yaml_flow_depth_over(text, super::depth::MAX_DOCUMENT_DEPTH)
+            {
+                return Err(Problem::new(
+                    super::problem::syntax_location(line, column),
+                    format!(
+                        "collections nest deeper than {} levels here",
+                        super::depth::MAX_DOCUMENT_DEPTH
+                    ),
+                ));
+            }
             let de = serde_yaml_ng::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let place = e.inner().location().map(|l| (l.line(), l.column()));

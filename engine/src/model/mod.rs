@@ -6,6 +6,7 @@
 
 mod alert;
 mod audience;
+mod depth;
 pub mod diff;
 mod event;
 pub mod import;
@@ -16,6 +17,7 @@ mod resources;
 
 pub use alert::{AlertCondition, AlertDef, NotifyDef};
 pub use audience::{AudienceDef, CappingRuleDef};
+pub use depth::MAX_DOCUMENT_DEPTH;
 pub use event::{BusinessEventInput, Event, EventInput, Identity};
 pub use journey::{
     EntryDef, ExitDef, Format, JourneyDef, NodeDef, Properties, QualifyOn, ReentranceDef,

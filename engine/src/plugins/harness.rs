@@ -141,7 +141,7 @@ pub async fn run_once(
     let host = Arc::new(PluginHost::new(&settings)?);
     let registry = PluginRegistry::with_http(host.clone(), ActionRegistry::default(), mode.clone());
     let plugin = registry
-        .install(parsed, bytes)
+        .install(parsed, bytes, super::Origin::Operator)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
     let c = input.context.unwrap_or_default();

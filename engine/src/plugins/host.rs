@@ -379,10 +379,7 @@ impl PluginHost {
             Ok(Ok((_, Err(_)))) if denied.is_some() => (
                 Err(Fault {
                     code: "PLUGIN_HTTP_DENIED",
-                    message: format!(
-                        "outgoing HTTP to {} is not allowed by the plugin's manifest (capabilities.allowed_hosts)",
-                        denied.unwrap_or_default()
-                    ),
+                    message: format!("outgoing HTTP {}", denied.unwrap_or_default()),
                 }),
                 None,
             ),

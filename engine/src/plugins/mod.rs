@@ -12,13 +12,17 @@ mod bindings;
 pub mod harness;
 mod host;
 pub mod manifest;
+mod network;
 mod outbound;
 mod registry;
+pub mod secrets;
 mod state;
 
 pub use state::LogLine;
 
 pub use host::{CallLimits, Called, Fault, InstancePool, PluginHost, ReusePolicy, Target, Usage};
 pub use manifest::{Kind, Manifest, parse_manifest};
+pub use network::NetworkPolicy;
 pub use outbound::{AllowList, HttpExchange, HttpMode};
 pub use registry::{FunctionInfo, InstallError, Plugin, PluginInfo, PluginRegistry};
+pub use secrets::{Origin, SecretGrants, SecretValues};

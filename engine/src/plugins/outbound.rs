@@ -1,8 +1,10 @@
-//! Outgoing HTTP: only to the hosts a plugin's manifest allows.
+//! Outgoing HTTP: only to the hosts a plugin's manifest allows, at addresses the
+//! engine's network policy allows.
 //!
 //! Every request a guest makes through `wasi:http` passes `send_request` here; a host not
-//! on the allow-list gets `HttpRequestDenied` before any connection is made, and the call
-//! remembers it so the step event can say so. Outside the engine (the plugin test
+//! on the allow-list gets `HttpRequestDenied` before any connection is made, and so does
+//! a host that resolves only to internal addresses (`network.rs`); the call remembers
+//! why, so the step event can say so. Outside the engine (the plugin test
 //! harness), allowed requests may be answered from recorded exchanges instead of the
 //! network, or sent and recorded.
 
@@ -14,6 +16,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::network::NetworkPolicy;
 
 /// Largest request or response body kept in a recorded exchange.
 const MAX_RECORDED_BODY: usize = 1 << 20;
@@ -135,9 +139,35 @@ impl AllowList {
 /// The hooks of one call.
 pub struct Outbound {
     pub allow: Arc<AllowList>,
-    /// The first host this call was refused, if any.
+    /// Which addresses requests may connect to (`network.rs`).
+    pub network: Arc<NetworkPolicy>,
+    /// Why this call's first refused request was refused (`to <host> ...`), if any.
     pub denied: Arc<Mutex<Option<String>>>,
     pub mode: Arc<HttpMode>,
+}
+
+/// Records why a request was refused (the first refusal of a call is kept).
+fn deny(denied: &Mutex<Option<String>>, why: String) {
+    denied
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(why);
+}
+
+/// Sends an allowed request to the network, to an address the network policy allows.
+async fn send_checked(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    network: &NetworkPolicy,
+    denied: &Mutex<Option<String>>,
+) -> SendResult {
+    match super::network::send(request, options, network).await {
+        Ok(sent) => sent,
+        Err(why) => {
+            deny(denied, why);
+            Err(Error::HttpRequestDenied)
+        }
+    }
 }
 
 type SendResult = wasmtime_wasi_http::Result<(
@@ -160,23 +190,22 @@ impl WasiHttpHooks for Outbound {
                 Some(p) => format!("{host}:{p}"),
                 None => host,
             };
-            let mut denied = self.denied.lock().unwrap_or_else(|p| p.into_inner());
-            denied.get_or_insert(shown);
+            deny(
+                &self.denied,
+                format!(
+                    "to {shown} is not allowed by the plugin's manifest (capabilities.allowed_hosts)"
+                ),
+            );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let mode = self.mode.clone();
+        let network = self.network.clone();
+        let denied = self.denied.clone();
         Box::new(async move {
             let done =
                 Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>;
             match &*mode {
-                HttpMode::Live => {
-                    let (res, io) =
-                        wasmtime_wasi_http::default_send_request(request, options).await?;
-                    Ok((
-                        res.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-                    ))
-                }
+                HttpMode::Live => send_checked(request, options, &network, &denied).await,
                 HttpMode::Stubbed { exchanges, .. } => {
                     let method = request.method().to_string();
                     let url = request.uri().to_string();
@@ -221,12 +250,11 @@ impl WasiHttpHooks for Outbound {
                     let (parts, body) = request.into_parts();
                     let sent = read_body(body).await?;
                     let request = http::Request::from_parts(parts, full(sent.clone()));
-                    let (res, io) =
-                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    let (res, io) = send_checked(request, options, &network, &denied).await?;
                     // The connection is driven while the body is read.
-                    let io = tokio::spawn(io);
+                    let io = tokio::spawn(Box::into_pin(io));
                     let (parts, body) = res.into_parts();
-                    let got = read_body(body.boxed_unsync()).await;
+                    let got = read_body(body).await;
                     io.abort();
                     let got = got?;
                     mode.keep(HttpExchange {

@@ -19,7 +19,9 @@ use super::host::{
     CallLimits, Called, Fault, InstancePool, PluginHost, Prepared, ReusePolicy, Target,
 };
 use super::manifest::{DEFAULT_MAX_CALLS, DEFAULT_MAX_IDLE, Kind, Manifest, parse_manifest};
+use super::network::NetworkPolicy;
 use super::outbound::{AllowList, HttpMode};
+use super::secrets::{Origin, granted, package_digest, secret_key, ungranted};
 use super::state::Grants;
 use crate::actions::{ActionCall, ActionError, ActionExecutor, ActionRegistry, ParamsSchema};
 use crate::expr::{CallInfo, ExternalFunctions};
@@ -44,6 +46,9 @@ pub struct Plugin {
     pub pool: Option<InstancePool>,
     pub functions: Vec<FunctionInfo>,
     pub sha256: String,
+    /// The digest of component and manifest an operator grants secrets to
+    /// (`plugins::secrets`).
+    pub package_digest: String,
     pub size_bytes: usize,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -57,6 +62,8 @@ pub struct PluginInfo {
     pub kind: &'static str,
     pub description: String,
     pub sha256: String,
+    /// What `--secret-grant NAME=DIGEST` names to let this package read its secrets.
+    pub package_digest: String,
     pub size_bytes: usize,
     pub allowed_hosts: Vec<String>,
     pub limits: Value,
@@ -91,6 +98,7 @@ impl Plugin {
             kind: m.kind.as_str(),
             description: m.description.clone(),
             sha256: self.sha256.clone(),
+            package_digest: self.package_digest.clone(),
             size_bytes: self.size_bytes,
             allowed_hosts: m.capabilities.allowed_hosts.clone(),
             limits: serde_json::json!({
@@ -125,19 +133,26 @@ pub struct PluginRegistry {
     http: Arc<HttpMode>,
 }
 
-/// Why an install failed: a located problem in the manifest, or the component.
+/// Why an install failed: a located problem in the manifest, or the component; or the
+/// upload would read secrets the operator did not grant it, or its name is another's.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error("invalid manifest: {0}")]
     Manifest(Problems),
     #[error("invalid component: {0}")]
     Component(String),
-}
-
-fn secret_env(plugin: &str, key: &str) -> String {
-    format!("PARCOURS_SECRET_{plugin}_{key}")
-        .to_ascii_uppercase()
-        .replace('-', "_")
+    #[error(
+        "plugin {plugin:?} declares the secret(s) {secrets:?}, set by the operator for it; an uploaded plugin reads them only when the operator grants its package: start the engine with --secret-grant {plugin}={digest}"
+    )]
+    SecretNotGranted {
+        plugin: String,
+        secrets: Vec<String>,
+        digest: String,
+    },
+    #[error(
+        "plugin {name:?} would share its secrets with the installed plugin {installed:?} (names that differ only in case, `-` or `_` are one plugin for secrets); use that name"
+    )]
+    NameConflict { name: String, installed: String },
 }
 
 impl PluginRegistry {
@@ -198,10 +213,16 @@ impl PluginRegistry {
                     component.display()
                 )
             })?;
-            let plugin = self.install(manifest, bytes).await.map_err(|e| match e {
-                InstallError::Manifest(p) => anyhow::anyhow!("{}:\n{p}", path.display()),
-                InstallError::Component(m) => anyhow::anyhow!("{}: {m}", component.display()),
-            })?;
+            let plugin = self
+                .install(manifest, bytes, Origin::Operator)
+                .await
+                .map_err(|e| match e {
+                    InstallError::Manifest(p) => anyhow::anyhow!("{}:\n{p}", path.display()),
+                    InstallError::Component(m) => {
+                        anyhow::anyhow!("{}: {m}", component.display())
+                    }
+                    other => anyhow::anyhow!("{}: {other}", path.display()),
+                })?;
             loaded.push(format!(
                 "{}@{}",
                 plugin.manifest.name, plugin.manifest.version
@@ -217,7 +238,7 @@ impl PluginRegistry {
         component: Vec<u8>,
     ) -> Result<Arc<Plugin>, InstallError> {
         let manifest = parse_manifest(manifest).map_err(InstallError::Manifest)?;
-        self.install(manifest, component).await
+        self.install(manifest, component, Origin::Operator).await
     }
 
     /// Compiles, links and registers a plugin version (replacing the same version).
@@ -225,8 +246,38 @@ impl PluginRegistry {
         self: &Arc<Self>,
         manifest: Manifest,
         bytes: Vec<u8>,
+        origin: Origin,
     ) -> Result<Arc<Plugin>, InstallError> {
         let settings = self.host.settings().clone();
+        let key = secret_key(&manifest.name);
+        let installed = self
+            .plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .find(|n| **n != manifest.name && secret_key(n) == key)
+            .cloned();
+        if let Some(installed) = installed {
+            return Err(InstallError::NameConflict {
+                name: manifest.name.clone(),
+                installed,
+            });
+        }
+        let digest = package_digest(&manifest, &bytes);
+        let refused = ungranted(
+            &manifest,
+            &digest,
+            origin,
+            &settings.secrets,
+            &settings.secret_grants,
+        );
+        if !refused.is_empty() {
+            return Err(InstallError::SecretNotGranted {
+                plugin: manifest.name.clone(),
+                secrets: refused,
+                digest,
+            });
+        }
         let memory_mb = manifest
             .limits
             .memory_mb
@@ -253,20 +304,15 @@ impl PluginRegistry {
                 .max_output_bytes
                 .unwrap_or(settings.default_max_output_bytes),
         };
-        let secrets = manifest
-            .secrets
-            .iter()
-            .filter_map(|k| {
-                std::env::var(secret_env(&manifest.name, k))
-                    .ok()
-                    .map(|v| (k.clone(), v))
-            })
-            .collect();
+        let secrets = granted(&manifest, &settings.secrets);
         let grants = Arc::new(Grants {
             plugin: manifest.name.clone(),
             config: manifest.config.clone(),
             secrets,
             allow: Arc::new(AllowList::new(&manifest.capabilities.allowed_hosts)),
+            network: Arc::new(NetworkPolicy {
+                allow_internal: settings.allow_internal_networks.clone(),
+            }),
             http: self.http.clone(),
         });
         let sha256 = Sha256::digest(&bytes)
@@ -365,6 +411,7 @@ impl PluginRegistry {
             pool,
             functions,
             sha256,
+            package_digest: digest,
             size_bytes,
             imports,
             exports,

@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::host::{self, Level};
+use super::network::NetworkPolicy;
 use super::outbound::{AllowList, HttpMode, Outbound};
 
 /// What a plugin is given, shared by all its calls.
@@ -21,6 +22,8 @@ pub struct Grants {
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub allow: Arc<AllowList>,
+    /// Which addresses its allowed HTTP requests may connect to.
+    pub network: Arc<NetworkPolicy>,
     /// Where the plugin's allowed HTTP requests go.
     pub http: Arc<HttpMode>,
 }
@@ -128,6 +131,7 @@ impl CallState {
             table: ResourceTable::new(),
             outbound: Outbound {
                 allow: grants.allow.clone(),
+                network: grants.network.clone(),
                 denied: denied.clone(),
                 mode: grants.http.clone(),
             },

@@ -203,7 +203,7 @@ impl Runtime {
             started_at: self.now(),
             by,
         };
-        let journey = self.compile_test(id, &def, test.clone())?;
+        let journey = self.compile_test(id, &def, test.clone()).await?;
         self.shared
             .store
             .set_test_mode(id, Some(test.clone()))
@@ -291,13 +291,16 @@ impl Runtime {
         Ok(total)
     }
 
-    pub(super) fn compile_test(
+    pub(super) async fn compile_test(
         &self,
         id: &str,
         def: &JourneyDef,
         test: TestMode,
     ) -> Result<Arc<crate::compile::Journey>, JourneyError> {
-        let mut journey = self.validate(id, def).map_err(JourneyError::Invalid)?;
+        let mut journey = self
+            .validate(id, def)
+            .await
+            .map_err(JourneyError::Invalid)?;
         journey.version = 0;
         journey.test = Some(test);
         Ok(Arc::new(journey))

@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub commits: tokio::sync::watch::Sender<u64>,
     /// Accepted events waiting for room in a full partition queue.
     dispatching: std::sync::atomic::AtomicUsize,
+    /// Permits for CPU-heavy request work on the blocking pool (`parse_workers`).
+    cpu: tokio::sync::Semaphore,
 }
 
 /// Handle to the running runtime. Cheap to clone.
@@ -140,6 +142,7 @@ impl Runtime {
         }
         let throttle =
             crate::actions::Throttle::new(&settings.action_limits, &settings.host_limits);
+        let settings_parse_workers = settings.parse_workers.max(1);
         let shared = Arc::new(Shared {
             store,
             external,
@@ -158,6 +161,7 @@ impl Runtime {
             alerting: alerting::Alerting::default(),
             throttle,
             dispatching: std::sync::atomic::AtomicUsize::new(0),
+            cpu: tokio::sync::Semaphore::new(settings_parse_workers),
         });
         let runtime = Runtime { shared };
         runtime.load_audiences().await?;
@@ -288,12 +292,13 @@ impl Runtime {
             let (Some(test), Some(draft)) = (&j.test, &j.draft) else {
                 continue;
             };
-            let compiled = serde_json::from_value::<JourneyDef>(draft.clone())
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .and_then(|def| {
-                    self.compile_test(&j.id, &def, test.clone())
-                        .map_err(|e| anyhow::anyhow!("{e}"))
-                });
+            let compiled = match serde_json::from_value::<JourneyDef>(draft.clone()) {
+                Ok(def) => self
+                    .compile_test(&j.id, &def, test.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}")),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
             match compiled {
                 Ok(journey) => self.shared.journeys.set_test(&j.id, Some(journey)),
                 Err(e) => {
@@ -336,16 +341,38 @@ impl Runtime {
         Ok(())
     }
 
-    /// Validates a definition for journey `id` without storing anything.
-    pub fn validate(&self, id: &str, def: &JourneyDef) -> Result<Journey, Problems> {
-        let exprs = self.shared.exprs();
-        compile(def, id, 0, &exprs, &self.catalog(), &self.shared.settings)
+    /// Validates a definition for journey `id` without storing anything, on the
+    /// blocking pool ([`Runtime::offload`]): a 10,000-node journey compiles thousands of
+    /// expressions, which must not hold up the async workers that answer other requests.
+    pub async fn validate(&self, id: &str, def: &JourneyDef) -> Result<Journey, Problems> {
+        let shared = self.shared.clone();
+        let catalog = self.catalog();
+        let (id, def) = (id.to_string(), def.clone());
+        self.offload(move || compile(&def, &id, 0, &shared.exprs(), &catalog, &shared.settings))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Problems::from(crate::model::Problem::new(
+                    "",
+                    e.to_string(),
+                )))
+            })
+    }
+
+    /// Runs CPU-heavy work of a request (parsing, validating) on the blocking pool, at
+    /// most `parse_workers` at once (more wait), so that no request can stall the async
+    /// workers that serve the others.
+    pub async fn offload<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self.shared.cpu.acquire().await?;
+        Ok(tokio::task::spawn_blocking(work).await?)
     }
 
     /// Stores a draft; returns the problems validation finds (a draft may be invalid).
     /// A draft in test mode is replaced by the new one when it is valid.
     pub async fn put_draft(&self, id: &str, def: &JourneyDef) -> Result<Problems, JourneyError> {
-        let problems = self.validate(id, def).err().unwrap_or_default();
+        let problems = self.validate(id, def).await.err().unwrap_or_default();
         let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
         self.shared.store.put_draft(id, value, self.now()).await?;
         if problems.0.is_empty()
@@ -357,7 +384,7 @@ impl Runtime {
                 .and_then(|j| j.test.as_ref())
                 .and_then(|t| t.test.clone())
         {
-            let journey = self.compile_test(id, def, test)?;
+            let journey = self.compile_test(id, def, test).await?;
             self.shared.journeys.set_test(id, Some(journey));
         }
         Ok(problems)
@@ -401,7 +428,10 @@ impl Runtime {
         def: &JourneyDef,
         publication: Publication,
     ) -> Result<u32, JourneyError> {
-        let mut journey = self.validate(id, def).map_err(JourneyError::Invalid)?;
+        let mut journey = self
+            .validate(id, def)
+            .await
+            .map_err(JourneyError::Invalid)?;
         let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
         let was_paused = self
             .shared
