@@ -76,15 +76,14 @@ pub async fn publish(engine: &Engine, id: &str, yaml: &str) -> anyhow::Result<()
     Ok(())
 }
 
-/// Accepts events as the API does (a durable store write, then dispatch), `batch` per
-/// write, 16 writes in flight.
+/// Accepts events as the API does (`Runtime::accept`: a durable store write, then
+/// dispatch), `batch` per write, 16 writes in flight.
 pub async fn accept(runtime: &Runtime, events: Vec<Event>, batch: usize) -> anyhow::Result<()> {
     let mut pending = Vec::new();
     for chunk in events.chunks(batch.max(1)) {
-        let (store, runtime, chunk) = (runtime.store().clone(), runtime.clone(), chunk.to_vec());
+        let (runtime, chunk) = (runtime.clone(), chunk.to_vec());
         pending.push(tokio::spawn(async move {
-            store.ingest(&chunk).await?;
-            runtime.dispatch(chunk).await
+            runtime.accept(chunk).await.map(drop)
         }));
         if pending.len() >= 16 {
             for p in pending.drain(..) {

@@ -511,6 +511,28 @@ async fn cloudevents_segment_calls_and_imports_are_ingested() {
     assert_eq!(r.status().as_u16(), 400);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["location"], "event");
+    // Segment calls count in the ingestion metrics like any other events.
+    let metrics = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "parcours_events_rejected_total{code=\"UNAUTHORIZED\"} 1",
+        "parcours_events_rejected_total{code=\"INVALID_SEGMENT_CALL\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    let accepted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("parcours_events_accepted_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(accepted, 2, "the CloudEvent ce-1 and the Segment track m-1");
 
     // Imports: JSON Lines and CSV; a bad record refuses the whole file, located.
     let jsonl = "{\"id\": \"k1\", \"attributes\": {\"newsletter\": true}}\n{\"id\": \"k2\", \"aliases\": {\"email\": \"k2@x.com\"}}\n";

@@ -60,23 +60,16 @@ async fn accept_events(
     }
 
     admit(&app)?;
-    let fresh = app.runtime.store().ingest(&events).await?;
-    let mut answers = Vec::with_capacity(events.len());
-    let mut accepted = Vec::new();
-    for (event, is_new) in events.into_iter().zip(fresh) {
-        answers.push(json!({
-            "id": event.id,
-            "status": if is_new { "accepted" } else { "duplicate" },
-        }));
-        if is_new {
-            accepted.push(event);
-        }
-    }
-    let count = accepted.len();
-    app.runtime
-        .metrics()
-        .events(count, answers.len().saturating_sub(count));
-    app.runtime.dispatch(accepted).await?;
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let fresh = app.runtime.accept(events).await?;
+    let count = fresh.iter().filter(|new| **new).count();
+    let answers: Vec<Value> = ids
+        .into_iter()
+        .zip(fresh)
+        .map(|(id, is_new)| {
+            json!({"id": id, "status": if is_new { "accepted" } else { "duplicate" }})
+        })
+        .collect();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": count, "events": answers})),

@@ -136,12 +136,18 @@ pub async fn call(
     headers: HeaderMap,
     Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Map<String, Value> = parse_json(&bytes)?;
-    authenticate(&app, who.is_some(), &headers, &body)?;
-    super::events::admit(&app)?;
-    let calls = decode_calls(&kind, body, app.runtime.settings().max_batch_events)?;
-    apply(&app, calls).await?;
-    Ok(Json(json!({"success": true})))
+    let result = async {
+        let body: Map<String, Value> = parse_json(&bytes)?;
+        authenticate(&app, who.is_some(), &headers, &body)?;
+        super::events::admit(&app)?;
+        let calls = decode_calls(&kind, body, app.runtime.settings().max_batch_events)?;
+        apply(&app, calls).await
+    }
+    .await;
+    if let Err(e) = &result {
+        app.runtime.metrics().rejected(e.code);
+    }
+    result.map(|()| Json(json!({"success": true})))
 }
 
 /// Decoded Segment calls (opaque outside this module).
@@ -468,13 +474,6 @@ async fn flush(app: &AppState, pending: &mut Vec<Event>) -> Result<(), ApiError>
     if pending.is_empty() {
         return Ok(());
     }
-    let events = std::mem::take(pending);
-    let fresh = app.runtime.store().ingest(&events).await?;
-    let accepted: Vec<Event> = events
-        .into_iter()
-        .zip(fresh)
-        .filter_map(|(e, new)| new.then_some(e))
-        .collect();
-    app.runtime.dispatch(accepted).await?;
+    app.runtime.accept(std::mem::take(pending)).await?;
     Ok(())
 }

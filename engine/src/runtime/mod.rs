@@ -227,8 +227,27 @@ impl Runtime {
         }
     }
 
+    /// Accepts events: stores them durably (an event whose id is stored already is a
+    /// duplicate and is not processed again), counts them in the metrics, then hands the
+    /// new ones to their partitions in order. The one path by which events enter the
+    /// engine (the HTTP API, CloudEvents, Segment, simulations). Answers, per event,
+    /// whether it was new; once it answers, every event is durable.
+    pub async fn accept(&self, events: Vec<Event>) -> anyhow::Result<Vec<bool>> {
+        let fresh = self.shared.store.ingest(&events).await?;
+        let new: Vec<Event> = events
+            .into_iter()
+            .zip(&fresh)
+            .filter_map(|(e, is_new)| is_new.then_some(e))
+            .collect();
+        self.shared
+            .metrics
+            .events(new.len(), fresh.len().saturating_sub(new.len()));
+        self.dispatch(new).await?;
+        Ok(fresh)
+    }
+
     /// Hands accepted (durable) events to their partitions, in order.
-    pub async fn dispatch(&self, events: Vec<Event>) -> anyhow::Result<()> {
+    async fn dispatch(&self, events: Vec<Event>) -> anyhow::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let waiting = &self.shared.dispatching;
         waiting.fetch_add(events.len(), Relaxed);

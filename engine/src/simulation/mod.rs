@@ -316,14 +316,13 @@ impl Driver<'_> {
 
     async fn ingest(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
         let store = self.runtime.store().clone();
-        let fresh = store.ingest(&events).await?;
-        let accepted: Vec<Event> = events
+        let all: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let fresh = self.runtime.accept(events).await?;
+        let ids: Vec<String> = all
             .into_iter()
             .zip(fresh)
-            .filter_map(|(e, new)| new.then_some(e))
+            .filter_map(|(id, new)| new.then_some(id))
             .collect();
-        let ids: Vec<String> = accepted.iter().map(|e| e.id.clone()).collect();
-        self.runtime.dispatch(accepted).await?;
         self.settle("processing events", || {
             let store = store.clone();
             let ids = ids.clone();
