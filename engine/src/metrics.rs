@@ -86,6 +86,7 @@ struct Inner {
     instances_live: Gauge,
     http_connections: Gauge,
     http_connections_shed: Counter,
+    partitions_unhealthy: Gauge,
 }
 
 impl Default for Metrics {
@@ -98,6 +99,13 @@ impl Metrics {
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn http_connection(&self, delta: i64) {
         self.inner.http_connections.inc_by(delta);
+    }
+
+    /// How many partitions report a lasting store failure.
+    pub fn partitions_unhealthy(&self, n: usize) {
+        self.inner
+            .partitions_unhealthy
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A connection closed at once: the connection limit was reached.
@@ -124,6 +132,7 @@ impl Metrics {
         let instances_live = Gauge::default();
         let http_connections = Gauge::default();
         let http_connections_shed = Counter::default();
+        let partitions_unhealthy = Gauge::default();
         registry.register(
             "events_accepted",
             "Events accepted (stored durably) by ingestion",
@@ -205,6 +214,11 @@ impl Metrics {
             "HTTP connections closed at once because http_max_connections were open",
             http_connections_shed.clone(),
         );
+        registry.register(
+            "partitions_unhealthy",
+            "Partitions whose store commits or reads fail lastingly (see /healthz)",
+            partitions_unhealthy.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -224,6 +238,7 @@ impl Metrics {
                 instances_live,
                 http_connections,
                 http_connections_shed,
+                partitions_unhealthy,
             }),
         }
     }

@@ -165,6 +165,9 @@ pub struct Settings {
     pub store_commit_batch: usize,
     /// Read connections kept open on the store.
     pub store_readers: usize,
+    /// Failed store commits (or state reads) in a row after which a partition reports
+    /// itself unhealthy (`/healthz` 503); commits are still retried, reads are given up.
+    pub store_retries: u32,
     /// SQLite page cache of the writer connection, in bytes: the index pages a commit
     /// touches stay in memory instead of being read again from the file.
     pub store_cache_bytes: usize,
@@ -248,6 +251,7 @@ impl Default for Settings {
             timer_batch: 1_024,
             store_commit_batch: 2_048,
             store_readers: 4,
+            store_retries: 8,
             store_cache_bytes: 64 << 20,
             store_wal_limit_bytes: 256 << 20,
             default_action_timeout_ms: 10_000,

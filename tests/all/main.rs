@@ -5,6 +5,7 @@ mod audiences;
 mod auth;
 mod cli;
 mod docs;
+mod failures;
 mod fuzz_inputs;
 mod journeys_api;
 mod lifecycle;

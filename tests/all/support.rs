@@ -17,6 +17,9 @@ pub struct TestEngine {
     pub client: reqwest::Client,
     pub log: Arc<LogAction>,
     pub engine: Engine,
+    /// The engine's store (to inject failures).
+    #[allow(dead_code)]
+    pub store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,12 +48,12 @@ impl TestEngine {
         let log = Arc::new(LogAction::default());
         let actions = ActionRegistry::with_builtins();
         actions.register("log", BUILTIN_VERSION, log.clone(), None);
-        let store =
-            SqliteStore::open(&settings.db_path, StoreOptions::from(&settings)).expect("store");
-        let engine =
-            Engine::with_parts(settings, Arc::new(clock.clone()), Arc::new(store), actions)
-                .await
-                .expect("engine");
+        let store = Arc::new(
+            SqliteStore::open(&settings.db_path, StoreOptions::from(&settings)).expect("store"),
+        );
+        let engine = Engine::with_parts(settings, Arc::new(clock.clone()), store.clone(), actions)
+            .await
+            .expect("engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -65,6 +68,7 @@ impl TestEngine {
             client: reqwest::Client::new(),
             log,
             engine,
+            store,
             _dir: dir,
         }
     }

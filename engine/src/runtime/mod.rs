@@ -114,6 +114,8 @@ pub(crate) struct Shared {
     dispatching: std::sync::atomic::AtomicUsize,
     /// Permits for CPU-heavy request work on the blocking pool (`parse_workers`).
     cpu: tokio::sync::Semaphore,
+    /// Partitions that report a lasting store failure, with what failed.
+    unhealthy: std::sync::Mutex<std::collections::BTreeMap<usize, String>>,
 }
 
 /// Handle to the running runtime. Cheap to clone.
@@ -162,6 +164,7 @@ impl Runtime {
             throttle,
             dispatching: std::sync::atomic::AtomicUsize::new(0),
             cpu: tokio::sync::Semaphore::new(settings_parse_workers),
+            unhealthy: Default::default(),
         });
         let runtime = Runtime { shared };
         runtime.load_audiences().await?;
@@ -193,6 +196,16 @@ impl Runtime {
     /// The engine's metrics.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.shared.metrics
+    }
+
+    /// Partitions that report a lasting store failure, with what failed (none when all
+    /// is well).
+    pub fn unhealthy_partitions(&self) -> std::collections::BTreeMap<usize, String> {
+        self.shared
+            .unhealthy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The published journeys as a partition batch sees them now (a snapshot).
@@ -755,6 +768,24 @@ fn compile_capping(def: Value) -> Result<CappingRule, DefinitionError> {
 }
 
 impl Shared {
+    /// A partition's store fails lastingly (see the failure policy in
+    /// docs/guarantees.md).
+    pub(crate) fn report_unhealthy(&self, partition: usize, why: String) {
+        tracing::error!(partition, why = %why, "partition unhealthy");
+        let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
+        unhealthy.insert(partition, why);
+        self.metrics.partitions_unhealthy(unhealthy.len());
+    }
+
+    /// A partition's commits go through again.
+    pub(crate) fn report_healthy(&self, partition: usize) {
+        let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
+        if unhealthy.remove(&partition).is_some() {
+            tracing::info!(partition, "partition healthy again");
+        }
+        self.metrics.partitions_unhealthy(unhealthy.len());
+    }
+
     /// Runs a task of the runtime until it ends or the runtime shuts down.
     pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut stop = self.shutdown.subscribe();

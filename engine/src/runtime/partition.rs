@@ -78,6 +78,11 @@ fn lanes(msgs: impl Iterator<Item = Msg>, max: usize) -> Vec<Vec<Msg>> {
     lanes
 }
 
+/// The first wait before a failed commit or read is tried again; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// What a batch knows of one profile.
 struct ProfileWork {
     exists: bool,
@@ -375,7 +380,7 @@ impl Partition {
         .instrument(span)
         .await;
         if let Err(e) = result {
-            tracing::error!(partition = self.index, error = %e, "cannot load state; the message will be retried after a restart");
+            tracing::error!(partition = self.index, error = %e, "cannot load state; the message is set aside until the next start");
             return;
         }
         self.run_starts(batch).await;
@@ -401,12 +406,27 @@ impl Partition {
             }
         }
         let write = Arc::new(std::mem::take(&mut batch.write));
-        let mut delay = Duration::from_millis(50);
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u32;
         let started = std::time::Instant::now();
+        // The batch stays in memory and is committed again, with backoff, until it is
+        // durable; after `store_retries` failures in a row the partition reports itself
+        // unhealthy (`/healthz` answers 503 naming it) and keeps trying every few
+        // seconds, so a store that recovers (a disk freed) needs no restart.
         while let Err(e) = self.shared.store.commit(write.clone()).await {
-            tracing::error!(partition = self.index, error = %e, "commit failed; retrying");
+            failures = failures.saturating_add(1);
+            tracing::error!(partition = self.index, failures, error = %e, "commit failed; retrying");
+            if failures == self.shared.settings.store_retries.max(1) {
+                self.shared.report_unhealthy(
+                    self.index,
+                    format!("{failures} commits failed in a row, still retrying: {e:#}"),
+                );
+            }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+        if failures > 0 {
+            self.shared.report_healthy(self.index);
         }
         self.shared.metrics.commit(started.elapsed().as_secs_f64());
         let durable = self.shared.clock.now();
@@ -447,17 +467,48 @@ impl Partition {
         }
     }
 
+    /// Reads one profile's state, trying again with backoff up to `store_retries` times;
+    /// after that the message is set aside (its event stays unprocessed in the store and
+    /// is taken again at the next start) and the partition reports itself unhealthy.
+    async fn read_state(
+        &self,
+        profile_id: &str,
+    ) -> anyhow::Result<HashMap<String, crate::store::ProfileState>> {
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u32;
+        loop {
+            match self
+                .shared
+                .store
+                .profile_states(vec![profile_id.to_string()])
+                .await
+            {
+                Ok(states) => return Ok(states),
+                Err(e) => {
+                    failures += 1;
+                    if failures >= self.shared.settings.store_retries.max(1) {
+                        self.shared.report_unhealthy(
+                            self.index,
+                            format!(
+                                "{failures} reads of profile {profile_id:?} failed; its message waits for a restart: {e:#}"
+                            ),
+                        );
+                        return Err(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
     async fn load<'b>(
         &self,
         batch: &'b mut Batch,
         profile_id: &str,
     ) -> anyhow::Result<&'b mut ProfileWork> {
         if !batch.profiles.contains_key(profile_id) {
-            let mut states = self
-                .shared
-                .store
-                .profile_states(vec![profile_id.to_string()])
-                .await?;
+            let mut states = self.read_state(profile_id).await?;
             let state = states.remove(profile_id).unwrap_or_default();
             let now = self.shared.clock.now();
             batch.profiles.insert(

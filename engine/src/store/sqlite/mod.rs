@@ -37,6 +37,28 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
     _checkpointer: checkpoint::Checkpointer,
+    /// Partition commits and state reads to fail on purpose (`fail_next`).
+    faults: Faults,
+}
+
+/// Failures injected on purpose, to test what the runtime does when the store fails.
+#[derive(Default)]
+struct Faults {
+    commits: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Faults {
+    /// Takes one injected failure of `counter`, if any is left.
+    fn take(counter: &std::sync::atomic::AtomicUsize, what: &str) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        match counter.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => Err(anyhow::anyhow!(
+                "injected {what} failure (SqliteStore::fail_next)"
+            )),
+            Err(_) => Ok(()),
+        }
+    }
 }
 
 /// How the store uses its connections (from [`Settings`](crate::Settings)).
@@ -109,7 +131,17 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(pool)),
             permits: Arc::new(Semaphore::new(readers)),
             _checkpointer: checkpointer,
+            faults: Faults::default(),
         })
+    }
+
+    /// Makes the next `commits` partition commits and `reads` profile-state reads fail,
+    /// as a full disk or a broken file would: for tests of the runtime's failure policy.
+    /// Nothing is written by a failed commit.
+    pub fn fail_next(&self, commits: usize, reads: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.faults.commits.store(commits, SeqCst);
+        self.faults.reads.store(reads, SeqCst);
     }
 
     /// Runs one statement in the next group commit; returns the rows it changed.
@@ -327,6 +359,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
+        Faults::take(&self.faults.commits, "commit")?;
         // Serialize here, on the caller's thread: the one writer thread only runs SQL.
         let instance_data: Vec<String> = batch
             .instances
@@ -435,6 +468,7 @@ impl Store for SqliteStore {
         &self,
         profile_ids: Vec<String>,
     ) -> Result<HashMap<String, ProfileState>> {
+        Faults::take(&self.faults.reads, "read")?;
         self.read(move |conn| states::load(conn, &profile_ids))
             .await
     }
