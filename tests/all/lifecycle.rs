@@ -936,3 +936,52 @@ async fn a_draft_under_test_beside_a_live_version_and_endings_on_record() {
     // reached their action.
     assert!(t.log_calls().is_empty(), "{:?}", t.log_calls());
 }
+
+/// Stopping a journey while events are being processed: the stop goes through the
+/// partitions, so no instance comes back live and each ended instance has exactly one
+/// ending step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_stopped_under_load_leaves_no_live_instance_and_one_ending_each() {
+    let t = TestEngine::start_with(|s| s.partitions = 4).await;
+    t.publish(
+        "busy",
+        "entry: {type: event, event: e}\nstart: w\nnodes:\n  w: {type: wait, duration: PT1H, next: done}\n  done: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    let sender = {
+        let client = t.client.clone();
+        let url = t.url("/v1/events");
+        tokio::spawn(async move {
+            for round in 0..40 {
+                let events: Vec<Value> = (0..25)
+                    .map(|i| json!({"type": "e", "profile_id": format!("p{}", (round * 25 + i) % 200)}))
+                    .collect();
+                let _ = client
+                    .post(&url)
+                    .json(&json!({"events": events}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (code, body) = t.post_json("/v1/journeys/busy/stop", &json!({})).await;
+    assert_eq!(code, 200, "{body}");
+    sender.await.unwrap();
+    // Let the partitions finish what was accepted.
+    let e = t.event("other", "late", json!({})).await;
+    t.processed(&e).await;
+
+    let mut ended = 0;
+    for p in 0..200 {
+        for i in t.instances(&format!("p{p}")).await {
+            assert_ne!(i["status"], "waiting", "{i}");
+            assert_ne!(i["status"], "active", "{i}");
+            let steps = t.steps(i["id"].as_str().unwrap()).await;
+            let endings = steps.iter().filter(|s| s["status"] == "ended").count();
+            assert_eq!(endings, 1, "{steps:?}");
+            ended += 1;
+        }
+    }
+    assert!(ended > 0, "some instances entered before the stop");
+}

@@ -242,9 +242,9 @@ impl Runtime {
 
     /// Ends the live instances of a journey (of one version, if given) through their
     /// profiles' partitions, each with an `ended` step and `code`; returns how many.
-    /// The journey takes no more entries when this is called, so passes over the store
-    /// are repeated until one finds nothing (an entry admitted by a batch that had begun
-    /// before is ended by the next pass).
+    /// The journey takes no more entries when this is called; batches that began before
+    /// (and may still admit entries) are waited for first, and passes over the store are
+    /// repeated until one finds nothing.
     async fn end_instances(
         &self,
         id: &str,
@@ -253,6 +253,7 @@ impl Runtime {
         code: &'static str,
         message: &str,
     ) -> Result<u64, JourneyError> {
+        self.shared.barrier().await?;
         let mut total = 0;
         for _ in 0..END_PASSES {
             let mut ended = 0;

@@ -52,6 +52,9 @@ pub(crate) enum Msg {
     /// End a profile's live instances of a journey (a stop, the end of test mode);
     /// answered with how many ended, once committed.
     End(EndRequest, oneshot::Sender<u64>),
+    /// Acknowledged once the batch it lands in is committed: every batch the partition
+    /// began before it has committed then.
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Ends a profile's live instances of one journey: every version (`version: None`), or
@@ -804,6 +807,24 @@ impl Shared {
 
     fn partition_of(&self, profile_id: &str) -> usize {
         (stable_hash(&[profile_id]) % self.partitions.len() as u64) as usize
+    }
+
+    /// Waits until every partition has committed the batch it is working on (and those
+    /// queued before this call).
+    pub(crate) async fn barrier(&self) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(self.partitions.len());
+        for (i, partition) in self.partitions.iter().enumerate() {
+            let (tx, rx) = oneshot::channel();
+            partition
+                .send(Msg::Barrier(tx))
+                .await
+                .map_err(|_| anyhow::anyhow!("partition {i} has stopped"))?;
+            acks.push(rx);
+        }
+        for rx in acks {
+            let _ = rx.await;
+        }
+        Ok(())
     }
 
     async fn send(&self, msg: Msg) -> anyhow::Result<()> {

@@ -277,6 +277,7 @@ impl Msg {
             Msg::Enter(..) => "enter",
             Msg::Release(..) => "release",
             Msg::End(..) => "end",
+            Msg::Barrier(_) => "barrier",
         }
     }
 
@@ -288,6 +289,7 @@ impl Msg {
             Msg::Enter(r, _) => &r.profile_id,
             Msg::Release(h, _) => &h.profile_id,
             Msg::End(r, _) => &r.profile_id,
+            Msg::Barrier(_) => "",
         }
     }
 }
@@ -354,6 +356,13 @@ impl Partition {
     /// Handles one message and what follows from it in the same profile (the journeys
     /// it starts, the audience transitions it causes).
     async fn handle(&mut self, batch: &mut Batch, msg: Msg) {
+        let msg = match msg {
+            Msg::Barrier(ack) => {
+                batch.acks.push(ack);
+                return;
+            }
+            msg => msg,
+        };
         let profile_id = msg.profile_id().to_string();
         let span = tracing::debug_span!(
             "message",
@@ -375,6 +384,7 @@ impl Partition {
                     self.on_release(batch, held).await
                 }
                 Msg::End(request, reply) => self.on_end(batch, request, reply).await,
+                Msg::Barrier(_) => Ok(()),
             }
         }
         .instrument(span)
@@ -450,7 +460,11 @@ impl Partition {
 
     /// Reads the state of every profile the messages touch, in one store round trip.
     async fn preload(&self, batch: &mut Batch, msgs: &[Msg]) {
-        let mut ids: Vec<String> = msgs.iter().map(|m| m.profile_id().to_string()).collect();
+        let mut ids: Vec<String> = msgs
+            .iter()
+            .map(|m| m.profile_id().to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         let now = self.shared.clock.now();
