@@ -512,15 +512,7 @@ async fn cloudevents_segment_calls_and_imports_are_ingested() {
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["location"], "event");
     // Segment calls count in the ingestion metrics like any other events.
-    let metrics = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     for line in [
         "parcours_events_rejected_total{code=\"UNAUTHORIZED\"} 1",
         "parcours_events_rejected_total{code=\"INVALID_SEGMENT_CALL\"} 1",

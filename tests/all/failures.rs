@@ -35,15 +35,7 @@ async fn a_partition_whose_commits_fail_reports_itself_unhealthy_and_recovers() 
         error.contains("commits failed") && error.contains("injected commit failure"),
         "{error}"
     );
-    let metrics = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(
         metrics.contains("parcours_partitions_unhealthy 1"),
         "{metrics}"

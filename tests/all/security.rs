@@ -283,6 +283,7 @@ async fn slow_idle_and_oversized_clients_are_cut_off() {
     // the shed connection was counted.
     drop(held);
     let metrics = crate::support::eventually(|| async {
+        // Not `t.metrics()`: a connection may still be shed here, and is tried again.
         let r = t.client.get(t.url("/metrics")).send().await.ok()?;
         let text = r.text().await.ok()?;
         let shed: u64 = text

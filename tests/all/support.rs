@@ -231,6 +231,18 @@ impl TestEngine {
         self.clock.advance(span);
     }
 
+    /// The Prometheus text of `/metrics`.
+    #[allow(dead_code)]
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("metrics text")
+    }
+
     pub fn log_calls(&self) -> Vec<ActionCall> {
         self.log.recent_calls()
     }
