@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod failures;
 mod fuzz_inputs;
+mod journeys;
 mod journeys_api;
 mod lifecycle;
 mod limits;

@@ -314,3 +314,73 @@ properties: {reentrance: {mode: always}}
     t.processed(&e).await;
     eventually(|| async { (t.log_calls().len() == real_calls + 1).then_some(()) }).await;
 }
+
+/// `parcours journey simulate` of an example journey with its profiles and timeline
+/// from `examples/simulations/`.
+fn simulate_example(name: &str, extra: &[&str]) -> Result<Vec<u8>, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let journey = ["yaml", "json"]
+        .iter()
+        .map(|ext| root.join(format!("examples/journeys/{name}.{ext}")))
+        .find(|p| p.exists())
+        .ok_or_else(|| format!("no example journey {name}"))?;
+    let out = Command::new(env!("CARGO_BIN_EXE_parcours"))
+        .arg("journey")
+        .arg("simulate")
+        .arg(&journey)
+        .arg("--profiles")
+        .arg(root.join(format!("examples/simulations/{name}.profiles.json")))
+        .arg("--events")
+        .arg(root.join(format!("examples/simulations/{name}.events.jsonl")))
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .current_dir(root)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(out.stdout)
+}
+
+/// Golden outputs of the examples' simulations (text and JSON), in
+/// `tests/journeys/simulations/`: they must stay byte-identical while the runtime is
+/// restructured. `PARCOURS_BLESS=1` rewrites them.
+#[test]
+fn example_simulations_match_their_golden_outputs_byte_for_byte() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/journeys/simulations");
+    let bless = std::env::var_os("PARCOURS_BLESS").is_some_and(|v| v == "1");
+    let mut failures = Vec::new();
+    for name in ["abandoned_cart", "welcome", "vip_branch"] {
+        for (ext, extra) in [("txt", &[][..]), ("json", &["--json"][..])] {
+            let got = match simulate_example(name, extra) {
+                Ok(out) => out,
+                Err(e) => {
+                    failures.push(format!("{name} ({ext}): {e}"));
+                    continue;
+                }
+            };
+            let golden = root.join(format!("{name}.{ext}"));
+            if bless {
+                std::fs::create_dir_all(&root).expect("golden folder");
+                std::fs::write(&golden, &got).expect("write golden");
+                continue;
+            }
+            match std::fs::read(&golden) {
+                Ok(want) if want == got => {}
+                Ok(want) => failures.push(format!(
+                    "{} differs:\n--- golden\n{}\n--- got\n{}",
+                    golden.display(),
+                    String::from_utf8_lossy(&want),
+                    String::from_utf8_lossy(&got)
+                )),
+                Err(e) => failures.push(format!("{}: {e}", golden.display())),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "(PARCOURS_BLESS=1 records new outputs)\n{}",
+        failures.join("\n\n")
+    );
+}

@@ -184,6 +184,16 @@ fn check_fields(input: &EventInput, here: &str) -> Result<(), ApiError> {
     check_data(&input.data, field("data"))
 }
 
+/// An event's `data` as stored: left out, it is the empty object, so that
+/// `event.data.plan ?? "free"` reads a missing field (as in a simulation) instead of
+/// failing on `()`.
+fn data_or_empty(data: Value) -> Value {
+    match data {
+        Value::Null => Value::Object(Default::default()),
+        data => data,
+    }
+}
+
 /// An event's `data` is a JSON object (what `event.data.amount` reads), or absent.
 pub(super) fn check_data(data: &Value, at: String) -> Result<(), ApiError> {
     match data {
@@ -286,7 +296,7 @@ async fn validate(
         profile_id,
         timestamp: input.timestamp.unwrap_or(now),
         received_at: now,
-        data: input.data,
+        data: data_or_empty(input.data),
     })
 }
 
@@ -330,7 +340,7 @@ pub async fn post_business_event(
         profile_id: String::new(),
         timestamp: input.timestamp.unwrap_or(now),
         received_at: now,
-        data: input.data,
+        data: data_or_empty(input.data),
     };
     let id = event.id.clone();
     match app.runtime.business_event(event).await? {
