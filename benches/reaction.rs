@@ -25,8 +25,8 @@ use std::sync::{Arc, OnceLock};
 
 use divan::counter::ItemsCount;
 use jiff::{Span, Timestamp};
-use parcours_engine::activities::reaction::Reaction;
-use parcours_engine::compile::Journey;
+use parcours_engine::activities::NodeKind;
+use parcours_engine::compile::{Journey, Node};
 use parcours_engine::expr::{EvalEnv, ExprEngine, ScopeData};
 use parcours_engine::model::Profile;
 use parcours_engine::runtime::instance::{Instance, InstanceData, Status};
@@ -220,8 +220,17 @@ impl Matcher {
             let Some(inst) = state.live.iter().find(|i| i.id == id) else {
                 continue;
             };
-            let reaction: &Reaction =
-                matching::awaited(journey, inst, "pong").expect("a candidate awaits pong");
+            let node = inst.node.as_deref().and_then(|n| journey.node(n));
+            let Some((
+                _,
+                Node {
+                    kind: NodeKind::Reaction(reaction),
+                    ..
+                },
+            )) = node
+            else {
+                panic!("a candidate awaits pong on a reaction");
+            };
             let mut events = inst.data.events.clone();
             events.insert("pong".into(), event.clone());
             let events = Value::Object(events);

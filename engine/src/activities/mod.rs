@@ -282,6 +282,20 @@ macro_rules! node_kinds {
     };
 }
 
+impl NodeKind {
+    /// Whether an instance paused on this node waits for events of `event_type`: a
+    /// reaction that awaits that type.
+    pub fn awaits(&self, event_type: &str) -> bool {
+        matches!(self, NodeKind::Reaction(r) if r.awaits(event_type))
+    }
+
+    /// Whether an instance reaching this node waits while its journey holds actions (a
+    /// pause): only action nodes reach outside the engine.
+    pub fn held_by_pause(&self) -> bool {
+        matches!(self, NodeKind::Action(_))
+    }
+}
+
 node_kinds! {
     Condition(condition::Condition, "condition"),
     Split(split::Split, "split"),

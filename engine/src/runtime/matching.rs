@@ -4,29 +4,21 @@
 //! reaction node that awaits the event's type. Matching never looks beyond the profile's
 //! own instances, so its cost does not depend on how many reactions wait elsewhere. It
 //! never evaluates conditions (the reaction does, through
-//! [`crate::activities::reaction::Reaction::branch`]) and never changes an instance.
+//! `Reaction::branch`) and never changes an instance.
 
-use crate::activities::NodeKind;
-use crate::activities::reaction::Reaction;
 use crate::compile::Journey;
 use crate::runtime::instance::{Instance, Status};
 use crate::runtime::journeys::JourneySet;
 
-/// The reaction `instance` is paused on in `journey` (its version), if that reaction
-/// awaits events of `event_type`.
-pub fn awaited<'j>(
-    journey: &'j Journey,
-    instance: &Instance,
-    event_type: &str,
-) -> Option<&'j Reaction> {
-    if instance.status != Status::Waiting {
-        return None;
-    }
-    let (_, node) = journey.node(instance.node.as_deref()?)?;
-    match &node.kind {
-        NodeKind::Reaction(r) if r.awaits(event_type) => Some(r),
-        _ => None,
-    }
+/// Whether `instance` is paused in `journey` (its version) on a node that awaits events
+/// of `event_type`.
+pub fn awaits(journey: &Journey, instance: &Instance, event_type: &str) -> bool {
+    instance.status == Status::Waiting
+        && instance
+            .node
+            .as_deref()
+            .and_then(|n| journey.node(n))
+            .is_some_and(|(_, node)| node.kind.awaits(event_type))
 }
 
 /// The ids of the instances among `live` (one profile's, in entry order) that an event
@@ -35,7 +27,7 @@ pub fn candidates(set: &JourneySet, live: &[Instance], event_type: &str) -> Vec<
     live.iter()
         .filter(|i| {
             set.version(&i.journey_id, i.version)
-                .is_some_and(|j| awaited(j, i, event_type).is_some())
+                .is_some_and(|j| awaits(j, i, event_type))
         })
         .map(|i| i.id.clone())
         .collect()

@@ -1,0 +1,359 @@
+//! Entry admission: whether a profile may enter a journey version, and its first node.
+//!
+//! Owns the order of the entry rules (the profile exists, test mode, pause holds,
+//! repeats of one trigger, one live instance, schedule window and re-entrance through
+//! [`crate::runtime::entry`], capping, `when`), the instance an admitted entry creates,
+//! the step that records a refusal, and starting the instances that jumps admitted.
+//! Never runs a node beyond the first: [`super::activation`] does.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::Partition;
+use super::activation::{Activation, Ending, action_hold, instance_tz, step, step_cx};
+use super::batch::Batch;
+use crate::activities::Outcome;
+use crate::compile::{EntryKind, Journey};
+use crate::expr::time::add_span;
+use crate::expr::{CallInfo, EvalEnv, ScopeData};
+use crate::ids;
+use crate::runtime::entry::{self, Discard};
+use crate::runtime::instance::{Instance, InstanceData, Status, Step, StepStatus, entry_key};
+use crate::store::HeldEntry;
+
+/// What caused an entry: its id and its time (instance ids derive from both, so both
+/// must be the same when the trigger is replayed), the entry event as expressions see it,
+/// and the stored event it came from, if any.
+pub(super) struct Trigger<'a> {
+    pub(super) id: &'a str,
+    pub(super) at: Timestamp,
+    pub(super) profile_id: &'a str,
+    pub(super) doc: &'a Value,
+    pub(super) event_id: Option<&'a str>,
+    /// When the triggering event happened (its `timestamp`), for an entry by a profile's
+    /// event: re-entrance and capping count in event time, so late events are judged
+    /// by when they happened. `None`: the entry's time is when it is processed.
+    pub(super) happened_at: Option<Timestamp>,
+}
+
+impl Trigger<'_> {
+    /// The entry's time for re-entrance and capping: when the event happened, but never
+    /// after `now` (a client clock ahead of the engine's cannot date entries ahead).
+    fn entry_time(&self, now: Timestamp) -> Timestamp {
+        self.happened_at.map_or(now, |t| t.min(now))
+    }
+}
+
+/// An admitted instance whose first node has not run yet.
+pub(super) struct Start {
+    pub(super) journey: Arc<Journey>,
+    pub(super) instance: Instance,
+    pub(super) event_id: Option<String>,
+}
+
+impl Partition {
+    /// Admits the profile into `journey` and runs it until it pauses or ends; a refusal
+    /// is recorded as a discarded step (except a repeat of an entry already made).
+    pub(super) async fn try_enter(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Arc<Journey>,
+        trigger: &Trigger<'_>,
+        now: Timestamp,
+    ) -> Result<(), Discard> {
+        match self.admit(batch, journey, trigger, now) {
+            Ok(inst) => {
+                self.start(batch, journey, inst, trigger.event_id, now)
+                    .await;
+                Ok(())
+            }
+            Err(d) => {
+                if !matches!(d.code, "DUPLICATE" | "NOT_A_TEST_PROFILE" | "TEST_PROFILE") {
+                    batch
+                        .write
+                        .steps
+                        .push(discard_step(journey, trigger, &d, now));
+                }
+                Err(d)
+            }
+        }
+    }
+
+    /// Decides whether the profile may enter (schedule, single instance, re-entrance,
+    /// capping, `when`) and creates its instance on the start node.
+    pub(super) fn admit(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Arc<Journey>,
+        trigger: &Trigger<'_>,
+        now: Timestamp,
+    ) -> Result<Instance, Discard> {
+        let missing = || Discard {
+            code: "PROFILE_MISSING",
+            message: "the profile does not exist".into(),
+        };
+        let work = batch
+            .profiles
+            .get_mut(trigger.profile_id)
+            .ok_or_else(missing)?;
+        if !work.exists {
+            return Err(missing());
+        }
+        // While a draft is under test, test profiles enter only the draft and every
+        // other profile only the live version.
+        let test_profile = work.profile.attributes.get("test_profile") == Some(&Value::Bool(true));
+        if journey.test.is_some() && !test_profile {
+            return Err(Discard {
+                code: "NOT_A_TEST_PROFILE",
+                message: "a draft in test mode only takes test profiles".into(),
+            });
+        }
+        if journey.test.is_none()
+            && test_profile
+            && batch.set.get(&journey.id).is_some_and(|j| j.test.is_some())
+        {
+            return Err(Discard {
+                code: "TEST_PROFILE",
+                message: "a test profile enters the draft under test, not the live version".into(),
+            });
+        }
+        if journey.test.is_none()
+            && batch
+                .set
+                .get(&journey.id)
+                .is_some_and(|j| j.holds_entries())
+        {
+            batch.write.held.push(HeldEntry {
+                seq: 0,
+                journey_id: journey.id.clone(),
+                profile_id: trigger.profile_id.to_string(),
+                trigger_id: trigger.id.to_string(),
+                trigger_at: trigger.at,
+                trigger: trigger.doc.clone(),
+                event_id: trigger.event_id.map(str::to_string),
+            });
+            return Err(Discard {
+                code: "HELD",
+                message: "the journey is paused; the entry waits for it to resume".into(),
+            });
+        }
+        let id = ids::instance_id(
+            &journey.id,
+            journey.version,
+            trigger.profile_id,
+            trigger.id,
+            trigger.at,
+        );
+        let key = entry_key(&journey.id, journey.version);
+        let last = work.last_entered.get(key.as_ref());
+        if last.is_some_and(|(_, last_id)| *last_id == id) {
+            return Err(Discard {
+                code: "DUPLICATE",
+                message: "the profile already entered for this trigger".into(),
+            });
+        }
+        // One live instance per journey, counted apart for the draft under test.
+        let draft = journey.version == 0;
+        let live = work
+            .instances
+            .iter()
+            .any(|i| i.journey_id == journey.id && i.status.is_live() && (i.version == 0) == draft);
+        let entry_at = trigger.entry_time(now);
+        entry::check(journey, now, entry_at, live, last.map(|(at, _)| *at))?;
+        for rule_id in &journey.props.capping {
+            let Some(rule) = batch.audiences.capping.get(rule_id) else {
+                continue;
+            };
+            let entries = work
+                .capping
+                .iter()
+                .filter(|(r, _)| r == rule_id)
+                .map(|(_, at)| *at);
+            if !rule.allows(entries, entry_at) {
+                return Err(Discard {
+                    code: "CAPPED",
+                    message: format!(
+                        "capping rule {rule_id:?} allows {} entries per {}",
+                        rule.max, rule.period
+                    ),
+                });
+            }
+        }
+        let tz = instance_tz(journey, work.profile.timezone.as_deref());
+        if let (Some(when), EntryKind::Event { .. }) = (&journey.entry.when, &journey.entry.kind) {
+            let env = EvalEnv {
+                now,
+                tz: tz.clone(),
+                call: Some(Arc::new(CallInfo {
+                    journey_id: journey.id.clone(),
+                    version: journey.version,
+                    node_id: "entry".into(),
+                    profile_id: trigger.profile_id.to_string(),
+                    audiences: work.member_of.clone(),
+                    ..Default::default()
+                })),
+            };
+            let data = ScopeData {
+                event: Some(trigger.doc),
+                profile: Some(&work.doc),
+                ..Default::default()
+            };
+            match self.exprs.eval_bool(when, &data, &env) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Discard {
+                        code: "ENTRY_CONDITION_FALSE",
+                        message: format!("entry.when is false: {}", when.excerpt()),
+                    });
+                }
+                Err(e) => {
+                    return Err(Discard {
+                        code: "EXPR_EVAL",
+                        message: format!("entry.when: {e}"),
+                    });
+                }
+            }
+        }
+
+        let mut deadline = add_span(now, journey.props.timeout, &tz).unwrap_or(Timestamp::MAX);
+        if let Some(end) = journey.props.end_at {
+            deadline = deadline.min(end);
+        }
+        let inst = Instance {
+            id: id.clone(),
+            journey_id: journey.id.clone(),
+            version: journey.version,
+            profile_id: trigger.profile_id.to_string(),
+            status: Status::Active,
+            node: Some(journey.nodes[journey.start].id.clone()),
+            entered_at: now,
+            updated_at: now,
+            ended_at: None,
+            wake_at: None,
+            deadline,
+            end_reason: None,
+            data: InstanceData {
+                event: trigger.doc.clone(),
+                step: 1,
+                entry_at: Some(entry_at),
+                ..Default::default()
+            },
+        };
+        work.last_entered.insert(key.into_owned(), (entry_at, id));
+        for rule_id in &journey.props.capping {
+            work.capping.push((rule_id.clone(), entry_at));
+            batch
+                .write
+                .capping
+                .push((trigger.profile_id.to_string(), rule_id.clone(), entry_at));
+        }
+        batch.write.steps.push(Step {
+            event_id: trigger.event_id.map(str::to_string),
+            ..step(&inst, "entry", "entry", StepStatus::Entered, now)
+        });
+        Ok(inst)
+    }
+
+    /// Runs an admitted instance's first node and drives it on.
+    pub(super) async fn start(
+        &mut self,
+        batch: &mut Batch,
+        journey: &Arc<Journey>,
+        mut inst: Instance,
+        event_id: Option<&str>,
+        now: Timestamp,
+    ) {
+        let Some(work) = batch.profiles.get_mut(&inst.profile_id) else {
+            return;
+        };
+        let start = journey.start;
+        let act = Activation {
+            journey,
+            event_id,
+            now,
+        };
+        let mut patches = Vec::new();
+        if journey.nodes[start].kind.held_by_pause()
+            && let Some(until) = action_hold(&batch.set, &journey.id, now)
+        {
+            inst.data.held = true;
+            let outcome = Outcome::pause(Some(until));
+            self.drive(batch, act, inst, start, outcome, patches).await;
+            return;
+        }
+        let outcome = {
+            let node_id = &journey.nodes[start].id;
+            let mut cx = step_cx(
+                &self.shared,
+                &mut self.exprs,
+                act,
+                node_id,
+                &mut inst,
+                work,
+                &mut patches,
+            );
+            journey.nodes[start].kind.enter(&mut cx).await
+        };
+        self.drive(batch, act, inst, start, outcome, patches).await;
+    }
+
+    /// Starts the instances that jumps admitted, in order (a started instance may jump
+    /// again; `max_steps_per_activation` bounds the chain).
+    pub(super) async fn run_starts(&mut self, batch: &mut Batch) {
+        let mut budget = self.shared.settings.max_steps_per_activation;
+        while !batch.starts.is_empty() {
+            for s in std::mem::take(&mut batch.starts) {
+                let now = self.shared.clock.now();
+                if budget == 0 {
+                    let mut inst = s.instance;
+                    self.end(
+                        batch,
+                        &mut inst,
+                        Some(&s.journey),
+                        Ending {
+                            status: Status::Failed,
+                            code: "STEP_LIMIT",
+                            message: "too many jumps in one activation (max_steps_per_activation)",
+                        },
+                        now,
+                    );
+                    self.store_instance(batch, inst);
+                    continue;
+                }
+                budget -= 1;
+                self.start(batch, &s.journey, s.instance, s.event_id.as_deref(), now)
+                    .await;
+            }
+        }
+    }
+}
+
+/// The step recording a refused entry.
+pub(super) fn discard_step(
+    journey: &Journey,
+    trigger: &Trigger<'_>,
+    d: &Discard,
+    now: Timestamp,
+) -> Step {
+    Step {
+        seq: 0,
+        instance_id: None,
+        journey_id: journey.id.clone(),
+        version: journey.version,
+        profile_id: trigger.profile_id.to_string(),
+        event_id: trigger.event_id.map(str::to_string),
+        node: "entry".into(),
+        kind: "entry".into(),
+        status: if d.code == "HELD" {
+            StepStatus::Held
+        } else {
+            StepStatus::Discarded
+        },
+        at: now,
+        code: Some(d.code.to_string()),
+        message: Some(d.message.clone()),
+        detail: None,
+    }
+}

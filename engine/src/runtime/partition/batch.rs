@@ -1,0 +1,338 @@
+//! The working set of one batch and its commit.
+//!
+//! Owns what a batch knows of each profile it touches (state, instances, memberships,
+//! entry history), the writes it collects, and the commit that makes them durable in one
+//! store write with bounded retries (then the partition reports itself unhealthy). Reads
+//! every profile's state once per batch. Never decides what happens to an instance: the
+//! other rooms do, and record their decisions here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexSet;
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+
+use super::Partition;
+use super::admission::Start;
+use crate::model::Profile;
+use crate::runtime::Msg;
+use crate::runtime::audiences::AudienceSet;
+use crate::runtime::instance::Instance;
+use crate::runtime::journeys::JourneySet;
+use crate::runtime::profile_ops::ProfileView;
+use crate::store::{ProfileState, ProfileWrite, WriteBatch};
+
+/// The first wait before a failed commit or read is tried again; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// What a batch knows of one profile.
+pub(super) struct ProfileWork {
+    pub(super) exists: bool,
+    /// The stored form: attributes, zone, aliases.
+    pub(super) profile: Profile,
+    /// The profile as expressions see it.
+    pub(super) doc: Value,
+    /// The stored row must be written.
+    pub(super) dirty: bool,
+    /// The aliases changed in this batch.
+    pub(super) aliases_changed: bool,
+    /// Audience predicates must be evaluated again.
+    pub(super) needs_eval: bool,
+    /// Live instances, plus those created or ended in this batch.
+    pub(super) instances: Vec<Instance>,
+    /// Journey id -> (time of the latest entry, id of that instance).
+    pub(super) last_entered: HashMap<String, (Timestamp, String)>,
+    /// Audience -> time the profile joined.
+    pub(super) audiences: BTreeMap<String, Timestamp>,
+    /// The audience names, shared with expressions (`in_audience`).
+    pub(super) member_of: Arc<BTreeSet<String>>,
+    /// Entries counted by capping rules.
+    pub(super) capping: Vec<(String, Timestamp)>,
+}
+
+impl ProfileWork {
+    pub(super) fn new(profile_id: &str, state: ProfileState, now: Timestamp) -> Self {
+        let exists = state.profile.is_some();
+        let profile = state.profile.unwrap_or_else(|| Profile {
+            id: profile_id.to_string(),
+            attributes: Value::Object(Map::new()),
+            timezone: None,
+            aliases: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        });
+        let member_of = Arc::new(state.audiences.keys().cloned().collect());
+        ProfileWork {
+            exists,
+            doc: profile.to_json(),
+            profile,
+            dirty: false,
+            aliases_changed: false,
+            needs_eval: false,
+            instances: state.live,
+            last_entered: state.last_entered,
+            audiences: state.audiences,
+            member_of,
+            capping: state.capping,
+        }
+    }
+
+    /// Creates the profile (empty) if it does not exist.
+    pub(super) fn ensure_exists(&mut self, now: Timestamp) {
+        if !self.exists {
+            self.exists = true;
+            self.profile.attributes = Value::Object(Map::new());
+            self.profile.created_at = now;
+            self.changed(now);
+        }
+    }
+
+    /// The stored profile changed: rebuild the expression view, write it, re-evaluate.
+    pub(super) fn changed(&mut self, now: Timestamp) {
+        self.profile.updated_at = now;
+        self.doc = self.profile.to_json();
+        self.dirty = true;
+        self.needs_eval = true;
+    }
+
+    pub(super) fn set_member(&mut self, audience: &str, since: Option<Timestamp>) {
+        match since {
+            Some(at) => self.audiences.insert(audience.to_string(), at),
+            None => self.audiences.remove(audience),
+        };
+        self.member_of = Arc::new(self.audiences.keys().cloned().collect());
+    }
+
+    pub(super) fn view(&self) -> Option<ProfileView> {
+        self.exists.then(|| ProfileView {
+            profile: self.profile.clone(),
+            audiences: self.audiences.keys().cloned().collect(),
+        })
+    }
+}
+
+/// An answer sent once the batch is durable, built from the batch's final state.
+pub(super) type Reply = Box<dyn FnOnce(&HashMap<String, ProfileWork>) + Send>;
+
+/// Everything one batch has read and changed.
+pub(super) struct Batch {
+    pub(super) set: Arc<JourneySet>,
+    pub(super) audiences: Arc<AudienceSet>,
+    pub(super) profiles: HashMap<String, ProfileWork>,
+    /// (profile, instance) pairs changed in this batch, in order.
+    pub(super) dirty: IndexSet<(String, String)>,
+    pub(super) write: WriteBatch,
+    pub(super) acks: Vec<oneshot::Sender<()>>,
+    pub(super) replies: Vec<Reply>,
+    pub(super) starts: Vec<Start>,
+    pub(super) new_timer: bool,
+    /// Distinguishes audience transitions of one batch.
+    pub(super) transition_seq: u64,
+    /// When each event of the batch was received (for its latency once durable).
+    pub(super) received: Vec<Timestamp>,
+}
+
+impl Batch {
+    pub(super) fn new(set: Arc<JourneySet>, audiences: Arc<AudienceSet>) -> Self {
+        Batch {
+            set,
+            audiences,
+            profiles: HashMap::new(),
+            dirty: IndexSet::new(),
+            write: WriteBatch::default(),
+            acks: Vec::new(),
+            replies: Vec::new(),
+            starts: Vec::new(),
+            new_timer: false,
+            transition_seq: 0,
+            received: Vec::new(),
+        }
+    }
+
+    /// Takes in what a lane did on its part of this batch.
+    pub(super) fn absorb(&mut self, lane: Batch) {
+        let Batch {
+            set: _,
+            audiences: _,
+            profiles,
+            dirty,
+            write,
+            acks,
+            replies,
+            starts,
+            new_timer,
+            transition_seq: _,
+            received,
+        } = lane;
+        self.profiles.extend(profiles);
+        self.dirty.extend(dirty);
+        self.write.absorb(write);
+        self.acks.extend(acks);
+        self.replies.extend(replies);
+        self.starts.extend(starts);
+        self.new_timer |= new_timer;
+        self.received.extend(received);
+    }
+
+    fn mark_dirty(&mut self, profile_id: &str, instance_id: &str) {
+        self.dirty
+            .insert((profile_id.to_string(), instance_id.to_string()));
+    }
+}
+
+impl Partition {
+    pub(super) async fn commit(&self, mut batch: Batch) {
+        for (profile_id, instance_id) in std::mem::take(&mut batch.dirty) {
+            if let Some(inst) = batch
+                .profiles
+                .get(&profile_id)
+                .and_then(|p| p.instances.iter().find(|i| i.id == instance_id))
+            {
+                batch.write.instances.push(inst.clone());
+            }
+        }
+        for work in batch.profiles.values() {
+            if work.dirty && work.exists {
+                batch.write.profiles.push(ProfileWrite {
+                    profile: work.profile.clone(),
+                    aliases_changed: work.aliases_changed,
+                });
+            }
+        }
+        let write = Arc::new(std::mem::take(&mut batch.write));
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u32;
+        let started = std::time::Instant::now();
+        // The batch stays in memory and is committed again, with backoff, until it is
+        // durable; after `store_retries` failures in a row the partition reports itself
+        // unhealthy (`/healthz` answers 503 naming it) and keeps trying every few
+        // seconds, so a store that recovers (a disk freed) needs no restart.
+        while let Err(e) = self.shared.store.commit(write.clone()).await {
+            failures = failures.saturating_add(1);
+            tracing::error!(partition = self.index, failures, error = %e, "commit failed; retrying");
+            if failures == self.shared.settings.store_retries.max(1) {
+                self.shared.report_unhealthy(
+                    self.index,
+                    format!("{failures} commits failed in a row, still retrying: {e:#}"),
+                );
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+        if failures > 0 {
+            self.shared.report_healthy(self.index);
+        }
+        self.shared.metrics.commit(started.elapsed().as_secs_f64());
+        let durable = self.shared.clock.now();
+        for received in &batch.received {
+            let latency = durable.duration_since(*received);
+            self.shared.metrics.event_latency(latency.as_secs_f64());
+        }
+        self.shared.metrics.steps(&write.steps);
+        self.shared.alerting.record(&write.steps);
+        if batch.new_timer {
+            self.shared.timer_kick.notify_one();
+        }
+        for ack in batch.acks {
+            let _ = ack.send(());
+        }
+        for reply in batch.replies {
+            reply(&batch.profiles);
+        }
+        self.shared.commits.send_modify(|n| *n += 1);
+    }
+
+    /// Reads the state of every profile the messages touch, in one store round trip.
+    pub(super) async fn preload(&self, batch: &mut Batch, msgs: &[Msg]) {
+        let mut ids: Vec<String> = msgs
+            .iter()
+            .map(|m| m.profile_id().to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let now = self.shared.clock.now();
+        match self.shared.store.profile_states(ids).await {
+            Ok(states) => {
+                for (id, state) in states {
+                    batch
+                        .profiles
+                        .insert(id.clone(), ProfileWork::new(&id, state, now));
+                }
+            }
+            // Each message loads its own profile then (and reports a lasting failure).
+            Err(e) => tracing::warn!(partition = self.index, error = %e, "batch read failed"),
+        }
+    }
+
+    /// Reads one profile's state, trying again with backoff up to `store_retries` times;
+    /// after that the message is set aside (its event stays unprocessed in the store and
+    /// is taken again at the next start) and the partition reports itself unhealthy.
+    async fn read_state(
+        &self,
+        profile_id: &str,
+    ) -> anyhow::Result<HashMap<String, crate::store::ProfileState>> {
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u32;
+        loop {
+            match self
+                .shared
+                .store
+                .profile_states(vec![profile_id.to_string()])
+                .await
+            {
+                Ok(states) => return Ok(states),
+                Err(e) => {
+                    failures += 1;
+                    if failures >= self.shared.settings.store_retries.max(1) {
+                        self.shared.report_unhealthy(
+                            self.index,
+                            format!(
+                                "{failures} reads of profile {profile_id:?} failed; its message waits for a restart: {e:#}"
+                            ),
+                        );
+                        return Err(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    pub(super) async fn load<'b>(
+        &self,
+        batch: &'b mut Batch,
+        profile_id: &str,
+    ) -> anyhow::Result<&'b mut ProfileWork> {
+        if !batch.profiles.contains_key(profile_id) {
+            let mut states = self.read_state(profile_id).await?;
+            let state = states.remove(profile_id).unwrap_or_default();
+            let now = self.shared.clock.now();
+            batch.profiles.insert(
+                profile_id.to_string(),
+                ProfileWork::new(profile_id, state, now),
+            );
+        }
+        batch
+            .profiles
+            .get_mut(profile_id)
+            .ok_or_else(|| anyhow::anyhow!("profile state missing"))
+    }
+
+    pub(super) fn store_instance(&self, batch: &mut Batch, inst: Instance) {
+        let (profile_id, id) = (inst.profile_id.clone(), inst.id.clone());
+        if let Some(work) = batch.profiles.get_mut(&profile_id) {
+            match work.instances.iter_mut().find(|i| i.id == id) {
+                Some(slot) => *slot = inst,
+                None => work.instances.push(inst),
+            }
+        }
+        batch.mark_dirty(&profile_id, &id);
+    }
+}
