@@ -130,7 +130,7 @@ pub async fn simulate(
 ) -> Result<Json<Simulation>, ApiError> {
     let body: SimulateBody = parse_json(&body)?;
     let (_, journey) = definition(&app, &id, body.version.unwrap_or_default(), "version").await?;
-    let cx = app.runtime.simulation_context().await?;
+    let cx = crate::simulation::Context::of(&app.runtime).await?;
     let request = simulation::Request {
         journey_id: id,
         journey,
@@ -183,7 +183,7 @@ pub async fn replay(
     };
     let (before_label, before) = definition(&app, &id, Which::Version(against), "against").await?;
     let (after_label, after) = definition(&app, &id, Which::Draft, "").await?;
-    let cx = app.runtime.simulation_context().await?;
+    let cx = crate::simulation::Context::of(&app.runtime).await?;
     let limit = cx.settings.max_simulation_events;
     let events = app
         .runtime

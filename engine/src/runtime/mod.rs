@@ -10,6 +10,7 @@
 
 pub mod alerting;
 pub mod audiences;
+mod definitions;
 mod entry;
 pub mod instance;
 pub mod journeys;
@@ -18,28 +19,30 @@ pub mod matching;
 mod merge;
 mod partition;
 pub mod profile_ops;
+mod publishing;
 mod runs;
 mod timers;
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::actions::ActionRegistry;
 use crate::clock::Clock;
-use crate::compile::{Catalog, Journey, compile};
+use crate::compile::Catalog;
 use crate::expr::{ExprEngine, ExternalFunctions};
 use crate::ids::stable_hash;
-use crate::model::{Event, JourneyDef, Problems};
+use crate::model::Event;
 use crate::settings::Settings;
-use crate::store::{DueTimer, JourneyStatus, Pause, Publication, Store};
+use crate::store::{DueTimer, Store};
 
-use self::audiences::{Audience, Audiences, CappingRule};
+use self::audiences::Audiences;
+pub use self::definitions::DefinitionError;
 use self::journeys::Journeys;
 pub use self::lifecycle::{PauseRequest, Transitioned};
 pub use self::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
+pub use self::publishing::{JourneyError, Published};
 
 /// Messages a partition handles, in order.
 pub(crate) enum Msg {
@@ -67,28 +70,6 @@ pub(crate) struct EndRequest {
     pub status: instance::Status,
     pub code: &'static str,
     pub message: String,
-}
-
-/// Why a journey operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JourneyError {
-    #[error("journey {0:?} does not exist")]
-    NotFound(String),
-    #[error("the definition is invalid")]
-    Invalid(Problems),
-    /// The operation does not apply to the journey's current status.
-    #[error("{0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Store(#[from] anyhow::Error),
-}
-
-/// What publishing did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Published {
-    New(u32),
-    /// The definition equals the latest version; nothing was published.
-    Unchanged(u32),
 }
 
 pub(crate) struct Shared {
@@ -229,6 +210,16 @@ impl Runtime {
         &self.shared.settings
     }
 
+    /// The actions journeys call (by name and version).
+    pub fn actions(&self) -> &ActionRegistry {
+        &self.shared.actions
+    }
+
+    /// The plugin functions and data sources expressions may call.
+    pub fn external(&self) -> Option<&Arc<dyn ExternalFunctions>> {
+        self.shared.external.as_ref()
+    }
+
     pub fn now(&self) -> Timestamp {
         self.shared.clock.now()
     }
@@ -315,256 +306,6 @@ impl Runtime {
         Ok(())
     }
 
-    async fn load_journeys(&self) -> anyhow::Result<()> {
-        let exprs = self.shared.exprs();
-        let catalog = self.catalog();
-        let records = self.shared.store.list_journeys().await?;
-        let statuses: std::collections::HashMap<String, (JourneyStatus, Option<Pause>)> = records
-            .iter()
-            .map(|j| (j.id.clone(), (j.status, j.pause.clone())))
-            .collect();
-        for j in &records {
-            let (Some(test), Some(draft)) = (&j.test, &j.draft) else {
-                continue;
-            };
-            let compiled = match serde_json::from_value::<JourneyDef>(draft.clone()) {
-                Ok(def) => self
-                    .compile_test(&j.id, &def, test.clone())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}")),
-                Err(e) => Err(anyhow::anyhow!("{e}")),
-            };
-            match compiled {
-                Ok(journey) => self.shared.journeys.set_test(&j.id, Some(journey)),
-                Err(e) => {
-                    tracing::error!(journey = %j.id, error = %e, "the draft in test mode no longer compiles")
-                }
-            }
-        }
-        for v in self.shared.store.versions().await? {
-            let (status, pause) = statuses
-                .get(&v.journey_id)
-                .cloned()
-                .unwrap_or((JourneyStatus::Live, None));
-            let def: JourneyDef = match serde_json::from_value(v.definition) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(journey = %v.journey_id, version = v.version, error = %e, "stored version does not parse");
-                    continue;
-                }
-            };
-            match compile(
-                &def,
-                &v.journey_id,
-                v.version,
-                &exprs,
-                &catalog,
-                &self.shared.settings,
-            ) {
-                Ok(mut j) => {
-                    j.published_at = Some(v.published_at);
-                    j.split_hash = v.split_hash;
-                    let id = j.id.clone();
-                    self.shared.journeys.add_version(Arc::new(j), status);
-                    self.shared.journeys.set_status(&id, status, pause);
-                }
-                Err(problems) => {
-                    tracing::error!(journey = %v.journey_id, version = v.version, %problems, "stored version no longer compiles");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Validates a definition for journey `id` without storing anything, on the
-    /// blocking pool ([`Runtime::offload`]): a 10,000-node journey compiles thousands of
-    /// expressions, which must not hold up the async workers that answer other requests.
-    pub async fn validate(&self, id: &str, def: &JourneyDef) -> Result<Journey, Problems> {
-        let shared = self.shared.clone();
-        let catalog = self.catalog();
-        let (id, def) = (id.to_string(), def.clone());
-        self.offload(move || compile(&def, &id, 0, &shared.exprs(), &catalog, &shared.settings))
-            .await
-            .unwrap_or_else(|e| {
-                Err(Problems::from(crate::model::Problem::new(
-                    "",
-                    e.to_string(),
-                )))
-            })
-    }
-
-    /// Runs CPU-heavy work of a request (parsing, validating) on the blocking pool, at
-    /// most `parse_workers` at once (more wait), so that no request can stall the async
-    /// workers that serve the others.
-    pub async fn offload<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let _permit = self.shared.cpu.acquire().await?;
-        Ok(tokio::task::spawn_blocking(work).await?)
-    }
-
-    /// Stores a draft; returns the problems validation finds (a draft may be invalid).
-    /// A draft in test mode is replaced by the new one when it is valid.
-    pub async fn put_draft(&self, id: &str, def: &JourneyDef) -> Result<Problems, JourneyError> {
-        let problems = self.validate(id, def).await.err().unwrap_or_default();
-        let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
-        self.shared.store.put_draft(id, value, self.now()).await?;
-        if problems.0.is_empty()
-            && let Some(test) = self
-                .shared
-                .journeys
-                .snapshot()
-                .get(id)
-                .and_then(|j| j.test.as_ref())
-                .and_then(|t| t.test.clone())
-        {
-            let journey = self.compile_test(id, def, test).await?;
-            self.shared.journeys.set_test(id, Some(journey));
-        }
-        Ok(problems)
-    }
-
-    /// A journey's stored record.
-    pub(crate) async fn journey_record(
-        &self,
-        id: &str,
-    ) -> Result<crate::store::JourneyRecord, JourneyError> {
-        self.shared
-            .store
-            .get_journey(id)
-            .await?
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))
-    }
-
-    /// A journey's stored draft, parsed.
-    pub(crate) async fn stored_draft(&self, id: &str) -> Result<JourneyDef, JourneyError> {
-        let draft = self
-            .journey_record(id)
-            .await?
-            .draft
-            .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
-        serde_path_to_error::deserialize(&draft)
-            .map_err(|e| JourneyError::Invalid(crate::model::serde_problem(e).into()))
-    }
-
-    /// Publishes the draft of journey `id` as a new live version.
-    pub async fn publish(&self, id: &str, publication: Publication) -> Result<u32, JourneyError> {
-        let def = self.stored_draft(id).await?;
-        self.publish_compiled(id, &def, publication).await
-    }
-
-    /// Compiles `def` once, stores it as a new version (and as the draft), and makes it
-    /// take new entries. The previous version takes no more entries; its instances go on
-    /// to their end on it. Entries a pause held enter the new version.
-    async fn publish_compiled(
-        &self,
-        id: &str,
-        def: &JourneyDef,
-        publication: Publication,
-    ) -> Result<u32, JourneyError> {
-        let mut journey = self
-            .validate(id, def)
-            .await
-            .map_err(JourneyError::Invalid)?;
-        let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
-        let was_paused = self
-            .shared
-            .journeys
-            .snapshot()
-            .get(id)
-            .is_some_and(|j| j.status == JourneyStatus::Paused);
-        let version = self
-            .shared
-            .store
-            .publish(id, value, self.now(), publication)
-            .await?;
-        journey.version = version;
-        journey.published_at = Some(self.now());
-        self.shared
-            .journeys
-            .add_version(Arc::new(journey), JourneyStatus::Live);
-        self.shared.run_kick.notify_one();
-        tracing::info!(journey = id, version, "published");
-        if was_paused {
-            self.spawn_release(id.to_string());
-        }
-        Ok(version)
-    }
-
-    /// Stores `def` as the draft and publishes it, unless it equals the latest version.
-    pub async fn publish_definition(
-        &self,
-        id: &str,
-        def: &JourneyDef,
-    ) -> Result<Published, JourneyError> {
-        let snapshot = self.shared.journeys.snapshot();
-        if let Some(latest) = snapshot
-            .get(id)
-            .and_then(|j| j.versions.values().next_back())
-            && latest.def == *def
-            && snapshot.get(id).map(|j| j.status) == Some(JourneyStatus::Live)
-        {
-            return Ok(Published::Unchanged(latest.version));
-        }
-        let publication = Publication {
-            by: Some("journeys folder".into()),
-            note: None,
-        };
-        self.publish_compiled(id, def, publication)
-            .await
-            .map(Published::New)
-    }
-
-    /// What a simulation of this engine's journeys runs with: its limits, actions (in
-    /// dry run), plugin functions and data sources, audiences and capping rules.
-    pub async fn simulation_context(&self) -> anyhow::Result<crate::simulation::Context> {
-        let audiences = self
-            .shared
-            .store
-            .list_audiences()
-            .await?
-            .into_iter()
-            .map(|a| (a.name, a.definition))
-            .collect();
-        Ok(crate::simulation::Context {
-            settings: self.shared.settings.clone(),
-            actions: self.shared.actions.clone(),
-            external: self.shared.external.clone(),
-            audiences,
-            capping_rules: self.shared.store.capping_rules().await?,
-        })
-    }
-
-    /// Every loaded version of a journey, oldest first.
-    pub fn compiled_versions(&self, id: &str) -> Vec<Arc<Journey>> {
-        self.shared
-            .journeys
-            .snapshot()
-            .get(id)
-            .map(|j| j.versions.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// The journey definitions as JSON, for the API.
-    pub fn definition(&self, id: &str, version: u32) -> Option<Value> {
-        let snapshot = self.shared.journeys.snapshot();
-        snapshot
-            .version(id, version)
-            .and_then(|j| serde_json::to_value(&j.def).ok())
-    }
-}
-
-/// Why an audience or capping rule was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum DefinitionError {
-    #[error("{message}")]
-    Invalid { path: String, message: String },
-    #[error(transparent)]
-    Store(#[from] anyhow::Error),
-}
-
-impl Runtime {
     /// Applies a profile write in the profile's partition; answers once it is durable,
     /// with the profile's audience memberships already updated.
     pub async fn profile_op(&self, op: ProfileOp) -> ProfileReply {
@@ -589,124 +330,6 @@ impl Runtime {
         Ok(out)
     }
 
-    async fn load_audiences(&self) -> anyhow::Result<()> {
-        let exprs = self.shared.exprs();
-        for record in self.shared.store.list_audiences().await? {
-            match compile_audience(&exprs, &record.name, record.definition) {
-                Ok(a) => self.shared.audiences.update(|set| {
-                    set.audiences.insert(a.name.clone(), Arc::new(a));
-                }),
-                Err(e) => {
-                    tracing::error!(audience = %record.name, error = %e, "stored audience no longer compiles")
-                }
-            }
-        }
-        for (id, def) in self.shared.store.capping_rules().await? {
-            match compile_capping(def) {
-                Ok(rule) => self.shared.audiences.update(|set| {
-                    set.capping.insert(id, rule);
-                }),
-                Err(e) => tracing::error!(rule = %id, error = %e, "stored capping rule is invalid"),
-            }
-        }
-        Ok(())
-    }
-
-    /// Creates or replaces an audience. A predicate audience is then evaluated for every
-    /// existing profile in the background (`GET /v1/audiences/{name}` shows its size
-    /// grow); from then on every profile write keeps it up to date.
-    pub async fn put_audience(&self, name: &str, def: Value) -> Result<(), DefinitionError> {
-        if let Err(message) = crate::compile::check_id(name) {
-            return Err(DefinitionError::Invalid {
-                path: "name".into(),
-                message,
-            });
-        }
-        let current = self.shared.audiences.snapshot();
-        let audience = compile_audience(&self.shared.exprs(), name, def)?;
-        match current.audiences.get(name) {
-            // Unchanged (a resources file is applied at every start): nothing to do.
-            Some(existing) if existing.def == audience.def => return Ok(()),
-            Some(_) => {}
-            None if current.audiences.len() >= self.shared.settings.max_audiences => {
-                return Err(DefinitionError::Invalid {
-                    path: String::new(),
-                    message: format!(
-                        "there are already {} audiences (max_audiences)",
-                        self.shared.settings.max_audiences
-                    ),
-                });
-            }
-            None => {}
-        }
-        let stored = serde_json::to_value(&audience.def).map_err(anyhow::Error::from)?;
-        self.shared
-            .store
-            .put_audience(name, stored, self.now())
-            .await?;
-        let backfill = audience.predicate.is_some();
-        self.shared.audiences.update(|set| {
-            set.audiences.insert(name.to_string(), Arc::new(audience));
-        });
-        if backfill {
-            let runtime = self.clone();
-            let name = name.to_string();
-            self.shared.spawn(async move {
-                if let Err(e) = runtime.reevaluate_all().await {
-                    tracing::error!(audience = %name, error = %e, "evaluating existing profiles failed");
-                }
-            });
-        }
-        Ok(())
-    }
-
-    /// Sends every profile through its partition for audience evaluation.
-    async fn reevaluate_all(&self) -> anyhow::Result<()> {
-        let mut after = None;
-        loop {
-            let ids = self.shared.store.profile_ids(after.clone(), 1_000).await?;
-            let Some(last) = ids.last().cloned() else {
-                return Ok(());
-            };
-            let ops = ids
-                .into_iter()
-                .map(|id| ProfileOp::Reevaluate { id })
-                .collect();
-            self.profile_ops(ops).await?;
-            after = Some(last);
-        }
-    }
-
-    /// Creates or replaces a capping rule.
-    pub async fn put_capping_rule(&self, id: &str, def: Value) -> Result<(), DefinitionError> {
-        if let Err(message) = crate::compile::check_id(id) {
-            return Err(DefinitionError::Invalid {
-                path: "id".into(),
-                message,
-            });
-        }
-        let rule = compile_capping(def.clone())?;
-        self.shared
-            .store
-            .put_capping_rule(id, def, self.now())
-            .await?;
-        self.shared.audiences.update(|set| {
-            set.capping.insert(id.to_string(), rule);
-        });
-        Ok(())
-    }
-
-    /// Whether an audience is an explicit list (`Some(true)`), a predicate audience
-    /// (`Some(false)`) or unknown.
-    pub fn audience_is_list(&self, name: &str) -> Option<bool> {
-        self.shared
-            .audiences
-            .snapshot()
-            .audiences
-            .get(name)
-            .map(|a| a.predicate.is_none())
-    }
-
     /// Stores a business event with the runs it starts (one per live business-event
     /// journey it passes the `when` of); returns them, or `None` for a repeated id.
     pub async fn business_event(
@@ -715,59 +338,6 @@ impl Runtime {
     ) -> anyhow::Result<Option<Vec<crate::store::RunRecord>>> {
         runs::business_event(&self.shared, event).await
     }
-}
-
-fn compile_audience(
-    exprs: &ExprEngine,
-    name: &str,
-    def: Value,
-) -> Result<Audience, DefinitionError> {
-    let def: crate::model::AudienceDef = serde_path_to_error::deserialize(&def).map_err(|e| {
-        let p = crate::model::serde_problem(e);
-        DefinitionError::Invalid {
-            path: p.path,
-            message: p.message,
-        }
-    })?;
-    let predicate = match &def.predicate {
-        Some(src) => Some(exprs.compile(src).map_err(|e| DefinitionError::Invalid {
-            path: "predicate".into(),
-            message: format!("{src:?}: {e}"),
-        })?),
-        None => None,
-    };
-    Ok(Audience {
-        name: name.to_string(),
-        def,
-        predicate,
-    })
-}
-
-fn compile_capping(def: Value) -> Result<CappingRule, DefinitionError> {
-    let def: crate::model::CappingRuleDef =
-        serde_path_to_error::deserialize(&def).map_err(|e| {
-            let p = crate::model::serde_problem(e);
-            DefinitionError::Invalid {
-                path: p.path,
-                message: p.message,
-            }
-        })?;
-    if def.max == 0 {
-        return Err(DefinitionError::Invalid {
-            path: "max".into(),
-            message: "max must be at least 1".into(),
-        });
-    }
-    let period = crate::expr::time::parse_duration(&def.period).map_err(|message| {
-        DefinitionError::Invalid {
-            path: "period".into(),
-            message,
-        }
-    })?;
-    Ok(CappingRule {
-        max: def.max,
-        period,
-    })
 }
 
 impl Shared {

@@ -51,6 +51,27 @@ pub struct Context {
     pub capping_rules: Vec<(String, Value)>,
 }
 
+impl Context {
+    /// What a simulation of `runtime`'s journeys runs with: its limits, actions (in dry
+    /// run), plugin functions and data sources, audiences and capping rules.
+    pub async fn of(runtime: &Runtime) -> anyhow::Result<Context> {
+        let store = runtime.store();
+        let audiences = store
+            .list_audiences()
+            .await?
+            .into_iter()
+            .map(|a| (a.name, a.definition))
+            .collect();
+        Ok(Context {
+            settings: runtime.settings().clone(),
+            actions: runtime.actions().clone(),
+            external: runtime.external().cloned(),
+            audiences,
+            capping_rules: store.capping_rules().await?,
+        })
+    }
+}
+
 /// One simulation.
 #[derive(Debug, Clone)]
 pub struct Request {

@@ -1,11 +1,11 @@
 //! The step interpreter: one activation of an instance, from the node a message woke
 //! to the node where it pauses or ends.
 //!
-//! Owns applying each node's [`Outcome`] (passed, held, waiting, failed, a jump),
-//! recording one step per node, the test-mode cap on waits, the per-activation step
-//! budget, and ending instances. Node behaviour stays in [`crate::activities`]: this
-//! room asks a node what it does (`enter`, `on_timer`, `on_event`, `held_by_pause`,
-//! `awaits`) and never matches on its kind.
+//! Owns applying each node's [`Outcome`] (passed, held, waiting, failed; a jump is
+//! handed to [`super::admission`]), recording one step per node, the test-mode cap on
+//! waits, the per-activation step budget, and ending instances. Node behaviour stays in
+//! [`crate::activities`]: this room asks a node what it does (`enter`, `on_timer`,
+//! `on_event`, `held_by_pause`, `awaits`) and never matches on its kind.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::Partition;
-use super::admission::{Start, Trigger, discard_step};
+
 use super::batch::{Batch, ProfileWork};
 use crate::activities::{Move, Outcome, StepCx};
 use crate::compile::{Journey, NodeRef};
@@ -56,11 +56,11 @@ pub(super) struct Ending<'a> {
 
 /// A jump node's outcome: the journey to enter, the entry data, and where the jumping
 /// instance goes after (or on a refusal).
-struct JumpTo<'a> {
-    journey: &'a str,
-    data: &'a Value,
-    next: Option<NodeRef>,
-    on_error: Option<NodeRef>,
+pub(super) struct JumpTo<'a> {
+    pub(super) journey: &'a str,
+    pub(super) data: &'a Value,
+    pub(super) next: Option<NodeRef>,
+    pub(super) on_error: Option<NodeRef>,
 }
 
 impl Partition {
@@ -316,98 +316,6 @@ impl Partition {
             }
         }
         self.store_instance(batch, inst);
-    }
-
-    /// Admits the profile into the live event journey `target` (its first node runs
-    /// after the current activation) and says where the jumping instance goes.
-    fn jump(
-        &mut self,
-        batch: &mut Batch,
-        from: &Instance,
-        to: JumpTo<'_>,
-        now: Timestamp,
-    ) -> Outcome {
-        let JumpTo {
-            journey: target,
-            data,
-            next,
-            on_error,
-        } = to;
-        let journey = batch
-            .set
-            .get(target)
-            .and_then(|j| j.entry_version())
-            .cloned();
-        let Some(journey) = journey else {
-            return Outcome::fail(
-                "JUMP_FAILED",
-                format!("journey {target:?} is not live"),
-                on_error,
-            );
-        };
-        let Some(event_type) = journey.entry.event_type().map(str::to_string) else {
-            return Outcome::fail(
-                "JUMP_FAILED",
-                format!(
-                    "journey {target:?} is not entered by events (its entry is {})",
-                    journey.def.entry.kind()
-                ),
-                on_error,
-            );
-        };
-        let trigger_id = format!("jump\u{1f}{}\u{1f}{}", from.id, from.data.step);
-        let doc = json!({
-            "id": trigger_id,
-            "type": event_type,
-            "profile_id": from.profile_id,
-            "timestamp": now.to_string(),
-            "data": data,
-            "source": {"journey": from.journey_id, "version": from.version, "instance": from.id},
-        });
-        let trigger = Trigger {
-            id: &trigger_id,
-            at: now,
-            profile_id: &from.profile_id,
-            doc: &doc,
-            event_id: None,
-            happened_at: None,
-        };
-        match self.admit(batch, &journey, &trigger, now) {
-            Ok(instance) => {
-                let detail = json!({"journey": journey.id, "version": journey.version, "instance": instance.id});
-                batch.starts.push(Start {
-                    journey,
-                    instance,
-                    event_id: None,
-                });
-                Outcome::goto(next).with_detail(json!({"jumped_to": detail}))
-            }
-            Err(d) if d.code == "HELD" => {
-                batch
-                    .write
-                    .steps
-                    .push(discard_step(&journey, &trigger, &d, now));
-                Outcome::goto(next).with_detail(
-                    json!({"jumped_to": {"journey": journey.id, "version": journey.version, "held": true}}),
-                )
-            }
-            Err(d) => {
-                if d.code != "DUPLICATE" {
-                    batch
-                        .write
-                        .steps
-                        .push(discard_step(&journey, &trigger, &d, now));
-                }
-                Outcome::fail(
-                    "JUMP_FAILED",
-                    format!(
-                        "journey {target:?} refused the entry: {} ({})",
-                        d.message, d.code
-                    ),
-                    on_error,
-                )
-            }
-        }
     }
 
     /// Ends the instance where it stands, with an `ended` step carrying the ending's code.

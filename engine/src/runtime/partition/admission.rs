@@ -3,17 +3,18 @@
 //! Owns the order of the entry rules (the profile exists, test mode, pause holds,
 //! repeats of one trigger, one live instance, schedule window and re-entrance through
 //! [`crate::runtime::entry`], capping, `when`), the instance an admitted entry creates,
-//! the step that records a refusal, and starting the instances that jumps admitted.
+//! the step that records a refusal, a jump node's entry into another journey, and
+//! starting the instances that jumps admitted.
 //! Never runs a node beyond the first: [`super::activation`] does.
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::Partition;
-use super::activation::{Activation, Ending, action_hold, instance_tz, step, step_cx};
-use super::batch::Batch;
+use super::activation::{Activation, Ending, JumpTo, action_hold, instance_tz, step, step_cx};
+use super::batch::{Batch, Start};
 use crate::activities::Outcome;
 use crate::compile::{EntryKind, Journey};
 use crate::expr::time::add_span;
@@ -44,13 +45,6 @@ impl Trigger<'_> {
     fn entry_time(&self, now: Timestamp) -> Timestamp {
         self.happened_at.map_or(now, |t| t.min(now))
     }
-}
-
-/// An admitted instance whose first node has not run yet.
-pub(super) struct Start {
-    pub(super) journey: Arc<Journey>,
-    pub(super) instance: Instance,
-    pub(super) event_id: Option<String>,
 }
 
 impl Partition {
@@ -254,6 +248,98 @@ impl Partition {
             ..step(&inst, "entry", "entry", StepStatus::Entered, now)
         });
         Ok(inst)
+    }
+
+    /// Admits the profile into the live event journey `target` (its first node runs
+    /// after the current activation) and says where the jumping instance goes.
+    pub(super) fn jump(
+        &mut self,
+        batch: &mut Batch,
+        from: &Instance,
+        to: JumpTo<'_>,
+        now: Timestamp,
+    ) -> Outcome {
+        let JumpTo {
+            journey: target,
+            data,
+            next,
+            on_error,
+        } = to;
+        let journey = batch
+            .set
+            .get(target)
+            .and_then(|j| j.entry_version())
+            .cloned();
+        let Some(journey) = journey else {
+            return Outcome::fail(
+                "JUMP_FAILED",
+                format!("journey {target:?} is not live"),
+                on_error,
+            );
+        };
+        let Some(event_type) = journey.entry.event_type().map(str::to_string) else {
+            return Outcome::fail(
+                "JUMP_FAILED",
+                format!(
+                    "journey {target:?} is not entered by events (its entry is {})",
+                    journey.def.entry.kind()
+                ),
+                on_error,
+            );
+        };
+        let trigger_id = format!("jump\u{1f}{}\u{1f}{}", from.id, from.data.step);
+        let doc = json!({
+            "id": trigger_id,
+            "type": event_type,
+            "profile_id": from.profile_id,
+            "timestamp": now.to_string(),
+            "data": data,
+            "source": {"journey": from.journey_id, "version": from.version, "instance": from.id},
+        });
+        let trigger = Trigger {
+            id: &trigger_id,
+            at: now,
+            profile_id: &from.profile_id,
+            doc: &doc,
+            event_id: None,
+            happened_at: None,
+        };
+        match self.admit(batch, &journey, &trigger, now) {
+            Ok(instance) => {
+                let detail = json!({"journey": journey.id, "version": journey.version, "instance": instance.id});
+                batch.starts.push(Start {
+                    journey,
+                    instance,
+                    event_id: None,
+                });
+                Outcome::goto(next).with_detail(json!({"jumped_to": detail}))
+            }
+            Err(d) if d.code == "HELD" => {
+                batch
+                    .write
+                    .steps
+                    .push(discard_step(&journey, &trigger, &d, now));
+                Outcome::goto(next).with_detail(
+                    json!({"jumped_to": {"journey": journey.id, "version": journey.version, "held": true}}),
+                )
+            }
+            Err(d) => {
+                if d.code != "DUPLICATE" {
+                    batch
+                        .write
+                        .steps
+                        .push(discard_step(&journey, &trigger, &d, now));
+                }
+                Outcome::fail(
+                    "JUMP_FAILED",
+                    format!(
+                        "journey {target:?} refused the entry: {} ({})",
+                        d.message, d.code
+                    ),
+                    on_error,
+                )
+            }
+        }
     }
 
     /// Runs an admitted instance's first node and drives it on.

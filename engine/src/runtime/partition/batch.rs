@@ -13,10 +13,11 @@ use std::time::Duration;
 use indexmap::IndexSet;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
+
+use crate::compile::Journey;
 use tokio::sync::oneshot;
 
 use super::Partition;
-use super::admission::Start;
 use crate::model::Profile;
 use crate::runtime::Msg;
 use crate::runtime::audiences::AudienceSet;
@@ -114,6 +115,13 @@ impl ProfileWork {
             audiences: self.audiences.keys().cloned().collect(),
         })
     }
+}
+
+/// An admitted instance whose first node has not run yet.
+pub(super) struct Start {
+    pub(super) journey: Arc<Journey>,
+    pub(super) instance: Instance,
+    pub(super) event_id: Option<String>,
 }
 
 /// An answer sent once the batch is durable, built from the batch's final state.
