@@ -382,7 +382,8 @@ impl Runner<'_> {
     }
 
     /// Waits until every event sent is processed, no timer is due, no audience run is
-    /// running, and no partition has committed for [`QUIET`].
+    /// running, no resumed journey is still releasing what it held, and no partition has
+    /// committed for [`QUIET`].
     async fn settle(&self) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
         let mut commits = self.t.engine.runtime().commits();
@@ -424,6 +425,12 @@ impl Runner<'_> {
                 if r["status"] == "running" {
                     return Ok(Some(format!("a run of {j} is running: {r}")));
                 }
+            }
+            // A resumed journey keeps its pause on record until everything it held
+            // has been released (in the background).
+            let journey = self.get(&format!("/v1/journeys/{j}")).await?;
+            if journey["status"] != "paused" && journey.get("pause").is_some_and(|p| !p.is_null()) {
+                return Ok(Some(format!("{j} is releasing what its pause held")));
             }
         }
         Ok(None)
