@@ -5,6 +5,7 @@
 //! Never stores, logs or returns a token in clear (only `parcours token create` prints the
 //! new token, once).
 
+use crate::code::Code;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -289,7 +290,7 @@ fn token_of(request: &Request) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
-fn refuse(status: StatusCode, code: &str, message: String) -> Response {
+fn refuse(status: StatusCode, code: Code, message: String) -> Response {
     let mut response = (
         status,
         axum::Json(serde_json::json!({"code": code, "message": message})),
@@ -325,21 +326,21 @@ pub async fn check(
     let Some(token) = token_of(&request) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+            Code::Unauthorized,
             "an API token is required (Authorization: Bearer <token>)".into(),
         );
     };
     let Some((name, scope)) = tokens.find(&token) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+            Code::Unauthorized,
             "unknown API token".into(),
         );
     };
     if !scope.allows(needed) {
         return refuse(
             StatusCode::FORBIDDEN,
-            "FORBIDDEN",
+            Code::Forbidden,
             format!(
                 "token {name:?} has scope {}; {} {} needs {}",
                 scope.as_str(),

@@ -11,6 +11,7 @@ pub mod activities;
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod code;
 pub mod compile;
 pub mod engine;
 pub mod expr;
@@ -26,5 +27,6 @@ pub mod simulation;
 pub mod store;
 
 pub use clock::{Clock, SystemClock, TestClock};
+pub use code::Code;
 pub use engine::Engine;
 pub use settings::Settings;

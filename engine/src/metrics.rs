@@ -248,10 +248,12 @@ impl Metrics {
         self.inner.events_duplicate.inc_by(duplicate as u64);
     }
 
-    pub fn rejected(&self, code: &str) {
+    pub fn rejected(&self, reason: crate::code::Code) {
         self.inner
             .events_rejected
-            .get_or_create(&Code { code: code.into() })
+            .get_or_create(&Code {
+                code: reason.as_str().into(),
+            })
             .inc();
     }
 
@@ -361,7 +363,7 @@ mod tests {
     fn renders_every_family_with_its_prefix() {
         let m = Metrics::new();
         m.events(3, 1);
-        m.rejected("INVALID_EVENT");
+        m.rejected(crate::code::Code::InvalidEvent);
         m.action("webhook@0.1.0", "ok", 0.012);
         m.timer_fired(0.5);
         m.commit(0.004);

@@ -11,6 +11,7 @@ mod log;
 mod schema;
 mod throttle;
 
+use crate::code::Code;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -56,17 +57,17 @@ pub enum ActionError {
     Timeout { after_ms: u64 },
     /// The sandbox stopped the call (trap, memory limit, denied host, ...), with a stable
     /// code such as `PLUGIN_TRAP`.
-    Sandbox { code: &'static str, message: String },
+    Sandbox { code: Code, message: String },
 }
 
 impl ActionError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            ActionError::InvalidInput(_) => "ACTION_INVALID_INPUT",
-            ActionError::Retryable(_) => "ACTION_RETRYABLE",
-            ActionError::Permanent(_) => "ACTION_FAILED",
-            ActionError::Timeout { .. } => "ACTION_TIMEOUT",
-            ActionError::Sandbox { code, .. } => code,
+            ActionError::InvalidInput(_) => Code::ActionInvalidInput,
+            ActionError::Retryable(_) => Code::ActionRetryable,
+            ActionError::Permanent(_) => Code::ActionFailed,
+            ActionError::Timeout { .. } => Code::ActionTimeout,
+            ActionError::Sandbox { code, .. } => *code,
         }
     }
 
@@ -77,7 +78,7 @@ impl ActionError {
         ) || matches!(
             self,
             ActionError::Sandbox {
-                code: "PLUGIN_TIMEOUT",
+                code: Code::PluginTimeout,
                 ..
             }
         )

@@ -2,6 +2,7 @@
 //! retry policy on transient failures (same idempotency key on every attempt) and an error
 //! path. The result is kept as `actions.<node id>`.
 
+use crate::code::Code;
 use std::time::Duration as StdDuration;
 
 use indexmap::IndexMap;
@@ -196,7 +197,7 @@ impl Action {
                     Ok(v) => v,
                     Err(err) => {
                         return Outcome::fail(
-                            "EXPR_EVAL",
+                            Code::ExprEval,
                             format!("params.{name}: {err}"),
                             self.on_error,
                         );
@@ -208,7 +209,7 @@ impl Action {
         let params = Value::Object(params);
         let Some(entry) = cx.actions.resolve(&self.action) else {
             return Outcome::fail(
-                "ACTION_UNKNOWN",
+                Code::ActionUnknown,
                 format!("action {:?} is not installed", self.action),
                 self.on_error,
             );
@@ -217,7 +218,7 @@ impl Action {
             && let Err(e) = schema.validate(&params)
         {
             return Outcome::fail(
-                "ACTION_INVALID_INPUT",
+                Code::ActionInvalidInput,
                 format!("params do not match {}'s schema: {e}", self.action),
                 self.on_error,
             )
@@ -281,7 +282,7 @@ impl Action {
         let duration_ms = elapsed * 1000.0;
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         };
         cx.metrics.action(&entry.pinned(), outcome, elapsed);
         let detail = |outcome: Value| {

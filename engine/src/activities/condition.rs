@@ -2,6 +2,7 @@
 //! `otherwise` path. Time-of-day, day-of-week and date conditions are expressions too
 //! (`in_time_window(now(), "09:00", "18:00")`).
 
+use crate::code::Code;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -118,7 +119,7 @@ impl Activity for Condition {
                 Ok(false) => {}
                 Err(e) => {
                     return Outcome::fail(
-                        "EXPR_EVAL",
+                        Code::ExprEval,
                         format!("branches[{i}].when: {e}"),
                         self.on_error,
                     );

@@ -2,6 +2,7 @@
 //! on. The target's entry rules apply; when it cannot be entered the node fails with the
 //! reason (on its error path, if any).
 
+use crate::code::Code;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -77,7 +78,11 @@ impl Activity for Jump {
                     data.insert(field.clone(), v);
                 }
                 Err(e) => {
-                    return Outcome::fail("EXPR_EVAL", format!("data.{field}: {e}"), self.on_error);
+                    return Outcome::fail(
+                        Code::ExprEval,
+                        format!("data.{field}: {e}"),
+                        self.on_error,
+                    );
                 }
             }
         }

@@ -16,6 +16,7 @@ pub mod split;
 pub mod update_profile;
 pub mod wait;
 
+use crate::code::Code;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
@@ -48,7 +49,7 @@ pub enum Move {
     },
     /// The node failed: take `on_error`, or end the instance as failed.
     Fail {
-        code: &'static str,
+        code: Code,
         message: String,
         on_error: Option<NodeRef>,
     },
@@ -76,7 +77,7 @@ impl Outcome {
         }
     }
 
-    pub fn fail(code: &'static str, message: impl Into<String>, on_error: Option<NodeRef>) -> Self {
+    pub fn fail(code: Code, message: impl Into<String>, on_error: Option<NodeRef>) -> Self {
         Self {
             next: Move::Fail {
                 code,
@@ -225,7 +226,11 @@ pub trait Activity {
 
     /// The timer this node asked for (with [`Move::Pause`]) fired.
     async fn on_timer(&self, _cx: &mut StepCx<'_>) -> Outcome {
-        Outcome::fail("UNEXPECTED_TIMER", "this node does not wait for time", None)
+        Outcome::fail(
+            Code::UnexpectedTimer,
+            "this node does not wait for time",
+            None,
+        )
     }
 
     /// An event of the instance's profile arrived while the instance is paused here;

@@ -1,6 +1,7 @@
 //! `reaction`: wait for one of several later events of the same profile, each with its own
 //! path, with a timeout path. The event that matched is kept as `events.<type>`.
 
+use crate::code::Code;
 use jiff::Span;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -135,7 +136,7 @@ impl Activity for Reaction {
         let wake_at = match self.timeout {
             Some(span) => match add_span(cx.now, span, &cx.tz) {
                 Ok(at) => Some(at),
-                Err(e) => return Outcome::fail("EXPR_EVAL", e, None),
+                Err(e) => return Outcome::fail(Code::ExprEval, e, None),
             },
             None => None,
         };
@@ -168,7 +169,7 @@ impl Activity for Reaction {
                 "branch": i,
             }))),
             Some(Err((i, e))) => Some(Outcome::fail(
-                "EXPR_EVAL",
+                Code::ExprEval,
                 format!("events[{i}].when: {e}"),
                 None,
             )),

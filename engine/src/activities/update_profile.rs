@@ -1,6 +1,7 @@
 //! `update_profile`: set profile attributes from expressions. Later nodes of the same
 //! instance see the new values at once.
 
+use crate::code::Code;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -84,7 +85,7 @@ impl Activity for UpdateProfile {
                 Ok(v) => v,
                 Err(e) => {
                     return Outcome::fail(
-                        "EXPR_EVAL",
+                        Code::ExprEval,
                         format!("set.{}: {e}", segments.join(".")),
                         self.on_error,
                     );

@@ -1,6 +1,7 @@
 //! `wait`: pause for a duration, until a date-time, or until a computed time, read in the
 //! journey's (or the profile's) time zone.
 
+use crate::code::Code;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -115,7 +116,7 @@ impl Activity for Wait {
             Ok(at) if at <= cx.now => Outcome::goto(self.next)
                 .with_detail(json!({"until": at.to_string(), "already_past": true})),
             Ok(at) => Outcome::pause(Some(at)).with_detail(json!({"until": at.to_string()})),
-            Err(e) => Outcome::fail("EXPR_EVAL", e, self.on_error),
+            Err(e) => Outcome::fail(Code::ExprEval, e, self.on_error),
         }
     }
 

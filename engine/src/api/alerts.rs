@@ -1,5 +1,6 @@
 //! Alert rules and their state: `PUT|GET|DELETE /v1/alerts/{id}`, `GET /v1/alerts`.
 
+use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,7 +33,7 @@ pub async fn put(
         .runtime
         .put_alert(&id, def)
         .await
-        .map_err(|e| definition_error(e, "INVALID_ALERT"))?;
+        .map_err(|e| definition_error(e, Code::InvalidAlert))?;
     Ok(Json(
         serde_json::to_value(view).map_err(ApiError::internal)?,
     ))

@@ -3,6 +3,7 @@
 
 use super::error::Errors;
 use super::error::{Path, Query};
+use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
 use crate::runtime::{DefinitionError, ProfileOp};
 
-pub(super) fn definition_error(e: DefinitionError, code: &'static str) -> ApiError {
+pub(super) fn definition_error(e: DefinitionError, code: Code) -> ApiError {
     match e {
         DefinitionError::Invalid { path, message } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).at(path)
@@ -42,7 +43,7 @@ pub async fn put(
     app.runtime
         .put_audience(&name, def)
         .await
-        .map_err(|e| definition_error(e, "INVALID_AUDIENCE"))?;
+        .map_err(|e| definition_error(e, Code::InvalidAudience))?;
     get(State(app), Path(name)).await
 }
 
@@ -165,7 +166,7 @@ pub async fn change_members(
         Some(false) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "AUDIENCE_IS_COMPUTED",
+                Code::AudienceIsComputed,
                 format!(
                     "audience {name:?} is defined by a predicate; its members follow the profiles"
                 ),
@@ -181,7 +182,7 @@ pub async fn change_members(
         let body = std::str::from_utf8(&bytes).map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 "the list is not UTF-8",
             )
         })?;
@@ -202,8 +203,12 @@ pub async fn change_members(
     for (field, ids) in [("add", &changes.add), ("remove", &changes.remove)] {
         for (i, id) in ids.iter().enumerate() {
             crate::ids::check_text_id(id, "profile id").map_err(|message| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_REQUEST", message)
-                    .at(format!("{field}[{i}]"))
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Code::InvalidRequest,
+                    message,
+                )
+                .at(format!("{field}[{i}]"))
             })?;
         }
     }
@@ -241,7 +246,7 @@ pub async fn put_capping_rule(
     app.runtime
         .put_capping_rule(&id, def.clone())
         .await
-        .map_err(|e| definition_error(e, "INVALID_CAPPING_RULE"))?;
+        .map_err(|e| definition_error(e, Code::InvalidCappingRule))?;
     Ok(Json(json!({"id": id, "definition": def})))
 }
 

@@ -5,6 +5,7 @@
 //! `source` present, as the specification requires; `data_base64` is refused (events are
 //! JSON).
 
+use crate::code::Code;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
@@ -21,7 +22,7 @@ pub fn is_cloud_event(item: &Value) -> bool {
 }
 
 fn invalid(message: impl Into<String>, at: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_CLOUDEVENT", message).at(at)
+    ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidCloudevent, message).at(at)
 }
 
 /// Converts one CloudEvent into the native event shape.

@@ -1,5 +1,6 @@
 //! The API's error shape and body decoding.
 
+use crate::code::Code;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
@@ -19,7 +20,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// A stable, machine-readable code (see docs/errors.md).
     #[schema(value_type = String)]
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// Where in the request the fault is (a dotted path into the body), if anywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,7 +36,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -51,7 +52,7 @@ impl ApiError {
     pub fn overloaded(backlog: usize, limit: usize) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "OVERLOADED",
+            Code::Overloaded,
             format!(
                 "{backlog} accepted events wait for processing, the limit is {limit} (max_ingest_backlog); nothing of this request was stored, send it again later"
             ),
@@ -67,23 +68,28 @@ impl ApiError {
     }
 
     pub fn bad_request(problem: Problem) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", problem.message).at(problem.path)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidRequest,
+            problem.message,
+        )
+        .at(problem.path)
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", what)
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, what)
     }
 
     pub fn invalid_definition(problems: Problems) -> Self {
-        Self::invalid("INVALID_JOURNEY", "invalid journey", problems)
+        Self::invalid(Code::InvalidJourney, "invalid journey", problems)
     }
 
     /// 422 `INVALID_MANIFEST`: a plugin manifest with located problems.
     pub fn invalid_manifest(problems: Problems) -> Self {
-        Self::invalid("INVALID_MANIFEST", "invalid manifest", problems)
+        Self::invalid(Code::InvalidManifest, "invalid manifest", problems)
     }
 
-    fn invalid(code: &'static str, what: &str, problems: Problems) -> Self {
+    fn invalid(code: Code, what: &str, problems: Problems) -> Self {
         let first = problems.first().cloned();
         let message = match &first {
             Some(p) if problems.0.len() == 1 => format!("{what}: {p}"),
@@ -100,7 +106,7 @@ impl ApiError {
         tracing::error!(error = %err, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
+            Code::Internal,
             "internal error; see the engine log",
         )
     }
@@ -132,7 +138,7 @@ pub async fn not_found() -> ApiError {
 pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
+        Code::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
@@ -192,7 +198,9 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.body_text()))
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, e.body_text())
+            })
     }
 }
 
@@ -209,7 +217,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.body_text()))
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, e.body_text())
+            })
     }
 }
 
@@ -235,7 +245,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         let too_large = |setting: &str| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "BODY_TOO_LARGE",
+                Code::BodyTooLarge,
                 format!("the request body is larger than the limit ({setting})"),
             )
         };
@@ -257,7 +267,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 Err(_) => {
                     return Err(ApiError::new(
                         StatusCode::REQUEST_TIMEOUT,
-                        "BODY_TIMEOUT",
+                        Code::BodyTimeout,
                         format!(
                             "the request body did not arrive within {} s (http_body_timeout_seconds)",
                             limits.timeout.as_secs()
@@ -274,7 +284,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             {
                 Err(too_large(setting))
             }
-            Err(e) => Err(ApiError::new(e.status(), "BAD_BODY", e.body_text())),
+            Err(e) => Err(ApiError::new(e.status(), Code::BadBody, e.body_text())),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use super::error::Errors;
 use super::error::Path;
+use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -92,7 +93,7 @@ pub fn decode_events(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "INVALID_REQUEST",
+                    Code::InvalidRequest,
                     "`events` must be an array",
                 )
                 .at("events"));
@@ -102,7 +103,7 @@ pub fn decode_events(
         _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 "expected an event object, an array of events, or {\"events\": [...]}",
             ));
         }
@@ -112,7 +113,7 @@ pub fn decode_events(
     if items.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             "no events in the request",
         )
         .at(prefix));
@@ -120,7 +121,7 @@ pub fn decode_events(
     if items.len() > settings.max_batch_events {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "BATCH_TOO_LARGE",
+            Code::BatchTooLarge,
             format!(
                 "{} events in one request; the limit is {} (max_batch_events)",
                 items.len(),
@@ -149,7 +150,7 @@ pub fn decode_events(
         if size > settings.max_event_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "EVENT_TOO_LARGE",
+                Code::EventTooLarge,
                 format!(
                     "the event is {size} bytes; the limit is {} (max_event_bytes)",
                     settings.max_event_bytes
@@ -200,7 +201,7 @@ pub(super) fn check_data(data: &Value, at: String) -> Result<(), ApiError> {
         Value::Null | Value::Object(_) => Ok(()),
         other => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_EVENT",
+            Code::InvalidEvent,
             format!(
                 "`data` must be a JSON object (or left out), not {}",
                 json_kind(other)
@@ -252,7 +253,12 @@ fn json_size(value: &Value) -> usize {
 /// 422 `INVALID_EVENT` for an id or type that is empty, too long or not printable.
 fn check_text(value: &str, at: String, name: &str) -> Result<(), ApiError> {
     crate::ids::check_text_id(value, name).map_err(|message| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_EVENT", message).at(at)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidEvent,
+            message,
+        )
+        .at(at)
     })
 }
 
@@ -273,7 +279,7 @@ async fn validate(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "UNKNOWN_IDENTITY",
+                    Code::UnknownIdentity,
                     format!(
                         "no profile has the {} alias {:?}",
                         identity.namespace, identity.value
@@ -284,7 +290,7 @@ async fn validate(
         (None, None) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "INVALID_EVENT",
+                Code::InvalidEvent,
                 "name the profile with `profile_id` or `identity`",
             )
             .at(field("profile_id")));
@@ -325,7 +331,7 @@ pub async fn post_business_event(
     if body.len() > settings.max_event_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "EVENT_TOO_LARGE",
+            Code::EventTooLarge,
             format!(
                 "the event is {} bytes; the limit is {} (max_event_bytes)",
                 body.len(),

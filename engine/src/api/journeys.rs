@@ -3,6 +3,7 @@
 
 use super::error::Errors;
 use super::error::{Path, Query};
+use crate::code::Code;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
@@ -40,7 +41,7 @@ async fn decode(
     if body.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "JOURNEY_TOO_LARGE",
+            Code::JourneyTooLarge,
             format!(
                 "the definition is {} bytes; the limit is {limit} (max_journey_bytes)",
                 body.len()
@@ -54,13 +55,14 @@ async fn decode(
         .await?
         .map_err(|p| {
             let mut e = ApiError::bad_request(p);
-            e.code = "INVALID_JOURNEY";
+            e.code = Code::InvalidJourney;
             e
         })
 }
 
 fn check_path_id(id: &str) -> Result<(), ApiError> {
-    check_id(id).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JOURNEY", m).at("id"))
+    check_id(id)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidJourney, m).at("id"))
 }
 
 fn journey_error(e: JourneyError) -> ApiError {
@@ -70,7 +72,7 @@ fn journey_error(e: JourneyError) -> ApiError {
         }
         JourneyError::Invalid(problems) => ApiError::invalid_definition(problems),
         JourneyError::Conflict(message) => {
-            ApiError::new(StatusCode::CONFLICT, "INVALID_TRANSITION", message)
+            ApiError::new(StatusCode::CONFLICT, Code::InvalidTransition, message)
         }
         JourneyError::Store(e) => ApiError::internal(e),
     }
@@ -336,7 +338,7 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
 /// An ISO-8601 duration parameter at `location`.
 fn duration(text: &str, location: &str) -> Result<jiff::SignedDuration, ApiError> {
     crate::expr::time::parse_exact_duration(text)
-        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m).at(location))
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, m).at(location))
 }
 
 #[derive(serde::Deserialize)]
@@ -459,7 +461,7 @@ pub async fn start_test(
         .map(|text| match duration(text, "wait")? {
             d if d.is_negative() => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 format!("{text:?} is negative"),
             )
             .at("wait")),
@@ -540,7 +542,7 @@ pub async fn diff(
             let v: u32 = n.parse().map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "INVALID_REQUEST",
+                    Code::InvalidRequest,
                     format!("{n:?} is neither a version number nor `draft`"),
                 )
                 .at("to")

@@ -2,6 +2,7 @@
 
 use super::error::Errors;
 use super::error::Path;
+use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -81,7 +82,7 @@ pub async fn put(
     if manifest.name != name {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_MANIFEST",
+            Code::InvalidManifest,
             format!("the manifest names {:?}, the path {name:?}", manifest.name),
         )
         .at("manifest.name"));
@@ -91,7 +92,7 @@ pub async fn put(
         .map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "INVALID_COMPONENT",
+                Code::InvalidComponent,
                 format!("not base64: {e}"),
             )
             .at("component")
@@ -103,16 +104,18 @@ pub async fn put(
         .map_err(|e| match e {
             InstallError::Manifest(p) => ApiError::invalid_manifest(p),
             InstallError::Component(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_COMPONENT", m).at("component")
+                ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidComponent, m).at("component")
             }
             e @ InstallError::SecretNotGranted { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "SECRET_NOT_GRANTED", e.to_string())
+                ApiError::new(StatusCode::FORBIDDEN, Code::SecretNotGranted, e.to_string())
                     .at("manifest.secrets")
             }
-            e @ InstallError::NameConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "PLUGIN_NAME_CONFLICT", e.to_string())
-                    .at("manifest.name")
-            }
+            e @ InstallError::NameConflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::PluginNameConflict,
+                e.to_string(),
+            )
+            .at("manifest.name"),
         })?;
     Ok((
         StatusCode::CREATED,

@@ -4,6 +4,7 @@
 //! Every write goes through the profile's partition ([`ProfileOp`]), so the answer
 //! comes after the write is durable and the profile's audience memberships are updated.
 
+use crate::code::Code;
 use std::collections::BTreeMap;
 
 use super::error::Errors;
@@ -92,13 +93,18 @@ struct ProfileBody {
 }
 
 fn invalid(message: impl Into<String>, at: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PROFILE", message).at(at)
+    ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidProfile, message).at(at)
 }
 
 /// 422 `INVALID_PROFILE` for a profile id that is empty, too long or not printable.
 fn check_id(id: &str, at: &str) -> Result<(), ApiError> {
     crate::ids::check_text_id(id, "id").map_err(|message| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PROFILE", message).at(at)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidProfile,
+            message,
+        )
+        .at(at)
     })
 }
 
@@ -119,7 +125,7 @@ fn decode_fields(
                     if size > max_bytes {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            "PROFILE_TOO_LARGE",
+                            Code::ProfileTooLarge,
                             format!("the attributes are {size} bytes; the limit is {max_bytes} (max_profile_bytes)"),
                         )
                         .at(at("attributes")));

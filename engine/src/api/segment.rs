@@ -17,6 +17,7 @@
 //! clients that build their URL from the host alone (`@segment/analytics-node` posts to
 //! `new URL('/v1/batch', host)`) work with the engine's address as their host.
 
+use crate::code::Code;
 use std::collections::BTreeMap;
 
 use super::error::Errors;
@@ -61,7 +62,7 @@ struct EventCall {
 }
 
 fn invalid(message: impl Into<String>, at: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_SEGMENT_CALL", message).at(at)
+    ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidSegmentCall, message).at(at)
 }
 
 /// `POST /v1/segment/v1/{kind}`: where the Segment libraries post (same as
@@ -195,7 +196,7 @@ fn decode_calls(
     if items.len() > max_batch {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "BATCH_TOO_LARGE",
+            Code::BatchTooLarge,
             format!(
                 "{} calls in one batch; the limit is {max_batch} (max_batch_events)",
                 items.len(),
@@ -241,7 +242,7 @@ fn authenticate(
     let unauthorized = |message: &str| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+            Code::Unauthorized,
             message.to_string(),
         )
     };
@@ -277,7 +278,7 @@ fn string(item: &Value, key: &str, here: &str) -> Result<Option<String>, ApiErro
     crate::ids::check_text_id(&text, key).map_err(|message| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_SEGMENT_CALL",
+            Code::InvalidSegmentCall,
             message,
         )
         .at(join(here, key))

@@ -4,6 +4,7 @@
 
 use super::error::Errors;
 use super::error::Path;
+use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -60,7 +61,7 @@ fn sim_error(e: SimError) -> ApiError {
             let first = problems.first().cloned();
             let mut err = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "INVALID_SIMULATION",
+                Code::InvalidSimulation,
                 first
                     .as_ref()
                     .map_or_else(|| "invalid simulation".into(), |p| p.message.clone()),
@@ -105,7 +106,7 @@ async fn definition(
         Which::Named(n) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
+                Code::InvalidRequest,
                 format!("{n:?} is neither a version number nor `draft`"),
             )
             .at(location));
@@ -164,7 +165,7 @@ pub async fn replay(
     if body.to <= body.from {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
+            Code::InvalidRequest,
             "`to` must be after `from`",
         )
         .at("to"));
@@ -193,7 +194,7 @@ pub async fn replay(
     if events.len() > limit {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "INVALID_SIMULATION",
+            Code::InvalidSimulation,
             format!(
                 "more than {limit} events in the period (max_simulation_events); replay a shorter one"
             ),

@@ -8,6 +8,7 @@
 //! (a limiter), in output size, and in concurrency (a semaphore in front of the pool).
 //! A call that traps, loops, or runs out of memory fails alone with a stable code.
 
+use crate::code::Code;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,7 +51,7 @@ pub struct CallLimits {
 /// The sandbox stopped a call: a stable code and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
@@ -285,7 +286,7 @@ impl PluginHost {
     fn fault(err: &wasmtime::Error, store: &Store<CallState>, limits: &CallLimits) -> Fault {
         if store.data().limiter.memory_denied {
             return Fault {
-                code: "PLUGIN_MEMORY_LIMIT",
+                code: Code::PluginMemoryLimit,
                 message: format!(
                     "the plugin needed more than {} MiB of memory (limits.memory_mb)",
                     limits.memory_bytes >> 20
@@ -295,32 +296,32 @@ impl PluginHost {
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => timeout(limits),
             Some(Trap::StackOverflow) => Fault {
-                code: "PLUGIN_STACK_OVERFLOW",
+                code: Code::PluginStackOverflow,
                 message: "the plugin overflowed its WebAssembly stack (too deep a recursion; plugins.max_wasm_stack_bytes)".into(),
             },
             // Languages that keep their stack in linear memory (Rust, C, Go) overflow it
             // by addressing below its start: the sandbox sees an access out of bounds,
             // and cannot tell it from any other one.
             Some(Trap::MemoryOutOfBounds) => Fault {
-                code: "PLUGIN_TRAP",
+                code: Code::PluginTrap,
                 message: "the plugin trapped: out of bounds memory access (an invalid access, or a recursion that overflowed the stack the plugin keeps in its linear memory)".into(),
             },
             Some(trap) => Fault {
-                code: "PLUGIN_TRAP",
+                code: Code::PluginTrap,
                 message: format!("the plugin trapped: {trap}"),
             },
             // wasmtime bounds the bytes one lift from the guest may copy (its "hostcall
             // fuel", set per call from `max_output_bytes`): a result, a log line or an
             // HTTP body handed over whole.
             None if format!("{err:#}").contains("fuel allocated for hostcalls") => Fault {
-                code: "PLUGIN_OUTPUT_TOO_LARGE",
+                code: Code::PluginOutputTooLarge,
                 message: format!(
                     "the plugin handed the host more than {} bytes at once (limits.max_output_bytes; at least 4 MiB for a host call)",
                     limits.max_output_bytes
                 ),
             },
             None => Fault {
-                code: "PLUGIN_TRAP",
+                code: Code::PluginTrap,
                 message: format!("the plugin failed: {err:#}"),
             },
         }
@@ -378,14 +379,14 @@ impl PluginHost {
             Ok(Err(e)) => (Err(Self::fault(&e, &store, limits)), None),
             Ok(Ok((_, Err(_)))) if denied.is_some() => (
                 Err(Fault {
-                    code: "PLUGIN_HTTP_DENIED",
+                    code: Code::PluginHttpDenied,
                     message: format!("outgoing HTTP {}", denied.unwrap_or_default()),
                 }),
                 None,
             ),
             Ok(Ok((live, Ok(v)))) if v.size() > limits.max_output_bytes => (
                 Err(Fault {
-                    code: "PLUGIN_OUTPUT_TOO_LARGE",
+                    code: Code::PluginOutputTooLarge,
                     message: format!(
                         "the plugin returned {} bytes, more than {} (limits.max_output_bytes)",
                         v.size(),
@@ -494,7 +495,7 @@ impl Called<Answer> {
     fn map<T>(self, f: impl FnOnce(Answer) -> Option<T>) -> Called<T> {
         let result = match self.result {
             Ok(Ok(a)) => f(a).map(Ok).ok_or_else(|| Fault {
-                code: "PLUGIN_TRAP",
+                code: Code::PluginTrap,
                 message: "the plugin is not of the kind this call needs".into(),
             }),
             Ok(Err(e)) => Ok(Err(e)),
@@ -636,7 +637,7 @@ fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
 
 fn timeout(limits: &CallLimits) -> Fault {
     Fault {
-        code: "PLUGIN_TIMEOUT",
+        code: Code::PluginTimeout,
         message: format!(
             "the plugin did not finish within {} ms (limits.timeout_ms)",
             limits.timeout.as_millis()

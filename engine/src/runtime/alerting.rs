@@ -9,6 +9,7 @@
 //! after a restart a window fills again from then on. This module never changes an
 //! instance.
 
+use crate::code::Code;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -524,6 +525,6 @@ async fn deliver(
     match tokio::time::timeout(timeout, entry.executor.call(&call)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("{}: {e}", e.code())),
-        Err(_) => Err("ACTION_TIMEOUT".into()),
+        Err(_) => Err(Code::ActionTimeout.into()),
     }
 }

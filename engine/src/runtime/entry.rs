@@ -3,6 +3,7 @@
 //! Pure decisions over the journey's properties and what the store knows of the
 //! profile's past; the `when` condition is evaluated by the partition, after these.
 
+use crate::code::Code;
 use jiff::Timestamp;
 
 use crate::compile::{Journey, Reentrance};
@@ -11,7 +12,7 @@ use crate::expr::time::add_span;
 /// Why an entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discard {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
@@ -33,7 +34,7 @@ pub fn check(
         && now < start
     {
         return Err(Discard {
-            code: "OUTSIDE_SCHEDULE",
+            code: Code::OutsideSchedule,
             message: format!("the journey takes entries from {start}"),
         });
     }
@@ -41,20 +42,20 @@ pub fn check(
         && now >= end
     {
         return Err(Discard {
-            code: "OUTSIDE_SCHEDULE",
+            code: Code::OutsideSchedule,
             message: format!("the journey took entries until {end}"),
         });
     }
     if has_live_instance {
         return Err(Discard {
-            code: "ALREADY_IN_JOURNEY",
+            code: Code::AlreadyInJourney,
             message: "the profile is already in this journey".into(),
         });
     }
     match (props.reentrance, last_entered) {
         (_, None) | (Reentrance::Always, _) => Ok(()),
         (Reentrance::Never, Some(at)) => Err(Discard {
-            code: "REENTRANCE_BLOCKED",
+            code: Code::ReentranceBlocked,
             message: format!("the journey allows one entry per profile; it entered at {at}"),
         }),
         (Reentrance::After(wait), Some(at)) => {
@@ -65,7 +66,7 @@ pub fn check(
             let closed_from = add_span(at, wait.negate(), &props.time_zone).unwrap_or(at);
             if entry_at < open && entry_at > closed_from {
                 Err(Discard {
-                    code: "REENTRANCE_BLOCKED",
+                    code: Code::ReentranceBlocked,
                     message: format!(
                         "the profile entered at {at} (entry time); entries must be {wait:#} apart, and this one's time is {entry_at}"
                     ),
@@ -114,18 +115,18 @@ mod tests {
         assert!(check(&never, now, now, false, None).is_ok());
         assert_eq!(
             check(&never, now, now, false, before).unwrap_err().code,
-            "REENTRANCE_BLOCKED"
+            Code::ReentranceBlocked
         );
         let always = journey(r#"{"reentrance":{"mode":"always"}}"#);
         assert!(check(&always, now, now, false, before).is_ok());
         assert_eq!(
             check(&always, now, now, true, before).unwrap_err().code,
-            "ALREADY_IN_JOURNEY"
+            Code::AlreadyInJourney
         );
         let after = journey(r#"{"reentrance":{"mode":"after","wait":"PT5M"}}"#);
         assert_eq!(
             check(&after, now, now, false, before).unwrap_err().code,
-            "REENTRANCE_BLOCKED"
+            Code::ReentranceBlocked
         );
         assert!(check(&after, now, now, false, Some(t("2026-05-01T11:55:00Z"))).is_ok());
     }
@@ -142,7 +143,7 @@ mod tests {
             check(&after, now, t("2026-05-01T11:20:00Z"), false, last)
                 .unwrap_err()
                 .code,
-            "REENTRANCE_BLOCKED"
+            Code::ReentranceBlocked
         );
         // Exactly the period apart is allowed, on either side.
         assert!(check(&after, now, t("2026-05-01T10:50:00Z"), false, last).is_ok());
@@ -154,12 +155,12 @@ mod tests {
         let at = |s: &str| check(&j, t(s), t(s), false, None);
         assert_eq!(
             at("2026-04-30T23:59:59Z").unwrap_err().code,
-            "OUTSIDE_SCHEDULE"
+            Code::OutsideSchedule
         );
         assert!(at("2026-05-15T00:00:00Z").is_ok());
         assert_eq!(
             at("2026-06-01T00:00:00Z").unwrap_err().code,
-            "OUTSIDE_SCHEDULE"
+            Code::OutsideSchedule
         );
     }
 }

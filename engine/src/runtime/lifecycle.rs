@@ -6,6 +6,7 @@
 //! resumes pauses that reach their end and marks closed journeys finished once their
 //! last instance ended. This module never runs a node itself.
 
+use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -166,7 +167,7 @@ impl Runtime {
                 id,
                 None,
                 instance::Status::Stopped,
-                "JOURNEY_STOPPED",
+                Code::JourneyStopped,
                 "the journey was stopped",
             )
             .await?;
@@ -232,7 +233,7 @@ impl Runtime {
                 id,
                 Some(0),
                 instance::Status::Stopped,
-                "TEST_ENDED",
+                Code::TestEnded,
                 "test mode of the draft was turned off",
             )
             .await?;
@@ -250,7 +251,7 @@ impl Runtime {
         id: &str,
         version: Option<u32>,
         status: instance::Status,
-        code: &'static str,
+        code: Code,
         message: &str,
     ) -> Result<u64, JourneyError> {
         self.shared.barrier().await?;

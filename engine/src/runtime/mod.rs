@@ -23,6 +23,7 @@ mod publishing;
 mod runs;
 mod timers;
 
+use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -68,7 +69,7 @@ pub(crate) struct EndRequest {
     pub journey_id: String,
     pub version: Option<u32>,
     pub status: instance::Status,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 

@@ -9,6 +9,7 @@
 //! are recognised by their deterministic instance ids and not made twice. Runs never
 //! step instances themselves.
 
+use crate::code::Code;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -286,7 +287,7 @@ async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
                 .and_then(|j| j.entry_version())
                 .is_some_and(|j| j.version == run.version);
             if !live {
-                run.ended_early = Some("JOURNEY_NOT_LIVE".into());
+                run.ended_early = Some(Code::JourneyNotLive.into());
                 exhausted = true;
                 continue;
             }

@@ -7,6 +7,7 @@
 //! [`crate::activities`]: this room asks a node what it does (`enter`, `on_timer`,
 //! `on_event`, `held_by_pause`, `awaits`) and never matches on its kind.
 
+use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -50,7 +51,7 @@ enum Next {
 /// How an instance ends: its final status, and the code and message of its `ended` step.
 pub(super) struct Ending<'a> {
     pub(super) status: Status,
-    pub(super) code: &'a str,
+    pub(super) code: Code,
     pub(super) message: &'a str,
 }
 
@@ -193,7 +194,7 @@ impl Partition {
                 Move::Goto(None) => (StepStatus::Passed, None, None, Next::Complete),
                 Move::Pause { wake_at } if inst.data.held => (
                     StepStatus::Held,
-                    Some("ACTIONS_HELD".to_string()),
+                    Some(Code::ActionsHeld),
                     Some("the journey is paused; the action waits for it to resume".to_string()),
                     Next::Pause(*wake_at),
                 ),
@@ -204,7 +205,7 @@ impl Partition {
                     on_error,
                 } => (
                     StepStatus::Failed,
-                    Some(code.to_string()),
+                    Some(*code),
                     Some(message.clone()),
                     match on_error {
                         Some(n) => Next::Node(*n),
@@ -233,10 +234,10 @@ impl Partition {
                 }
                 (next, _) => next,
             };
-            tracing::debug!(node = %node.id, kind = node.kind.name(), status = status.as_str(), code = code.as_deref(), "step");
+            tracing::debug!(node = %node.id, kind = node.kind.name(), status = status.as_str(), code = code.map(Code::as_str), "step");
             batch.write.steps.push(Step {
                 event_id: event_id.map(str::to_string),
-                code: code.clone(),
+                code: code.map(String::from),
                 message: message.clone(),
                 detail: outcome.detail.take(),
                 ..step(&inst, node.id.as_str(), node.kind.name(), status, now)
@@ -251,7 +252,7 @@ impl Partition {
                     break;
                 }
                 Next::Fail => {
-                    let code = code.unwrap_or_else(|| "FAILED".into());
+                    let code = code.unwrap_or(Code::Failed);
                     let message = message.unwrap_or_default();
                     self.end(
                         batch,
@@ -259,7 +260,7 @@ impl Partition {
                         Some(journey),
                         Ending {
                             status: Status::Failed,
-                            code: &code,
+                            code,
                             message: &message,
                         },
                         now,
@@ -273,7 +274,7 @@ impl Partition {
                         Some(journey),
                         Ending {
                             status: Status::Completed,
-                            code: "COMPLETED",
+                            code: Code::Completed,
                             message: "",
                         },
                         now,
@@ -283,7 +284,7 @@ impl Partition {
                 Next::Node(next) => {
                     budget = budget.saturating_sub(1);
                     if budget == 0 {
-                        self.end(batch, &mut inst, Some(journey), Ending { status: Status::Failed, code: "STEP_LIMIT", message: "too many steps in one activation (max_steps_per_activation)" }, now);
+                        self.end(batch, &mut inst, Some(journey), Ending { status: Status::Failed, code: Code::StepLimit, message: "too many steps in one activation (max_steps_per_activation)" }, now);
                         break;
                     }
                     current = next;

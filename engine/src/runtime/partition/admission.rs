@@ -7,6 +7,7 @@
 //! starting the instances that jumps admitted.
 //! Never runs a node beyond the first: [`super::activation`] does.
 
+use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -64,7 +65,10 @@ impl Partition {
                 Ok(())
             }
             Err(d) => {
-                if !matches!(d.code, "DUPLICATE" | "NOT_A_TEST_PROFILE" | "TEST_PROFILE") {
+                if !matches!(
+                    d.code,
+                    Code::Duplicate | Code::NotATestProfile | Code::TestProfile
+                ) {
                     batch
                         .write
                         .steps
@@ -85,7 +89,7 @@ impl Partition {
         now: Timestamp,
     ) -> Result<Instance, Discard> {
         let missing = || Discard {
-            code: "PROFILE_MISSING",
+            code: Code::ProfileMissing,
             message: "the profile does not exist".into(),
         };
         let work = batch
@@ -100,7 +104,7 @@ impl Partition {
         let test_profile = work.profile.attributes.get("test_profile") == Some(&Value::Bool(true));
         if journey.test.is_some() && !test_profile {
             return Err(Discard {
-                code: "NOT_A_TEST_PROFILE",
+                code: Code::NotATestProfile,
                 message: "a draft in test mode only takes test profiles".into(),
             });
         }
@@ -109,7 +113,7 @@ impl Partition {
             && batch.set.get(&journey.id).is_some_and(|j| j.test.is_some())
         {
             return Err(Discard {
-                code: "TEST_PROFILE",
+                code: Code::TestProfile,
                 message: "a test profile enters the draft under test, not the live version".into(),
             });
         }
@@ -129,7 +133,7 @@ impl Partition {
                 event_id: trigger.event_id.map(str::to_string),
             });
             return Err(Discard {
-                code: "HELD",
+                code: Code::Held,
                 message: "the journey is paused; the entry waits for it to resume".into(),
             });
         }
@@ -144,7 +148,7 @@ impl Partition {
         let last = work.last_entered.get(key.as_ref());
         if last.is_some_and(|(_, last_id)| *last_id == id) {
             return Err(Discard {
-                code: "DUPLICATE",
+                code: Code::Duplicate,
                 message: "the profile already entered for this trigger".into(),
             });
         }
@@ -167,7 +171,7 @@ impl Partition {
                 .map(|(_, at)| *at);
             if !rule.allows(entries, entry_at) {
                 return Err(Discard {
-                    code: "CAPPED",
+                    code: Code::Capped,
                     message: format!(
                         "capping rule {rule_id:?} allows {} entries per {}",
                         rule.max, rule.period
@@ -198,13 +202,13 @@ impl Partition {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(Discard {
-                        code: "ENTRY_CONDITION_FALSE",
+                        code: Code::EntryConditionFalse,
                         message: format!("entry.when is false: {}", when.excerpt()),
                     });
                 }
                 Err(e) => {
                     return Err(Discard {
-                        code: "EXPR_EVAL",
+                        code: Code::ExprEval,
                         message: format!("entry.when: {e}"),
                     });
                 }
@@ -272,14 +276,14 @@ impl Partition {
             .cloned();
         let Some(journey) = journey else {
             return Outcome::fail(
-                "JUMP_FAILED",
+                Code::JumpFailed,
                 format!("journey {target:?} is not live"),
                 on_error,
             );
         };
         let Some(event_type) = journey.entry.event_type().map(str::to_string) else {
             return Outcome::fail(
-                "JUMP_FAILED",
+                Code::JumpFailed,
                 format!(
                     "journey {target:?} is not entered by events (its entry is {})",
                     journey.def.entry.kind()
@@ -314,7 +318,7 @@ impl Partition {
                 });
                 Outcome::goto(next).with_detail(json!({"jumped_to": detail}))
             }
-            Err(d) if d.code == "HELD" => {
+            Err(d) if d.code == Code::Held => {
                 batch
                     .write
                     .steps
@@ -324,14 +328,14 @@ impl Partition {
                 )
             }
             Err(d) => {
-                if d.code != "DUPLICATE" {
+                if d.code != Code::Duplicate {
                     batch
                         .write
                         .steps
                         .push(discard_step(&journey, &trigger, &d, now));
                 }
                 Outcome::fail(
-                    "JUMP_FAILED",
+                    Code::JumpFailed,
                     format!(
                         "journey {target:?} refused the entry: {} ({})",
                         d.message, d.code
@@ -400,7 +404,7 @@ impl Partition {
                         Some(&s.journey),
                         Ending {
                             status: Status::Failed,
-                            code: "STEP_LIMIT",
+                            code: Code::StepLimit,
                             message: "too many jumps in one activation (max_steps_per_activation)",
                         },
                         now,
@@ -432,7 +436,7 @@ pub(super) fn discard_step(
         event_id: trigger.event_id.map(str::to_string),
         node: "entry".into(),
         kind: "entry".into(),
-        status: if d.code == "HELD" {
+        status: if d.code == Code::Held {
             StepStatus::Held
         } else {
             StepStatus::Discarded

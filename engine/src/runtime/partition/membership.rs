@@ -6,6 +6,7 @@
 //! `max_audience_rounds`), and ending instances whose exit criterion holds
 //! (`EXIT_CRITERIA`). Never changes a profile's attributes.
 
+use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -68,7 +69,7 @@ impl Partition {
             for t in std::mem::take(&mut pending) {
                 let entered = t.direction == "entered";
                 if !entered {
-                    self.exit_where(batch, profile_id, now, "EXIT_CRITERIA", |j| {
+                    self.exit_where(batch, profile_id, now, Code::ExitCriteria, |j| {
                         j.props
                             .exit_audiences
                             .contains(&t.audience)
@@ -183,7 +184,7 @@ impl Partition {
         batch: &mut Batch,
         profile_id: &str,
         now: Timestamp,
-        code: &str,
+        code: Code,
         reason: impl Fn(&Journey) -> Option<String>,
     ) {
         let Some(work) = batch.profiles.get(profile_id) else {

@@ -5,6 +5,7 @@
 //! interpreter) for the message's profile. Never writes to the store itself: everything
 //! goes into the batch.
 
+use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -31,7 +32,7 @@ impl Partition {
             .ensure_exists(now);
 
         // 1. Exit criteria on this event type end instances before anything else.
-        self.exit_where(batch, &event.profile_id, now, "EXIT_CRITERIA", |j| {
+        self.exit_where(batch, &event.profile_id, now, Code::ExitCriteria, |j| {
             j.props
                 .exit_events
                 .contains(&event.event_type)
@@ -87,7 +88,7 @@ impl Partition {
             .filter(|j| j.version == request.version)
             .cloned();
         let result = match journey {
-            None => Err("JOURNEY_NOT_LIVE".to_string()),
+            None => Err(Code::JourneyNotLive.to_string()),
             Some(journey) => {
                 let trigger = Trigger {
                     id: &request.trigger_id,
@@ -100,7 +101,7 @@ impl Partition {
                 match self.try_enter(batch, &journey, &trigger, now).await {
                     Ok(()) => Ok(()),
                     // Entered before a restart: the run counts it once.
-                    Err(d) if d.code == "DUPLICATE" => Ok(()),
+                    Err(d) if d.code == Code::Duplicate => Ok(()),
                     Err(d) => Err(d.code.to_string()),
                 }
             }
@@ -195,7 +196,7 @@ impl Partition {
                     .cloned()
                 {
                     let d = Discard {
-                        code: "JOURNEY_NOT_LIVE",
+                        code: Code::JourneyNotLive,
                         message: "the journey was closed or stopped while the entry was held"
                             .into(),
                     };
@@ -240,7 +241,7 @@ impl Partition {
                 None,
                 Ending {
                     status: Status::Failed,
-                    code: "JOURNEY_MISSING",
+                    code: Code::JourneyMissing,
                     message: "the instance's journey version or node is not loaded",
                 },
                 now,
@@ -255,7 +256,7 @@ impl Partition {
                 Some(&journey),
                 Ending {
                     status: Status::Stopped,
-                    code: "JOURNEY_STOPPED",
+                    code: Code::JourneyStopped,
                     message: "the journey was stopped",
                 },
                 now,
@@ -265,8 +266,8 @@ impl Partition {
         }
         if now >= inst.deadline {
             let (code, message) = match journey.props.end_at {
-                Some(end) if now >= end => ("JOURNEY_END_DATE", "the journey's end date passed"),
-                _ => ("TIMEOUT", "the journey's global timeout passed"),
+                Some(end) if now >= end => (Code::JourneyEndDate, "the journey's end date passed"),
+                _ => (Code::Timeout, "the journey's global timeout passed"),
             };
             self.end(
                 batch,

@@ -5,6 +5,7 @@
 //! history and memberships onto the profile it is merged into. Never evaluates audiences:
 //! the write marks the profile for [`super::membership`].
 
+use crate::code::Code;
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -81,7 +82,7 @@ impl Partition {
                         batch,
                         &id,
                         now,
-                        "PROFILE_DELETED",
+                        Code::ProfileDeleted,
                         "the profile was deleted",
                     );
                 }
@@ -91,7 +92,7 @@ impl Partition {
                     let merge = self.merge_record(batch, &id, into, merge_id, now);
                     let message = format!("the profile was merged into {:?}", merge.into);
                     batch.write.merges.push(merge);
-                    self.remove_profile(batch, &id, now, "PROFILE_MERGED", &message);
+                    self.remove_profile(batch, &id, now, Code::ProfileMerged, &message);
                 }
             }
             ProfileOp::MergeIn { merge, .. } => {
@@ -125,7 +126,7 @@ impl Partition {
         batch: &mut Batch,
         id: &str,
         now: Timestamp,
-        code: &str,
+        code: Code,
         message: &str,
     ) {
         self.exit_where(batch, id, now, code, |_| Some(message.to_string()));
@@ -262,7 +263,7 @@ impl Partition {
             work.last_entered.insert(key, (entry_at, inst.id.clone()));
             batch.new_timer |= inst.wake_at.is_some();
             batch.write.steps.push(Step {
-                code: Some("PROFILE_MERGED".into()),
+                code: Some(Code::ProfileMerged.into()),
                 message: Some(format!(
                     "moved from profile {:?} (instance {}) when it was merged into this one",
                     merge.from, old.id
