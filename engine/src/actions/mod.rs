@@ -11,7 +11,6 @@ mod log;
 mod schema;
 mod throttle;
 
-use crate::code::Code;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -20,6 +19,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::code::Code;
 
 pub use dry_run::{DryRun, DryRunCall};
 pub use log::LogAction;

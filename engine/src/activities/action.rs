@@ -2,7 +2,6 @@
 //! retry policy on transient failures (same idempotency key on every attempt) and an error
 //! path. The result is kept as `actions.<node id>`.
 
-use crate::code::Code;
 use std::time::Duration as StdDuration;
 
 use indexmap::IndexMap;
@@ -12,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Activity, Outcome, StepCx};
 use crate::actions::{ActionCall, ActionError};
+use crate::code::Code;
 use crate::compile::{Cx, NodeRef};
 use crate::expr::Expr;
 

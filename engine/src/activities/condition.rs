@@ -2,11 +2,11 @@
 //! `otherwise` path. Time-of-day, day-of-week and date conditions are expressions too
 //! (`in_time_window(now(), "09:00", "18:00")`).
 
-use crate::code::Code;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Activity, Outcome, StepCx};
+use crate::code::Code;
 use crate::compile::{Cx, NodeRef};
 use crate::expr::Expr;
 

@@ -2,12 +2,12 @@
 //! on. The target's entry rules apply; when it cannot be entered the node fails with the
 //! reason (on its error path, if any).
 
-use crate::code::Code;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Activity, Move, Outcome, StepCx};
+use crate::code::Code;
 use crate::compile::{Cx, NodeRef, check_id};
 use crate::expr::Expr;
 

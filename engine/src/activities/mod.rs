@@ -16,12 +16,12 @@ pub mod split;
 pub mod update_profile;
 pub mod wait;
 
-use crate::code::Code;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use crate::actions::ActionRegistry;
+use crate::code::Code;
 use crate::compile::{Cx, Journey, NodeRef};
 use std::sync::Arc;
 

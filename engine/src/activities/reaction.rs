@@ -1,12 +1,12 @@
 //! `reaction`: wait for one of several later events of the same profile, each with its own
 //! path, with a timeout path. The event that matched is kept as `events.<type>`.
 
-use crate::code::Code;
 use jiff::Span;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Activity, Outcome, StepCx};
+use crate::code::Code;
 use crate::compile::{Cx, NodeRef};
 use crate::expr::Expr;
 use crate::expr::time::add_span;

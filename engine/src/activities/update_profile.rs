@@ -1,12 +1,12 @@
 //! `update_profile`: set profile attributes from expressions. Later nodes of the same
 //! instance see the new values at once.
 
-use crate::code::Code;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Activity, Outcome, StepCx};
+use crate::code::Code;
 use crate::compile::{Cx, NodeRef, check_id};
 use crate::expr::Expr;
 use crate::model::merge_patch;

@@ -1,12 +1,12 @@
 //! `wait`: pause for a duration, until a date-time, or until a computed time, read in the
 //! journey's (or the profile's) time zone.
 
-use crate::code::Code;
 use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Activity, Outcome, StepCx};
+use crate::code::Code;
 use crate::compile::{Cx, NodeRef};
 use crate::expr::Expr;
 use crate::expr::time::{add_span, parse_datetime};

@@ -1,6 +1,5 @@
 //! Alert rules and their state: `PUT|GET|DELETE /v1/alerts/{id}`, `GET /v1/alerts`.
 
-use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +9,8 @@ use super::audiences::definition_error;
 use super::error::Errors;
 use super::error::{Body, Path, parse_json};
 use super::{ApiError, AppState};
+
+use crate::code::Code;
 
 /// Creates or replaces a rule: `{"journey", "condition": {"type": "error_rate",
 /// "above": 0.1, "min_steps": 10}, "window": "PT15M", "notify": {"action": "webhook",

@@ -3,7 +3,6 @@
 
 use super::error::Errors;
 use super::error::{Path, Query};
-use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
+use crate::code::Code;
 use crate::runtime::{DefinitionError, ProfileOp};
 
 pub(super) fn definition_error(e: DefinitionError, code: Code) -> ApiError {

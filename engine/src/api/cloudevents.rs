@@ -5,12 +5,13 @@
 //! `source` present, as the specification requires; `data_base64` is refused (events are
 //! JSON).
 
-use crate::code::Code;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::ApiError;
 use super::error::join;
+
+use crate::code::Code;
 
 /// The content types of the JSON event format.
 pub const STRUCTURED: &str = "application/cloudevents+json";

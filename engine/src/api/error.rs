@@ -1,6 +1,5 @@
 //! The API's error shape and body decoding.
 
-use crate::code::Code;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
@@ -10,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::code::Code;
 use crate::model::{Problem, Problems, serde_problem};
 
 /// An error answer: `{code, message, location, problems}`.

@@ -8,7 +8,6 @@
 
 use super::error::Errors;
 use super::error::Path;
-use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +16,7 @@ use serde_json::{Value, json};
 use super::cloudevents;
 use super::error::{Body, from_value, parse_json};
 use super::{ApiError, AppState};
+use crate::code::Code;
 use crate::ids::new_event_id;
 use crate::model::{BusinessEventInput, Event, EventInput};
 

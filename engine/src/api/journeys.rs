@@ -3,7 +3,6 @@
 
 use super::error::Errors;
 use super::error::{Path, Query};
-use crate::code::Code;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
@@ -12,6 +11,7 @@ use serde_json::{Value, json};
 use super::error::Body;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
+use crate::code::Code;
 use crate::compile::check_id;
 use crate::model::{Format, JourneyDef, parse_journey};
 use crate::runtime::{JourneyError, PauseRequest};

@@ -4,7 +4,6 @@
 //! Every write goes through the profile's partition ([`ProfileOp`]), so the answer
 //! comes after the write is durable and the profile's audience memberships are updated.
 
-use crate::code::Code;
 use std::collections::BTreeMap;
 
 use super::error::Errors;
@@ -17,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
+use crate::code::Code;
 use crate::runtime::{ProfileOp, ProfileView};
 
 use crate::ids::MAX_ID_BYTES;

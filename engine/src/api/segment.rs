@@ -17,7 +17,6 @@
 //! clients that build their URL from the host alone (`@segment/analytics-node` posts to
 //! `new URL('/v1/batch', host)`) work with the engine's address as their host.
 
-use crate::code::Code;
 use std::collections::BTreeMap;
 
 use super::error::Errors;
@@ -33,6 +32,7 @@ use serde_json::{Map, Value, json};
 use super::error::{Body, join, parse_json};
 use super::{ApiError, AppState};
 use crate::auth::Principal;
+use crate::code::Code;
 use crate::ids::new_event_id;
 use crate::model::Event;
 use crate::runtime::ProfileOp;

@@ -4,7 +4,6 @@
 
 use super::error::Errors;
 use super::error::Path;
-use crate::code::Code;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +13,7 @@ use serde_json::Value;
 
 use super::error::{Body, from_value, parse_json};
 use super::{ApiError, AppState};
+use crate::code::Code;
 use crate::model::JourneyDef;
 use crate::simulation::{self, Replay, SimError, SimEvent, SimProfile, Simulation};
 

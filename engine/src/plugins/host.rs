@@ -8,7 +8,6 @@
 //! (a limiter), in output size, and in concurrency (a semaphore in front of the pool).
 //! A call that traps, loops, or runs out of memory fails alone with a stable code.
 
-use crate::code::Code;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +29,7 @@ use super::bindings::types::{CallContext, FunctionSignature, Lookup, PluginError
 use super::bindings::{host, types};
 use super::manifest::Kind;
 use super::state::{CallState, Grants, LogLine};
+use crate::code::Code;
 use crate::settings::PluginSettings;
 
 /// A component ready to be instantiated, by kind.

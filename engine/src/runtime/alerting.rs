@@ -9,7 +9,6 @@
 //! after a restart a window fills again from then on. This module never changes an
 //! instance.
 
-use crate::code::Code;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::{DefinitionError, Runtime, Shared};
 use crate::actions::ActionCall;
+use crate::code::Code;
 use crate::model::{AlertCondition, AlertDef};
 use crate::runtime::instance::{Step, StepStatus};
 use crate::store::RunStatus;

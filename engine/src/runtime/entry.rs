@@ -3,9 +3,9 @@
 //! Pure decisions over the journey's properties and what the store knows of the
 //! profile's past; the `when` condition is evaluated by the partition, after these.
 
-use crate::code::Code;
 use jiff::Timestamp;
 
+use crate::code::Code;
 use crate::compile::{Journey, Reentrance};
 use crate::expr::time::add_span;
 

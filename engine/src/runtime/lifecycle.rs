@@ -6,13 +6,13 @@
 //! resumes pauses that reach their end and marks closed journeys finished once their
 //! last instance ended. This module never runs a node itself.
 
-use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
 use super::{JourneyError, Msg, Runtime, Shared, instance};
+use crate::code::Code;
 use crate::model::JourneyDef;
 use crate::store::{JourneyStatus, Pause, TestMode};
 

@@ -23,7 +23,6 @@ mod publishing;
 mod runs;
 mod timers;
 
-use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -31,6 +30,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::actions::ActionRegistry;
 use crate::clock::Clock;
+use crate::code::Code;
 use crate::compile::Catalog;
 use crate::expr::{ExprEngine, ExternalFunctions};
 use crate::ids::stable_hash;

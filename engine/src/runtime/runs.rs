@@ -9,7 +9,6 @@
 //! are recognised by their deterministic instance ids and not made twice. Runs never
 //! step instances themselves.
 
-use crate::code::Code;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use tokio::sync::oneshot;
 
 use super::profile_ops::EnterRequest;
 use super::{Msg, Shared};
+use crate::code::Code;
 use crate::compile::{EntryKind, Journey, Schedule};
 use crate::expr::{CallInfo, EvalEnv, ScopeData};
 use crate::ids;

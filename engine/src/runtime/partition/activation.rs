@@ -7,7 +7,6 @@
 //! [`crate::activities`]: this room asks a node what it does (`enter`, `on_timer`,
 //! `on_event`, `held_by_pause`, `awaits`) and never matches on its kind.
 
-use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -16,9 +15,9 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::Partition;
-
 use super::batch::{Batch, ProfileWork};
 use crate::activities::{Move, Outcome, StepCx};
+use crate::code::Code;
 use crate::compile::{Journey, NodeRef};
 use crate::expr::{CallInfo, ExprEngine, PluginCallLog};
 use crate::model::{Event, merge_patch};

@@ -7,7 +7,6 @@
 //! starting the instances that jumps admitted.
 //! Never runs a node beyond the first: [`super::activation`] does.
 
-use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -17,6 +16,7 @@ use super::Partition;
 use super::activation::{Activation, Ending, JumpTo, action_hold, instance_tz, step, step_cx};
 use super::batch::{Batch, Start};
 use crate::activities::Outcome;
+use crate::code::Code;
 use crate::compile::{EntryKind, Journey};
 use crate::expr::time::add_span;
 use crate::expr::{CallInfo, EvalEnv, ScopeData};

@@ -6,7 +6,6 @@
 //! `max_audience_rounds`), and ending instances whose exit criterion holds
 //! (`EXIT_CRITERIA`). Never changes a profile's attributes.
 
-use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -17,6 +16,7 @@ use super::Partition;
 use super::activation::Ending;
 use super::admission::Trigger;
 use super::batch::Batch;
+use crate::code::Code;
 use crate::compile::{EntryKind, Journey};
 use crate::expr::{CallInfo, EvalEnv, ScopeData};
 use crate::runtime::instance::Status;

@@ -5,7 +5,6 @@
 //! interpreter) for the message's profile. Never writes to the store itself: everything
 //! goes into the batch.
 
-use crate::code::Code;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -16,6 +15,7 @@ use super::Partition;
 use super::activation::{Activation, Ending, action_hold, step_cx};
 use super::admission::{Trigger, discard_step};
 use super::batch::Batch;
+use crate::code::Code;
 use crate::compile::Journey;
 use crate::model::Event;
 use crate::runtime::entry::Discard;

@@ -5,7 +5,6 @@
 //! history and memberships onto the profile it is merged into. Never evaluates audiences:
 //! the write marks the profile for [`super::membership`].
 
-use crate::code::Code;
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -13,6 +12,7 @@ use tokio::sync::oneshot;
 use super::Partition;
 use super::activation::step;
 use super::batch::{Batch, ProfileWork};
+use crate::code::Code;
 use crate::ids;
 use crate::model::merge_patch;
 use crate::runtime::instance::{Step, StepStatus, entry_key};
