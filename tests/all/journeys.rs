@@ -196,7 +196,7 @@ async fn run(case: &Case) -> Result<String, String> {
             .await?;
     }
     for p in &case.profiles {
-        run.put_profile(p).await?;
+        run.write_profile(Method::PUT, p).await?;
     }
     for j in &case.journeys {
         run.publish(j).await?;
@@ -240,13 +240,10 @@ impl Runner<'_> {
         }
     }
 
-    async fn put_profile(&mut self, p: &Value) -> Result<(), String> {
-        let id = text(p, "id")?;
-        let mut body = p.clone();
-        if let Some(o) = body.as_object_mut() {
-            o.remove("id");
-        }
-        self.call(Method::PUT, &format!("/v1/profiles/{id}"), &body)
+    /// `PUT` or `PATCH` of the profile `p.id` with the rest of `p`.
+    async fn write_profile(&mut self, method: Method, p: &Value) -> Result<(), String> {
+        let (id, body) = split(p, "id")?;
+        self.call(method, &format!("/v1/profiles/{id}"), &body)
             .await?;
         self.profiles.insert(id);
         Ok(())
@@ -283,11 +280,9 @@ impl Runner<'_> {
         let journey_op = |op: &str| -> Result<(String, Value), String> {
             match arg {
                 Value::String(id) => Ok((format!("/v1/journeys/{id}/{op}"), json!({}))),
-                Value::Object(o) => {
-                    let id = text(arg, "journey")?;
-                    let mut body = o.clone();
-                    body.remove("journey");
-                    Ok((format!("/v1/journeys/{id}/{op}"), Value::Object(body)))
+                Value::Object(_) => {
+                    let (id, body) = split(arg, "journey")?;
+                    Ok((format!("/v1/journeys/{id}/{op}"), body))
                 }
                 _ => Err(format!("{op}: a journey id or {{journey, ...}}")),
             }
@@ -317,17 +312,8 @@ impl Runner<'_> {
                     .map_err(|e| format!("advance: {e}"))?;
                 self.advance(by).await?;
             }
-            "profile" => self.put_profile(arg).await?,
-            "patch_profile" => {
-                let id = text(arg, "id")?;
-                let mut body = arg.clone();
-                if let Some(o) = body.as_object_mut() {
-                    o.remove("id");
-                }
-                self.call(Method::PATCH, &format!("/v1/profiles/{id}"), &body)
-                    .await?;
-                self.profiles.insert(id);
-            }
+            "profile" => self.write_profile(Method::PUT, arg).await?,
+            "patch_profile" => self.write_profile(Method::PATCH, arg).await?,
             "delete_profile" => {
                 let id = arg.as_str().ok_or("delete_profile: a profile id")?;
                 let (status, answer) = self
@@ -339,11 +325,7 @@ impl Runner<'_> {
                 }
             }
             "members" => {
-                let audience = text(arg, "audience")?;
-                let mut body = arg.clone();
-                if let Some(o) = body.as_object_mut() {
-                    o.remove("audience");
-                }
+                let (audience, body) = split(arg, "audience")?;
                 self.call(
                     Method::POST,
                     &format!("/v1/audiences/{audience}/members"),
@@ -622,6 +604,16 @@ fn offset(start: Timestamp, at: Timestamp) -> String {
         }
     }
     out
+}
+
+/// The string `field` of `v`, and `v` without it (the request body).
+fn split(v: &Value, field: &str) -> Result<(String, Value), String> {
+    let id = text(v, field)?;
+    let mut rest = v.clone();
+    if let Some(o) = rest.as_object_mut() {
+        o.remove(field);
+    }
+    Ok((id, rest))
 }
 
 fn text(v: &Value, field: &str) -> Result<String, String> {

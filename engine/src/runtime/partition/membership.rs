@@ -19,7 +19,7 @@ use super::batch::Batch;
 use crate::code::Code;
 use crate::compile::{EntryKind, Journey};
 use crate::expr::{CallInfo, EvalEnv, ScopeData};
-use crate::runtime::instance::Status;
+use crate::runtime::instance::{Instance, Status};
 use crate::store::{Membership, Transition};
 
 impl Partition {
@@ -190,27 +190,37 @@ impl Partition {
         let Some(work) = batch.profiles.get(profile_id) else {
             return;
         };
-        let mut ending = Vec::new();
-        for inst in work.instances.iter().filter(|i| i.status.is_live()) {
+        let ending = work
+            .instances
+            .iter()
+            .filter(|i| i.status.is_live())
+            .filter_map(|inst| {
+                // A version that is no longer loaded has no criteria (its timer ends it).
+                let journey = batch.set.version(&inst.journey_id, inst.version)?;
+                reason(journey).map(|message| (inst.clone(), message))
+            })
+            .collect();
+        self.end_all(batch, ending, Status::Exited, code, now);
+    }
+
+    /// Ends each instance (with its message) with `status` and `code`, each with an
+    /// `ended` step, and keeps it in the batch.
+    pub(super) fn end_all(
+        &mut self,
+        batch: &mut Batch,
+        instances: Vec<(Instance, String)>,
+        status: Status,
+        code: Code,
+        now: Timestamp,
+    ) {
+        for (mut inst, message) in instances {
             let journey = batch.set.version(&inst.journey_id, inst.version).cloned();
-            // A version that is no longer loaded has no criteria (its timer ends it).
-            let message = journey.as_deref().and_then(&reason);
-            if let Some(message) = message {
-                ending.push((inst.clone(), journey, message));
-            }
-        }
-        for (mut inst, journey, message) in ending {
-            self.end(
-                batch,
-                &mut inst,
-                journey.as_deref(),
-                Ending {
-                    status: Status::Exited,
-                    code,
-                    message: &message,
-                },
-                now,
-            );
+            let ending = Ending {
+                status,
+                code,
+                message: &message,
+            };
+            self.end(batch, &mut inst, journey.as_deref(), ending, now);
             self.store_instance(batch, inst);
         }
     }

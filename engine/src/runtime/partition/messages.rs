@@ -122,7 +122,7 @@ impl Partition {
     ) -> anyhow::Result<()> {
         let now = self.shared.clock.now();
         let work = self.load(batch, &request.profile_id).await?;
-        let ending: Vec<Instance> = work
+        let ending: Vec<(Instance, String)> = work
             .instances
             .iter()
             .filter(|i| {
@@ -130,24 +130,10 @@ impl Partition {
                     && i.status.is_live()
                     && request.version.is_none_or(|v| i.version == v)
             })
-            .cloned()
+            .map(|i| (i.clone(), request.message.clone()))
             .collect();
         let count = ending.len() as u64;
-        for mut inst in ending {
-            let journey = batch.set.version(&inst.journey_id, inst.version).cloned();
-            self.end(
-                batch,
-                &mut inst,
-                journey.as_deref(),
-                Ending {
-                    status: request.status,
-                    code: request.code,
-                    message: &request.message,
-                },
-                now,
-            );
-            self.store_instance(batch, inst);
-        }
+        self.end_all(batch, ending, request.status, request.code, now);
         batch.replies.push(Box::new(move |_| {
             let _ = reply.send(count);
         }));
