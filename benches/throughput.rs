@@ -16,7 +16,7 @@ use std::time::Instant;
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::Event;
 use parcours_engine::settings::PluginSettings;
-use parcours_engine::store::Store;
+use parcours_engine::store::EventStore;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Settings, SystemClock};
 use serde_json::json;

@@ -923,7 +923,7 @@ async fn an_anonymous_profile_is_merged_into_the_identified_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_left_half_done_by_a_crash_is_applied_at_start() {
     use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
-    use parcours_engine::store::{ProfileMerge, Store, WriteBatch};
+    use parcours_engine::store::{PartitionStore, ProfileMerge, WriteBatch};
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("crashed.db");
     let at: jiff::Timestamp = crate::support::START.parse().unwrap();
@@ -959,12 +959,6 @@ async fn a_merge_left_half_done_by_a_crash_is_applied_at_start() {
     assert_eq!(known["attributes"], json!({"color": "red"}));
     assert_eq!(known["timezone"], "Asia/Tokyo");
     assert_eq!(known["aliases"], json!({"anonymous_id": "anon-1"}));
-    let left = t
-        .engine
-        .runtime()
-        .store()
-        .pending_merges()
-        .await
-        .expect("read");
+    let left = t.store.pending_merges().await.expect("read");
     assert!(left.is_empty(), "{left:?}");
 }

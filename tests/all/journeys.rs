@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use parcours_engine::store::Store;
+use parcours_engine::store::InstanceStore;
 use reqwest::Method;
 use serde_json::{Value, json};
 

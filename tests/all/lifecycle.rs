@@ -643,6 +643,7 @@ async fn an_error_rate_alert_fires_and_resolves_through_the_webhook() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_run_alert_fires_when_a_run_reads_nothing_for_its_window() {
+    use parcours_engine::store::RunStore;
     let t = TestEngine::start().await;
     // A run that reads nothing more (runs left open are resumed only when the engine
     // starts, before this one exists).
@@ -653,7 +654,7 @@ async fn a_stalled_run_alert_fires_when_a_run_reads_nothing_for_its_window() {
         "rate": 10, "trigger": {}
     }))
     .unwrap();
-    assert!(t.engine.runtime().store().create_run(run).await.unwrap());
+    assert!(t.store.create_run(run).await.unwrap());
     let rule = json!({"journey": "digest", "condition": {"type": "stalled_run"}, "window": "PT5M",
                       "notify": {"action": "log"}});
     let (code, body) = t

@@ -12,7 +12,7 @@ use super::error::Body;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::code::Code;
-use crate::compile::check_id;
+use crate::ids::check_id;
 use crate::model::{Format, JourneyDef, parse_journey};
 use crate::runtime::{JourneyError, PauseRequest};
 use crate::store::{JourneyStatus, Publication};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::compile::check_id;
+use crate::ids::check_id;
 use crate::model::{Problem, Problems, serde_problem};
 
 /// What a plugin is for.

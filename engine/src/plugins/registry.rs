@@ -388,7 +388,7 @@ impl PluginRegistry {
                 }
             }
             for (i, f) in functions.iter().enumerate() {
-                if crate::compile::check_id(&f.name).is_err() {
+                if crate::ids::check_id(&f.name).is_err() {
                     return Err(InstallError::Component(format!(
                         "function {i} has an invalid name {:?}",
                         f.name

@@ -20,8 +20,8 @@ use serde_json::{Map, Value, json};
 use super::{DefinitionError, Runtime, Shared};
 use crate::actions::ActionCall;
 use crate::code::Code;
+use crate::journal::{Step, StepStatus};
 use crate::model::{AlertCondition, AlertDef};
-use crate::runtime::instance::{Step, StepStatus};
 use crate::store::RunStatus;
 
 /// Whether a rule's condition holds.
@@ -209,7 +209,7 @@ fn parse_rule(def: Value) -> Result<(AlertDef, SignedDuration), DefinitionError>
 impl Runtime {
     /// Creates or replaces an alert rule (its state is kept when it exists).
     pub async fn put_alert(&self, id: &str, def: Value) -> Result<AlertView, DefinitionError> {
-        if let Err(message) = crate::compile::check_id(id) {
+        if let Err(message) = crate::ids::check_id(id) {
             return Err(DefinitionError::Invalid {
                 path: "id".into(),
                 message,

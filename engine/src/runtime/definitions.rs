@@ -49,7 +49,7 @@ impl Runtime {
     /// existing profile in the background (`GET /v1/audiences/{name}` shows its size
     /// grow); from then on every profile write keeps it up to date.
     pub async fn put_audience(&self, name: &str, def: Value) -> Result<(), DefinitionError> {
-        if let Err(message) = crate::compile::check_id(name) {
+        if let Err(message) = crate::ids::check_id(name) {
             return Err(DefinitionError::Invalid {
                 path: "name".into(),
                 message,
@@ -112,7 +112,7 @@ impl Runtime {
 
     /// Creates or replaces a capping rule.
     pub async fn put_capping_rule(&self, id: &str, def: Value) -> Result<(), DefinitionError> {
-        if let Err(message) = crate::compile::check_id(id) {
+        if let Err(message) = crate::ids::check_id(id) {
             return Err(DefinitionError::Invalid {
                 path: "id".into(),
                 message,

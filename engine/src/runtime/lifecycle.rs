@@ -11,8 +11,9 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::oneshot;
 
-use super::{JourneyError, Msg, Runtime, Shared, instance};
+use super::{JourneyError, Msg, Runtime, Shared};
 use crate::code::Code;
+use crate::journal;
 use crate::model::JourneyDef;
 use crate::store::{JourneyStatus, Pause, TestMode};
 
@@ -166,7 +167,7 @@ impl Runtime {
             .end_instances(
                 id,
                 None,
-                instance::Status::Stopped,
+                journal::Status::Stopped,
                 Code::JourneyStopped,
                 "the journey was stopped",
             )
@@ -232,7 +233,7 @@ impl Runtime {
             .end_instances(
                 id,
                 Some(0),
-                instance::Status::Stopped,
+                journal::Status::Stopped,
                 Code::TestEnded,
                 "test mode of the draft was turned off",
             )
@@ -250,7 +251,7 @@ impl Runtime {
         &self,
         id: &str,
         version: Option<u32>,
-        status: instance::Status,
+        status: journal::Status,
         code: Code,
         message: &str,
     ) -> Result<u64, JourneyError> {

@@ -7,7 +7,7 @@
 //! `Reaction::branch`) and never changes an instance.
 
 use crate::compile::Journey;
-use crate::runtime::instance::{Instance, Status};
+use crate::journal::{Instance, Status};
 use crate::runtime::journeys::JourneySet;
 
 /// Whether `instance` is paused in `journey` (its version) on a node that awaits events

@@ -29,7 +29,7 @@ use crate::store::sqlite::SqliteStore;
 
 pub use input::{DEFAULT_START, SimEvent, SimProfile, parse_list, resolve_times};
 pub use output::{NodeTotal, PathStep, ProfilePath, Simulation};
-pub use replay::{Moved, Replay, Side, replay};
+pub use replay::{Moved, Recording, Replay, Side, replay};
 
 /// Timer wake-ups one simulation may go through before it is stopped (a guard against a
 /// journey that never ends).

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::actions::DryRunCall;
-use crate::runtime::instance::{Instance, Step};
+use crate::journal::{Instance, Step};
 
 /// The outcome of a simulation.
 #[derive(Debug, Serialize)]

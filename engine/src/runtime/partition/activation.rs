@@ -16,13 +16,13 @@ use tracing::Instrument;
 
 use super::Partition;
 use super::batch::{Batch, ProfileWork};
-use crate::activities::{Move, Outcome, StepCx};
+use crate::activities::{Move, Outcome, StepCx, Version};
 use crate::code::Code;
 use crate::compile::{Journey, NodeRef};
 use crate::expr::{CallInfo, ExprEngine, PluginCallLog};
+use crate::journal::{Instance, Status, Step, StepStatus};
 use crate::model::{Event, merge_patch};
 use crate::runtime::Shared;
-use crate::runtime::instance::{Instance, Status, Step, StepStatus};
 use crate::runtime::journeys::JourneySet;
 
 /// One activation of an instance: the journey version it runs in, the event that woke
@@ -382,7 +382,12 @@ pub(super) fn step_cx<'a>(
         audiences: work.member_of.clone(),
     });
     StepCx {
-        journey,
+        journey: Version {
+            id: &journey.id,
+            version: journey.version,
+            split_hash: journey.split_hash,
+            dry_run: journey.test.as_ref().is_some_and(|t| t.dry_run),
+        },
         node_id,
         instance,
         tz: instance_tz(journey, work.profile.timezone.as_deref()),

@@ -18,10 +18,10 @@ use crate::compile::Journey;
 use tokio::sync::oneshot;
 
 use super::Partition;
+use crate::journal::Instance;
 use crate::model::Profile;
 use crate::runtime::Msg;
 use crate::runtime::audiences::AudienceSet;
-use crate::runtime::instance::Instance;
 use crate::runtime::journeys::JourneySet;
 use crate::runtime::profile_ops::ProfileView;
 use crate::store::{ProfileState, ProfileWrite, WriteBatch};

@@ -19,7 +19,7 @@ use super::batch::Batch;
 use crate::code::Code;
 use crate::compile::{EntryKind, Journey};
 use crate::expr::{CallInfo, EvalEnv, ScopeData};
-use crate::runtime::instance::{Instance, Status};
+use crate::journal::{Instance, Status};
 use crate::store::{Membership, Transition};
 
 impl Partition {

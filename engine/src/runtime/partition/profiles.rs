@@ -14,8 +14,8 @@ use super::activation::step;
 use super::batch::{Batch, ProfileWork};
 use crate::code::Code;
 use crate::ids;
+use crate::journal::{Step, StepStatus, entry_key};
 use crate::model::merge_patch;
-use crate::runtime::instance::{Step, StepStatus, entry_key};
 use crate::runtime::profile_ops::{ProfileOp, ProfileReply};
 use crate::store::Transition;
 

@@ -6,8 +6,11 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use super::SqliteStore;
 use super::rows::{from_ts, ts};
 use crate::store::{AudienceRecord, Membership, ProfileWrite, Transition};
+use crate::store::{AudienceStore, Result};
+use async_trait::async_trait;
 
 /// Inserts or replaces a profile row and, if they changed, its aliases (an alias held by
 /// another profile moves to this one).
@@ -190,4 +193,65 @@ pub fn members(
         |r| Ok((r.get(0)?, from_ts(r.get(1)?)?)),
     )?
     .collect()
+}
+
+#[async_trait]
+impl AudienceStore for SqliteStore {
+    async fn put_audience(&self, name: &str, definition: Value, now: Timestamp) -> Result<()> {
+        let name = name.to_string();
+        self.writer
+            .write(move |conn| Ok(put_audience(conn, &name, &definition, now)?))
+            .await
+    }
+
+    async fn list_audiences(&self) -> Result<Vec<AudienceRecord>> {
+        self.read(list_audiences).await
+    }
+
+    async fn get_audience(&self, name: &str) -> Result<Option<AudienceRecord>> {
+        let name = name.to_string();
+        self.read(move |conn| get_audience(conn, &name)).await
+    }
+
+    async fn audience_members(
+        &self,
+        name: &str,
+        after: Option<String>,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(String, Timestamp)>> {
+        let name = name.to_string();
+        self.read(move |conn| members(conn, &name, after.as_deref(), since, limit))
+            .await
+    }
+
+    async fn put_capping_rule(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO capping_rules (id, definition, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT(id) DO UPDATE SET definition = excluded.definition, \
+                     updated_at = excluded.updated_at",
+                )?
+                .execute(params![id, definition.to_string(), ts(now)])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn capping_rules(&self) -> Result<Vec<(String, Value)>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id, definition FROM capping_rules ORDER BY id")?
+                .query_map([], |r| {
+                    let text: String = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        serde_json::from_str(&text).unwrap_or(Value::Null),
+                    ))
+                })?
+                .collect()
+        })
+        .await
+    }
 }

@@ -59,7 +59,7 @@ mod tests {
 
     use crate::Settings;
     use crate::model::Event;
-    use crate::store::Store;
+    use crate::store::EventStore;
     use crate::store::sqlite::{SqliteStore, StoreOptions};
 
     /// Drops the store and waits until no file of the test's directory is open: every

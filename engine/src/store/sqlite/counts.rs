@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 
 use super::rows::{from_ts, ts};
-use crate::runtime::instance::Step;
+use crate::journal::Step;
 use crate::store::{Conversion, NodeCount};
 
 const HOUR_US: i64 = 3_600_000_000;

@@ -3,8 +3,8 @@
 use jiff::Timestamp;
 use rusqlite::Row;
 
+use crate::journal::{Instance, Status};
 use crate::model::{Event, Profile};
-use crate::runtime::instance::{Instance, Status};
 
 pub fn ts(t: Timestamp) -> i64 {
     t.as_microsecond()

@@ -1,14 +1,21 @@
-//! What a partition batch reads: the state of many profiles at once.
+//! What a partition reads and commits: the state of many profiles at once, and the
+//! batch of changes it writes atomically ([`PartitionStore`]).
 //!
-//! Six set-oriented queries per chunk of profiles (`profile_id IN (...)`) instead of six
+//! Reads are six set-oriented queries per chunk of profiles (`profile_id IN (...)`) instead of six
 //! per profile: a partition batch of 500 events for 500 profiles costs a dozen queries.
 
 use std::collections::HashMap;
 
 use rusqlite::{Connection, params_from_iter};
 
+use super::instances::upsert_instance;
 use super::rows::{self, from_ts};
+use super::{Faults, SqliteStore, audiences, counts, steps};
 use crate::store::ProfileState;
+use crate::store::{PartitionStore, ProfileMerge, Result, WriteBatch};
+use async_trait::async_trait;
+use rusqlite::params;
+use std::sync::Arc;
 
 /// Profiles per query (well under SQLite's limit on bound parameters).
 const CHUNK: usize = 512;
@@ -102,7 +109,7 @@ fn load_chunk(
                     None => from_ts(r.get(2)?)?,
                 };
                 let journey: String = r.get(1)?;
-                let key = crate::runtime::instance::entry_key(&journey, r.get(5)?).into_owned();
+                let key = crate::journal::entry_key(&journey, r.get(5)?).into_owned();
                 state.last_entered.insert(key, (at, r.get(3)?));
             }
             Ok(())
@@ -131,4 +138,111 @@ fn load_chunk(
         },
     )?;
     Ok(())
+}
+
+#[async_trait]
+impl PartitionStore for SqliteStore {
+    async fn profile_states(
+        &self,
+        profile_ids: Vec<String>,
+    ) -> Result<HashMap<String, ProfileState>> {
+        Faults::take(&self.faults.reads, "read")?;
+        self.read(move |conn| load(conn, &profile_ids)).await
+    }
+
+    async fn commit(&self, batch: Arc<WriteBatch>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        Faults::take(&self.faults.commits, "commit")?;
+        // Serialize here, on the caller's thread: the one writer thread only runs SQL.
+        let instance_data: Vec<String> = batch
+            .instances
+            .iter()
+            .map(|i| serde_json::to_string(&i.data).unwrap_or_else(|_| "{}".into()))
+            .collect();
+        let attributes: Vec<String> = batch
+            .profiles
+            .iter()
+            .map(|p| p.profile.attributes.to_string())
+            .collect();
+        let groups = steps::group(&batch.steps);
+        let counts = counts::aggregate(&batch.steps);
+        let assignments = counts::assignments(&batch.steps);
+        let held: Vec<String> = batch
+            .held
+            .iter()
+            .map(|h| serde_json::to_string(h).unwrap_or_else(|_| "{}".into()))
+            .collect();
+        let merges = batch
+            .merges
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<serde_json::Result<Vec<String>>>()?;
+        self.writer
+            .write(move |conn| {
+                for id in &batch.profile_deletes {
+                    audiences::delete_profile(conn, id)?;
+                }
+                for (p, attributes) in batch.profiles.iter().zip(&attributes) {
+                    audiences::upsert_profile(conn, p, attributes)?;
+                }
+                for m in &batch.memberships {
+                    audiences::write_membership(conn, m)?;
+                }
+                for t in &batch.transitions {
+                    audiences::insert_transition(conn, t)?;
+                }
+                for (profile, rule, at) in &batch.capping {
+                    audiences::insert_capping(conn, profile, rule, *at)?;
+                }
+                for (i, data) in batch.instances.iter().zip(&instance_data) {
+                    upsert_instance(conn, i, data)?;
+                }
+                for g in &groups {
+                    steps::insert(conn, g)?;
+                }
+                counts::add(conn, &counts)?;
+                counts::assign(conn, &assignments)?;
+                for (h, text) in batch.held.iter().zip(&held) {
+                    conn.prepare_cached(
+                        "INSERT INTO held_entries (journey_id, profile_id, entry) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![h.journey_id, h.profile_id, text])?;
+                }
+                for seq in &batch.released {
+                    conn.prepare_cached("DELETE FROM held_entries WHERE seq = ?1")?
+                        .execute([seq])?;
+                }
+                for (m, text) in batch.merges.iter().zip(&merges) {
+                    conn.prepare_cached("INSERT INTO profile_merges (id, merge) VALUES (?1, ?2)")?
+                        .execute(params![m.id, text])?;
+                }
+                for id in &batch.merges_done {
+                    conn.prepare_cached("DELETE FROM profile_merges WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                let mut done =
+                    conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
+                for id in &batch.processed_events {
+                    done.execute([id])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn pending_merges(&self) -> Result<Vec<ProfileMerge>> {
+        let texts: Vec<String> = self
+            .read(|conn| {
+                conn.prepare_cached("SELECT merge FROM profile_merges ORDER BY seq")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .await?;
+        texts
+            .iter()
+            .map(|t| serde_json::from_str(t).map_err(anyhow::Error::from))
+            .collect()
+    }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rows::{from_ts, ts};
-use crate::runtime::instance::{Step, StepStatus};
+use crate::journal::{Step, StepStatus};
 
 /// Most steps in one group (their `seq` must stay below the next row's).
 const MAX_GROUP: usize = 999;

@@ -1,4 +1,9 @@
-//! An instance: one profile's trip through one journey version, and its step events.
+//! The journal of a journey's travellers: instances (one profile's trip through one
+//! journey version) and their step events.
+//!
+//! These are the records the runtime writes and the store keeps, so they stand below
+//! both: the store never imports the runtime. This module only describes the records;
+//! it must never run a step, read a clock or touch the store.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

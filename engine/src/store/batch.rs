@@ -1,0 +1,178 @@
+//! What a partition reads and commits: the state of its profiles, and the batch of
+//! changes it writes atomically (profiles, memberships, instances, steps, held entries,
+//! merges).
+//!
+//! These are plain records; this module must never read or write anything itself.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::journal::{Instance, Step};
+use crate::model::Profile;
+
+/// Everything one partition batch changes, committed atomically.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// Events whose processing this batch completes.
+    pub processed_events: Vec<String>,
+    /// Profiles to insert or replace (attributes, zone), in their final state.
+    pub profiles: Vec<ProfileWrite>,
+    /// Profiles to delete (with their aliases and memberships).
+    pub profile_deletes: Vec<String>,
+    /// Audience memberships that begin (`since` set) or end (`since` empty).
+    pub memberships: Vec<Membership>,
+    /// Audience entries and exits, for the record.
+    pub transitions: Vec<Transition>,
+    /// Entries counted by capping rules (profile, rule, time).
+    pub capping: Vec<(String, String, Timestamp)>,
+    /// Instances to insert or replace.
+    pub instances: Vec<Instance>,
+    /// Step events to append.
+    pub steps: Vec<Step>,
+    /// Entries held while their journey is paused.
+    pub held: Vec<HeldEntry>,
+    /// Held entries this batch released (by `seq`).
+    pub released: Vec<i64>,
+    /// Profile merges recorded by the partition of the profile merged away (in the same
+    /// commit that deletes it), to be applied by the partition it was merged into.
+    pub merges: Vec<ProfileMerge>,
+    /// Profile merges applied in this batch (by id).
+    pub merges_done: Vec<String>,
+}
+
+impl WriteBatch {
+    /// Appends everything of `other` after this batch's own.
+    pub fn absorb(&mut self, other: WriteBatch) {
+        let WriteBatch {
+            processed_events,
+            profiles,
+            profile_deletes,
+            memberships,
+            transitions,
+            capping,
+            instances,
+            steps,
+            held,
+            released,
+            merges,
+            merges_done,
+        } = other;
+        self.processed_events.extend(processed_events);
+        self.profiles.extend(profiles);
+        self.profile_deletes.extend(profile_deletes);
+        self.memberships.extend(memberships);
+        self.transitions.extend(transitions);
+        self.capping.extend(capping);
+        self.instances.extend(instances);
+        self.steps.extend(steps);
+        self.held.extend(held);
+        self.released.extend(released);
+        self.merges.extend(merges);
+        self.merges_done.extend(merges_done);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.processed_events.is_empty()
+            && self.profiles.is_empty()
+            && self.profile_deletes.is_empty()
+            && self.memberships.is_empty()
+            && self.transitions.is_empty()
+            && self.capping.is_empty()
+            && self.instances.is_empty()
+            && self.steps.is_empty()
+            && self.held.is_empty()
+            && self.released.is_empty()
+            && self.merges.is_empty()
+            && self.merges_done.is_empty()
+    }
+}
+
+/// A profile row to write; its aliases are rewritten only when they changed.
+#[derive(Debug, Clone)]
+pub struct ProfileWrite {
+    pub profile: Profile,
+    pub aliases_changed: bool,
+}
+
+/// A profile joining (`since` set) or leaving an audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub audience: String,
+    pub profile_id: String,
+    pub since: Option<Timestamp>,
+}
+
+/// A recorded audience entry or exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub audience: String,
+    pub profile_id: String,
+    /// `entered` or `exited`.
+    pub direction: &'static str,
+    pub at: Timestamp,
+}
+
+/// What a partition needs to know about one profile to step its instances.
+#[derive(Debug, Default)]
+pub struct ProfileState {
+    pub profile: Option<Profile>,
+    /// Instances still active or waiting.
+    pub live: Vec<Instance>,
+    /// For each journey the profile ever entered: the entry time of its latest entry
+    /// (event time for an entry by an event; see `InstanceData::entry_at`), and the id
+    /// of that latest instance.
+    pub last_entered: HashMap<String, (Timestamp, String)>,
+    /// Audiences the profile belongs to, with the time it joined.
+    pub audiences: BTreeMap<String, Timestamp>,
+    /// Entries counted by capping rules (rule, time).
+    pub capping: Vec<(String, Timestamp)>,
+}
+
+/// An entry held while its journey was paused; it is tried again, in `seq` order, when
+/// the journey resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldEntry {
+    /// Order of holding; 0 until stored.
+    #[serde(default)]
+    pub seq: i64,
+    pub journey_id: String,
+    pub profile_id: String,
+    /// What caused the entry (an event id, a run's trigger, a jump) and when.
+    pub trigger_id: String,
+    pub trigger_at: Timestamp,
+    /// The entry event, as expressions will see it.
+    pub trigger: Value,
+    /// The ingested event that caused it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// A profile merged into another (identity stitching): what it had, recorded when it
+/// was deleted, until the profile it was merged into has taken it (see
+/// `runtime::merge` for the rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileMerge {
+    pub id: String,
+    /// The profile merged away (deleted).
+    pub from: String,
+    /// The profile that takes what it had.
+    pub into: String,
+    pub at: Timestamp,
+    pub attributes: Value,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    /// The explicit-list audiences it belonged to.
+    #[serde(default)]
+    pub lists: Vec<String>,
+    /// Its entries counted by capping rules (rule, entry time).
+    #[serde(default)]
+    pub capping: Vec<(String, Timestamp)>,
+    /// Its live instances, as they were when they were ended.
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}

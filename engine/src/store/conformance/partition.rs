@@ -1,0 +1,389 @@
+//! Conformance cases of the partition's concerns: events, the batch commit and the
+//! profile states it reads back, timers, instances and steps, profile deletion, merges.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{at, commit, event, instance, profile, step};
+use crate::journal::{Status, Step, StepStatus};
+use crate::store::{Membership, ProfileMerge, ProfileWrite, Store, Transition, WriteBatch};
+
+pub(super) async fn events_are_stored_once_per_id(store: Arc<dyn Store>) {
+    let fresh = store
+        .ingest(&[
+            event("e1", "signup", "p1", 0),
+            event("e2", "purchase", "p1", 1),
+        ])
+        .await
+        .expect("ingest");
+    assert_eq!(fresh, [true, true]);
+    // A repeat of an id is not new, even with other content.
+    let again = store
+        .ingest(&[
+            event("e1", "other", "p2", 5),
+            event("e3", "signup", "p2", 2),
+        ])
+        .await
+        .expect("ingest again");
+    assert_eq!(again, [false, true]);
+    let stored = store.get_event("e1").await.expect("read").expect("e1");
+    assert_eq!(stored.event.event_type, "signup");
+    assert!(!stored.processed);
+    assert!(store.get_event("nope").await.expect("read").is_none());
+
+    let backlog = store.unprocessed_events(0, 10).await.expect("backlog");
+    let ids: Vec<&str> = backlog.iter().map(|(_, e)| e.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2", "e3"], "arrival order");
+    assert!(
+        backlog.windows(2).all(|w| w[0].0 < w[1].0),
+        "rising sequence"
+    );
+    let after_first = store
+        .unprocessed_events(backlog[0].0, 10)
+        .await
+        .expect("backlog after");
+    assert_eq!(after_first.len(), 2);
+
+    commit(
+        &store,
+        WriteBatch {
+            processed_events: vec!["e1".into()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert!(
+        store
+            .get_event("e1")
+            .await
+            .expect("read")
+            .expect("e1")
+            .processed
+    );
+    let backlog = store.unprocessed_events(0, 10).await.expect("backlog");
+    assert_eq!(backlog.len(), 2);
+
+    let between = store
+        .events_between(at(0), at(2), Some(vec!["signup".into()]), 10)
+        .await
+        .expect("between");
+    let ids: Vec<&str> = between.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["e1"], "only signups received in [0, 2)");
+    let all = store
+        .events_between(at(0), at(10), None, 2)
+        .await
+        .expect("between");
+    assert_eq!(all.len(), 2, "the limit holds");
+}
+
+pub(super) async fn a_commit_reads_back_as_profile_state(store: Arc<dyn Store>) {
+    commit(
+        &store,
+        WriteBatch {
+            profiles: vec![ProfileWrite {
+                profile: profile("p1"),
+                aliases_changed: true,
+            }],
+            memberships: vec![Membership {
+                audience: "vip".into(),
+                profile_id: "p1".into(),
+                since: Some(at(1)),
+            }],
+            transitions: vec![Transition {
+                audience: "vip".into(),
+                profile_id: "p1".into(),
+                direction: "entered",
+                at: at(1),
+            }],
+            capping: vec![("p1".into(), "weekly".into(), at(1))],
+            instances: vec![instance("i1", "welcome", "p1", Status::Waiting, Some(60))],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+
+    let states = store
+        .profile_states(vec!["p1".into(), "ghost".into()])
+        .await
+        .expect("states");
+    let state = &states["p1"];
+    assert_eq!(state.profile.as_ref(), Some(&profile("p1")));
+    assert_eq!(state.live.len(), 1);
+    assert_eq!(
+        state.live[0],
+        instance("i1", "welcome", "p1", Status::Waiting, Some(60))
+    );
+    assert_eq!(state.last_entered["welcome"], (at(1), "i1".to_string()));
+    assert_eq!(state.audiences.get("vip"), Some(&at(1)));
+    assert_eq!(state.capping, [("weekly".to_string(), at(1))]);
+    let ghost = &states["ghost"];
+    assert!(
+        ghost.profile.is_none() && ghost.live.is_empty(),
+        "unknown profile: empty state"
+    );
+
+    assert_eq!(
+        store.get_profile("p1").await.expect("read"),
+        Some(profile("p1"))
+    );
+    assert_eq!(
+        store
+            .resolve_identity("email", "p1@example.com")
+            .await
+            .expect("resolve"),
+        Some("p1".into())
+    );
+    assert_eq!(
+        store.profile_audiences("p1").await.expect("audiences"),
+        [("vip".to_string(), at(1))]
+    );
+    let transitions = store.profile_transitions("p1").await.expect("transitions");
+    assert_eq!(transitions.len(), 1);
+    assert_eq!(transitions[0].direction, "entered");
+    assert_eq!(
+        store
+            .audience_members("vip", None, None, 10)
+            .await
+            .expect("members"),
+        [("p1".to_string(), at(1))]
+    );
+    assert_eq!(
+        store.profile_ids(None, 10).await.expect("ids"),
+        ["p1".to_string()]
+    );
+    assert_eq!(
+        store.get_instance("i1").await.expect("read"),
+        Some(instance("i1", "welcome", "p1", Status::Waiting, Some(60)))
+    );
+    assert_eq!(
+        store.instances_of_profile("p1").await.expect("read").len(),
+        1
+    );
+    assert_eq!(
+        store.count_instances("welcome").await.expect("count"),
+        BTreeMap::from([("waiting".to_string(), 1)])
+    );
+    assert_eq!(store.instance_gauges().await.expect("gauges"), (1, 1));
+    assert_eq!(
+        store
+            .profiles_in_journey("welcome", Some(1), "", 10)
+            .await
+            .expect("profiles in journey"),
+        ["p1".to_string()]
+    );
+    assert!(
+        store
+            .profiles_in_journey("welcome", Some(2), "", 10)
+            .await
+            .expect("profiles in journey")
+            .is_empty(),
+        "none in another version"
+    );
+}
+
+pub(super) async fn timers_are_due_in_order_and_page_after_a_cursor(store: Arc<dyn Store>) {
+    assert_eq!(store.next_wake().await.expect("wake"), None);
+    commit(
+        &store,
+        WriteBatch {
+            instances: vec![
+                instance("i3", "welcome", "p3", Status::Waiting, Some(30)),
+                instance("i1", "welcome", "p1", Status::Waiting, Some(10)),
+                instance("i2", "welcome", "p2", Status::Waiting, Some(10)),
+                instance("i4", "welcome", "p4", Status::Waiting, Some(90)),
+            ],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert_eq!(store.next_wake().await.expect("wake"), Some(at(10)));
+    let due = store.due_timers(at(30), None, 10).await.expect("due");
+    let ids: Vec<&str> = due.iter().map(|t| t.instance_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["i1", "i2", "i3"],
+        "by due time, then id; not the future one"
+    );
+    let page = store
+        .due_timers(at(30), Some(due[0].clone()), 1)
+        .await
+        .expect("due after");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].instance_id, "i2");
+    assert_eq!(page[0].profile_id, "p2");
+    assert_eq!(page[0].wake_at, at(10));
+}
+
+pub(super) async fn an_ended_instance_is_no_longer_live(store: Arc<dyn Store>) {
+    commit(
+        &store,
+        WriteBatch {
+            instances: vec![instance("i1", "welcome", "p1", Status::Waiting, Some(10))],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let mut ended = instance("i1", "welcome", "p1", Status::Completed, None);
+    ended.node = Some("done".into());
+    commit(
+        &store,
+        WriteBatch {
+            instances: vec![ended.clone()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let states = store
+        .profile_states(vec!["p1".into()])
+        .await
+        .expect("states");
+    assert!(states["p1"].live.is_empty());
+    assert_eq!(
+        states["p1"].last_entered["welcome"],
+        (at(1), "i1".to_string()),
+        "an ended entry still counts for re-entrance"
+    );
+    assert!(
+        store
+            .due_timers(at(100), None, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(store.next_wake().await.expect("wake"), None);
+    assert_eq!(store.instance_gauges().await.expect("gauges"), (0, 0));
+    assert_eq!(store.get_instance("i1").await.expect("read"), Some(ended));
+}
+
+pub(super) async fn steps_read_back_in_order_by_instance_and_event(store: Arc<dyn Store>) {
+    let steps = vec![
+        step("i1", "entry", StepStatus::Entered, 1),
+        step("i1", "check", StepStatus::Passed, 1),
+        step("i1", "wait", StepStatus::Waiting, 1),
+    ];
+    commit(
+        &store,
+        WriteBatch {
+            steps: steps.clone(),
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let mut later = step("i1", "wait", StepStatus::Passed, 9);
+    later.event_id = Some("e2".into());
+    commit(
+        &store,
+        WriteBatch {
+            steps: vec![later.clone()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let read = store.steps_of_instance("i1").await.expect("steps");
+    assert!(read.windows(2).all(|w| w[0].seq < w[1].seq), "rising seq");
+    let without_seq: Vec<Step> = read.into_iter().map(|s| Step { seq: 0, ..s }).collect();
+    let mut expected = steps.clone();
+    expected.push(later.clone());
+    assert_eq!(without_seq, expected);
+    let of_event = store.steps_of_event("e1").await.expect("steps");
+    assert_eq!(of_event.len(), 3);
+    assert_eq!(store.steps_of_event("e2").await.expect("steps").len(), 1);
+}
+
+pub(super) async fn a_deleted_profile_takes_its_aliases_and_memberships(store: Arc<dyn Store>) {
+    commit(
+        &store,
+        WriteBatch {
+            profiles: vec![
+                ProfileWrite {
+                    profile: profile("p1"),
+                    aliases_changed: true,
+                },
+                ProfileWrite {
+                    profile: profile("p2"),
+                    aliases_changed: true,
+                },
+            ],
+            memberships: vec![Membership {
+                audience: "vip".into(),
+                profile_id: "p1".into(),
+                since: Some(at(1)),
+            }],
+            capping: vec![("p1".into(), "weekly".into(), at(1))],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    commit(
+        &store,
+        WriteBatch {
+            profile_deletes: vec!["p1".into()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert_eq!(store.get_profile("p1").await.expect("read"), None);
+    assert_eq!(
+        store
+            .resolve_identity("email", "p1@example.com")
+            .await
+            .expect("resolve"),
+        None
+    );
+    assert!(
+        store
+            .profile_audiences("p1")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let state = &store
+        .profile_states(vec!["p1".into()])
+        .await
+        .expect("states")["p1"];
+    assert!(state.capping.is_empty());
+    assert_eq!(
+        store.profile_ids(None, 10).await.expect("ids"),
+        ["p2".to_string()]
+    );
+    assert_eq!(
+        store.profile_ids(Some("p1".into()), 10).await.expect("ids"),
+        ["p2".to_string()],
+        "paging after an id"
+    );
+}
+
+pub(super) async fn merges_wait_until_applied(store: Arc<dyn Store>) {
+    let merge = ProfileMerge {
+        id: "m1".into(),
+        from: "anon".into(),
+        into: "p1".into(),
+        at: at(3),
+        attributes: json!({"cart": 2}),
+        timezone: None,
+        aliases: BTreeMap::new(),
+        lists: vec!["vip".into()],
+        capping: vec![("weekly".into(), at(1))],
+        instances: vec![instance("i1", "welcome", "anon", Status::Exited, None)],
+    };
+    commit(
+        &store,
+        WriteBatch {
+            merges: vec![merge.clone()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert_eq!(store.pending_merges().await.expect("merges"), [merge]);
+    commit(
+        &store,
+        WriteBatch {
+            merges_done: vec!["m1".into()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert!(store.pending_merges().await.expect("merges").is_empty());
+}
