@@ -1,5 +1,5 @@
 //! Identifiers: generated event ids and deterministic instance ids, and the alphabet of
-//! the ids integrators send ([`check_text_id`]).
+//! the ids integrators send ([`check_text_id`]) and of journey and node ids ([`check_id`]).
 //!
 //! Instance ids are derived from what caused the entry, never drawn at random, so that
 //! reprocessing an event after a crash recreates the same instance (and the same action
@@ -152,6 +152,25 @@ impl SplitHash {
             SplitHash::Fnv1a => fnv1a(parts),
             SplitHash::Sip13 => stable_hash(parts),
         }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks an id (journey or node) and says what is wrong with it.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is not a valid id (1 to 64 letters, digits, '_' or '-')"
+        ))
     }
 }
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Activity, Outcome, StepCx};
+use super::{Cx, NodeRef};
 use crate::actions::{ActionCall, ActionError};
 use crate::code::Code;
-use crate::compile::{Cx, NodeRef};
 use crate::expr::Expr;
 
 /// Most attempts a retry policy may ask for.
@@ -241,12 +241,11 @@ impl Action {
             }
         };
         // A draft in test mode may dry-run its actions: the step keeps the parameters.
-        let executor: std::sync::Arc<dyn crate::actions::ActionExecutor> =
-            if cx.journey.test.as_ref().is_some_and(|t| t.dry_run) {
-                std::sync::Arc::new(crate::actions::DryRun::default())
-            } else {
-                entry.executor.clone()
-            };
+        let executor: std::sync::Arc<dyn crate::actions::ActionExecutor> = if cx.journey.dry_run {
+            std::sync::Arc::new(crate::actions::DryRun::default())
+        } else {
+            entry.executor.clone()
+        };
         let timeout = self.timeout.unwrap_or(StdDuration::from_millis(
             cx.settings.default_action_timeout_ms,
         ));
@@ -256,7 +255,7 @@ impl Action {
             .unwrap_or(cx.now);
         let call = ActionCall {
             action: self.action.clone(),
-            journey_id: cx.journey.id.clone(),
+            journey_id: cx.journey.id.to_string(),
             version: cx.journey.version,
             node_id: cx.node_id.to_string(),
             instance_id: cx.instance.id.clone(),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Activity, Outcome, StepCx};
-use crate::compile::{Cx, NodeRef};
+use super::{Cx, NodeRef};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Activity, Move, Outcome, StepCx};
+use super::{Cx, NodeRef};
 use crate::code::Code;
-use crate::compile::{Cx, NodeRef, check_id};
 use crate::expr::Expr;
+use crate::ids::check_id;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -8,6 +8,7 @@
 //! file here plus one line in [`node_kinds!`] and one in [`crate::model::NodeDef`].
 
 pub mod action;
+mod compiling;
 pub mod condition;
 pub mod end;
 pub mod jump;
@@ -22,14 +23,14 @@ use serde_json::{Value, json};
 
 use crate::actions::ActionRegistry;
 use crate::code::Code;
-use crate::compile::{Cx, Journey, NodeRef};
+pub use compiling::{Catalog, Cx, NodeRef};
 use std::sync::Arc;
 
 use crate::expr::{
     CallInfo, EvalEnv, EvalError, Expr, ExprEngine, LookupMemo, PluginCallLog, ScopeData,
 };
+use crate::journal::Instance;
 use crate::model::{Event, NodeDef};
-use crate::runtime::instance::Instance;
 use crate::settings::Settings;
 
 /// Where the instance goes after a node has run.
@@ -94,9 +95,21 @@ impl Outcome {
     }
 }
 
+/// The journey version a node runs in, as far as a node needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct Version<'a> {
+    pub id: &'a str,
+    pub version: u32,
+    /// How split nodes assign branches (recorded with the version).
+    pub split_hash: crate::ids::SplitHash,
+    /// Actions record what they would send instead of calling plugins (a draft in test
+    /// mode with dry runs).
+    pub dry_run: bool,
+}
+
 /// What a node may see and change while it runs.
 pub struct StepCx<'a> {
-    pub journey: &'a Journey,
+    pub journey: Version<'a>,
     pub node_id: &'a str,
     pub instance: &'a mut Instance,
     /// The profile as expressions see it; updated in place by `update_profile`.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Activity, Outcome, StepCx};
-use crate::compile::{Cx, NodeRef};
+use super::{Cx, NodeRef};
 use crate::ids::SplitHash;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -110,7 +110,7 @@ impl Activity for Split {
     async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
         let i = self.pick(
             cx.journey.split_hash,
-            &cx.journey.id,
+            cx.journey.id,
             cx.journey.version,
             cx.node_id,
             &cx.instance.profile_id,

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Activity, Outcome, StepCx};
+use super::{Cx, NodeRef};
 use crate::code::Code;
-use crate::compile::{Cx, NodeRef, check_id};
 use crate::expr::Expr;
+use crate::ids::check_id;
 use crate::model::merge_patch;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

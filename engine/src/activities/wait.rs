@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Activity, Outcome, StepCx};
+use super::{Cx, NodeRef};
 use crate::code::Code;
-use crate::compile::{Cx, NodeRef};
 use crate::expr::Expr;
 use crate::expr::time::{add_span, parse_datetime};
 

@@ -209,9 +209,16 @@ pub async fn replay(
             profiles.push(p);
         }
     }
+    let recording = simulation::Recording {
+        journey_id: &id,
+        from: body.from,
+        to: body.to,
+        events: &events,
+        profiles: &profiles,
+    };
     let result = simulation::replay(
         &cx,
-        &id,
+        &recording,
         simulation::Side {
             label: before_label,
             journey: before,
@@ -220,10 +227,6 @@ pub async fn replay(
             label: after_label,
             journey: after,
         },
-        &events,
-        &profiles,
-        body.from,
-        body.to,
     )
     .await
     .map_err(sim_error)?;

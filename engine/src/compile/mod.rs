@@ -8,27 +8,23 @@
 
 mod graph;
 pub mod schedule;
+mod validator;
 
-use std::collections::{BTreeSet, HashMap};
-use std::str::FromStr;
-use std::sync::Arc;
+use std::collections::HashMap;
 
-use cranelift_entity::{PrimaryMap, entity_impl};
+use cranelift_entity::PrimaryMap;
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 
-use crate::actions::ActionRegistry;
-use crate::activities::{self, NodeKind};
+use crate::activities::{self, Cx, NodeKind};
+pub use crate::activities::{Catalog, NodeRef};
 use crate::expr::{Expr, ExprEngine};
+pub use crate::ids::check_id;
 use crate::model::{EntryDef, ExitDef, JourneyDef, Problems, QualifyOn, ReentranceMode};
 use crate::settings::Settings;
 
 pub use schedule::Schedule;
-
-/// A node of a compiled journey: an index into [`Journey::nodes`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeRef(u32);
-entity_impl!(NodeRef, "node");
+pub use validator::Validator;
 
 /// A compiled node.
 #[derive(Debug)]
@@ -134,119 +130,6 @@ impl Journey {
     }
 }
 
-/// What a journey may refer to outside itself.
-#[derive(Clone, Default)]
-pub struct Catalog {
-    /// The actions that action nodes may call, with their versions and schemas.
-    pub actions: ActionRegistry,
-    /// Names of the audiences that exist.
-    pub audiences: Arc<BTreeSet<String>>,
-    /// Ids of the capping rules that exist.
-    pub capping_rules: Arc<BTreeSet<String>>,
-}
-
-/// The helpers activities use to compile their definitions; collects every problem.
-pub struct Cx<'a> {
-    problems: Problems,
-    ids: HashMap<String, NodeRef>,
-    exprs: &'a ExprEngine,
-    pub catalog: &'a Catalog,
-}
-
-impl Cx<'_> {
-    pub fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(path, message);
-    }
-
-    /// Resolves a node id that must exist.
-    pub fn target(&mut self, path: &str, id: &str) -> Option<NodeRef> {
-        let found = self.ids.get(id).copied();
-        if found.is_none() {
-            self.problem(path, format!("{id:?} is not a node of this journey"));
-        }
-        found
-    }
-
-    /// Resolves an optional node id: `Some(None)` when there is none ("the journey ends
-    /// here"), `None` when it names no node (the problem is recorded).
-    pub fn opt_target(&mut self, path: &str, id: Option<&String>) -> Option<Option<NodeRef>> {
-        match id {
-            Some(id) => self.target(path, id).map(Some),
-            None => Some(None),
-        }
-    }
-
-    pub fn expr(&mut self, path: &str, src: &str) -> Option<Expr> {
-        match self.exprs.compile(src) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                let quoted = crate::expr::excerpt(src, e.line, e.column);
-                self.problem(path, format!("{quoted:?}: {e}"));
-                None
-            }
-        }
-    }
-
-    pub fn duration(&mut self, path: &str, text: &str) -> Option<Span> {
-        match Span::from_str(text) {
-            Ok(span) if span.is_negative() => {
-                self.problem(path, format!("{text:?} is negative"));
-                None
-            }
-            Ok(span) => Some(span),
-            Err(_) => {
-                self.problem(
-                    path,
-                    format!("{text:?} is not an ISO-8601 duration (like P2D, PT12H or P1DT30M)"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Checks that an audience exists.
-    pub fn audience(&mut self, path: &str, name: &str) {
-        if !self.catalog.audiences.contains(name) {
-            self.problem(
-                path,
-                format!("there is no audience {name:?} (create it with PUT /v1/audiences/{name})"),
-            );
-        }
-    }
-
-    pub fn timestamp(&mut self, path: &str, text: &str) -> Option<Timestamp> {
-        match Timestamp::from_str(text) {
-            Ok(ts) => Some(ts),
-            Err(_) => {
-                self.problem(
-                    path,
-                    format!("{text:?} is not an RFC 3339 date-time with an offset (like 2026-12-01T09:00:00Z)"),
-                );
-                None
-            }
-        }
-    }
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Checks an id (journey or node) and says what is wrong with it.
-pub fn check_id(id: &str) -> Result<(), String> {
-    if valid_id(id) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{id:?} is not a valid id (1 to 64 letters, digits, '_' or '-')"
-        ))
-    }
-}
-
 /// Validates and compiles a definition. Every problem found is returned, not only the
 /// first.
 pub fn compile(
@@ -257,12 +140,7 @@ pub fn compile(
     catalog: &Catalog,
     settings: &Settings,
 ) -> Result<Journey, Problems> {
-    let mut cx = Cx {
-        problems: Problems::default(),
-        ids: HashMap::new(),
-        exprs,
-        catalog,
-    };
+    let mut cx = Cx::new(exprs, catalog);
     if let Err(msg) = check_id(id) {
         cx.problem("id", msg);
     }
@@ -537,6 +415,7 @@ fn compile_props(def: &JourneyDef, cx: &mut Cx) -> Option<JourneyProps> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::ActionRegistry;
     use crate::model::{Format, parse_journey};
 
     fn check(yaml: &str) -> Result<Journey, Problems> {

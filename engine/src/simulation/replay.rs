@@ -38,19 +38,30 @@ pub struct Side {
     pub journey: JourneyDef,
 }
 
-/// Replays `events` (recorded between `from` and `to`) for `profiles` (as they are now)
-/// against both definitions.
-#[allow(clippy::too_many_arguments)]
+/// What was recorded over a past period: the events received between `from` and `to`,
+/// and their profiles as they are now.
+pub struct Recording<'a> {
+    pub journey_id: &'a str,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub events: &'a [Event],
+    pub profiles: &'a [Profile],
+}
+
+/// Replays a recording against both definitions.
 pub async fn replay(
     cx: &Context,
-    journey_id: &str,
+    recording: &Recording<'_>,
     before: Side,
     after: Side,
-    events: &[Event],
-    profiles: &[Profile],
-    from: Timestamp,
-    to: Timestamp,
 ) -> Result<Replay, SimError> {
+    let Recording {
+        journey_id,
+        from,
+        to,
+        events,
+        profiles,
+    } = *recording;
     let timeline: Vec<SimEvent> = events
         .iter()
         .map(|e| SimEvent {

@@ -1,8 +1,8 @@
 //! Entry admission: whether a profile may enter a journey version, and its first node.
 //!
 //! Owns the order of the entry rules (the profile exists, test mode, pause holds,
-//! repeats of one trigger, one live instance, schedule window and re-entrance through
-//! [`crate::runtime::entry`], capping, `when`), the instance an admitted entry creates,
+//! repeats of one trigger, one live instance, schedule window, re-entrance, capping,
+//! `when`; the pure ones are in [`super::entry`]), the instance an admitted entry creates,
 //! the step that records a refusal, a jump node's entry into another journey, and
 //! starting the instances that jumps admitted.
 //! Never runs a node beyond the first: [`super::activation`] does.
@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use super::Partition;
 use super::activation::{Activation, Ending, JumpTo, action_hold, instance_tz, step, step_cx};
 use super::batch::{Batch, Start};
+use super::entry::{self, Discard};
 use crate::activities::Outcome;
 use crate::code::Code;
 use crate::compile::{EntryKind, Journey};
 use crate::expr::time::add_span;
 use crate::expr::{CallInfo, EvalEnv, ScopeData};
 use crate::ids;
-use crate::runtime::entry::{self, Discard};
-use crate::runtime::instance::{Instance, InstanceData, Status, Step, StepStatus, entry_key};
+use crate::journal::{Instance, InstanceData, Status, Step, StepStatus, entry_key};
 use crate::store::HeldEntry;
 
 /// What caused an entry: its id and its time (instance ids derive from both, so both
@@ -99,24 +99,9 @@ impl Partition {
         if !work.exists {
             return Err(missing());
         }
-        // While a draft is under test, test profiles enter only the draft and every
-        // other profile only the live version.
         let test_profile = work.profile.attributes.get("test_profile") == Some(&Value::Bool(true));
-        if journey.test.is_some() && !test_profile {
-            return Err(Discard {
-                code: Code::NotATestProfile,
-                message: "a draft in test mode only takes test profiles".into(),
-            });
-        }
-        if journey.test.is_none()
-            && test_profile
-            && batch.set.get(&journey.id).is_some_and(|j| j.test.is_some())
-        {
-            return Err(Discard {
-                code: Code::TestProfile,
-                message: "a test profile enters the draft under test, not the live version".into(),
-            });
-        }
+        let draft_under_test = batch.set.get(&journey.id).is_some_and(|j| j.test.is_some());
+        entry::check_test_mode(journey, test_profile, draft_under_test)?;
         if journey.test.is_none()
             && batch
                 .set
@@ -160,25 +145,7 @@ impl Partition {
             .any(|i| i.journey_id == journey.id && i.status.is_live() && (i.version == 0) == draft);
         let entry_at = trigger.entry_time(now);
         entry::check(journey, now, entry_at, live, last.map(|(at, _)| *at))?;
-        for rule_id in &journey.props.capping {
-            let Some(rule) = batch.audiences.capping.get(rule_id) else {
-                continue;
-            };
-            let entries = work
-                .capping
-                .iter()
-                .filter(|(r, _)| r == rule_id)
-                .map(|(_, at)| *at);
-            if !rule.allows(entries, entry_at) {
-                return Err(Discard {
-                    code: Code::Capped,
-                    message: format!(
-                        "capping rule {rule_id:?} allows {} entries per {}",
-                        rule.max, rule.period
-                    ),
-                });
-            }
-        }
+        entry::check_capping(journey, &batch.audiences.capping, &work.capping, entry_at)?;
         let tz = instance_tz(journey, work.profile.timezone.as_deref());
         if let (Some(when), EntryKind::Event { .. }) = (&journey.entry.when, &journey.entry.kind) {
             let env = EvalEnv {

@@ -20,6 +20,7 @@
 mod activation;
 mod admission;
 mod batch;
+mod entry;
 mod membership;
 mod messages;
 mod profiles;

@@ -1,13 +1,19 @@
 //! Entry rules: may this profile enter this journey now?
 //!
-//! Pure decisions over the journey's properties and what the store knows of the
-//! profile's past; the `when` condition is evaluated by the partition, after these.
+//! Every rule an entry must pass, as pure decisions over the journey's properties and
+//! what the partition knows of the profile's past: test mode, schedule window, one live
+//! instance, re-entrance, capping. [`super::admission`] applies them in order (with the
+//! pause hold, the repeat of one trigger and the `when` condition, which need the
+//! partition's state) and records what they decide. Nothing here reads or writes state.
+
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
 use crate::code::Code;
 use crate::compile::{Journey, Reentrance};
 use crate::expr::time::add_span;
+use crate::runtime::audiences::CappingRule;
 
 /// Why an entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,13 +22,65 @@ pub struct Discard {
     pub message: String,
 }
 
+/// While a draft is under test, test profiles enter only the draft and every other
+/// profile only the live version (`draft_under_test`: the journey has a draft in test
+/// mode).
+pub(super) fn check_test_mode(
+    journey: &Journey,
+    test_profile: bool,
+    draft_under_test: bool,
+) -> Result<(), Discard> {
+    if journey.test.is_some() && !test_profile {
+        return Err(Discard {
+            code: Code::NotATestProfile,
+            message: "a draft in test mode only takes test profiles".into(),
+        });
+    }
+    if journey.test.is_none() && test_profile && draft_under_test {
+        return Err(Discard {
+            code: Code::TestProfile,
+            message: "a test profile enters the draft under test, not the live version".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Every capping rule of the journey must allow one more entry at `entry_at`, given the
+/// profile's counted entries (rule, time). A rule that no longer exists limits nothing.
+pub(super) fn check_capping(
+    journey: &Journey,
+    rules: &BTreeMap<String, CappingRule>,
+    counted: &[(String, Timestamp)],
+    entry_at: Timestamp,
+) -> Result<(), Discard> {
+    for rule_id in &journey.props.capping {
+        let Some(rule) = rules.get(rule_id) else {
+            continue;
+        };
+        let entries = counted
+            .iter()
+            .filter(|(r, _)| r == rule_id)
+            .map(|(_, at)| *at);
+        if !rule.allows(entries, entry_at) {
+            return Err(Discard {
+                code: Code::Capped,
+                message: format!(
+                    "capping rule {rule_id:?} allows {} entries per {}",
+                    rule.max, rule.period
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks schedule, single live instance and re-entrance.
 ///
 /// Two clocks: the schedule (`start_at`, `end_at`) is the journey's own life and reads
 /// `now`, when the entry is processed; re-entrance compares entry times (`entry_at` and
 /// `last_entered`): when the entry event happened, for entries by a profile's event, so
 /// that a late or replayed event is judged by when it happened, not when it arrived.
-pub fn check(
+pub(super) fn check(
     journey: &Journey,
     now: Timestamp,
     entry_at: Timestamp,

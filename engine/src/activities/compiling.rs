@@ -1,0 +1,125 @@
+//! What activities compile against: node references, the catalog of what a journey may
+//! refer to outside itself, and the compile context ([`Cx`]) that resolves targets,
+//! expressions, durations and dates and collects every problem with its path.
+//!
+//! It stands in `activities` so that each node kind compiles itself without importing
+//! the journey compiler ([`crate::compile`] drives it). It never runs a node.
+
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cranelift_entity::entity_impl;
+use jiff::{Span, Timestamp};
+
+use crate::actions::ActionRegistry;
+use crate::expr::{Expr, ExprEngine};
+use crate::model::Problems;
+
+/// A node of a compiled journey: an index into `compile::Journey::nodes`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeRef(u32);
+entity_impl!(NodeRef, "node");
+
+/// What a journey may refer to outside itself.
+#[derive(Clone, Default)]
+pub struct Catalog {
+    /// The actions that action nodes may call, with their versions and schemas.
+    pub actions: ActionRegistry,
+    /// Names of the audiences that exist.
+    pub audiences: Arc<BTreeSet<String>>,
+    /// Ids of the capping rules that exist.
+    pub capping_rules: Arc<BTreeSet<String>>,
+}
+
+/// The helpers activities use to compile their definitions; collects every problem.
+pub struct Cx<'a> {
+    pub(crate) problems: Problems,
+    pub(crate) ids: HashMap<String, NodeRef>,
+    exprs: &'a ExprEngine,
+    pub catalog: &'a Catalog,
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn new(exprs: &'a ExprEngine, catalog: &'a Catalog) -> Self {
+        Cx {
+            problems: Problems::default(),
+            ids: HashMap::new(),
+            exprs,
+            catalog,
+        }
+    }
+
+    pub fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(path, message);
+    }
+
+    /// Resolves a node id that must exist.
+    pub fn target(&mut self, path: &str, id: &str) -> Option<NodeRef> {
+        let found = self.ids.get(id).copied();
+        if found.is_none() {
+            self.problem(path, format!("{id:?} is not a node of this journey"));
+        }
+        found
+    }
+
+    /// Resolves an optional node id: `Some(None)` when there is none ("the journey ends
+    /// here"), `None` when it names no node (the problem is recorded).
+    pub fn opt_target(&mut self, path: &str, id: Option<&String>) -> Option<Option<NodeRef>> {
+        match id {
+            Some(id) => self.target(path, id).map(Some),
+            None => Some(None),
+        }
+    }
+
+    pub fn expr(&mut self, path: &str, src: &str) -> Option<Expr> {
+        match self.exprs.compile(src) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let quoted = crate::expr::excerpt(src, e.line, e.column);
+                self.problem(path, format!("{quoted:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, path: &str, text: &str) -> Option<Span> {
+        match Span::from_str(text) {
+            Ok(span) if span.is_negative() => {
+                self.problem(path, format!("{text:?} is negative"));
+                None
+            }
+            Ok(span) => Some(span),
+            Err(_) => {
+                self.problem(
+                    path,
+                    format!("{text:?} is not an ISO-8601 duration (like P2D, PT12H or P1DT30M)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks that an audience exists.
+    pub fn audience(&mut self, path: &str, name: &str) {
+        if !self.catalog.audiences.contains(name) {
+            self.problem(
+                path,
+                format!("there is no audience {name:?} (create it with PUT /v1/audiences/{name})"),
+            );
+        }
+    }
+
+    pub fn timestamp(&mut self, path: &str, text: &str) -> Option<Timestamp> {
+        match Timestamp::from_str(text) {
+            Ok(ts) => Some(ts),
+            Err(_) => {
+                self.problem(
+                    path,
+                    format!("{text:?} is not an RFC 3339 date-time with an offset (like 2026-12-01T09:00:00Z)"),
+                );
+                None
+            }
+        }
+    }
+}
