@@ -6,7 +6,7 @@
 //! the whole range, 512 at a time (a partition batch):
 //! - `match_loaded`: the matching itself, on profile states already in memory (as a
 //!   partition holds them after reading its batch): the engine's choice of candidates
-//!   (`runtime::matching::candidates`), then the reaction's branch with its condition
+//!   (`runtime::matching::candidates`, exported as `bench::candidates`), then the reaction's branch with its condition
 //!   evaluated (`Reaction::branch`, `ExprEngine::eval_bool`);
 //! - `match_loaded_floor`: a hand-written in-memory matcher over the same states (a hash
 //!   look-up of the profile, its instance's node and the event's field compared
@@ -25,13 +25,11 @@ use std::sync::{Arc, OnceLock};
 
 use divan::counter::ItemsCount;
 use jiff::{Span, Timestamp};
-use parcours_engine::activities::NodeKind;
+use parcours_engine::bench::{JourneySet, NodeKind, candidates};
 use parcours_engine::compile::{Journey, Node};
 use parcours_engine::expr::{EvalEnv, ExprEngine, ScopeData};
+use parcours_engine::journal::{Instance, InstanceData, Status};
 use parcours_engine::model::Profile;
-use parcours_engine::runtime::instance::{Instance, InstanceData, Status};
-use parcours_engine::runtime::journeys::JourneySet;
-use parcours_engine::runtime::matching;
 use parcours_engine::settings::ExprLimits;
 use parcours_engine::store::{ProfileState, ProfileWrite, Store, WriteBatch};
 use parcours_engine::{Engine, TestClock};
@@ -216,7 +214,7 @@ impl Matcher {
         event: &Value,
     ) -> usize {
         let mut taken = 0;
-        for id in matching::candidates(set, &state.live, "pong") {
+        for id in candidates(set, &state.live, "pong") {
             let Some(inst) = state.live.iter().find(|i| i.id == id) else {
                 continue;
             };

@@ -492,8 +492,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let accepted = drive(&url, &args, "run").await?;
     accepted.print("parcours (accepted, durable)");
     // Entries: wait until every accepted event has been processed.
-    let store = engine.runtime().store().clone();
-    while !store.unprocessed_events(0, 1).await?.is_empty() {
+    while !engine.runtime().all_processed().await? {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let processed = started.elapsed();

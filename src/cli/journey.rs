@@ -2,15 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Subcommand;
 use parcours_engine::Settings;
 use parcours_engine::actions::ActionRegistry;
-use parcours_engine::compile::compile;
-use std::sync::Arc;
-
-use parcours_engine::compile::Catalog;
-use parcours_engine::expr::{ExprEngine, ExternalFunctions};
+use parcours_engine::compile::Validator;
+use parcours_engine::expr::ExternalFunctions;
 use parcours_engine::model::{Format, JourneyDef, parse_journey, parse_resources};
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::simulation::{self, SimEvent, SimProfile, parse_list};
@@ -240,21 +238,14 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             let settings = graph_settings(max_journey_nodes, max_steps_per_activation);
             let (actions, external) =
                 offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
-            let exprs = ExprEngine::with_functions(&settings.expr, external);
-            let mut audiences = std::collections::BTreeSet::new();
-            let mut capping_rules = std::collections::BTreeSet::new();
+            let mut validator = Validator::new(&settings, actions, external);
             for file in &resources {
-                let text = std::fs::read(file)?;
+                let text = std::fs::read(file)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
                 let r = parse_resources(&text, format_of(file))
                     .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
-                audiences.extend(r.audiences.into_keys());
-                capping_rules.extend(r.capping_rules.into_keys());
+                validator.resources(&r);
             }
-            let catalog = Catalog {
-                actions: actions.clone(),
-                audiences: Arc::new(audiences),
-                capping_rules: Arc::new(capping_rules),
-            };
             let mut failed = false;
             for path in files {
                 let text = match std::fs::read(&path) {
@@ -274,7 +265,7 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
                     }
                 };
                 let id = journey_id(&path, &def);
-                match compile(&def, &id, 0, &exprs, &catalog, &settings) {
+                match validator.validate(&id, &def) {
                     Ok(_) => println!("{}: ok", path.display()),
                     Err(problems) => {
                         for p in &problems.0 {

@@ -17,7 +17,8 @@ pub struct TestEngine {
     pub client: reqwest::Client,
     pub log: Arc<LogAction>,
     pub engine: Engine,
-    /// The engine's store (to inject failures).
+    /// The engine's store (to inject failures, and to read or seed what the API does
+    /// not show).
     #[allow(dead_code)]
     pub store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,

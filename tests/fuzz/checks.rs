@@ -7,11 +7,11 @@ use std::sync::{Arc, OnceLock};
 
 use parcours_engine::Settings;
 use parcours_engine::actions::ActionRegistry;
-use parcours_engine::api::{decode_events, decode_segment};
 use parcours_engine::compile::{Catalog, compile};
 use parcours_engine::expr::{EvalEnv, ExprEngine, ScopeData};
 use parcours_engine::model::{Format, parse_journey};
 use parcours_engine::settings::ExprLimits;
+use parcours_engine::{decode_events, decode_segment};
 
 struct Fixture {
     settings: Settings,

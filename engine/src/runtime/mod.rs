@@ -8,17 +8,15 @@
 //! commits each batch of work atomically before it acknowledges anything. The runtime
 //! never answers HTTP and never writes SQL; it goes through the [`Store`] trait.
 
-pub mod alerting;
-pub mod audiences;
+pub(crate) mod alerting;
+pub(crate) mod audiences;
 mod definitions;
-mod entry;
-pub mod instance;
-pub mod journeys;
+pub(crate) mod journeys;
 mod lifecycle;
-pub mod matching;
+pub(crate) mod matching;
 mod merge;
 mod partition;
-pub mod profile_ops;
+pub(crate) mod profile_ops;
 mod publishing;
 mod runs;
 mod timers;
@@ -68,7 +66,7 @@ pub(crate) struct EndRequest {
     pub profile_id: String,
     pub journey_id: String,
     pub version: Option<u32>,
-    pub status: instance::Status,
+    pub status: crate::journal::Status,
     pub code: Code,
     pub message: String,
 }
@@ -168,8 +166,16 @@ impl Runtime {
         Ok(runtime)
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The store, for the API's reads. Writes go through [`Runtime::accept`], the
+    /// profile operations and the partitions, never through this handle.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.shared.store
+    }
+
+    /// Whether every accepted event has been processed by its partition (what a
+    /// benchmark or an embedder waits for before reading the results).
+    pub async fn all_processed(&self) -> anyhow::Result<bool> {
+        Ok(self.shared.store.unprocessed_events(0, 1).await?.is_empty())
     }
 
     /// Stops the partitions, the timer service, the schedulers and every task the
