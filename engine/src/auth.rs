@@ -79,6 +79,21 @@ pub fn hash(token: &str) -> String {
         .collect()
 }
 
+/// Whether `given` is one of `keys` (the Segment write keys), in a time that tells nothing
+/// about how much of a key was right: both sides are hashed (SHA-256) and every key's
+/// digest is compared with `given`'s in constant time, without stopping at a match.
+pub fn matches_any(keys: &[String], given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let given = Sha256::digest(given.as_bytes());
+    let found = keys.iter().fold(subtle::Choice::from(0), |found, key| {
+        found
+            | Sha256::digest(key.as_bytes())
+                .as_slice()
+                .ct_eq(given.as_slice())
+    });
+    found.into()
+}
+
 /// A new random token (244 random bits).
 pub fn generate() -> String {
     format!(
@@ -384,6 +399,17 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn write_keys_match_whole_keys_only() {
+        let keys = vec!["wk_first".to_string(), "wk_second".to_string()];
+        assert!(matches_any(&keys, "wk_first"));
+        assert!(matches_any(&keys, "wk_second"));
+        for wrong in ["", "wk_", "wk_firs", "wk_first ", "WK_FIRST", "wk_third"] {
+            assert!(!matches_any(&keys, wrong), "{wrong:?} matched");
+        }
+        assert!(!matches_any(&[], "wk_first"));
     }
 
     #[test]

@@ -255,7 +255,7 @@ fn authenticate(
         None => Err(unauthorized(
             "give the write key as the Basic-auth user name",
         )),
-        Some(k) if keys.contains(&k) => Ok(()),
+        Some(k) if crate::auth::matches_any(keys, &k) => Ok(()),
         Some(_) => Err(unauthorized("unknown write key")),
     }
 }
