@@ -541,7 +541,10 @@ async fn cloudevents_segment_calls_and_imports_are_ingested() {
         (200, json!(2)),
         "{answer}"
     );
-    let csv = "id,tier,newsletter,alias.email\nk3,gold,true,k3@x.com\nk4,silver,false,\n";
+    // Untyped cells stay as written (phone numbers, postcodes); typed columns convert.
+    let csv = "id,tier,newsletter:boolean,phone,zip,alias.email\n\
+               k3,gold,true,+33612345678,01234,k3@x.com\n\
+               k4,silver,false,0612345678,00000,\n";
     let (status, answer) = t
         .send(
             Method::POST,
@@ -557,6 +560,17 @@ async fn cloudevents_segment_calls_and_imports_are_ingested() {
     );
     let (_, k3) = t.get("/v1/profiles/k3").await;
     assert_eq!(k3["audiences"], json!(["gold", "newsletter"]), "{k3}");
+    assert_eq!(
+        (&k3["attributes"]["phone"], &k3["attributes"]["zip"]),
+        (&json!("+33612345678"), &json!("01234")),
+        "{k3}"
+    );
+    let (_, k4) = t.get("/v1/profiles/k4").await;
+    assert_eq!(
+        (&k4["attributes"]["phone"], &k4["attributes"]["zip"]),
+        (&json!("0612345678"), &json!("00000")),
+        "{k4}"
+    );
     assert_eq!(
         t.instance_in("k3", "gold_welcome", "waiting").await["journey_id"],
         "gold_welcome"

@@ -363,14 +363,15 @@ pub async fn merge(
 
 /// `POST /v1/profiles/import`: JSON Lines (`{"id": ..., "attributes": {...}}` per line)
 /// or CSV (`text/csv`: an `id` column, optional `timezone` and `alias.<namespace>`
-/// columns, every other column an attribute). Each record is merged into its profile
+/// columns, every other column an attribute: text unless typed in the header, as in
+/// `age:integer`, `spend:number`, `vip:boolean`, `tags:json`). Each record is merged into its profile
 /// like a PATCH. Every record is checked first; if one is bad, nothing is imported.
 #[utoipa::path(
     post,
     path = "/v1/profiles/import",
     tag = "profiles",
     operation_id = "importProfiles",
-    request_body(content = Object, content_type = "application/json", description = "JSON Lines: one profile object per line (a single object is one line); also text/csv with an id column"),
+    request_body(content = Object, content_type = "application/json", description = "JSON Lines: one profile object per line (a single object is one line); also text/csv with an id column, cells text unless the header types their column (age:integer, spend:number, vip:boolean, tags:json)"),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn import(
