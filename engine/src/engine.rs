@@ -113,6 +113,19 @@ impl Engine {
         .await
     }
 
+    /// Stops the engine after its server has stopped: waits at most `grace` for every
+    /// partition to commit the batch it is working on and the messages queued before this
+    /// call, then stops every task. Returns whether the partitions finished in time; what
+    /// they did not is processed at the next start (accepted events are durable).
+    pub async fn shut_down(&self, grace: std::time::Duration) -> bool {
+        let drained = matches!(
+            tokio::time::timeout(grace, self.runtime.drain()).await,
+            Ok(Ok(()))
+        );
+        self.runtime.shutdown();
+        drained
+    }
+
     /// Creates or replaces the audiences and capping rules of a resources file.
     pub async fn apply_resources(&self, path: &Path) -> anyhow::Result<()> {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

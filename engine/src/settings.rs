@@ -135,6 +135,10 @@ pub struct Settings {
     pub http_header_timeout_seconds: u64,
     /// Time a request has to send its whole body (408 `BODY_TIMEOUT` after it).
     pub http_body_timeout_seconds: u64,
+    /// At shutdown (SIGTERM, Ctrl-C), how long the partitions get to commit the work they
+    /// hold once the HTTP server has stopped accepting; what is left is processed at the
+    /// next start (accepted events are durable).
+    pub shutdown_grace_seconds: u64,
     /// Largest accepted single event (its JSON text), in bytes.
     pub max_event_bytes: usize,
     /// Most events in one batch request.
@@ -238,6 +242,7 @@ impl Default for Settings {
             http_max_connections: 768,
             http_header_timeout_seconds: 30,
             http_body_timeout_seconds: 60,
+            shutdown_grace_seconds: 20,
             max_event_bytes: 64 * 1024,
             max_batch_events: 1_000,
             max_plugin_bytes: 64 * 1024 * 1024,

@@ -13,9 +13,10 @@ pub struct ServeArgs {
     /// SQLite database file (created if missing).
     #[arg(long, default_value = "parcours.db", env = "PARCOURS_DB")]
     db: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on, `HOST:PORT` (an IP address or a host name such as
+    /// `localhost:8080`; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080", env = "PARCOURS_LISTEN")]
-    listen: SocketAddr,
+    listen: String,
     /// Publish the example journeys of `examples/journeys` at start.
     #[arg(long)]
     examples: bool,
@@ -82,6 +83,10 @@ pub struct ServeArgs {
     /// Seconds a request has to send its whole body.
     #[arg(long, env = "PARCOURS_HTTP_BODY_TIMEOUT_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     http_body_timeout_seconds: Option<u64>,
+    /// At SIGTERM or Ctrl-C, how long the partitions get to commit the work they hold
+    /// once the server has stopped accepting (default 20).
+    #[arg(long, env = "PARCOURS_SHUTDOWN_GRACE_SECONDS")]
+    shutdown_grace_seconds: Option<u64>,
     /// Largest single event, in bytes.
     #[arg(long, env = "PARCOURS_MAX_EVENT_BYTES")]
     max_event_bytes: Option<usize>,
@@ -159,8 +164,14 @@ fn key_number<T: std::str::FromStr>(s: &str) -> Result<(String, T), String> {
 }
 
 /// Whether the API requires tokens: yes when the tokens file holds any; without tokens,
-/// only on a loopback address (or with `--allow-unauthenticated`).
-fn require_auth(tokens_file: &Path, listen: SocketAddr, allow_open: bool) -> anyhow::Result<bool> {
+/// only on a loopback address (or with `--allow-unauthenticated`). `asked` is the address
+/// as the user wrote it, named in the refusal.
+fn require_auth(
+    tokens_file: &Path,
+    listen: SocketAddr,
+    asked: &str,
+    allow_open: bool,
+) -> anyhow::Result<bool> {
     if !parcours_engine::auth::read_file(tokens_file)?.is_empty() {
         tracing::info!("API tokens from {}", tokens_file.display());
         return Ok(true);
@@ -173,11 +184,11 @@ fn require_auth(tokens_file: &Path, listen: SocketAddr, allow_open: bool) -> any
         return Ok(false);
     }
     if allow_open {
-        tracing::warn!("serving {listen} without API tokens (--allow-unauthenticated)");
+        tracing::warn!("serving {asked} without API tokens (--allow-unauthenticated)");
         return Ok(false);
     }
     anyhow::bail!(
-        "refusing to serve {listen} without API tokens: create one with `parcours token create NAME --scope admin --tokens {}`, listen on a loopback address, or pass --allow-unauthenticated",
+        "refusing to serve {asked} without API tokens: create one with `parcours token create NAME --scope admin --tokens {}`, listen on a loopback address, or pass --allow-unauthenticated",
         tokens_file.display()
     )
 }
@@ -192,10 +203,36 @@ fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
+/// Binds `listen` (`HOST:PORT`, the host an address or a name): the first of its
+/// addresses that can be bound. Errors name the address asked for.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("--listen {listen}: not a HOST:PORT address ({e})"))?
+        .collect();
+    let mut last = None;
+    for address in &addresses {
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some((address, e)),
+        }
+    }
+    match last {
+        Some((address, e)) if address.to_string() == listen => {
+            anyhow::bail!("cannot listen on {listen}: {e}")
+        }
+        Some((address, e)) => anyhow::bail!("cannot listen on {listen} ({address}): {e}"),
+        None => anyhow::bail!("--listen {listen}: the name resolves to no address"),
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Bound before the database is opened or anything published: a busy port changes
+    // nothing.
+    let listener = bind(&args.listen).await?;
     let mut settings = Settings {
         db_path: args.db,
-        listen: args.listen,
+        listen: listener.local_addr()?,
         ..Settings::default()
     };
     if let Some(n) = args.partition_lanes {
@@ -215,6 +252,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.http_body_timeout_seconds {
         settings.http_body_timeout_seconds = n;
+    }
+    if let Some(n) = args.shutdown_grace_seconds {
+        settings.shutdown_grace_seconds = n;
     }
     if let Some(n) = args.max_event_bytes {
         settings.max_event_bytes = n;
@@ -284,10 +324,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tokens_file = args
         .tokens
         .unwrap_or_else(|| super::token::default_file(&settings.db_path));
-    settings.require_auth =
-        require_auth(&tokens_file, settings.listen, args.allow_unauthenticated)?;
+    settings.require_auth = require_auth(
+        &tokens_file,
+        settings.listen,
+        &args.listen,
+        args.allow_unauthenticated,
+    )?;
     settings.tokens_file = Some(tokens_file);
-    let listen = settings.listen;
+    let database = settings.db_path.clone();
+    let auth = if settings.require_auth {
+        "API tokens required"
+    } else if settings.listen.ip().is_loopback() {
+        "open to local clients until a token is created"
+    } else {
+        "open to every client (--allow-unauthenticated)"
+    };
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
 
     let mut resources = args.resources;
@@ -301,14 +352,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("resources from {}", file.display());
     }
     for dir in dirs {
-        for (id, published) in engine.publish_folder(&dir).await? {
-            tracing::info!(journey = %id, ?published, "journey from {}", dir.display());
-        }
+        // The runtime logs each version it publishes; unchanged journeys are counted
+        // in the summary below.
+        let journeys = engine.publish_folder(&dir).await?;
+        tracing::info!("{} journeys from {}", journeys.len(), dir.display());
     }
 
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let runtime = engine.runtime();
+    tracing::info!(
+        "listening on http://{} (database {}, {} journeys, {} plugins, {} audiences, {auth})",
+        listener.local_addr()?,
+        database.display(),
+        runtime.journeys().iter().count(),
+        engine.plugins().list().len(),
+        runtime.catalog().audiences.len(),
+    );
     engine.serve(listener, shutdown_signal()).await?;
+    let grace = std::time::Duration::from_secs(engine.runtime().settings().shutdown_grace_seconds);
+    if engine.shut_down(grace).await {
+        tracing::info!("stopped: every partition committed its work");
+    } else {
+        tracing::warn!(
+            "stopped after {}s (shutdown_grace_seconds) with work left in the partitions; it is processed at the next start",
+            grace.as_secs()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

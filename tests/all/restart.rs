@@ -25,6 +25,8 @@ const JOURNEY: &str = r#"{
 pub struct Server {
     child: Child,
     pub base: String,
+    /// Its log (stderr) so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -66,8 +68,42 @@ impl Server {
             }
         };
         // Keep draining the log so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        Server { child, base, log }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit: whether it exited with success,
+    /// how long it took, and its log.
+    pub fn terminate(mut self) -> (bool, std::time::Duration, String) {
+        let started = std::time::Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "parcours still running 120 s after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let elapsed = started.elapsed();
+        // The log thread ends with the pipe.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (status.success(), elapsed, log)
     }
 
     pub fn kill(mut self) {
@@ -165,6 +201,81 @@ async fn sigkill_after_accepting_loses_nothing_and_waits_fire_after_restart() {
             .filter(|s| s["node"] == "notify" && s["status"] == "passed")
             .count();
         assert_eq!(notified, 1, "p{n}: {steps}");
+    }
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_commits_what_it_holds_and_exits_in_time() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("journeys")).expect("mkdir");
+    let journey = json!({
+        "entry": {"type": "event", "event": "order"},
+        "start": "notify",
+        "nodes": {
+            "notify": {"type": "action", "action": "log", "params": {"n": "event.data.n"}, "next": "done"},
+            "done": {"type": "end"}
+        },
+        "properties": {"reentrance": {"mode": "always"}}
+    });
+    std::fs::write(dir.path().join("journeys/orders.json"), journey.to_string()).expect("write");
+    let server = Server::start_with(dir.path(), &["--shutdown-grace-seconds", "30"]);
+    let base = server.base.clone();
+    // Batches are sent until the server stops answering; the ids of accepted ones are kept.
+    let driver = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut accepted = Vec::new();
+        for b in 0..200 {
+            let ids: Vec<String> = (0..25).map(|i| format!("t-{}", b * 25 + i)).collect();
+            let events: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"id": id, "type": "order", "profile_id": format!("p-{id}"), "data": {"n": 1}}))
+                .collect();
+            match client
+                .post(format!("{base}/v1/events"))
+                .json(&json!({"events": events}))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().as_u16() == 202 => accepted.extend(ids),
+                Ok(r) => panic!("refused: {}", r.status()),
+                Err(_) => break,
+            }
+        }
+        accepted
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (ok, took, log) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .expect("join");
+    let accepted = driver.await.expect("driver");
+    assert!(
+        ok,
+        "parcours did not exit with success after SIGTERM:\n{log}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "took {took:?} to stop:\n{log}"
+    );
+    assert!(
+        log.contains("stopped: every partition committed its work"),
+        "{log}"
+    );
+    assert!(!accepted.is_empty(), "nothing was accepted before SIGTERM");
+
+    // On the same database, every accepted event was processed, and entered once.
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    for id in &accepted {
+        let (_, record) = get(&client, format!("{}/v1/events/{id}", server.base)).await;
+        let entered = record["steps"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["status"] == "entered").count());
+        assert_eq!(
+            (record["processed"].clone(), entered),
+            (json!(true), 1),
+            "{id} after a graceful stop: {record}"
+        );
     }
     server.kill();
 }

@@ -178,6 +178,12 @@ impl Runtime {
         Ok(self.shared.store.unprocessed_events(0, 1).await?.is_empty())
     }
 
+    /// Waits until every partition has committed the batch it is working on and the
+    /// messages queued before this call.
+    pub async fn drain(&self) -> anyhow::Result<()> {
+        self.shared.barrier().await
+    }
+
     /// Stops the partitions, the timer service, the schedulers and every task the
     /// runtime started (what is committed stays committed). A runtime cannot restart.
     pub fn shutdown(&self) {
