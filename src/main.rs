@@ -12,11 +12,32 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    // One of the two is set: text for people, or one JSON object per line for a log
+    // collector (`--log-format json`).
+    let (text, json) = match args.log_format() {
+        cli::LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_filter(filter()),
+            ),
+            None,
+        ),
+        cli::LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter()),
+            ),
+        ),
+    };
     // `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turns on span export (feature `otel`).
     #[cfg(feature = "otel")]
     let (otel, provider) = match std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
@@ -37,7 +58,7 @@ async fn main() -> std::process::ExitCode {
     let registry = tracing_subscriber::registry();
     #[cfg(feature = "otel")]
     let registry = registry.with(otel);
-    registry.with(fmt.with_filter(filter)).init();
+    registry.with(text).with(json).init();
     let code = match cli::run(args).await {
         Ok(code) => code,
         Err(e) => {

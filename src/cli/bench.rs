@@ -9,9 +9,10 @@
 //! `parcours_event_latency_seconds` histogram read before and after the run. With
 //! `--action-latency MS` the local engine's journey calls the `webhook` plugin, to a
 //! local server that answers after MS milliseconds, and the run reports how many calls
-//! were in flight on average (rate x latency). The body template takes `{n}` (request
-//! number), `{id}` (a unique id) and `{profile}` (one of `--profiles` keys), so the same
-//! client can drive another engine's HTTP ingress.
+//! were in flight on average (rate x latency). The body template takes `{seq}` (request
+//! number; `{n}` is the same, kept for older scripts but unusable in clap's help, where it
+//! means a line break), `{id}` (a unique id) and `{profile}` (one of `--profiles` keys),
+//! so the same client can drive another engine's HTTP ingress.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,13 +53,15 @@ pub struct BenchArgs {
     #[arg(long, env = "PARCOURS_PARTITION_LANES")]
     partition_lanes: Option<usize>,
     /// An API token for the target (sent as `Authorization: Bearer`; the events need the
-    /// `write` scope, the latency read from `/metrics` the `read` scope).
+    /// `ingest` scope, the latency read from `/metrics` the `read` scope; an `admin` token
+    /// does both).
     #[arg(long, env = "PARCOURS_TOKEN")]
     token: Option<String>,
     /// A URL to drive instead of a local engine (no floor is measured then).
     #[arg(long)]
     target: Option<String>,
-    /// The JSON of one event, with `{n}`, `{id}` and `{profile}` substituted.
+    /// The JSON of one event, with `{seq}` (the request's number), `{id}` (a unique id) and
+    /// `{profile}` (one of `--profiles` ids) substituted.
     #[arg(
         long,
         default_value = r#"{"id": "{id}", "type": "order", "profile_id": "{profile}", "data": {"amount": 150}}"#
@@ -141,6 +144,7 @@ impl Report {
 
 fn render(template: &str, run: &str, n: usize, profiles: usize) -> String {
     template
+        .replace("{seq}", &n.to_string())
         .replace("{n}", &n.to_string())
         .replace("{id}", &format!("{run}-{n}"))
         .replace("{profile}", &format!("p{}", n % profiles.max(1)))
@@ -578,6 +582,17 @@ parcours_entries_discarded_total{code=\"X\"} 7
         );
         assert_eq!(counter_sum(text, "missing_total"), 0.0);
         assert_eq!(Observed::parse(text).entries, 7.5);
+    }
+
+    #[test]
+    fn a_body_template_takes_its_placeholders() {
+        let body = render(
+            r#"{"s": {seq}, "n": {n}, "id": "{id}", "p": "{profile}"}"#,
+            "r",
+            12,
+            10,
+        );
+        assert_eq!(body, r#"{"s": 12, "n": 12, "id": "r-12", "p": "p2"}"#);
     }
 
     #[test]

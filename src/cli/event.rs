@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{DEFAULT_SERVER, answer};
+use super::client::Api;
 
 #[derive(Subcommand)]
 pub enum EventCommand {
@@ -23,20 +23,16 @@ pub enum EventCommand {
         /// An id, to make sending it twice harmless.
         #[arg(long)]
         id: Option<String>,
-        /// The engine's base URL.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
     },
 }
 
-pub async fn run(cmd: EventCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: EventCommand, server: &str) -> anyhow::Result<ExitCode> {
     match cmd {
         EventCommand::Send {
             event_type,
             profile,
             data,
             id,
-            server,
         } => {
             let data: Value = serde_json::from_str(&data)
                 .map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
@@ -44,14 +40,7 @@ pub async fn run(cmd: EventCommand) -> anyhow::Result<ExitCode> {
             if let Some(id) = id {
                 event["id"] = json!(id);
             }
-            let body = answer(
-                super::api_client()
-                    .post(format!("{server}/v1/events"))
-                    .json(&event)
-                    .send()
-                    .await?,
-            )
-            .await?;
+            let body = Api::new(server)?.post("/v1/events", &event).await?;
             println!("{}", serde_json::to_string_pretty(&body)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -13,7 +13,7 @@ use parcours_engine::model::{Format, JourneyDef, parse_journey, parse_resources}
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::simulation::{self, SimEvent, SimProfile, parse_list};
 
-use super::{DEFAULT_SERVER, answer};
+use super::client::Api;
 
 #[derive(Subcommand)]
 pub enum JourneyCommand {
@@ -43,9 +43,6 @@ pub enum JourneyCommand {
         /// What changed, for the version history.
         #[arg(long)]
         note: Option<String>,
-        /// The engine's base URL.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
     },
     /// Run a journey file offline against profiles and a timeline of events on a
     /// virtual clock, actions in dry run; prints each profile's path and per-node totals.
@@ -96,8 +93,6 @@ pub enum JourneyCommand {
         /// The version to compare with (default: the latest).
         #[arg(long)]
         against: Option<u32>,
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
     },
     /// Per-version, per-node counts of a journey on a running engine.
     Report {
@@ -108,8 +103,6 @@ pub enum JourneyCommand {
         /// Print the JSON report.
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
     },
     /// Pause a live journey (entries and actions held until it resumes).
     Pause {
@@ -120,27 +113,13 @@ pub enum JourneyCommand {
         /// ISO-8601 duration after which it resumes by itself.
         #[arg(long)]
         max_duration: Option<String>,
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
     },
     /// Resume a paused journey.
-    Resume {
-        id: String,
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
-    },
+    Resume { id: String },
     /// Close a journey: no new entries; running instances finish.
-    Close {
-        id: String,
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
-    },
+    Close { id: String },
     /// Stop a journey: no new entries; running instances end.
-    Stop {
-        id: String,
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
-    },
+    Stop { id: String },
 }
 
 /// The actions and plugin functions of plugin folders, for offline commands.
@@ -180,21 +159,6 @@ fn read_events(path: &Path) -> anyhow::Result<Vec<SimEvent>> {
     parse_list(&text).map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))
 }
 
-async fn post(
-    server: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> anyhow::Result<serde_json::Value> {
-    answer(
-        super::api_client()
-            .post(format!("{server}{path}"))
-            .json(&body)
-            .send()
-            .await?,
-    )
-    .await
-}
-
 fn format_of(path: &Path) -> Format {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => Format::Json,
@@ -225,7 +189,7 @@ fn graph_settings(max_journey_nodes: Option<usize>, max_steps: Option<u32>) -> S
     settings
 }
 
-pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: JourneyCommand, server: &str) -> anyhow::Result<ExitCode> {
     match cmd {
         JourneyCommand::Validate {
             files,
@@ -309,7 +273,8 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
                 capping_rules: Vec::new(),
             };
             for file in &resources {
-                let text = std::fs::read(file)?;
+                let text = std::fs::read(file)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
                 let r = parse_resources(&text, format_of(file))
                     .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
                 for (name, a) in r.audiences {
@@ -352,13 +317,14 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             against,
-            server,
         } => {
             let mut body = serde_json::json!({"from": from, "to": to});
             if let Some(v) = against {
                 body["against"] = v.into();
             }
-            let r = post(&server, &format!("/v1/journeys/{id}/replay"), body).await?;
+            let r = Api::new(server)?
+                .post(&format!("/v1/journeys/{id}/replay"), &body)
+                .await?;
             println!(
                 "{id}: {} events of {} profiles replayed against {} and {}",
                 r["events"], r["profiles"], r["before"], r["after"]
@@ -376,13 +342,12 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             id,
             success_event,
             json,
-            server,
         } => {
-            let mut url = format!("{server}/v1/journeys/{id}/report");
+            let mut path = format!("/v1/journeys/{id}/report");
             if let Some(e) = &success_event {
-                url.push_str(&format!("?success_event={e}"));
+                path.push_str(&format!("?success_event={e}"));
             }
-            let r = answer(super::api_client().get(url).send().await?).await?;
+            let r = Api::new(server)?.get(&path).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -394,7 +359,6 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             id,
             hold,
             max_duration,
-            server,
         } => {
             let mut body = serde_json::json!({});
             if !hold.is_empty() {
@@ -403,42 +367,40 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
             if let Some(d) = max_duration {
                 body["max_duration"] = d.into();
             }
-            let r = post(&server, &format!("/v1/journeys/{id}/pause"), body).await?;
+            let r = Api::new(server)?
+                .post(&format!("/v1/journeys/{id}/pause"), &body)
+                .await?;
             println!(
                 "{id}: paused until {}",
                 r["pause"]["until"].as_str().unwrap_or("?")
             );
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Resume { id, server } => {
-            lifecycle(&server, &id, "resume").await?;
+        JourneyCommand::Resume { id } => {
+            lifecycle(server, &id, "resume").await?;
             println!("{id}: live");
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Close { id, server } => {
-            lifecycle(&server, &id, "close").await?;
+        JourneyCommand::Close { id } => {
+            lifecycle(server, &id, "close").await?;
             println!("{id}: closed");
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Stop { id, server } => {
-            let r = lifecycle(&server, &id, "stop").await?;
+        JourneyCommand::Stop { id } => {
+            let r = lifecycle(server, &id, "stop").await?;
             println!("{id}: stopped, {} instance(s) ended", r["ended_instances"]);
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Publish { file, note, server } => {
-            let text = std::fs::read(&file)?;
+        JourneyCommand::Publish { file, note } => {
+            let text = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
             let def = parse_journey(&text, format_of(&file))
                 .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
             let id = journey_id(&file, &def);
-            let client = super::api_client();
-            let draft = answer(
-                client
-                    .put(format!("{server}/v1/journeys/{id}"))
-                    .json(&def)
-                    .send()
-                    .await?,
-            )
-            .await?;
+            let api = Api::new(server)?;
+            let draft = api
+                .put(&format!("/v1/journeys/{id}"), &serde_json::to_value(&def)?)
+                .await?;
             if draft["valid"] == false {
                 eprintln!("{}: the draft is invalid:", file.display());
                 for p in draft["problems"].as_array().into_iter().flatten() {
@@ -450,14 +412,12 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::FAILURE);
             }
-            let published = answer(
-                client
-                    .post(format!("{server}/v1/journeys/{id}/publish"))
-                    .json(&serde_json::json!({"note": note}))
-                    .send()
-                    .await?,
-            )
-            .await?;
+            let published = api
+                .post(
+                    &format!("/v1/journeys/{id}/publish"),
+                    &serde_json::json!({"note": note}),
+                )
+                .await?;
             println!("{id}: published version {}", published["version"]);
             Ok(ExitCode::SUCCESS)
         }
@@ -466,12 +426,9 @@ pub async fn run(cmd: JourneyCommand) -> anyhow::Result<ExitCode> {
 
 /// `POST /v1/journeys/{id}/{verb}` with an empty body.
 async fn lifecycle(server: &str, id: &str, verb: &str) -> anyhow::Result<serde_json::Value> {
-    post(
-        server,
-        &format!("/v1/journeys/{id}/{verb}"),
-        serde_json::json!({}),
-    )
-    .await
+    Api::new(server)?
+        .post(&format!("/v1/journeys/{id}/{verb}"), &serde_json::json!({}))
+        .await
 }
 
 fn join(path: &serde_json::Value) -> String {
@@ -485,8 +442,10 @@ fn join(path: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
-/// A report as a table per version.
+/// A report as a table per version: the node column as wide as its longest id, counts
+/// right-aligned.
 fn report_text(r: &serde_json::Value) -> String {
+    use comfy_table::{CellAlignment, Table, presets};
     use std::fmt::Write;
     let mut out = String::new();
     for v in r["versions"].as_array().into_iter().flatten() {
@@ -495,11 +454,16 @@ fn report_text(r: &serde_json::Value) -> String {
             "version {}: {} entered, {} discarded, {} live",
             v["version"], v["entered"], v["discarded"], v["live"]
         );
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>8} {:>8} {:>8} {:>8} {:>8}  branches / errors",
-            "node", "passed", "failed", "waited", "ended", "now"
-        );
+        let mut table = Table::new();
+        table.load_preset(presets::NOTHING).set_header([
+            "node",
+            "passed",
+            "failed",
+            "waited",
+            "ended",
+            "now",
+            "branches / errors",
+        ]);
         for n in v["nodes"].as_array().into_iter().flatten() {
             let mut extra: Vec<String> = Vec::new();
             for key in ["branches", "error_codes"] {
@@ -507,18 +471,67 @@ fn report_text(r: &serde_json::Value) -> String {
                     extra.push(format!("{k}={c}"));
                 }
             }
-            let _ = writeln!(
-                out,
-                "  {:<16} {:>8} {:>8} {:>8} {:>8} {:>8}  {}",
-                n["node"].as_str().unwrap_or(""),
-                n["passed"],
-                n["failed"],
-                n["waited"],
-                n["ended"],
-                n["current"],
-                extra.join(" ")
-            );
+            let count = |key: &str| n[key].as_u64().unwrap_or(0).to_string();
+            table.add_row([
+                n["node"].as_str().unwrap_or("").to_string(),
+                count("passed"),
+                count("failed"),
+                count("waited"),
+                count("ended"),
+                count("current"),
+                extra.join(" "),
+            ]);
+        }
+        for column in 1..6 {
+            if let Some(c) = table.column_mut(column) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        for line in table.to_string().lines() {
+            let _ = writeln!(out, " {}", line.trim_end());
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_columns_line_up_whatever_the_node_ids() {
+        let report = serde_json::json!({"versions": [{
+            "version": 2, "entered": 1200, "discarded": 3, "live": 40,
+            "nodes": [
+                {"node": "start", "passed": 1200, "failed": 0, "waited": 0, "ended": 0, "current": 0},
+                {"node": "wait_for_the_second_purchase_of_the_month", "passed": 7, "failed": 12345,
+                 "waited": 900, "ended": 1, "current": 40, "error_codes": {"EXPR_EVAL": 12345}},
+                {"node": "split", "passed": 1100, "failed": 0, "waited": 0, "ended": 0,
+                 "current": 0, "branches": {"a": 550, "b": 550}},
+            ]
+        }]});
+        let text = report_text(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "version 2: 1200 entered, 3 discarded, 40 live");
+        // Counts are right-aligned: every row's `passed` and `now` cells end where the
+        // header's do.
+        let end_of = |line: &str, word: &str| line.find(word).map(|i| i + word.len());
+        let header = lines[1];
+        let passed_end = end_of(header, "passed").unwrap();
+        let now_end = end_of(header, "now").unwrap();
+        for (line, passed, now) in [
+            (lines[2], "1200", " 0"),
+            (lines[3], " 7", "40"),
+            (lines[4], "1100", " 0"),
+        ] {
+            assert_eq!(
+                &line[passed_end - passed.len()..passed_end],
+                passed,
+                "{text}"
+            );
+            assert_eq!(&line[now_end - now.len()..now_end], now, "{text}");
+        }
+        assert!(lines[3].ends_with("EXPR_EVAL=12345"), "{text}");
+        assert!(lines[4].ends_with("a=550 b=550"), "{text}");
+    }
 }

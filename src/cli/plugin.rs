@@ -78,7 +78,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { manifest } => {
-            let text = std::fs::read_to_string(&manifest)?;
+            let text = fs_err::read_to_string(&manifest)?;
             let parsed = parse_manifest(&text)
                 .map_err(|p| anyhow::anyhow!("{}:\n{p}", manifest.display()))?;
             let component = manifest
@@ -199,7 +199,7 @@ fn new_project(name: &str, kind: TemplateKind, dir: &Path) -> anyhow::Result<Pat
     if project.exists() {
         anyhow::bail!("{} already exists", project.display());
     }
-    std::fs::create_dir_all(project.join("src"))?;
+    fs_err::create_dir_all(project.join("src"))?;
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk");
     let crate_name = name.replace('-', "_");
     let (feature, kind_name, source) = match kind {
@@ -207,7 +207,7 @@ fn new_project(name: &str, kind: TemplateKind, dir: &Path) -> anyhow::Result<Pat
         TemplateKind::DataSource => ("data-source", "data-source", DATA_SOURCE_TEMPLATE),
         TemplateKind::Functions => ("functions", "functions", FUNCTIONS_TEMPLATE),
     };
-    std::fs::write(
+    fs_err::write(
         project.join("Cargo.toml"),
         format!(
             r#"[package]
@@ -234,8 +234,8 @@ strip = true
             sdk = sdk.display().to_string()
         ),
     )?;
-    std::fs::write(project.join("src/lib.rs"), source)?;
-    std::fs::write(
+    fs_err::write(project.join("src/lib.rs"), source)?;
+    fs_err::write(
         project.join("plugin.toml"),
         format!(
             r#"name = "{name}"
@@ -254,7 +254,7 @@ timeout_ms = 5000
 "#
         ),
     )?;
-    std::fs::write(
+    fs_err::write(
         project.join("README.md"),
         format!(
             "# {name}\n\nA Parcours {kind_name} plugin.\n\n```sh\ncargo build --release --target wasm32-wasip2\nparcours plugin inspect plugin.toml\nparcours serve --plugins .\n```\n"

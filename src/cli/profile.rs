@@ -1,5 +1,6 @@
 //! `parcours profile import FILE`: bulk import of profiles (JSON Lines or CSV) into a
-//! running engine, in chunks, with a progress bar.
+//! running engine, in chunks of whole records, with a progress bar; a refusal is reported
+//! at the line of the file it concerns.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -7,127 +8,220 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
 
-use super::{DEFAULT_SERVER, answer};
+use super::client::{Answer, Api, failure};
 
 #[derive(Subcommand)]
 pub enum ProfileCommand {
     /// Import profiles: JSON Lines (`{"id", "attributes", "timezone", "aliases"}` per
     /// line) or CSV (`.csv`: an `id` column, optional `timezone` and `alias.<namespace>`
-    /// columns, other columns are attributes). Each record is merged into its profile.
+    /// columns, other columns are attributes: text, or typed as `age:number`,
+    /// `vip:boolean`, `visits:integer`, `tags:json`). Each record is merged into its
+    /// profile.
     Import {
         file: PathBuf,
         /// Records per request.
         #[arg(long, default_value_t = 1_000)]
         chunk: usize,
-        /// The engine's base URL.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "PARCOURS_SERVER")]
-        server: String,
     },
 }
 
-pub async fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: ProfileCommand, server: &str) -> anyhow::Result<ExitCode> {
     match cmd {
-        ProfileCommand::Import {
-            file,
-            chunk,
-            server,
-        } => import(&file, chunk.max(1), &server).await,
+        ProfileCommand::Import { file, chunk } => import(&file, chunk.max(1), server).await,
     }
 }
 
 async fn import(file: &Path, chunk: usize, server: &str) -> anyhow::Result<ExitCode> {
     let csv = file.extension().and_then(|e| e.to_str()) == Some("csv");
-    let total = count_records(file, csv)?;
-    let bar = ProgressBar::new(total as u64);
+    let mut total = 0u64;
+    let mut counting = Records::open(file, csv)?;
+    while counting.next()?.is_some() {
+        total += 1;
+    }
+    let bar = ProgressBar::new(total);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} profiles ({per_sec}, eta {eta})",
     )?);
-    let reader = BufReader::new(std::fs::File::open(file)?);
-    let mut lines = reader.lines();
-    let header = if csv {
-        match lines.next() {
-            Some(h) => Some(h?),
-            None => anyhow::bail!("{}: empty CSV file", file.display()),
-        }
-    } else {
-        None
-    };
-    let client = super::api_client();
+    let mut records = Records::open(file, csv)?;
+    let api = Api::new(server)?;
     let content_type = if csv {
         "text/csv"
     } else {
         "application/x-ndjson"
     };
-    let mut body = String::new();
-    let mut in_body = 0usize;
-    // Line number (1-based) of the first record of the chunk, to relocate errors.
-    let mut first_line = if csv { 2 } else { 1 };
-    let mut line_no = first_line - 1;
     let mut imported = 0u64;
     loop {
-        let line = lines.next().transpose()?;
-        if let Some(l) = &line {
-            line_no += 1;
-            if l.trim().is_empty() && in_body == 0 {
-                first_line = line_no + 1;
-                continue;
-            }
-            if in_body == 0
-                && let Some(h) = &header
-            {
-                body.push_str(h);
-                body.push('\n');
-            }
-            body.push_str(l);
-            body.push('\n');
-            if !l.trim().is_empty() {
-                in_body += 1;
-            }
+        let mut body = records.header.clone();
+        // Where each record of the chunk starts: (line in the chunk, line in the file).
+        let mut starts = Vec::new();
+        let mut chunk_line = 1 + newlines(&body);
+        while starts.len() < chunk
+            && let Some((line, text)) = records.next()?
+        {
+            starts.push((chunk_line, line));
+            chunk_line += newlines(&text);
+            body.extend_from_slice(&text);
         }
-        if in_body > 0 && (in_body >= chunk || line.is_none()) {
-            let response = client
-                .post(format!("{server}/v1/profiles/import"))
-                .header("content-type", content_type)
-                .body(std::mem::take(&mut body))
-                .send()
-                .await?;
-            match answer(response).await {
-                Ok(v) => {
-                    let n = v["imported"].as_u64().unwrap_or(in_body as u64);
-                    imported += n;
-                    bar.inc(n);
-                }
-                Err(e) => {
-                    bar.abandon();
-                    eprintln!(
-                        "{}: the chunk starting at line {first_line} was refused (lines in the message count from the chunk's start{}): {e}",
-                        file.display(),
-                        if csv { ", header = line 1" } else { "" }
-                    );
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-            in_body = 0;
-            first_line = line_no + 1;
-        }
-        if line.is_none() {
+        if starts.is_empty() {
             break;
         }
+        let path = "/v1/profiles/import";
+        let request = api
+            .request(Method::POST, path)
+            .header("content-type", content_type)
+            .body(body);
+        let Answer { status, mut body } = match api.send(request, &Method::POST, path).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        };
+        if !status.is_success() {
+            bar.abandon();
+            relocate(&mut body, &starts);
+            eprintln!("{}: refused: {}", file.display(), failure(status, &body));
+            return Ok(ExitCode::FAILURE);
+        }
+        let answer = body;
+        let n = answer["imported"].as_u64().unwrap_or(starts.len() as u64);
+        imported += n;
+        bar.inc(n);
     }
     bar.finish();
     println!("imported {imported} profiles from {}", file.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Counts records for the progress bar (non-empty lines, minus a CSV header).
-fn count_records(file: &Path, csv: bool) -> anyhow::Result<usize> {
-    let reader = BufReader::new(std::fs::File::open(file)?);
-    let mut n = 0usize;
-    for line in reader.lines() {
-        if !line?.trim().is_empty() {
-            n += 1;
+fn newlines(text: &[u8]) -> usize {
+    text.iter().filter(|b| **b == b'\n').count()
+}
+
+/// The records of an import file, each with the line it starts on: CSV records read (and
+/// written back) by the csv crate, so that a quoted cell may span lines; JSON Lines one
+/// per non-empty line.
+struct Records {
+    /// Sent at the top of every chunk: the CSV header, or nothing.
+    header: Vec<u8>,
+    source: Source,
+    file: PathBuf,
+}
+
+enum Source {
+    Csv(csv::Reader<std::fs::File>, csv::ByteRecord),
+    Jsonl(std::io::Lines<BufReader<std::fs::File>>, usize),
+}
+
+impl Records {
+    fn open(file: &Path, csv: bool) -> anyhow::Result<Records> {
+        let opened =
+            std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let mut records = Records {
+            header: Vec::new(),
+            source: if csv {
+                let reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(false)
+                    .from_reader(opened);
+                Source::Csv(reader, csv::ByteRecord::new())
+            } else {
+                Source::Jsonl(BufReader::new(opened).lines(), 0)
+            },
+            file: file.to_path_buf(),
+        };
+        if csv {
+            match records.next()? {
+                Some((_, header)) => records.header = header,
+                None => anyhow::bail!("{}: empty CSV file", file.display()),
+            }
+        }
+        Ok(records)
+    }
+
+    /// The next record's first line and text (ending with a newline).
+    fn next(&mut self) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
+        let file = &self.file;
+        match &mut self.source {
+            Source::Csv(reader, record) => {
+                let more = reader.read_byte_record(record).map_err(|e| {
+                    let line = e.position().map_or(0, |p| p.line());
+                    anyhow::anyhow!("{}: line {line}: bad CSV row: {e}", file.display())
+                })?;
+                if !more {
+                    return Ok(None);
+                }
+                let line = record.position().map_or(0, |p| p.line() as usize);
+                let mut writer = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(Vec::new());
+                writer.write_byte_record(record)?;
+                let text = writer
+                    .into_inner()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                Ok(Some((line, text)))
+            }
+            Source::Jsonl(lines, line_no) => loop {
+                let Some(line) = lines.next() else {
+                    return Ok(None);
+                };
+                *line_no += 1;
+                let line = line.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                if !line.trim().is_empty() {
+                    let mut text = line.into_bytes();
+                    text.push(b'\n');
+                    return Ok(Some((*line_no, text)));
+                }
+            },
         }
     }
-    Ok(if csv { n.saturating_sub(1) } else { n })
+}
+
+/// Rewrites the `line N` locations of a refused chunk (counted from the chunk's start,
+/// whose first line is the CSV header when there is one) as lines of the file.
+fn relocate(answer: &mut serde_json::Value, starts: &[(usize, usize)]) {
+    let to_file = |location: &str| -> Option<String> {
+        let rest = location.strip_prefix("line ")?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let chunk_line: usize = rest[..digits].parse().ok()?;
+        // The record the line falls in (or the header before the first record).
+        let file_line = match starts.iter().rev().find(|(start, _)| *start <= chunk_line) {
+            Some((start, line)) => line + (chunk_line - start),
+            None => chunk_line,
+        };
+        Some(format!("line {file_line}{}", &rest[digits..]))
+    };
+    if let Some(location) = answer["location"].as_str().and_then(to_file) {
+        answer["location"] = location.into();
+    }
+    if let Some(problems) = answer["problems"].as_array_mut() {
+        for problem in problems {
+            if let Some(path) = problem["path"].as_str().and_then(to_file) {
+                problem["path"] = path.into();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn chunk_lines_become_file_lines() {
+        // A chunk of three records that start on file lines 40, 41 and 45 (the second
+        // spans four lines), sent after a one-line header.
+        let starts = [(2, 40), (3, 41), (7, 45)];
+        let mut answer = json!({"location": "line 7.age", "problems": [{"path": "line 4"}]});
+        relocate(&mut answer, &starts);
+        assert_eq!(answer["location"], "line 45.age");
+        assert_eq!(answer["problems"][0]["path"], "line 42");
+        let mut header = json!({"location": "line 1.column 2"});
+        relocate(&mut header, &starts);
+        assert_eq!(header["location"], "line 1.column 2");
+    }
 }

@@ -147,23 +147,37 @@ async fn profile_import_sends_a_file_in_chunks_and_reports_bad_lines() {
     let file = dir.path().join("people.csv");
     std::fs::write(
         &file,
-        "id,tier,alias.email\nu1,gold,u1@x.com\nu2,silver,\nu3,gold,u3@x.com\n",
+        "id,tier,note,alias.email\nu1,gold,\"two\nlines\",u1@x.com\nu2,silver,,\nu3,gold,,u3@x.com\n",
     )
     .expect("write");
-    let base = t.base.clone();
     let path = file.to_str().expect("path").to_string();
-    let (ok, text) = tokio::task::spawn_blocking(move || {
-        parcours(&[
-            "profile", "import", &path, "--chunk", "2", "--server", &base,
-        ])
-    })
-    .await
-    .expect("join");
+    let (ok, text) = parcours_blocking(&[
+        "profile", "import", &path, "--chunk", "2", "--server", &t.base,
+    ])
+    .await;
     assert!(ok, "{text}");
     assert!(text.contains("imported 3 profiles"), "{text}");
     let (_, u3) = t.get("/v1/profiles/u3").await;
     assert_eq!(u3["attributes"]["tier"], "gold");
     assert_eq!(u3["aliases"]["email"], "u3@x.com");
+    let (_, u1) = t.get("/v1/profiles/u1").await;
+    assert_eq!(u1["attributes"]["note"], "two\nlines", "{u1}");
+
+    // A refused record is named by its line in the file, past a cell that spans lines
+    // and in a later chunk.
+    let typed = dir.path().join("typed.csv");
+    std::fs::write(
+        &typed,
+        "id,note,visits:integer\nw1,\"a\nb\nc\",1\nw2,x,2\nw3,y,3\nw4,z,many\n",
+    )
+    .expect("write");
+    let path = typed.to_str().expect("path").to_string();
+    let (ok, text) = parcours_blocking(&[
+        "profile", "import", &path, "--chunk", "2", "--server", &t.base,
+    ])
+    .await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("line 7.visits"), "{text}");
 
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(
@@ -171,13 +185,191 @@ async fn profile_import_sends_a_file_in_chunks_and_reports_bad_lines() {
         "{\"id\": \"v1\"}\n{\"id\": \"v2\", \"attributes\": 5}\n",
     )
     .expect("write");
-    let base = t.base.clone();
     let path = bad.to_str().expect("path").to_string();
-    let (ok, text) = tokio::task::spawn_blocking(move || {
-        parcours(&["profile", "import", &path, "--server", &base])
-    })
-    .await
-    .expect("join");
+    let (ok, text) = parcours_blocking(&["profile", "import", &path, "--server", &t.base]).await;
     assert!(!ok, "{text}");
     assert!(text.contains("line 2.attributes"), "{text}");
+}
+
+#[test]
+fn serve_binds_before_opening_the_database_and_names_a_busy_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = busy.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("engine.db");
+    let db_arg = db.to_str().expect("path").to_string();
+    let (ok, text) = parcours(&["serve", "--listen", &address, "--db", &db_arg]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on {address}")),
+        "{text}"
+    );
+    assert!(!db.exists(), "a busy port leaves no database behind");
+    let (ok, text) = parcours(&["serve", "--listen", "localhost", "--db", &db_arg]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("--listen localhost: not a HOST:PORT"),
+        "{text}"
+    );
+}
+
+/// Starts `parcours serve` with `args`, reads its log up to the start-up summary, stops
+/// it; returns the summary line and the log before it.
+fn start_up_summary(args: &[&str]) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parcours"))
+        .args(args)
+        .arg("--db")
+        .arg(dir.path().join("engine.db"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start parcours");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut summary = None;
+    let mut log = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("read");
+        if line.contains("listening on http://") {
+            summary = Some(line);
+            break;
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let summary = summary.unwrap_or_else(|| panic!("no start-up summary in:\n{log}"));
+    (summary, log)
+}
+
+#[test]
+fn serve_listens_on_a_host_name_and_sums_up_its_start_in_one_line() {
+    let (summary, log) = start_up_summary(&["serve", "--listen", "localhost:0", "--examples"]);
+    assert!(
+        summary.contains("listening on http://127.0.0.1:")
+            || summary.contains("listening on http://[::1]:"),
+        "{summary}"
+    );
+    for part in [
+        "engine.db",
+        "journeys",
+        "plugins",
+        "audiences",
+        "open to local clients",
+    ] {
+        assert!(summary.contains(part), "{part} missing from: {summary}");
+    }
+    assert!(
+        !log.contains("published=New"),
+        "debug output in the log:\n{log}"
+    );
+}
+
+#[test]
+fn serve_logs_one_json_object_per_line_with_log_format_json() {
+    let (summary, log) = start_up_summary(&[
+        "--log-format",
+        "json",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--examples",
+    ]);
+    assert!(!log.is_empty(), "no log before the summary");
+    for line in log.lines().chain([summary.as_str()]) {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(record["level"].is_string(), "{line}");
+        assert!(record["timestamp"].is_string(), "{line}");
+        assert!(record["fields"]["message"].is_string(), "{line}");
+    }
+    let record: serde_json::Value = serde_json::from_str(&summary).expect("JSON");
+    let message = record["fields"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("listening on http://127.0.0.1:"),
+        "{message}"
+    );
+    assert_eq!(record["level"], "INFO", "{summary}");
+}
+
+/// Runs `parcours` off the async workers (the engine under test answers on them).
+async fn parcours_blocking(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        parcours(&args)
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_take_any_spelling_of_the_server_and_say_why_they_cannot_reach_it() {
+    let t = crate::support::TestEngine::start_with(|_| {}).await;
+    let host_port = t.base.trim_start_matches("http://").to_string();
+    // No scheme, or a trailing slash; `--server` before the subcommand or after it.
+    let send = ["event", "send", "--type", "signup", "--profile", "ada"];
+    for server in [format!("{host_port}/"), format!("{}/", t.base)] {
+        let before = [&["--server", server.as_str()][..], &send[..]].concat();
+        let after = [&send[..], &["--server", server.as_str()][..]].concat();
+        for args in [before, after] {
+            let (ok, text) = parcours_blocking(&args).await;
+            assert!(ok, "{args:?}: {text}");
+            assert!(text.contains("\"accepted\""), "{args:?}: {text}");
+        }
+    }
+
+    // Nothing listens on the port.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let (ok, text) =
+        parcours_blocking(&[&send[..], &["--server", closed.as_str()][..]].concat()).await;
+    assert!(!ok);
+    assert!(
+        text.contains(&format!(
+            "cannot reach the engine at {closed}: connection refused"
+        )),
+        "{text}"
+    );
+
+    // Another HTTP server on the port.
+    let other = crate::support::serve(
+        axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::NOT_IMPLEMENTED, "<html>nope</html>") }),
+    )
+    .await;
+    let (ok, text) = parcours_blocking(&["journey", "stop", "welcome", "--server", &other]).await;
+    assert!(!ok);
+    assert!(
+        text.contains(&format!(
+            "{other} answered POST /v1/journeys/welcome/stop with 501 Not Implemented, which is not a Parcours engine's answer"
+        )),
+        "{text}"
+    );
+
+    // A scheme the client does not speak, and a missing file, are named.
+    let (ok, text) = parcours(&[
+        "event",
+        "send",
+        "--type",
+        "t",
+        "--profile",
+        "p",
+        "--server",
+        "ftp://host",
+    ]);
+    assert!(!ok);
+    assert!(
+        text.contains("--server \"ftp://host\": the scheme must be http or https"),
+        "{text}"
+    );
+    let (ok, text) = parcours(&["plugin", "inspect", "no/such/plugin.toml"]);
+    assert!(!ok);
+    assert!(text.contains("no/such/plugin.toml"), "{text}");
 }

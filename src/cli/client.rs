@@ -1,0 +1,278 @@
+//! The client side of the commands that call a running engine: the `--server` address
+//! (normalised once), the token of `PARCOURS_TOKEN`, and errors in the user's terms (an
+//! engine that cannot be reached, a server that is not a Parcours engine, an engine's
+//! refusal with its located problems). It must never print: each command decides what
+//! it shows.
+
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+/// The default address of a local engine.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// A running engine, as the commands reach it.
+pub struct Api {
+    /// The base URL, without a trailing slash (`https://host/prefix`).
+    base: String,
+    http: reqwest::Client,
+}
+
+/// An answer of the engine: its status and its JSON body (`Null` when it had none).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Api {
+    /// The engine at `server` (see [`normalize`]).
+    pub fn new(server: &str) -> anyhow::Result<Api> {
+        let base = normalize(server)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(token) = std::env::var("PARCOURS_TOKEN") {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                    .map_err(|_| anyhow::anyhow!("PARCOURS_TOKEN: not a valid token"))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
+        Ok(Api { base, http })
+    }
+
+    /// `GET path`; the body of a success, or the refusal as an error.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, None).await?.success()
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, Some(body)).await?.success()
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::PUT, path, Some(body)).await?.success()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.send(request, &method, path).await
+    }
+
+    /// Sends a request built from [`Api::request`]: any answer of a Parcours engine,
+    /// success or refusal; an error when the engine cannot be reached or the server that
+    /// answered is not a Parcours engine.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &Method,
+        path: &str,
+    ) -> anyhow::Result<Answer> {
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let body: Option<Value> = if bytes.is_empty() {
+            Some(Value::Null)
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        };
+        // A Parcours refusal always carries a JSON `{code, message}`; a success a JSON
+        // body or none.
+        let recognised = match &body {
+            Some(b) if status.is_success() => json || b.is_null(),
+            Some(b) => b["code"].is_string() && b["message"].is_string(),
+            None => false,
+        };
+        if !recognised {
+            anyhow::bail!(
+                "{} answered {method} {path} with {status}, which is not a Parcours engine's \
+                 answer; check --server (or PARCOURS_SERVER)",
+                self.base
+            );
+        }
+        Ok(Answer {
+            status,
+            body: body.unwrap_or(Value::Null),
+        })
+    }
+
+    /// A request to `path` (`/v1/…`) on this engine, to complete and give to [`Api::send`].
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What a failed exchange becomes, named after the engine and its deepest cause.
+    fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
+        let cause = deepest_cause(e);
+        if e.is_connect() {
+            let refused = io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused);
+            if refused {
+                return anyhow::anyhow!(
+                    "cannot reach the engine at {}: connection refused (is `parcours serve` \
+                     running there? the address comes from --server or PARCOURS_SERVER)",
+                    self.base
+                );
+            }
+            return anyhow::anyhow!("cannot reach the engine at {}: {cause}", self.base);
+        }
+        if e.is_timeout() {
+            return anyhow::anyhow!("the engine at {} did not answer in time", self.base);
+        }
+        anyhow::anyhow!("the exchange with {} failed: {cause}", self.base)
+    }
+}
+
+impl Answer {
+    /// The body of a success, or the refusal as an error.
+    pub fn success(self) -> anyhow::Result<Value> {
+        if self.status.is_success() {
+            Ok(self.body)
+        } else {
+            Err(failure(self.status, &self.body))
+        }
+    }
+}
+
+/// The error an engine's refusal becomes: its status, message and located problems.
+pub fn failure(status: StatusCode, body: &Value) -> anyhow::Error {
+    let message = body["message"].as_str().unwrap_or("request failed");
+    let hint = if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        " (the token comes from PARCOURS_TOKEN)"
+    } else {
+        ""
+    };
+    match body["problems"].as_array() {
+        Some(problems) if !problems.is_empty() => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| {
+                    format!(
+                        "  {}: {}",
+                        p["path"].as_str().unwrap_or(""),
+                        p["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            anyhow::anyhow!("{status}: {message}{hint}\n{}", lines.join("\n"))
+        }
+        _ => match body["location"].as_str() {
+            Some(at) => anyhow::anyhow!("{status}: {at}: {message}{hint}"),
+            None => anyhow::anyhow!("{status}: {message}{hint}"),
+        },
+    }
+}
+
+/// `server` as a base URL: `http://` when no scheme is given (`localhost:8080`), `http`
+/// or `https` only, no query or fragment, no trailing slash (a path prefix is kept, for
+/// an engine behind a proxy).
+pub fn normalize(server: &str) -> anyhow::Result<String> {
+    let text = server.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let bad = |why: &str| anyhow::anyhow!("--server {server:?}: {why}");
+    let url = Url::parse(&with_scheme).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a base URL has no query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// The innermost error under `e`, where the reason is (`Connection refused`, a DNS
+/// failure, a certificate problem).
+fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cause = c.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_are_normalised() {
+        for (given, base) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            ("localhost:8080", "http://localhost:8080"),
+            (" localhost:8080/ ", "http://localhost:8080"),
+            (
+                "https://parcours.example.com",
+                "https://parcours.example.com",
+            ),
+            (
+                "https://example.com/parcours/",
+                "https://example.com/parcours",
+            ),
+            ("HTTP://Example.COM:80/", "http://example.com"),
+        ] {
+            assert_eq!(normalize(given).unwrap(), base, "{given}");
+        }
+        for (given, why) in [
+            ("ftp://example.com", "the scheme must be http or https"),
+            ("http://", "not a URL"),
+            ("http://example.com/?x=1", "no query or fragment"),
+            ("localhost:notaport", "not a URL"),
+        ] {
+            let e = normalize(given).unwrap_err().to_string();
+            assert!(e.contains(why), "{given}: {e}");
+            assert!(e.contains(given), "{given}: {e}");
+        }
+    }
+
+    #[test]
+    fn refusals_keep_their_location_and_problems() {
+        let body = serde_json::json!({
+            "code": "INVALID_JOURNEY", "message": "the journey is invalid",
+            "problems": [{"path": "nodes.wait.duration", "message": "not a duration"}]
+        });
+        let e = failure(StatusCode::UNPROCESSABLE_ENTITY, &body).to_string();
+        assert!(e.contains("the journey is invalid"), "{e}");
+        assert!(e.contains("  nodes.wait.duration: not a duration"), "{e}");
+        let body = serde_json::json!({"code": "UNAUTHORIZED", "message": "a token is needed"});
+        let e = failure(StatusCode::UNAUTHORIZED, &body).to_string();
+        assert!(e.contains("PARCOURS_TOKEN"), "{e}");
+    }
+}
