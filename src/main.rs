@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
     };
     // One of the two is set: text for people, or one JSON object per line for a log
     // collector (`--log-format json`).
-    let (text, json) = match args.log_format() {
+    let (text, json) = match args.log_format {
         cli::LogFormat::Text => (
             Some(
                 tracing_subscriber::fmt::layer()

@@ -63,23 +63,26 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Answer> {
-        let mut request = self.http.request(method.clone(), self.url(path));
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
-        self.send(request, &method, path).await
+        self.send(request).await
     }
 
     /// Sends a request built from [`Api::request`]: any answer of a Parcours engine,
     /// success or refusal; an error when the engine cannot be reached or the server that
     /// answered is not a Parcours engine.
-    pub async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        method: &Method,
-        path: &str,
-    ) -> anyhow::Result<Answer> {
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let request = request
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the request: {e}"))?;
+        let (method, path) = (request.method().clone(), request.url().path().to_string());
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let json = response
             .headers()
@@ -206,25 +209,23 @@ pub fn normalize(server: &str) -> anyhow::Result<String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+/// `e` and the errors under it, outermost first.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |c| c.source())
+}
+
 /// The innermost error under `e`, where the reason is (`Connection refused`, a DNS
 /// failure, a certificate problem).
 fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
+    causes(e)
+        .last()
+        .map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        cause = c.source();
-    }
-    None
+    causes(e).find_map(|c| c.downcast_ref::<std::io::Error>().map(std::io::Error::kind))
 }
 
 #[cfg(test)]

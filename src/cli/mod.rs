@@ -39,7 +39,7 @@ pub struct Cli {
         default_value_t = LogFormat::Text,
         env = "PARCOURS_LOG_FORMAT"
     )]
-    log_format: LogFormat,
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,12 +49,6 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-impl Cli {
-    pub fn log_format(&self) -> LogFormat {
-        self.log_format
-    }
 }
 
 #[derive(Subcommand)]

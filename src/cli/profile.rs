@@ -35,16 +35,13 @@ pub async fn run(cmd: ProfileCommand, server: &str) -> anyhow::Result<ExitCode> 
 
 async fn import(file: &Path, chunk: usize, server: &str) -> anyhow::Result<ExitCode> {
     let csv = file.extension().and_then(|e| e.to_str()) == Some("csv");
-    let mut total = 0u64;
-    let mut counting = Records::open(file, csv)?;
-    while counting.next()?.is_some() {
-        total += 1;
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} profiles ({per_sec}, eta {eta})",
-    )?);
     let mut records = Records::open(file, csv)?;
+    // Progress in bytes of the file, which is read once.
+    let size = std::fs::metadata(file).map_or(0, |m| m.len());
+    let bar = ProgressBar::new(size);
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, eta {eta})",
+    )?);
     let api = Api::new(server)?;
     let content_type = if csv {
         "text/csv"
@@ -67,12 +64,11 @@ async fn import(file: &Path, chunk: usize, server: &str) -> anyhow::Result<ExitC
         if starts.is_empty() {
             break;
         }
-        let path = "/v1/profiles/import";
         let request = api
-            .request(Method::POST, path)
+            .request(Method::POST, "/v1/profiles/import")
             .header("content-type", content_type)
             .body(body);
-        let Answer { status, mut body } = match api.send(request, &Method::POST, path).await {
+        let Answer { status, mut body } = match api.send(request).await {
             Ok(answer) => answer,
             Err(e) => {
                 bar.abandon();
@@ -85,10 +81,9 @@ async fn import(file: &Path, chunk: usize, server: &str) -> anyhow::Result<ExitC
             eprintln!("{}: refused: {}", file.display(), failure(status, &body));
             return Ok(ExitCode::FAILURE);
         }
-        let answer = body;
-        let n = answer["imported"].as_u64().unwrap_or(starts.len() as u64);
-        imported += n;
-        bar.inc(n);
+        imported += body["imported"].as_u64().unwrap_or(starts.len() as u64);
+        bar.set_position(records.offset());
+        bar.set_message(format!("{imported} profiles"));
     }
     bar.finish();
     println!("imported {imported} profiles from {}", file.display());
@@ -110,8 +105,10 @@ struct Records {
 }
 
 enum Source {
+    /// The reader and the record it reads into.
     Csv(csv::Reader<std::fs::File>, csv::ByteRecord),
-    Jsonl(std::io::Lines<BufReader<std::fs::File>>, usize),
+    /// The lines, the number of the last one read, the bytes read.
+    Jsonl(std::io::Lines<BufReader<std::fs::File>>, usize, u64),
 }
 
 impl Records {
@@ -127,7 +124,7 @@ impl Records {
                     .from_reader(opened);
                 Source::Csv(reader, csv::ByteRecord::new())
             } else {
-                Source::Jsonl(BufReader::new(opened).lines(), 0)
+                Source::Jsonl(BufReader::new(opened).lines(), 0, 0)
             },
             file: file.to_path_buf(),
         };
@@ -138,6 +135,14 @@ impl Records {
             }
         }
         Ok(records)
+    }
+
+    /// How far into the file the records read so far reach, in bytes.
+    fn offset(&self) -> u64 {
+        match &self.source {
+            Source::Csv(reader, ..) => reader.position().byte(),
+            Source::Jsonl(_, _, bytes) => *bytes,
+        }
     }
 
     /// The next record's first line and text (ending with a newline).
@@ -153,8 +158,10 @@ impl Records {
                     return Ok(None);
                 }
                 let line = record.position().map_or(0, |p| p.line() as usize);
+                // A record at a time: a small buffer, not the default 8 KiB per record.
                 let mut writer = csv::WriterBuilder::new()
                     .terminator(csv::Terminator::Any(b'\n'))
+                    .buffer_capacity(256)
                     .from_writer(Vec::new());
                 writer.write_byte_record(record)?;
                 let text = writer
@@ -162,12 +169,13 @@ impl Records {
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
                 Ok(Some((line, text)))
             }
-            Source::Jsonl(lines, line_no) => loop {
+            Source::Jsonl(lines, line_no, bytes) => loop {
                 let Some(line) = lines.next() else {
                     return Ok(None);
                 };
                 *line_no += 1;
                 let line = line.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                *bytes += line.len() as u64 + 1;
                 if !line.trim().is_empty() {
                     let mut text = line.into_bytes();
                     text.push(b'\n');
