@@ -180,6 +180,14 @@ pub struct Settings {
     pub store_wal_limit_bytes: usize,
     /// Time one action call may take unless its node says otherwise, in milliseconds.
     pub default_action_timeout_ms: u64,
+    /// Share of a retry's backoff added on top of it, drawn per call and attempt from the
+    /// idempotency key (0 to 1): instances that failed together do not all retry at the
+    /// same instant, and a replay waits exactly as long as the first run did.
+    pub action_retry_jitter: f64,
+    /// Longest wait a server's `Retry-After` can impose on a retry, in seconds (a retry
+    /// never comes earlier than the node's backoff, nor later than this after the
+    /// failure because a server asked).
+    pub max_retry_after_seconds: u64,
     /// Expression limits.
     pub expr: ExprLimits,
     /// Folders of plugins (a manifest and its component each) loaded at start.
@@ -260,6 +268,8 @@ impl Default for Settings {
             store_cache_bytes: 64 << 20,
             store_wal_limit_bytes: 256 << 20,
             default_action_timeout_ms: 10_000,
+            action_retry_jitter: 0.2,
+            max_retry_after_seconds: 3600,
             expr: ExprLimits::default(),
             plugin_dirs: Vec::new(),
             plugins: PluginSettings::default(),

@@ -71,9 +71,34 @@ pub(crate) async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
             Ok(axum::Json(json!({"ok": true})))
         }
     }
+    /// Answers 429 with `Retry-After: 120` on the first call for each id, then 200.
+    async fn busy(
+        State(seen): State<Arc<Mutex<Vec<Received>>>>,
+        Path(id): Path<String>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut seen = seen.lock().unwrap();
+        let path = format!("/busy/{id}");
+        let earlier = seen.iter().filter(|r| r.path == path).count();
+        seen.push(Received {
+            path,
+            headers: Vec::new(),
+            body: Value::Null,
+        });
+        if earlier == 0 {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "120")],
+            )
+                .into_response()
+        } else {
+            axum::Json(json!({"ok": true})).into_response()
+        }
+    }
     let app = axum::Router::new()
         .route("/users/{id}", axum::routing::get(user))
         .route("/flaky/{id}", axum::routing::post(flaky))
+        .route("/busy/{id}", axum::routing::post(busy))
         .route("/{*path}", axum::routing::any(hook))
         .with_state(seen.clone());
     (crate::support::serve(app).await, seen)
@@ -599,11 +624,30 @@ nodes:
 "#
     );
     t.publish("flaky", &def).await;
-    t.event("order", "zoe", json!({})).await;
-    let waiting = t.instance_in("zoe", "flaky", "waiting").await;
-    assert_eq!(waiting["node"], "notify");
-    assert_eq!(waiting["wake_at"], "2026-03-02T08:00:10Z", "{waiting}");
-    t.advance(jiff::Span::new().seconds(10));
+    let profiles = ["zoe", "ann", "bob", "cid", "dan", "eve"];
+    for p in profiles {
+        t.event("order", p, json!({})).await;
+    }
+    // Each waits the backoff plus its own share of the jitter (at most 20 % of it by
+    // default), drawn from its idempotency key: instances that failed together spread.
+    let mut wakes = std::collections::BTreeSet::new();
+    for p in profiles {
+        let waiting = t.instance_in(p, "flaky", "waiting").await;
+        assert_eq!(waiting["node"], "notify");
+        let wake: jiff::Timestamp = waiting["wake_at"].as_str().unwrap().parse().unwrap();
+        let after = wake.duration_since("2026-03-02T08:00:00Z".parse().unwrap());
+        assert!(
+            after >= jiff::SignedDuration::from_secs(10)
+                && after <= jiff::SignedDuration::from_secs(12),
+            "{waiting}"
+        );
+        wakes.insert(wake);
+    }
+    assert!(
+        wakes.len() > 1,
+        "every retry at the same instant: {wakes:?}"
+    );
+    t.advance(jiff::Span::new().seconds(12));
     let done = t.instance_in("zoe", "flaky", "completed").await;
     let requests: Vec<Received> = seen
         .lock()
@@ -629,4 +673,47 @@ nodes:
     );
     assert_eq!(notify[1]["status"], "passed");
     assert_eq!(notify[1]["detail"]["attempt"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_waits_as_long_as_the_servers_retry_after_asks() {
+    let (server, seen) = test_server().await;
+    let t = TestEngine::start().await;
+    let def = format!(
+        r#"
+entry: {{type: event, event: order}}
+start: notify
+nodes:
+  notify:
+    type: action
+    action: webhook
+    params:
+      url: '`{server}/busy/${{profile.id}}`'
+    retry: {{max_attempts: 3, backoff: PT10S}}
+    next: done
+  done: {{type: end}}
+"#
+    );
+    t.publish("busy", &def).await;
+    t.event("order", "zoe", json!({})).await;
+    // 429 with `Retry-After: 120`: not after the 10 s backoff, but after two minutes.
+    let waiting = t.instance_in("zoe", "busy", "waiting").await;
+    assert_eq!(waiting["wake_at"], "2026-03-02T08:02:00Z", "{waiting}");
+    let steps = t.steps(waiting["id"].as_str().unwrap()).await;
+    let error = &steps.last().unwrap()["detail"]["outcome"]["error"];
+    assert_eq!(error["code"], "ACTION_RETRYABLE");
+    assert_eq!(error["retry_after"], "2026-03-02T08:02:00Z", "{error}");
+    t.advance(jiff::Span::new().seconds(60));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let calls = |seen: &Arc<Mutex<Vec<Received>>>| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == "/busy/zoe")
+            .count()
+    };
+    assert_eq!(calls(&seen), 1, "retried before the server's Retry-After");
+    t.advance(jiff::Span::new().seconds(60));
+    t.instance_in("zoe", "busy", "completed").await;
+    assert_eq!(calls(&seen), 2);
 }

@@ -8,6 +8,7 @@
 
 mod dry_run;
 mod log;
+mod retry_after;
 mod schema;
 mod throttle;
 
@@ -24,6 +25,7 @@ use crate::code::Code;
 
 pub use dry_run::{DryRun, DryRunCall};
 pub use log::LogAction;
+pub use retry_after::RetryAfter;
 pub use schema::ParamsSchema;
 pub use throttle::{ActionLimit, Permit, Throttle, Throttled};
 
@@ -50,8 +52,12 @@ pub struct ActionCall {
 pub enum ActionError {
     /// The parameters are wrong; retrying will not help.
     InvalidInput(String),
-    /// A transient failure; the call may be retried.
-    Retryable(String),
+    /// A transient failure; the call may be retried, not before `retry_after` when the
+    /// server that failed said when (an HTTP `Retry-After` the sandbox saw).
+    Retryable {
+        message: String,
+        retry_after: Option<RetryAfter>,
+    },
     /// A failure that retrying will not fix.
     Permanent(String),
     /// No answer before the deadline; the call may be retried.
@@ -62,10 +68,26 @@ pub enum ActionError {
 }
 
 impl ActionError {
+    /// A transient failure without a time asked for.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ActionError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// When the failed server asked to be called again, if it did.
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        match self {
+            ActionError::Retryable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             ActionError::InvalidInput(_) => Code::ActionInvalidInput,
-            ActionError::Retryable(_) => Code::ActionRetryable,
+            ActionError::Retryable { .. } => Code::ActionRetryable,
             ActionError::Permanent(_) => Code::ActionFailed,
             ActionError::Timeout { .. } => Code::ActionTimeout,
             ActionError::Sandbox { code, .. } => *code,
@@ -75,7 +97,7 @@ impl ActionError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ActionError::Retryable(_) | ActionError::Timeout { .. }
+            ActionError::Retryable { .. } | ActionError::Timeout { .. }
         ) || matches!(
             self,
             ActionError::Sandbox {
@@ -90,7 +112,7 @@ impl fmt::Display for ActionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ActionError::InvalidInput(m) => write!(f, "invalid input: {m}"),
-            ActionError::Retryable(m) => write!(f, "transient failure: {m}"),
+            ActionError::Retryable { message, .. } => write!(f, "transient failure: {message}"),
             ActionError::Permanent(m) => write!(f, "failed: {m}"),
             ActionError::Timeout { after_ms } => write!(f, "no answer within {after_ms} ms"),
             ActionError::Sandbox { message, .. } => f.write_str(message),

@@ -1,6 +1,7 @@
 //! `action`: call an action with parameters computed from expressions, with a timeout, a
-//! retry policy on transient failures (same idempotency key on every attempt) and an error
-//! path. The result is kept as `actions.<node id>`.
+//! retry policy on transient failures (same idempotency key on every attempt; exponential
+//! backoff with jitter drawn from that key, never earlier than a server's `Retry-After`)
+//! and an error path. The result is kept as `actions.<node id>`.
 
 use std::time::Duration as StdDuration;
 
@@ -304,13 +305,20 @@ impl Action {
                 Outcome::goto(self.next).with_detail(detail(json!({"result": value})))
             }
             Err(err) if err.is_retryable() && attempt < self.max_attempts => {
-                let factor = 1i64 << (attempt - 1).min(20);
-                let wait = self.backoff.checked_mul(factor).unwrap_or(self.backoff);
-                let wake_at = crate::expr::time::add_span(cx.now, wait, &jiff::tz::TimeZone::UTC)
-                    .unwrap_or(cx.now);
+                let backoff = self.backoff_before(attempt + 1, &call.idempotency_key, cx);
+                let mut wake_at = cx.now.checked_add(backoff).unwrap_or(cx.now);
+                let mut error = json!({"code": err.code(), "message": err.to_string()});
+                if let Some(asked) = err.retry_after() {
+                    let cap = SignedDuration::from_secs(
+                        i64::try_from(cx.settings.max_retry_after_seconds).unwrap_or(i64::MAX),
+                    );
+                    let asked = asked.resolve(cx.now, cap);
+                    error["retry_after"] = json!(asked.to_string());
+                    wake_at = wake_at.max(asked);
+                }
                 cx.instance.data.attempt = attempt + 1;
                 Outcome::pause(Some(wake_at)).with_detail(detail(json!({
-                    "error": {"code": err.code(), "message": err.to_string()},
+                    "error": error,
                     "retry_at": wake_at.to_string(),
                 })))
             }
@@ -328,6 +336,23 @@ impl Action {
                 out
             }
         }
+    }
+}
+
+impl Action {
+    /// The pause before attempt `next` (2 or more): the backoff doubled after each
+    /// failure, plus up to `action_retry_jitter` of it, drawn from the idempotency key and
+    /// the attempt so that a replay waits the same.
+    fn backoff_before(&self, next: u32, key: &str, cx: &StepCx<'_>) -> SignedDuration {
+        let base = SignedDuration::try_from(self.backoff).unwrap_or(SignedDuration::ZERO);
+        let doubled = base
+            .checked_mul(1i32 << (next.saturating_sub(2)).min(20))
+            .unwrap_or(SignedDuration::MAX);
+        let share = cx.settings.action_retry_jitter.clamp(0.0, 1.0);
+        let draw = crate::ids::stable_hash(&[key, &next.to_string()]) as f64 / u64::MAX as f64;
+        let extra = SignedDuration::try_from_secs_f64(doubled.as_secs_f64() * share * draw)
+            .unwrap_or(SignedDuration::ZERO);
+        doubled.checked_add(extra).unwrap_or(doubled)
     }
 }
 

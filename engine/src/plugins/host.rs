@@ -261,7 +261,7 @@ impl PluginHost {
         let data = store.data_mut();
         data.limiter.memory_denied = false;
         data.logs.clear();
-        *data.denied_host.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *data.observed.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
         // Bytes a guest may hand the host in one host call (log lines, HTTP bodies).
         store.set_hostcall_fuel(limits.max_output_bytes.max(4 << 20));
         if self.settings.consume_fuel {
@@ -358,12 +358,13 @@ impl PluginHost {
             call(prepared, &mut store, live, request),
         )
         .await;
-        let denied = store
+        let observed = store
             .data()
-            .denied_host
+            .observed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let denied = observed.denied;
         store.data_mut().collect_printed();
         let usage = Usage {
             reused,
@@ -373,6 +374,7 @@ impl PluginHost {
                 .consume_fuel
                 .then(|| u64::MAX - store.get_fuel().unwrap_or(u64::MAX)),
             logs: std::mem::take(&mut store.data_mut().logs),
+            retry_after: observed.retry_after,
         };
         let (result, keep) = match outcome {
             Err(_) => (Err(timeout(limits)), None),
@@ -628,6 +630,8 @@ pub struct Usage {
     /// Log lines and printed lines (levels `stdout`, `stderr`), when the host captures
     /// them (`capture_logs`).
     pub logs: Vec<LogLine>,
+    /// The latest `Retry-After` an answer to the call's HTTP requests carried.
+    pub retry_after: Option<crate::actions::RetryAfter>,
 }
 
 /// wasmtime's errors are not `std::error::Error`; keep their whole chain as text.

@@ -4,7 +4,9 @@
 //! Every request a guest makes through `wasi:http` passes `send_request` here; a host not
 //! on the allow-list gets `HttpRequestDenied` before any connection is made, and so does
 //! a host that resolves only to internal addresses (`network.rs`); the call remembers
-//! why, so the step event can say so. Outside the engine (the plugin test
+//! why, so the step event can say so. It also remembers the latest `Retry-After` an
+//! answer carried, so that a retryable failure waits as long as the server asked. Outside
+//! the engine (the plugin test
 //! harness), allowed requests may be answered from recorded exchanges instead of the
 //! network, or sent and recorded.
 
@@ -18,6 +20,7 @@ use serde_json::Value;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::network::NetworkPolicy;
+use crate::actions::RetryAfter;
 
 /// Largest request or response body kept in a recorded exchange.
 const MAX_RECORDED_BODY: usize = 1 << 20;
@@ -136,22 +139,47 @@ impl AllowList {
     }
 }
 
+/// What the host saw of one call's requests.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// Why the call's first refused request was refused (`to <host> ...`), if any.
+    pub denied: Option<String>,
+    /// The latest time an answer asked the caller to wait (`Retry-After`), if any.
+    pub retry_after: Option<RetryAfter>,
+}
+
 /// The hooks of one call.
 pub struct Outbound {
     pub allow: Arc<AllowList>,
     /// Which addresses requests may connect to (`network.rs`).
     pub network: Arc<NetworkPolicy>,
-    /// Why this call's first refused request was refused (`to <host> ...`), if any.
-    pub denied: Arc<Mutex<Option<String>>>,
+    pub observed: Arc<Mutex<Observed>>,
     pub mode: Arc<HttpMode>,
 }
 
 /// Records why a request was refused (the first refusal of a call is kept).
-fn deny(denied: &Mutex<Option<String>>, why: String) {
-    denied
+fn deny(observed: &Mutex<Observed>, why: String) {
+    observed
         .lock()
         .unwrap_or_else(|p| p.into_inner())
+        .denied
         .get_or_insert(why);
+}
+
+/// Records an answer's `Retry-After`, if it carries a valid one.
+fn observe(observed: &Mutex<Observed>, headers: &http::HeaderMap) {
+    let Some(asked) = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(RetryAfter::parse)
+    else {
+        return;
+    };
+    let mut observed = observed.lock().unwrap_or_else(|p| p.into_inner());
+    observed.retry_after = Some(match observed.retry_after {
+        Some(earlier) => earlier.later(asked),
+        None => asked,
+    });
 }
 
 /// Sends an allowed request to the network, to an address the network policy allows.
@@ -159,12 +187,16 @@ async fn send_checked(
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     network: &NetworkPolicy,
-    denied: &Mutex<Option<String>>,
+    observed: &Mutex<Observed>,
 ) -> SendResult {
     match super::network::send(request, options, network).await {
-        Ok(sent) => sent,
+        Ok(Ok((response, io))) => {
+            observe(observed, response.headers());
+            Ok((response, io))
+        }
+        Ok(Err(e)) => Err(e),
         Err(why) => {
-            deny(denied, why);
+            deny(observed, why);
             Err(Error::HttpRequestDenied)
         }
     }
@@ -191,7 +223,7 @@ impl WasiHttpHooks for Outbound {
                 None => host,
             };
             deny(
-                &self.denied,
+                &self.observed,
                 format!(
                     "to {shown} is not allowed by the plugin's manifest (capabilities.allowed_hosts)"
                 ),
@@ -200,12 +232,12 @@ impl WasiHttpHooks for Outbound {
         }
         let mode = self.mode.clone();
         let network = self.network.clone();
-        let denied = self.denied.clone();
+        let observed = self.observed.clone();
         Box::new(async move {
             let done =
                 Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>;
             match &*mode {
-                HttpMode::Live => send_checked(request, options, &network, &denied).await,
+                HttpMode::Live => send_checked(request, options, &network, &observed).await,
                 HttpMode::Stubbed { exchanges, .. } => {
                     let method = request.method().to_string();
                     let url = request.uri().to_string();
@@ -242,6 +274,7 @@ impl WasiHttpHooks for Outbound {
                     let res = res
                         .body(full(body))
                         .map_err(|_| Error::HttpResponseIncomplete)?;
+                    observe(&observed, res.headers());
                     Ok((res, done))
                 }
                 HttpMode::Recording { .. } => {
@@ -250,7 +283,7 @@ impl WasiHttpHooks for Outbound {
                     let (parts, body) = request.into_parts();
                     let sent = read_body(body).await?;
                     let request = http::Request::from_parts(parts, full(sent.clone()));
-                    let (res, io) = send_checked(request, options, &network, &denied).await?;
+                    let (res, io) = send_checked(request, options, &network, &observed).await?;
                     // The connection is driven while the body is read.
                     let io = tokio::spawn(Box::into_pin(io));
                     let (parts, body) = res.into_parts();

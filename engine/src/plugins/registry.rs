@@ -694,7 +694,10 @@ impl ActionExecutor for PluginAction {
                 ActionError::Permanent(format!("the plugin returned invalid JSON: {e}"))
             }),
             Ok(Err(PluginError::InvalidInput(m))) => Err(ActionError::InvalidInput(m)),
-            Ok(Err(PluginError::Retryable(m))) => Err(ActionError::Retryable(m)),
+            Ok(Err(PluginError::Retryable(message))) => Err(ActionError::Retryable {
+                message,
+                retry_after: called.usage.retry_after,
+            }),
             Ok(Err(PluginError::Permanent(m))) => Err(ActionError::Permanent(m)),
             Err(Fault { code, message }) => Err(ActionError::Sandbox { code, message }),
         }

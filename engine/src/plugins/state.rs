@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::host::{self, Level};
 use super::network::NetworkPolicy;
-use super::outbound::{AllowList, HttpMode, Outbound};
+use super::outbound::{AllowList, HttpMode, Observed, Outbound};
 
 /// What a plugin is given, shared by all its calls.
 #[derive(Debug, Default)]
@@ -70,7 +70,8 @@ pub struct CallState {
     outbound: Outbound,
     pub limiter: Limiter,
     pub grants: Arc<Grants>,
-    pub denied_host: Arc<Mutex<Option<String>>>,
+    /// What the host saw of the call's HTTP requests (refusals, `Retry-After`).
+    pub observed: Arc<Mutex<Observed>>,
     /// Keep log lines in `logs` (the test harness) as well as tracing them.
     capture_logs: bool,
     pub logs: Vec<LogLine>,
@@ -124,7 +125,7 @@ impl CallState {
             [(out, 0), (err, 0)]
         });
         let wasi = builder.build();
-        let denied = Arc::new(Mutex::new(None));
+        let observed = Arc::new(Mutex::new(Observed::default()));
         CallState {
             wasi,
             http: WasiHttpCtx::new(),
@@ -132,7 +133,7 @@ impl CallState {
             outbound: Outbound {
                 allow: grants.allow.clone(),
                 network: grants.network.clone(),
-                denied: denied.clone(),
+                observed: observed.clone(),
                 mode: grants.http.clone(),
             },
             limiter: Limiter {
@@ -142,7 +143,7 @@ impl CallState {
                 peak: 0,
             },
             grants,
-            denied_host: denied,
+            observed,
             capture_logs: capture,
             logs: Vec::new(),
             printed,
