@@ -1,27 +1,37 @@
 //! Every tunable limit and size of the engine, with its default.
 //!
-//! Each field is a named, documented setting (see `docs/configuration.md`). This module
-//! only holds values; it never reads files, flags or the environment itself.
+//! Each field is a named, documented setting: its doc comment and its default are the
+//! reference (`docs/configuration.md` and `parcours config reference` are generated from
+//! this module's JSON Schema, so they cannot drift). Settings read from a file or the
+//! environment are these types deserialized, unknown keys refused. This module only holds
+//! values; it never reads files, flags or the environment itself.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 /// Limits applied to every rhai expression evaluation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExprLimits {
-    /// Operations one evaluation may perform before it is stopped.
+    /// Operations of one expression evaluation, closures included.
     pub max_operations: u64,
-    /// Nesting depth of function calls.
+    /// Nested function calls in an expression.
     pub max_call_levels: usize,
-    /// Nesting depth of an expression, at compile time.
+    /// Nesting of brackets (`(`, `[`, `{`, `#{`, calls) in an expression, outside
+    /// strings: 64 nested parentheses compile, 65 are refused when the journey is
+    /// validated, naming this setting. (rhai's own count of its grammar's levels, a few
+    /// per bracket, is set well above it as a backstop.)
     pub max_expr_depth: usize,
-    /// Length in bytes of any string built during an evaluation.
+    /// Any string an expression builds.
     pub max_string_size: usize,
-    /// Elements of any array built during an evaluation.
+    /// Any array an expression builds.
     pub max_array_size: usize,
-    /// Entries of any object map built during an evaluation.
+    /// Any object map an expression builds.
     pub max_map_size: usize,
-    /// Length in bytes of an expression's source text.
+    /// An expression's source text.
     pub max_source_bytes: usize,
 }
 
@@ -40,55 +50,64 @@ impl Default for ExprLimits {
 }
 
 /// Limits and sizes of the WebAssembly plugin host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct PluginSettings {
-    /// Plugin calls running at once (the pooling allocator's slots); more wait.
+    /// Plugin calls at once (pooling allocator slots); more wait.
     pub max_concurrent_calls: u32,
-    /// Memory of a plugin whose manifest names none, in MiB.
+    /// Memory of a plugin call without / at most with a manifest limit (`max_memory_mb`
+    /// is the one maximum of a manifest's `limits.memory_mb`).
     pub default_memory_mb: u64,
-    /// Highest memory a manifest may ask for, in MiB (the one maximum of
-    /// `limits.memory_mb`).
+    /// Memory of a plugin call without / at most with a manifest limit (`max_memory_mb`
+    /// is the one maximum of a manifest's `limits.memory_mb`).
     pub max_memory_mb: u64,
-    /// Memory all running plugin calls may hold at once, in MiB: each call counts its
-    /// plugin's whole memory limit while it runs, and calls wait for room rather than
-    /// exceed the budget (a plugin allowed more than the budget runs alone).
+    /// Memory all running plugin calls may hold at once: each counts its plugin's whole
+    /// memory limit while it runs, and a call waits for room (before taking a slot)
+    /// rather than exceed the budget; a plugin allowed more than the budget runs alone.
+    /// Idle warm instances (opt-in reuse) are outside it, bounded by
+    /// `max_warm_instances`.
     pub memory_budget_mb: u64,
-    /// Time per call of a plugin whose manifest names none, in milliseconds.
+    /// Time of a plugin call without a manifest limit.
     pub default_timeout_ms: u64,
-    /// Result size of a plugin whose manifest names none, in bytes.
+    /// Result size without a manifest limit.
     pub default_max_output_bytes: usize,
-    /// WebAssembly stack per call, in bytes (deep recursion traps beyond it).
+    /// WebAssembly stack of a call.
     pub max_wasm_stack_bytes: usize,
-    /// Interval of the epoch ticker that interrupts running plugins, in milliseconds.
+    /// Interruption tick (deadline granularity, yield interval).
     pub epoch_tick_ms: u64,
-    /// Where compiled components are cached; none: compile at every start.
+    /// Compiled components.
     pub cache_dir: Option<PathBuf>,
-    /// How long a data-source answer is reused at most, whatever its TTL, in seconds.
+    /// Longest reuse of a data-source answer.
     pub max_lookup_ttl_seconds: u32,
-    /// Idle warm instances kept across all plugins whose manifest opts in to reuse
-    /// (`[instances] reuse = true`); each holds its memory while idle.
+    /// Idle warm instances kept across all plugins that opt in to reuse (each holds its
+    /// memory and a pooling slot while idle).
     pub max_warm_instances: u32,
-    /// Bytes of each linear memory the pooling allocator resets in place when a call
-    /// ends, keeping those pages resident for the next call (the rest is returned to the
-    /// kernel and faults back in on the next call).
+    /// Bytes of each plugin linear memory reset in place when a call ends and kept
+    /// resident for the next call; the rest is returned to the kernel and faults back in.
     pub memory_keep_resident_bytes: usize,
-    /// Reset only the pages a call wrote, found with Linux's `PAGEMAP_SCAN` (kernel 6.7
-    /// or later; elsewhere the first `memory_keep_resident_bytes` are reset with `memset`
-    /// whether written or not).
+    /// Reset only the pages a call wrote (Linux `PAGEMAP_SCAN`, kernel 6.7 or later;
+    /// elsewhere the first `memory_keep_resident_bytes` are zeroed with `memset`, written
+    /// or not). Measured: a fresh Rust call 39.6 → 19.0 µs (docs/performance.md).
     pub memory_pagemap_scan: bool,
-    /// Count the fuel (instructions) each call consumes (the plugin test harness; costs
-    /// 10–20 % per call).
+    /// Count fuel and keep log lines per call: on in `parcours plugin test`, off in the
+    /// engine (fuel costs 10–20 % per call).
     pub consume_fuel: bool,
-    /// Keep each call's log lines for the caller (the plugin test harness).
+    /// Count fuel and keep log lines per call: on in `parcours plugin test`, off in the
+    /// engine (fuel costs 10–20 % per call).
     pub capture_logs: bool,
-    /// Secret values plugins may read (`PARCOURS_SECRET_<PLUGIN>_<KEY>`, gathered by the
-    /// command line from its environment); see `plugins::secrets`.
+    /// Secret values plugins may read (by the plugins that declare them and that the
+    /// operator approved).
+    #[serde(skip)]
+    #[schemars(skip)]
     pub secrets: crate::plugins::SecretValues,
-    /// Package digests of uploaded plugins the operator lets read their secrets
-    /// (`--secret-grant NAME=DIGEST`).
+    /// Package digests of uploaded plugins allowed to read their secrets
+    /// ([security](security.md)).
     pub secret_grants: crate::plugins::SecretGrants,
-    /// Internal networks (loopback, private, link-local, ...) plugins may reach over
-    /// HTTP; none by default (`plugins::network`).
+    /// Internal networks plugins may reach over HTTP; loopback, private, link-local
+    /// (metadata) and other internal addresses are refused by default, checked after DNS
+    /// resolution ([security](security.md)). `plugin test --allow-network CIDR` takes the
+    /// same for local mocks.
+    #[schemars(with = "Vec<String>")]
     pub allow_internal_networks: Vec<ipnet::IpNet>,
 }
 
@@ -118,126 +137,153 @@ impl Default for PluginSettings {
 }
 
 /// Settings of one engine process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// SQLite database file.
+    /// The SQLite file (created if missing).
     pub db_path: PathBuf,
-    /// Address the HTTP API listens on.
+    /// The HTTP address, `HOST:PORT` with an IP address or a host name
+    /// (`localhost:8080`). It is bound before the database is opened: a busy port fails
+    /// at once, naming the address. The default serves the local machine only.
     pub listen: SocketAddr,
-    /// Largest accepted request body, in bytes.
+    /// Any request body (413 `BODY_TOO_LARGE`; a declared `Content-Length` over it is
+    /// refused before the body is read).
     pub max_body_bytes: usize,
-    /// HTTP connections open at once; a connection over it is closed at once (counted
-    /// and logged). Keep it under the process's open-file limit, with room for the store
-    /// and the plugins (about 100 descriptors).
+    /// HTTP connections open at once; one over it is closed at once
+    /// (`parcours_http_connections_shed_total`, a log line at most every 10 s). Keep it
+    /// under the open-file limit with about 100 to spare.
     pub http_max_connections: usize,
     /// Time a connection has to send a complete request head, from its opening or from
-    /// the answer to its previous request (slow headers and idle connections end).
+    /// its previous answer: slow headers and idle keep-alive connections are closed.
     pub http_header_timeout_seconds: u64,
-    /// Time a request has to send its whole body (408 `BODY_TIMEOUT` after it).
+    /// Time a request has to send its whole body (408 `BODY_TIMEOUT`).
     pub http_body_timeout_seconds: u64,
-    /// At shutdown (SIGTERM, Ctrl-C), how long the partitions get to commit the work they
-    /// hold once the HTTP server has stopped accepting; what is left is processed at the
-    /// next start (accepted events are durable).
+    /// At SIGTERM or Ctrl-C: the server stops accepting connections, open requests
+    /// finish, then the partitions get this long to commit the work they hold; the
+    /// process then exits 0. What is left is processed at the next start (accepted events
+    /// are durable).
     pub shutdown_grace_seconds: u64,
-    /// Largest accepted single event (its JSON text), in bytes.
+    /// One event's JSON (413 `EVENT_TOO_LARGE`).
     pub max_event_bytes: usize,
-    /// Most events in one batch request.
+    /// Events in one request (413 `BATCH_TOO_LARGE`).
     pub max_batch_events: usize,
-    /// Largest plugin upload (component and manifest), in bytes.
+    /// A plugin upload.
     pub max_plugin_bytes: usize,
-    /// Largest journey definition, in bytes.
+    /// A journey definition (413 `JOURNEY_TOO_LARGE`); also bounded by `max_body_bytes`.
     pub max_journey_bytes: usize,
-    /// Most nodes in one journey.
+    /// Nodes in one journey (validation error at `nodes`). A 10,000-node journey
+    /// validates, publishes and runs in `cargo test`.
     pub max_journey_nodes: usize,
-    /// Largest profile attribute document, in bytes.
+    /// A profile body (413 `PROFILE_TOO_LARGE`).
     pub max_profile_bytes: usize,
-    /// Number of partitions; each runs the steps of the profiles that hash to it, in order.
+    /// Parallel partitions; a profile always maps to the same one.
     pub partitions: usize,
-    /// Most messages (events, timers) one partition handles per durable commit.
+    /// Messages one partition handles per durable commit.
     pub partition_batch: usize,
-    /// Lanes of one partition batch: its profiles are spread over this many lanes that
-    /// run concurrently, each stepping its profiles' messages in order, so that one
-    /// profile's slow action call does not hold up the others. Bounds the action calls
-    /// one partition has in flight.
+    /// Lanes of a partition batch: its profiles are spread over lanes that run
+    /// concurrently, each stepping its profiles' messages in order, so one profile's slow
+    /// action call does not hold up the others. The action calls a partition has in
+    /// flight are at most this (and `plugins.max_concurrent_calls` in all).
     pub partition_lanes: usize,
-    /// Most nodes one instance may pass in one activation before it is failed
-    /// (a guard against loops; validation already rejects loops without a wait).
+    /// Nodes an instance may pass in one activation (from an entry, a timer or an event
+    /// to the next wait or reaction). Validation refuses a journey with a longer path
+    /// without a pause, at the node where an instance would fail, naming this setting; at
+    /// run time a longer chain of jumps fails with `STEP_LIMIT`. `journey validate` and
+    /// `journey simulate` take the same flag.
     pub max_steps_per_activation: u32,
-    /// Due timers loaded from the store at once; only this many are held in memory.
+    /// Due timers loaded into memory at once.
     pub timer_batch: usize,
-    /// Most write operations merged into one store transaction (group commit).
+    /// Write operations merged into one SQLite transaction (group commit).
     pub store_commit_batch: usize,
-    /// Read connections kept open on the store.
+    /// Read connections to the SQLite file.
     pub store_readers: usize,
-    /// Failed store commits (or state reads) in a row after which a partition reports
-    /// itself unhealthy (`/healthz` 503); commits are still retried, reads are given up.
+    /// Failed commits (or state reads) in a row after which a partition reports itself
+    /// unhealthy (`/healthz` 503, `parcours_partitions_unhealthy`); commits are still
+    /// retried every 5 s, a read is given up (its message waits for the next start). See
+    /// [guarantees](guarantees.md#when-the-store-fails).
     pub store_retries: u32,
-    /// SQLite page cache of the writer connection, in bytes: the index pages a commit
-    /// touches stay in memory instead of being read again from the file.
+    /// SQLite page cache of the writer connection (readers keep SQLite's default 2 MiB).
     pub store_cache_bytes: usize,
-    /// Size of the write-ahead log at which the writer checkpoints it completely and
-    /// starts it over between two commits (also the size a WAL file is cut back to).
+    /// Write-ahead log size at which the writer checkpoints it completely and starts it
+    /// over between two commits (and the size a WAL file is cut back to). Under sustained
+    /// load passive checkpoints never catch up, and without this the WAL grew by about
+    /// 150 MB a second (9 GB in the first minute of the 10,000,000-timer benchmark). Each
+    /// restart costs the writer a checkpoint of what the passive ones left and a sync of
+    /// the database file: with 64 MiB, a restart every second or two took up to 15 % of
+    /// the writer's time, and 256 MiB made writes 10–14 % faster (docs/performance.md). A
+    /// larger WAL costs disk and, after a crash, the time to read it back (0.25 s for a
+    /// 256 MiB WAL in the page cache here). A reader holding an older snapshot (a long
+    /// report) delays the restart: the writer waits for it at most 100 ms, then tries
+    /// again 50 ms later, the wait doubling with each failure in a row up to 2 s.
     pub store_wal_limit_bytes: usize,
-    /// Time one action call may take unless its node says otherwise, in milliseconds.
+    /// An action call without its own `timeout`.
     pub default_action_timeout_ms: u64,
-    /// Share of a retry's backoff added on top of it, drawn per call and attempt from the
-    /// idempotency key (0 to 1): instances that failed together do not all retry at the
-    /// same instant, and a replay waits exactly as long as the first run did.
+    /// Share of a retry's backoff added on top of it (0 to 1), drawn per call and attempt
+    /// from the idempotency key: instances that failed together retry spread over that
+    /// share, and a replay waits exactly as the first run did. 0 retries at the exact
+    /// backoff.
     pub action_retry_jitter: f64,
-    /// Longest wait a server's `Retry-After` can impose on a retry, in seconds (a retry
-    /// never comes earlier than the node's backoff, nor later than this after the
-    /// failure because a server asked).
+    /// Longest a server's `Retry-After` can delay a retry: the retry comes at the later
+    /// of the node's backoff and the time the server asked, never more than this after
+    /// the failure.
     pub max_retry_after_seconds: u64,
     /// Expression limits.
     pub expr: ExprLimits,
-    /// Folders of plugins (a manifest and its component each) loaded at start.
+    /// Plugin folders installed at start.
     pub plugin_dirs: Vec<PathBuf>,
     /// Plugin host limits.
     pub plugins: PluginSettings,
-    /// Profiles per second a read-audience or business-event journey enters unless its
-    /// entry sets `rate`.
+    /// Profiles per second a read-audience or business-event run enters when its entry
+    /// sets no `rate`.
     pub read_audience_rate: u32,
-    /// Largest profile import body (`POST /v1/profiles/import`), in bytes.
+    /// A profile import body (`POST /v1/profiles/import`).
     pub max_import_bytes: usize,
-    /// Most audiences; every profile write evaluates every predicate audience.
+    /// Audiences; each profile write evaluates every predicate audience.
     pub max_audiences: usize,
-    /// Most rounds of audience re-evaluation after one profile write (journeys entered on
-    /// a transition may change the profile again).
+    /// Re-evaluations after one profile write (journeys entered on a transition may
+    /// change the profile again).
     pub max_audience_rounds: u32,
-    /// Segment write keys accepted by `/v1/segment/*` (Basic auth user name); with
-    /// `require_auth`, they are ingest tokens.
+    /// Write keys of `/v1/segment/*`; none configured refuses every call.
     pub segment_write_keys: Vec<String>,
-    /// Accepted events that may wait for their partition before ingestion answers 503
-    /// `OVERLOADED` with `Retry-After` (and stores nothing of the refused request).
+    /// Accepted events waiting for their partition (queued or waiting for room); past it,
+    /// `POST /v1/events` and `/v1/segment/*` answer 503 `OVERLOADED` with `Retry-After:
+    /// 1` and store nothing of that request.
     pub max_ingest_backlog: usize,
     /// Every request but `/healthz` needs an API token of the right scope, even while the
     /// tokens file holds none.
+    #[serde(skip)]
+    #[schemars(skip)]
     pub require_auth: bool,
-    /// The tokens file (hashed tokens, `parcours token create`), reread when it changes
-    /// (at most once a second): once it holds a token, every request but `/healthz`
-    /// needs one, without a restart.
+    /// API tokens (hashed; `parcours token create`). With any token, every request but
+    /// `/healthz` needs one of the right scope; without, only a loopback `listen` is
+    /// served unless `--allow-unauthenticated`.
     pub tokens_file: Option<PathBuf>,
-    /// Longest pause a journey may be given, in seconds; it resumes by itself after the
-    /// pause it was given (default: this much).
+    /// Longest pause of a journey (and the default one); it resumes by itself at its end.
+    /// A longer `max_duration` is 409 `INVALID_TRANSITION`.
     pub max_pause_seconds: u64,
     /// Held entries and held instances released per second when a journey resumes.
     pub resume_rate: u32,
-    /// Longest wait or reaction timeout of a draft in test mode, in seconds, unless the
-    /// test asks for another.
+    /// Longest wait or reaction timeout of a draft in test mode, unless the test asks for
+    /// another (`wait`).
     pub test_wait_seconds: u64,
-    /// Caps on calls per action name (calls per second, calls at once); a throttled call
-    /// waits durably (its instance pauses) until the cap has room.
+    /// Calls per second and calls at once of an action (by name, any version). A call
+    /// over a cap is not made: its instance waits (a `waiting` step with
+    /// `detail.throttled`) and tries again when the cap has room, so throttled calls
+    /// queue in the store and survive restarts.
     pub action_limits: std::collections::BTreeMap<String, crate::actions::ActionLimit>,
-    /// Caps on action calls per destination host (the host of a `url` parameter).
+    /// The same per destination host: the host of an action's `url` parameter (the
+    /// `webhook` and `http-json` plugins).
     pub host_limits: std::collections::BTreeMap<String, crate::actions::ActionLimit>,
-    /// How often alert rules are evaluated, in seconds of the engine clock.
+    /// How often alert rules are evaluated (engine clock; at least 1): an alert reacts at
+    /// most this long after its condition holds. Windows are at least one minute.
     pub alert_check_seconds: u64,
-    /// Most timeline events one simulation (or replay) may run.
+    /// Timeline events of one simulation, and recorded events of one replay (422
+    /// `INVALID_SIMULATION`).
     pub max_simulation_events: usize,
-    /// Most profiles one simulation (or replay) may start with.
+    /// Profiles of one simulation.
     pub max_simulation_profiles: usize,
-    /// CPU-heavy request work (parsing and validating journeys) run at once on the
-    /// blocking pool, off the async workers that answer requests; more waits.
+    /// Journey parsing and validation run at once on the blocking pool (more wait), off
+    /// the async workers that answer requests.
     pub parse_workers: usize,
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod config;
 mod event;
 mod journey;
 mod plugin;
@@ -73,6 +74,9 @@ enum Command {
     /// Create, list or revoke API tokens (stored hashed in the tokens file).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// The settings: those in effect and where each came from, or the reference of all.
+    #[command(subcommand)]
+    Config(Box<config::ConfigCommand>),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -84,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(cmd) => profile::run(cmd, &cli.server).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Token(cmd) => token::run(cmd),
+        Command::Config(cmd) => config::run(*cmd),
     }
 }
 

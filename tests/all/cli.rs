@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use serde_json::json;
+
 fn parcours(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_parcours"))
         .args(args)
@@ -207,10 +209,7 @@ fn serve_binds_before_opening_the_database_and_names_a_busy_address() {
     assert!(!db.exists(), "a busy port leaves no database behind");
     let (ok, text) = parcours(&["serve", "--listen", "localhost", "--db", &db_arg]);
     assert!(!ok, "{text}");
-    assert!(
-        text.contains("--listen localhost: not a HOST:PORT"),
-        "{text}"
-    );
+    assert!(text.contains("listen localhost: not a HOST:PORT"), "{text}");
 }
 
 /// Starts `parcours serve` with `args`, reads its log up to the start-up summary, stops
@@ -294,6 +293,64 @@ fn serve_logs_one_json_object_per_line_with_log_format_json() {
         "{message}"
     );
     assert_eq!(record["level"], "INFO", "{summary}");
+}
+
+#[test]
+fn config_show_layers_a_file_the_environment_and_flags_and_serve_reads_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("parcours.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\npartitions = 3\nmax_body_bytes = 1000\n\n[plugins]\nmax_memory_mb = 128\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_parcours"))
+        .args(["config", "show", "--json", "--max-body-bytes", "3000"])
+        .env("PARCOURS_CONFIG", &file)
+        .env("PARCOURS_PARTITION_LANES", "5")
+        .env("PARCOURS_MAX_BODY_BYTES", "2000")
+        .output()
+        .expect("run parcours");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let file_origin = format!("file {}", file.display());
+    for (key, value, from) in [
+        ("partitions", json!(3), file_origin.as_str()),
+        ("plugins.max_memory_mb", json!(128), file_origin.as_str()),
+        (
+            "partition_lanes",
+            json!(5),
+            "environment PARCOURS_PARTITION_LANES",
+        ),
+        ("max_body_bytes", json!(3000), "flag --max-body-bytes"),
+        ("store_readers", json!(4), "default"),
+    ] {
+        assert_eq!(shown[key]["value"], value, "{key}: {}", shown[key]);
+        assert_eq!(shown[key]["from"], from, "{key}: {}", shown[key]);
+    }
+    // The same file runs the engine.
+    let file_arg = file.to_str().expect("path");
+    let (summary, _) = start_up_summary(&["serve", "--config", file_arg]);
+    assert!(
+        summary.contains("listening on http://127.0.0.1:"),
+        "{summary}"
+    );
+
+    // A key that is not a setting is refused at its line, naming the file.
+    std::fs::write(&file, "partitions = 3\n[plugins]\nmax_memroy_mb = 9\n").expect("write");
+    let (ok, text) = parcours(&["config", "show", "--config", file_arg]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("{}: TOML parse error at line 3", file.display())),
+        "{text}"
+    );
+    assert!(text.contains("unknown field `max_memroy_mb`"), "{text}");
+    let (ok, text) = parcours(&["serve", "--config", file_arg]);
+    assert!(!ok && text.contains("max_memroy_mb"), "{text}");
 }
 
 /// Runs `parcours` off the async workers (the engine under test answers on them).
