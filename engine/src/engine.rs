@@ -27,20 +27,26 @@ pub struct Engine {
     plugins: Arc<PluginRegistry>,
     /// The API tokens, when the API requires them.
     tokens: Option<Arc<crate::auth::Tokens>>,
+    /// The database file's lock, when the engine opened the file itself.
+    _lock: Option<Arc<crate::store::sqlite::DbLock>>,
 }
 
 impl Engine {
     /// Opens the SQLite store of `settings` and starts the runtime with the built-in actions.
+    /// Two engines on one file would both write it: the second is refused (`DbLock`).
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Engine> {
+        let lock = crate::store::sqlite::DbLock::acquire(&settings.db_path)?;
         let store = SqliteStore::open(&settings.db_path, StoreOptions::from(&settings))
             .with_context(|| format!("opening the database {}", settings.db_path.display()))?;
-        Self::with_parts(
+        let mut engine = Self::with_parts(
             settings,
             clock,
             Arc::new(store),
             ActionRegistry::with_builtins(),
         )
-        .await
+        .await?;
+        engine._lock = Some(Arc::new(lock));
+        Ok(engine)
     }
 
     /// Starts an engine on a given store and set of actions; installs the plugins of
@@ -74,6 +80,7 @@ impl Engine {
             runtime,
             plugins,
             tokens,
+            _lock: None,
         })
     }
 

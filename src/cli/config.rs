@@ -522,6 +522,19 @@ pub fn resolve(
     })
 }
 
+/// The database file the settings name (`--db`, the file, the environment), for the
+/// commands that work on the file itself (`backup`, `restore`).
+pub fn db_path(config: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let args = SettingsArgs {
+        config,
+        db,
+        ..SettingsArgs::default()
+    };
+    Ok(resolve(&args, |name| std::env::var(name).ok())?
+        .settings
+        .db_path)
+}
+
 fn pairs<T: serde::Serialize>(given: &[(String, T)]) -> Vec<(String, Value)> {
     given
         .iter()

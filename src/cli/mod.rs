@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch; one file per command group.
 
+mod backup;
 mod bench;
 mod client;
 mod config;
@@ -74,6 +75,12 @@ enum Command {
     /// Create, list or revoke API tokens (stored hashed in the tokens file).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Copy the database to a new file while the engine runs (a consistent snapshot:
+    /// every event accepted before the backup began is in it).
+    Backup(backup::BackupArgs),
+    /// Replace the database by a backup (checked first; refused while an engine runs on
+    /// it).
+    Restore(backup::RestoreArgs),
     /// The settings: those in effect and where each came from, or the reference of all.
     #[command(subcommand)]
     Config(Box<config::ConfigCommand>),
@@ -88,6 +95,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(cmd) => profile::run(cmd, &cli.server).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Token(cmd) => token::run(cmd),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Config(cmd) => config::run(*cmd),
     }
 }

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-fn parcours(args: &[&str]) -> (bool, String) {
+pub(crate) fn parcours(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_parcours"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))

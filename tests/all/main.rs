@@ -3,6 +3,7 @@
 
 mod audiences;
 mod auth;
+mod backup;
 mod cli;
 mod docs;
 mod failures;

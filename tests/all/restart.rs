@@ -120,6 +120,22 @@ impl Drop for Server {
     }
 }
 
+/// Writes `dir/journeys/orders.json`: every `order` event enters (re-entrance always),
+/// calls `log` and ends.
+pub fn order_journey_in(dir: &Path) {
+    std::fs::create_dir(dir.join("journeys")).expect("mkdir");
+    let journey = json!({
+        "entry": {"type": "event", "event": "order"},
+        "start": "notify",
+        "nodes": {
+            "notify": {"type": "action", "action": "log", "params": {"n": "event.data.n"}, "next": "done"},
+            "done": {"type": "end"}
+        },
+        "properties": {"reentrance": {"mode": "always"}}
+    });
+    std::fs::write(dir.join("journeys/orders.json"), journey.to_string()).expect("write");
+}
+
 pub async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
     match client.get(url).send().await {
         Ok(r) => {
@@ -208,17 +224,7 @@ async fn sigkill_after_accepting_loses_nothing_and_waits_fire_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_accepting_commits_what_it_holds_and_exits_in_time() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("journeys")).expect("mkdir");
-    let journey = json!({
-        "entry": {"type": "event", "event": "order"},
-        "start": "notify",
-        "nodes": {
-            "notify": {"type": "action", "action": "log", "params": {"n": "event.data.n"}, "next": "done"},
-            "done": {"type": "end"}
-        },
-        "properties": {"reentrance": {"mode": "always"}}
-    });
-    std::fs::write(dir.path().join("journeys/orders.json"), journey.to_string()).expect("write");
+    order_journey_in(dir.path());
     let server = Server::start_with(dir.path(), &["--shutdown-grace-seconds", "30"]);
     let base = server.base.clone();
     // Batches are sent until the server stops answering; the ids of accepted ones are kept.

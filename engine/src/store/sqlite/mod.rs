@@ -3,16 +3,19 @@
 //!
 //! This file owns the connections; each concern's trait is implemented in its own file
 //! (`events`, `states` for partitions, `instances`, `profiles`, `audiences`, `journeys`,
-//! `runs`, `alerts`, `reports`), beside the SQL helpers it uses. Nothing here interprets
-//! a journey.
+//! `runs`, `alerts`, `reports`), beside the SQL helpers it uses; the file itself is
+//! locked by one engine at a time (`lock`) and copied by backups and restores (`backup`).
+//! Nothing here interprets a journey.
 
 mod alerts;
 mod audiences;
+mod backup;
 mod checkpoint;
 mod counts;
 mod events;
 mod instances;
 mod journeys;
+mod lock;
 mod profiles;
 mod reports;
 mod rows;
@@ -31,6 +34,9 @@ use tokio::sync::Semaphore;
 
 use self::writer::Writer;
 use super::Result;
+
+pub use backup::{Copied, backup, restore};
+pub use lock::DbLock;
 
 /// The SQLite store.
 pub struct SqliteStore {
