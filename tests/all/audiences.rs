@@ -473,6 +473,71 @@ async fn cloudevents_segment_calls_and_imports_are_ingested() {
         .await;
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["location"], "[1].source");
+    // The identity of a CloudEvent is (source, id): the same id from a second source is
+    // another event, the same pair again a duplicate.
+    let twins = json!([
+        {"specversion": "1.0", "id": "ce-1", "source": "/other-form", "type": "visit", "subject": "gil"},
+        {"specversion": "1.0", "id": "ce-1", "source": "/signup-form", "type": "signup", "subject": "gil"}
+    ]);
+    let (status, answer) = t
+        .send(
+            Method::POST,
+            "/v1/events",
+            Some(twins.to_string().as_bytes()),
+            "application/cloudevents-batch+json",
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer["events"],
+        json!([{"id": "/other-form#ce-1", "status": "accepted"},
+               {"id": "/signup-form#ce-1", "status": "duplicate"}])
+    );
+    let (status, stored) = t.get("/v1/events/%2Fother-form%23ce-1").await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["type"], "visit");
+    // Binary mode: the attributes in `ce-*` headers (percent-encoded), the data as the body.
+    let binary = |headers: &[(&str, &str)], body: &'static str| {
+        let mut req = t.client.post(t.url("/v1/events")).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let r = binary(
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "ce-9"),
+            ("ce-source", "/mobile%20app"),
+            ("ce-type", "signup"),
+            ("ce-profileid", "kim"),
+            ("ce-time", "2026-03-02T08:00:00Z"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"plan": "team"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["events"][0]["id"], "/mobile app#ce-9", "{answer}");
+    let i = t.instance_in("kim", "welcome", "waiting").await;
+    assert_eq!(i["data"]["event"]["data"]["plan"], "team");
+    let r = binary(
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", "ce-10"),
+            ("ce-type", "signup"),
+            ("ce-profileid", "kim"),
+            ("content-type", "application/json"),
+        ],
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["location"], "ce-source", "{err}");
 
     // Segment: identify links the anonymous id; a later track by anonymous id alone
     // reaches the identified profile.
@@ -524,7 +589,10 @@ async fn cloudevents_segment_calls_and_imports_are_ingested() {
         .find_map(|l| l.strip_prefix("parcours_events_accepted_total "))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert_eq!(accepted, 2, "the CloudEvent ce-1 and the Segment track m-1");
+    assert_eq!(
+        accepted, 4,
+        "the CloudEvents /signup-form ce-1, /other-form ce-1 and /mobile app ce-9, and the Segment track m-1"
+    );
 
     // Imports: JSON Lines and CSV; a bad record refuses the whole file, located.
     let jsonl = "{\"id\": \"k1\", \"attributes\": {\"newsletter\": true}}\n{\"id\": \"k2\", \"aliases\": {\"email\": \"k2@x.com\"}}\n";

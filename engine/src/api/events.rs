@@ -25,7 +25,7 @@ use crate::model::{BusinessEventInput, Event, EventInput};
     path = "/v1/events",
     tag = "events",
     operation_id = "postEvents",
-    request_body(content = Object, content_type = "application/json", description = "One event, an array, {events: [...]}, or CloudEvents (structured or batch)"),
+    request_body(content = Object, content_type = "application/json", description = "One event, an array, {events: [...]}, or CloudEvents (structured, batch, or binary mode with ce-* headers; a CloudEvent is stored as the id <source>#<id>)"),
     responses((status = 202, description = "Accepted: every event is durable", body = Object), Errors)
 )]
 pub async fn post_events(
@@ -51,9 +51,20 @@ async fn accept_events(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let cloud = content_type.starts_with(cloudevents::STRUCTURED)
-        || content_type.starts_with(cloudevents::BATCH);
-    let decoded = decode_events(&body, cloud, settings)?;
+    let decoded = if cloudevents::is_binary(headers) {
+        // One CloudEvent in binary mode: its attributes are headers, its data the body;
+        // problems are located at the header or in the body.
+        let ce = cloudevents::from_binary(headers, &body)?;
+        let structured = serde_json::to_vec(&ce).unwrap_or_default();
+        decode_events(&structured, true, settings).map_err(|mut e| {
+            e.location = e.location.as_deref().map(cloudevents::binary_location);
+            e
+        })?
+    } else {
+        let cloud = content_type.starts_with(cloudevents::STRUCTURED)
+            || content_type.starts_with(cloudevents::BATCH);
+        decode_events(&body, cloud, settings)?
+    };
     let now = app.runtime.now();
     let mut events = Vec::with_capacity(decoded.len());
     for (here, input) in decoded {
