@@ -331,3 +331,94 @@ async fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
         );
     }
 }
+
+/// Deleting a profile erases what it said from the events and steps kept after it: a
+/// value of its attributes and of its event data is nowhere in the API's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_profile_erases_its_personal_data_from_events_steps_and_instances() {
+    let t = TestEngine::start_with(|_| {}).await;
+    t.publish(
+        "greet",
+        r#"
+entry: {type: event, event: signup}
+start: hello
+nodes:
+  hello:
+    type: action
+    action: log
+    params: {greeting: '"Hello " + profile.first_name', plan: 'event.data.plan'}
+    next: later
+  later: {type: wait, duration: P1D, next: done}
+  done: {type: end}
+"#,
+    )
+    .await;
+    let (status, body) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/profiles/ada",
+            Some(
+                json!({"attributes": {"first_name": "Adaline", "email": "adaline@example.com"}})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            "application/json",
+        )
+        .await;
+    assert!(status < 300, "{body}");
+    let event = t
+        .event(
+            "signup",
+            "ada",
+            json!({"plan": "pro-Adaline", "card": "4242-Adaline"}),
+        )
+        .await;
+    let waiting = t.instance_in("ada", "greet", "waiting").await;
+    let instance = waiting["id"].as_str().expect("id").to_string();
+    let steps = Value::Array(t.steps(&instance).await).to_string();
+    assert!(steps.contains("Adaline"), "the steps held it: {steps}");
+
+    let (status, body) = t
+        .send(reqwest::Method::DELETE, "/v1/profiles/ada", None, "")
+        .await;
+    assert!(status < 300, "{body}");
+    let ended = t.instance_in("ada", "greet", "exited").await;
+
+    let (_, stored) = t.get(&format!("/v1/events/{event}")).await;
+    let (_, instance_now) = t.get(&format!("/v1/instances/{instance}")).await;
+    let steps = Value::Array(t.steps(&instance).await);
+    for (what, text) in [
+        ("event", stored.to_string()),
+        ("instance", instance_now.to_string()),
+        ("instance list", ended.to_string()),
+        ("steps", steps.to_string()),
+    ] {
+        assert!(
+            !text.contains("Adaline") && !text.contains("adaline"),
+            "{what} still holds personal data: {text}"
+        );
+    }
+    // What stays: ids, types, nodes, statuses, codes, times.
+    assert_eq!(stored["type"], "signup");
+    assert_eq!(stored["profile_id"], "ada");
+    let nodes: Vec<(&str, &str)> = steps
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["node"].as_str().unwrap_or(""),
+                s["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(nodes.contains(&("hello", "passed")), "{nodes:?}");
+    assert!(
+        steps
+            .as_array()
+            .expect("steps")
+            .iter()
+            .any(|s| s["code"] == "PROFILE_DELETED"),
+        "{steps}"
+    );
+}

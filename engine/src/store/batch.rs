@@ -22,6 +22,10 @@ pub struct WriteBatch {
     pub profiles: Vec<ProfileWrite>,
     /// Profiles to delete (with their aliases and memberships).
     pub profile_deletes: Vec<String>,
+    /// Deleted profiles whose personal data is erased from their events, steps and
+    /// instances, after this batch's own instances and steps are written (a deletion, not
+    /// a merge).
+    pub profile_erasures: Vec<String>,
     /// Audience memberships that begin (`since` set) or end (`since` empty).
     pub memberships: Vec<Membership>,
     /// Audience entries and exits, for the record.
@@ -50,6 +54,7 @@ impl WriteBatch {
             processed_events,
             profiles,
             profile_deletes,
+            profile_erasures,
             memberships,
             transitions,
             capping,
@@ -63,6 +68,7 @@ impl WriteBatch {
         self.processed_events.extend(processed_events);
         self.profiles.extend(profiles);
         self.profile_deletes.extend(profile_deletes);
+        self.profile_erasures.extend(profile_erasures);
         self.memberships.extend(memberships);
         self.transitions.extend(transitions);
         self.capping.extend(capping);
@@ -78,6 +84,7 @@ impl WriteBatch {
         self.processed_events.is_empty()
             && self.profiles.is_empty()
             && self.profile_deletes.is_empty()
+            && self.profile_erasures.is_empty()
             && self.memberships.is_empty()
             && self.transitions.is_empty()
             && self.capping.is_empty()

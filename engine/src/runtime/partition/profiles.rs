@@ -85,6 +85,9 @@ impl Partition {
                         Code::ProfileDeleted,
                         "the profile was deleted",
                     );
+                    // Its personal data goes with it from events, steps and instances
+                    // (docs/security.md); a merge moves that history instead.
+                    batch.write.profile_erasures.push(id.clone());
                 }
             }
             ProfileOp::MergeOut { into, merge_id, .. } => {

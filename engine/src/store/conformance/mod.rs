@@ -44,6 +44,10 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("a_deleted_profile_takes_its_aliases_and_memberships", |s| {
         Box::pin(partition::a_deleted_profile_takes_its_aliases_and_memberships(s))
     }),
+    (
+        "a_deleted_profile_is_erased_from_its_events_steps_and_instances",
+        |s| Box::pin(partition::a_deleted_profile_is_erased_from_its_events_steps_and_instances(s)),
+    ),
     ("audiences_and_capping_rules_are_kept", |s| {
         Box::pin(resources::audiences_and_capping_rules_are_kept(s))
     }),

@@ -355,6 +355,62 @@ pub(super) async fn a_deleted_profile_takes_its_aliases_and_memberships(store: A
     );
 }
 
+pub(super) async fn a_deleted_profile_is_erased_from_its_events_steps_and_instances(
+    store: Arc<dyn Store>,
+) {
+    let mut personal = event("e1", "signup", "p1", 0);
+    personal.data = json!({"first_name": "Ada", "email": "ada@example.com"});
+    let mut other = event("e2", "signup", "p2", 0);
+    other.data = json!({"first_name": "Bob"});
+    store.ingest(&[personal, other]).await.expect("ingest");
+    let mut i1 = instance("i1", "welcome", "p1", Status::Completed, None);
+    i1.data.event = json!({"data": {"first_name": "Ada"}});
+    i1.data.step = 3;
+    let mut s1 = step("i1", "hello", StepStatus::Passed, 1);
+    s1.detail = Some(json!({"params": {"name": "Ada"}, "label": "gold"}));
+    s1.message = Some("said hello to Ada".into());
+    commit(
+        &store,
+        WriteBatch {
+            profiles: vec![ProfileWrite {
+                profile: profile("p1"),
+                aliases_changed: true,
+            }],
+            instances: vec![i1],
+            steps: vec![s1],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    commit(
+        &store,
+        WriteBatch {
+            profile_deletes: vec!["p1".into()],
+            profile_erasures: vec!["p1".into()],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let e1 = store.get_event("e1").await.expect("read").expect("e1");
+    assert_eq!(e1.event.data, json!({}), "kept: id, type, profile, times");
+    assert_eq!(e1.event.event_type, "signup");
+    let e2 = store.get_event("e2").await.expect("read").expect("e2");
+    assert_eq!(
+        e2.event.data,
+        json!({"first_name": "Bob"}),
+        "another profile's"
+    );
+    let steps = store.steps_of_instance("i1").await.expect("steps");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].message, None);
+    assert_eq!(steps[0].detail, Some(json!({"label": "gold"})));
+    assert_eq!(steps[0].status, StepStatus::Passed);
+    let i1 = store.get_instance("i1").await.expect("read").expect("i1");
+    assert_eq!(i1.data.event, json!({}));
+    assert_eq!(i1.data.step, 3);
+    assert_eq!(i1.status, Status::Completed);
+}
+
 pub(super) async fn merges_wait_until_applied(store: Arc<dyn Store>) {
     let merge = ProfileMerge {
         id: "m1".into(),

@@ -12,6 +12,7 @@ mod audiences;
 mod backup;
 mod checkpoint;
 mod counts;
+mod erasure;
 mod events;
 mod instances;
 mod journeys;

@@ -227,6 +227,11 @@ impl PartitionStore for SqliteStore {
                 for id in &batch.processed_events {
                     done.execute([id])?;
                 }
+                // Last: the instances and steps this batch wrote for the profile are
+                // erased too.
+                for id in &batch.profile_erasures {
+                    super::erasure::erase_profile(conn, id)?;
+                }
                 Ok(())
             })
             .await
