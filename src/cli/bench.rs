@@ -473,7 +473,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let journey = match args.action_latency {
         Some(ms) => {
-            settings.plugin_dirs.push(super::builtin_plugins_dir());
+            settings.plugin_dirs.push(super::builtin_plugins_dir()?);
             // The slow server listens on loopback, which plugins may not reach by default.
             settings.plugins.allow_internal_networks = vec!["127.0.0.0/8".parse()?];
             webhook_journey(&slow_server(Duration::from_millis(ms)).await?)?

@@ -130,7 +130,7 @@ async fn offline_plugins(
 ) -> anyhow::Result<(ActionRegistry, Option<Arc<dyn ExternalFunctions>>)> {
     let actions = ActionRegistry::with_builtins();
     if builtin_plugins {
-        plugin_dirs.insert(0, super::builtin_plugins_dir());
+        plugin_dirs.insert(0, super::builtin_plugins_dir()?);
     }
     if plugin_dirs.is_empty() {
         return Ok((actions, None));

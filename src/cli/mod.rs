@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch; one file per command group.
 
+mod assets;
 mod backup;
 mod bench;
 mod client;
@@ -101,7 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The first-party plugins, built with this binary.
-pub fn builtin_plugins_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("PARCOURS_BUILTIN_PLUGINS_DIR"))
+/// The first-party plugins, carried by this binary and written to its cache folder.
+pub fn builtin_plugins_dir() -> anyhow::Result<std::path::PathBuf> {
+    assets::builtin_plugins_dir()
 }

@@ -200,7 +200,9 @@ fn new_project(name: &str, kind: TemplateKind, dir: &Path) -> anyhow::Result<Pat
         anyhow::bail!("{} already exists", project.display());
     }
     fs_err::create_dir_all(project.join("src"))?;
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk");
+    // The SDK and the WIT it is built against travel with the project: it builds
+    // without the Parcours source tree, against this engine's plugin contract.
+    super::assets::write_sdk(&project.join("parcours-sdk"))?;
     let crate_name = name.replace('-', "_");
     let (feature, kind_name, source) = match kind {
         TemplateKind::Action => ("action", "action", ACTION_TEMPLATE),
@@ -222,7 +224,7 @@ edition = "2024"
 crate-type = ["cdylib"]
 
 [dependencies]
-parcours-sdk = {{ path = {sdk:?}, features = ["{feature}"] }}
+parcours-sdk = {{ path = "parcours-sdk", features = ["{feature}"] }}
 serde = {{ version = "1", features = ["derive"] }}
 
 [profile.release]
@@ -230,10 +232,15 @@ opt-level = "s"
 lto = true
 codegen-units = 1
 strip = true
-"#,
-            sdk = sdk.display().to_string()
+"#
         ),
     )?;
+    // rustup installs the WebAssembly target the first time cargo runs here.
+    fs_err::write(
+        project.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"stable\"\ntargets = [\"wasm32-wasip2\"]\n",
+    )?;
+    fs_err::write(project.join(".gitignore"), "/target\n")?;
     fs_err::write(project.join("src/lib.rs"), source)?;
     fs_err::write(
         project.join("plugin.toml"),
@@ -257,7 +264,7 @@ timeout_ms = 5000
     fs_err::write(
         project.join("README.md"),
         format!(
-            "# {name}\n\nA Parcours {kind_name} plugin.\n\n```sh\ncargo build --release --target wasm32-wasip2\nparcours plugin inspect plugin.toml\nparcours serve --plugins .\n```\n"
+            "# {name}\n\nA Parcours {kind_name} plugin. `parcours-sdk/` is the SDK and the plugin contract (WIT) of the engine that created this project.\n\n```sh\ncargo build --release --target wasm32-wasip2\nparcours plugin inspect plugin.toml\nparcours serve --plugins .\n```\n\n`rust-toolchain.toml` asks rustup for the `wasm32-wasip2` target; where rustup does not install targets by itself (`RUSTUP_AUTO_INSTALL=0`), run `rustup target add wasm32-wasip2` once. With `CARGO_TARGET_DIR` set, the component is built there: change `component` in `plugin.toml` to match.\n"
         ),
     )?;
     Ok(project)

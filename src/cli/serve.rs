@@ -60,16 +60,6 @@ fn require_auth(
     )
 }
 
-/// Where the examples are: beside the current folder, or in the source tree this binary
-/// was built from.
-fn examples_dir() -> PathBuf {
-    let here = PathBuf::from("examples");
-    if here.join("journeys").is_dir() {
-        return here;
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
 /// Binds `listen` (`HOST:PORT`, the host an address or a name): the first of its
 /// addresses that can be bound. Errors name the address asked for.
 async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
@@ -101,7 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut settings = resolved.settings;
     settings.listen = listener.local_addr()?;
     if args.examples {
-        settings.plugin_dirs.push(super::builtin_plugins_dir());
+        settings.plugin_dirs.push(super::builtin_plugins_dir()?);
     }
     settings.plugins.secrets = parcours_engine::plugins::SecretValues::from_env();
     let tokens_file = settings
@@ -127,8 +117,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut resources = args.resources;
     let mut dirs = args.journey_dirs;
     if args.examples {
-        resources.insert(0, examples_dir().join("resources.yaml"));
-        dirs.insert(0, examples_dir().join("journeys"));
+        let examples = super::assets::examples_dir()?;
+        resources.insert(0, examples.join("resources.yaml"));
+        dirs.insert(0, examples.join("journeys"));
     }
     for file in resources {
         engine.apply_resources(&file).await?;

@@ -353,6 +353,127 @@ fn config_show_layers_a_file_the_environment_and_flags_and_serve_reads_the_file(
     assert!(!ok && text.contains("max_memroy_mb"), "{text}");
 }
 
+/// The binary copied to an empty folder on another path (as `cargo install` or a
+/// download would place it), with a cache and a home of its own, runs the README's
+/// example and scaffolds a plugin project that builds without the source tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_binary_elsewhere_serves_the_examples_and_scaffolds_plugins_that_build() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (bin, work, home) = (
+        dir.path().join("bin"),
+        dir.path().join("work"),
+        dir.path().join("home"),
+    );
+    for d in [&bin, &work, &home] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    let binary = bin.join("parcours");
+    std::fs::copy(env!("CARGO_BIN_EXE_parcours"), &binary).expect("copy the binary");
+    let command = |args: &[&str]| {
+        let mut c = Command::new(&binary);
+        c.args(args)
+            .current_dir(&work)
+            .env("HOME", &home)
+            .env_remove("XDG_CACHE_HOME");
+        c
+    };
+    let server = {
+        let c = command(&["serve", "--examples", "--listen", "127.0.0.1:0"]);
+        tokio::task::spawn_blocking(move || crate::restart::Server::spawn(c))
+            .await
+            .expect("join")
+    };
+    // The README's first example: a signup enters the welcome journey.
+    let out = {
+        let mut c = command(&[
+            "event",
+            "send",
+            "--type",
+            "signup",
+            "--profile",
+            "ada",
+            "--data",
+            r#"{"first_name": "Ada"}"#,
+        ]);
+        c.env("PARCOURS_SERVER", &server.base);
+        tokio::task::spawn_blocking(move || c.output())
+            .await
+            .expect("join")
+            .expect("run")
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = reqwest::Client::new();
+    let instances = crate::support::eventually(|| {
+        let (client, url) = (
+            client.clone(),
+            format!("{}/v1/profiles/ada/instances", server.base),
+        );
+        async move {
+            let (_, body) = crate::restart::get(&client, url).await;
+            let found = body["instances"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|i| i["journey_id"] == "welcome"));
+            found.then_some(body)
+        }
+    })
+    .await;
+    let welcome = instances["instances"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["journey_id"] == "welcome"))
+        .expect("a welcome instance");
+    let id = welcome["id"].as_str().expect("id");
+    let (_, steps) =
+        crate::restart::get(&client, format!("{}/v1/instances/{id}/steps", server.base)).await;
+    assert!(
+        steps["steps"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|s| s["kind"] == "action" && s["status"] == "passed")),
+        "the welcome journey acted: {steps}"
+    );
+    assert!(
+        work.join("parcours.db").exists(),
+        "the database is in the working folder"
+    );
+    server.kill();
+
+    // `plugin new` from the copy: the project carries its SDK and WIT, and builds.
+    let out = command(&["plugin", "new", "shout", "--kind", "action"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = work.join("shout");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains(r#"path = "parcours-sdk""#)
+            && !manifest.contains(env!("CARGO_MANIFEST_DIR")),
+        "{manifest}"
+    );
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guests");
+    let out = {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.args(["build", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&project);
+        tokio::task::spawn_blocking(move || c.output())
+            .await
+            .expect("join")
+            .expect("cargo build")
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs `parcours` off the async workers (the engine under test answers on them).
 async fn parcours_blocking(args: &[&str]) -> (bool, String) {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

@@ -37,7 +37,8 @@ impl Server {
     /// Starts `parcours serve` on `dir/engine.db` with the journeys of `dir/journeys` and
     /// extra arguments.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parcours"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parcours"));
+        command
             .args([
                 "serve",
                 "--listen",
@@ -49,7 +50,13 @@ impl Server {
             .arg(dir.join("engine.db"))
             .arg("--journeys")
             .arg(dir.join("journeys"))
-            .args(extra)
+            .args(extra);
+        Self::spawn(command)
+    }
+
+    /// Runs a `parcours serve` command and waits until it listens.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

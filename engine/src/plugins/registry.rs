@@ -178,21 +178,32 @@ impl PluginRegistry {
     }
 
     /// Installs every plugin of a folder: each `*.toml` manifest (directly in it or one
-    /// level down) with the component it names.
+    /// level down) with the component it names. The build files of a plugin's own project
+    /// (`Cargo.toml`, `rust-toolchain.toml`, `pyproject.toml`) are not manifests, so a
+    /// plugin project's folder can be served as it is.
     pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> anyhow::Result<Vec<String>> {
+        const NOT_MANIFESTS: &[&str] = &["Cargo.toml", "rust-toolchain.toml", "pyproject.toml"];
+        let is_manifest = |p: &Path| {
+            p.extension().is_some_and(|e| e == "toml")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !NOT_MANIFESTS.contains(&n))
+        };
         let mut manifests = Vec::new();
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
-            if path.is_dir() {
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if path.is_dir() && !hidden {
                 for inner in std::fs::read_dir(&path)? {
                     let p = inner?.path();
-                    if p.extension().is_some_and(|e| e == "toml")
-                        && p.file_name().is_some_and(|n| n != "Cargo.toml")
-                    {
+                    if is_manifest(&p) {
                         manifests.push(p);
                     }
                 }
-            } else if path.extension().is_some_and(|e| e == "toml") {
+            } else if is_manifest(&path) {
                 manifests.push(path);
             }
         }
