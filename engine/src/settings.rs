@@ -277,6 +277,10 @@ pub struct Settings {
     /// How often alert rules are evaluated (engine clock; at least 1): an alert reacts at
     /// most this long after its condition holds. Windows are at least one minute.
     pub alert_check_seconds: u64,
+    /// Profiles one `GET /v1/profiles?filter=...` request reads at most: a page that
+    /// reaches it before it is full ends early, with `next` where the scan stopped, so a
+    /// rare match costs several short requests instead of one long one.
+    pub max_profile_scan: usize,
     /// Timeline events of one simulation, and recorded events of one replay (422
     /// `INVALID_SIMULATION`).
     pub max_simulation_events: usize,
@@ -333,6 +337,7 @@ impl Default for Settings {
             alert_check_seconds: 60,
             action_limits: Default::default(),
             host_limits: Default::default(),
+            max_profile_scan: 100_000,
             max_simulation_events: 100_000,
             max_simulation_profiles: 100_000,
             parse_workers: std::thread::available_parallelism().map_or(2, usize::from),

@@ -13,6 +13,7 @@ mod journeys_api;
 mod lifecycle;
 mod limits;
 mod openapi;
+mod pages;
 mod plugins;
 mod polyglot;
 mod restart;

@@ -55,6 +55,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("post", "/v1/alias"),
         ("post", "/v1/group"),
         ("post", "/v1/batch"),
+        ("get", "/v1/profiles"),
         ("get", "/v1/profiles/{id}"),
         ("put", "/v1/profiles/{id}"),
         ("patch", "/v1/profiles/{id}"),

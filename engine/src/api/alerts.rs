@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::audiences::definition_error;
 use super::error::Errors;
-use super::error::{Body, Path, parse_json};
+use super::error::{Body, Path, Query, parse_json};
+use super::page::{Page, field_key};
 use super::{ApiError, AppState};
 
 use crate::code::Code;
@@ -47,10 +48,15 @@ pub async fn put(
     path = "/v1/alerts",
     tag = "alerts",
     operation_id = "listAlerts",
-    responses((status = 200, description = "Rules and states", body = Object), Errors)
+    params(Page),
+    responses((status = 200, description = "Rules and states, in id order; `next` pages", body = Object), Errors)
 )]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"alerts": app.runtime.alerts()})))
+pub async fn list(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let (alerts, next) = page.sorted(app.runtime.alerts(), field_key("id"))?;
+    Ok(Json(json!({"alerts": alerts, "next": next})))
 }
 
 #[utoipa::path(

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{Body, parse_json};
+use super::page::{Page, field_key};
 use super::{ApiError, AppState};
 use crate::code::Code;
 use crate::runtime::{DefinitionError, ProfileOp};
@@ -52,11 +53,16 @@ pub async fn put(
     path = "/v1/audiences",
     tag = "audiences",
     operation_id = "listAudiences",
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(Page),
+    responses((status = 200, description = "Audiences in name order; `next` pages", body = Object), Errors)
 )]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
     let audiences = app.runtime.store().list_audiences().await?;
-    Ok(Json(json!({"audiences": audiences})))
+    let (audiences, next) = page.sorted(audiences, field_key("name"))?;
+    Ok(Json(json!({"audiences": audiences, "next": next})))
 }
 
 #[utoipa::path(
@@ -86,13 +92,6 @@ pub async fn get(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
-pub struct Page {
-    /// Profile id to start after.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
 /// `GET /v1/audiences/{name}/members?after=ID&limit=N`: members in profile id order;
 /// `next` is the `after` of the following page.
 #[utoipa::path(
@@ -100,7 +99,7 @@ pub struct Page {
     path = "/v1/audiences/{name}/members",
     tag = "audiences",
     operation_id = "listAudienceMembers",
-    params(("name" = String, Path, description = "Audience name", example = "gold"), ("after" = Option<String>, Query, description = "Profile id to start after"), ("limit" = Option<u64>, Query, description = "Page size")),
+    params(("name" = String, Path, description = "Audience name", example = "gold"), Page),
     responses((status = 200, description = "OK", body = Object), Errors)
 )]
 pub async fn members(
@@ -113,7 +112,7 @@ pub async fn members(
             "audience {name:?} does not exist"
         )));
     }
-    let limit = page.limit.unwrap_or(100).clamp(1, 1_000);
+    let limit = page.limit();
     let members = app
         .runtime
         .store()
@@ -255,18 +254,19 @@ pub async fn put_capping_rule(
     path = "/v1/capping-rules",
     tag = "audiences",
     operation_id = "listCappingRules",
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(Page),
+    responses((status = 200, description = "Capping rules in id order; `next` pages", body = Object), Errors)
 )]
-pub async fn list_capping_rules(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let rules: Vec<Value> = app
-        .runtime
-        .store()
-        .capping_rules()
-        .await?
+pub async fn list_capping_rules(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let rules = app.runtime.store().capping_rules().await?;
+    let rules = rules
         .into_iter()
-        .map(|(id, def)| json!({"id": id, "definition": def}))
-        .collect();
-    Ok(Json(json!({"capping_rules": rules})))
+        .map(|(id, def)| json!({"id": id, "definition": def}));
+    let (rules, next) = page.sorted(rules, field_key("id"))?;
+    Ok(Json(json!({"capping_rules": rules, "next": next})))
 }
 
 /// `GET /v1/journeys/{id}/runs`: a read-audience or business-event journey's runs with
@@ -276,15 +276,24 @@ pub async fn list_capping_rules(State(app): State<AppState>) -> Result<Json<Valu
     path = "/v1/journeys/{id}/runs",
     tag = "runs",
     operation_id = "listJourneyRuns",
-    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart"), Page),
+    responses((status = 200, description = "Runs, newest first; `next` pages", body = Object), Errors)
 )]
 pub async fn runs_of_journey(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let runs = app.runtime.store().runs_of_journey(&id).await?;
-    Ok(Json(json!({"runs": runs})))
+    let runs: Vec<Value> = app
+        .runtime
+        .store()
+        .runs_of_journey(&id)
+        .await?
+        .into_iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    let (runs, next) = page.slice(runs, field_key("id"))?;
+    Ok(Json(json!({"runs": runs, "next": next})))
 }
 
 /// `GET /v1/runs/{id}`.

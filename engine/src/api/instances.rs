@@ -1,7 +1,8 @@
 //! Instances and their step events.
 
 use super::error::Errors;
-use super::error::Path;
+use super::error::{Path, Query};
+use super::page::Page;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -13,19 +14,21 @@ use super::{ApiError, AppState};
     path = "/v1/profiles/{id}/instances",
     tag = "instances",
     operation_id = "listProfileInstances",
-    params(("id" = String, Path, description = "Profile id")),
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(("id" = String, Path, description = "Profile id"), Page),
+    responses((status = 200, description = "Instances in entry order; `next` pages", body = Object), Errors)
 )]
 pub async fn of_profile(
     State(app): State<AppState>,
     Path(profile_id): Path<String>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let instances = app
         .runtime
         .store()
         .instances_of_profile(&profile_id)
         .await?;
-    Ok(Json(json!({"instances": instances})))
+    let (instances, next) = page.slice(instances, |i| i.id.clone())?;
+    Ok(Json(json!({"instances": instances, "next": next})))
 }
 
 #[utoipa::path(
@@ -56,12 +59,13 @@ pub async fn get_instance(
     path = "/v1/instances/{id}/steps",
     tag = "instances",
     operation_id = "listInstanceSteps",
-    params(("id" = String, Path, description = "Instance id")),
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(("id" = String, Path, description = "Instance id"), Page),
+    responses((status = 200, description = "Steps in order; `next` (a step's `seq`) pages", body = Object), Errors)
 )]
 pub async fn steps(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let store = app.runtime.store();
     if store.get_instance(&id).await?.is_none() {
@@ -70,5 +74,6 @@ pub async fn steps(
         )));
     }
     let steps = store.steps_of_instance(&id).await?;
-    Ok(Json(json!({"steps": steps})))
+    let (steps, next) = page.slice(steps, |s| s.seq.to_string())?;
+    Ok(Json(json!({"steps": steps, "next": next})))
 }

@@ -9,6 +9,7 @@ use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::Body;
+use super::page::Page;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::code::Code;
@@ -83,10 +84,16 @@ fn journey_error(e: JourneyError) -> ApiError {
     path = "/v1/journeys",
     tag = "journeys",
     operation_id = "listJourneys",
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(Page),
+    responses((status = 200, description = "Journeys in id order; `next` pages", body = Object), Errors)
 )]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let journeys = app.runtime.store().list_journeys().await?;
+pub async fn list(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let mut journeys = app.runtime.store().list_journeys().await?;
+    journeys.sort_by(|a, b| a.id.cmp(&b.id));
+    let (journeys, next) = page.slice(journeys, |j| j.id.clone())?;
     let items: Vec<Value> = journeys
         .into_iter()
         .map(|j| {
@@ -99,7 +106,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
             })
         })
         .collect();
-    Ok(Json(json!({"journeys": items})))
+    Ok(Json(json!({"journeys": items, "next": next})))
 }
 
 async fn journey_record(app: &AppState, id: &str) -> Result<crate::store::JourneyRecord, ApiError> {

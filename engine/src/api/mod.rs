@@ -13,6 +13,7 @@ mod health;
 mod instances;
 mod journeys;
 mod metrics;
+mod page;
 mod plugins;
 mod profiles;
 mod reports;
@@ -177,6 +178,7 @@ fn routes() -> OpenApiRouter<AppState> {
             profiles::patch_profile,
             profiles::delete_profile
         ))
+        .routes(routes!(profiles::list))
         .routes(routes!(profiles::audiences))
         .routes(routes!(profiles::merge))
         .routes(routes!(audiences::list))

@@ -1,7 +1,8 @@
 //! Plugins: upload (`PUT /v1/plugins/{name}`), list, inspect.
 
 use super::error::Errors;
-use super::error::Path;
+use super::error::{Path, Query};
+use super::page::Page;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,11 +29,29 @@ struct Upload {
     path = "/v1/plugins",
     tag = "plugins",
     operation_id = "listPlugins",
-    responses((status = 200, description = "OK", body = Object), Errors)
+    params(Page),
+    responses((status = 200, description = "Plugins in `name@version` order; `next` pages", body = Object), Errors)
 )]
-pub async fn list(State(app): State<AppState>) -> Json<Value> {
-    let plugins: Vec<_> = app.plugins.list().iter().map(|p| p.info()).collect();
-    Json(json!({"plugins": plugins}))
+pub async fn list(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let plugins = app
+        .plugins
+        .list()
+        .iter()
+        .map(|p| p.info())
+        .collect::<Vec<_>>();
+    // A plugin may be installed in several versions: the key is `name@version`.
+    let key = |p: &Value| {
+        format!(
+            "{}@{}",
+            p["name"].as_str().unwrap_or_default(),
+            p["version"].as_str().unwrap_or_default()
+        )
+    };
+    let (plugins, next) = page.sorted(plugins, key)?;
+    Ok(Json(json!({"plugins": plugins, "next": next})))
 }
 
 #[utoipa::path(

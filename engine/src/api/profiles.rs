@@ -21,6 +21,105 @@ use crate::runtime::{ProfileOp, ProfileView};
 
 use crate::ids::MAX_ID_BYTES;
 
+/// `?after=&limit=&filter=`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProfileSearch {
+    /// The profile id the page starts after (the previous page's `next`).
+    after: Option<String>,
+    /// Profiles on the page, 1 to 1,000 (default 100).
+    limit: Option<usize>,
+    /// A rhai condition over `profile` (its attributes, `id`, `timezone`), as audience
+    /// predicates see it: `profile.tier == "gold" && profile.age >= 18`.
+    filter: Option<String>,
+}
+
+/// Profiles in id order, optionally those a condition holds for. A filtered page reads
+/// at most `max_profile_scan` profiles: it may come back short, with `next` where the scan
+/// stopped; `next` is `null` only when no profile is left.
+#[utoipa::path(
+    get,
+    path = "/v1/profiles",
+    tag = "profiles",
+    operation_id = "listProfiles",
+    params(ProfileSearch),
+    responses((status = 200, description = "`{profiles, next, scanned}`", body = Object), Errors)
+)]
+pub async fn list(
+    State(app): State<AppState>,
+    super::error::Query(q): super::error::Query<ProfileSearch>,
+) -> Result<Json<Value>, ApiError> {
+    let page = super::page::Page {
+        after: None,
+        limit: q.limit,
+    };
+    let limit = page.limit();
+    let mut exprs = app.runtime.exprs();
+    let filter = match &q.filter {
+        Some(src) => Some(exprs.compile(src).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidRequest,
+                format!("{src:?} is not a condition: {e}"),
+            )
+            .at("filter")
+        })?),
+        None => None,
+    };
+    let max_scan = app.runtime.settings().max_profile_scan.max(limit);
+    let env = crate::expr::EvalEnv {
+        now: app.runtime.now(),
+        tz: TimeZone::UTC,
+        call: None,
+    };
+    let store = app.runtime.store();
+    let (mut found, mut scanned, mut after) = (Vec::new(), 0usize, q.after.clone());
+    let mut exhausted = false;
+    'scan: while found.len() < limit && scanned < max_scan {
+        let want = if filter.is_some() {
+            500
+        } else {
+            limit - found.len() + 1
+        };
+        let chunk = store
+            .profiles_page(after.clone(), want.min(max_scan - scanned).max(1))
+            .await?;
+        let short = chunk.len() < want.min(max_scan - scanned).max(1);
+        for profile in chunk {
+            if found.len() == limit {
+                // One more profile exists after the page: it is not the last.
+                break 'scan;
+            }
+            scanned += 1;
+            after = Some(profile.id.clone());
+            let keep = match &filter {
+                None => true,
+                Some(expr) => {
+                    let doc = profile.to_json();
+                    let data = crate::expr::ScopeData {
+                        profile: Some(&doc),
+                        ..Default::default()
+                    };
+                    // A condition that fails on a profile (a missing attribute compared
+                    // to a number) does not hold for it, as for audience predicates.
+                    exprs.eval_bool(expr, &data, &env).unwrap_or(false)
+                }
+            };
+            if keep {
+                found.push(profile);
+            }
+        }
+        if short {
+            exhausted = true;
+            break;
+        }
+    }
+    let next = if exhausted { None } else { after };
+    Ok(Json(
+        json!({"profiles": found, "next": next, "scanned": scanned}),
+    ))
+}
+
 #[utoipa::path(
     get,
     path = "/v1/profiles/{id}",

@@ -108,6 +108,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// An expression engine with the plugin functions installed now (a profile search's
+    /// filter).
+    pub(crate) fn exprs(&self) -> ExprEngine {
+        self.shared.exprs()
+    }
+
     /// Loads every published journey, starts the partitions and the timer service, and
     /// re-dispatches events accepted but not processed before the last stop.
     pub async fn start(

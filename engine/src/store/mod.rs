@@ -144,6 +144,8 @@ pub trait ProfileStore: Send + Sync + 'static {
     async fn resolve_identity(&self, namespace: &str, value: &str) -> Result<Option<String>>;
     /// Profile ids in order, after `after`.
     async fn profile_ids(&self, after: Option<String>, limit: usize) -> Result<Vec<String>>;
+    /// Profiles (with their aliases) in id order, after `after`, at most `limit`.
+    async fn profiles_page(&self, after: Option<String>, limit: usize) -> Result<Vec<Profile>>;
     /// The audiences a profile belongs to, with the time it joined.
     async fn profile_audiences(&self, profile_id: &str) -> Result<Vec<(String, Timestamp)>>;
     /// Recorded audience transitions of a profile, oldest first.

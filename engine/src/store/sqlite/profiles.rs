@@ -53,6 +53,26 @@ impl ProfileStore for SqliteStore {
         .await
     }
 
+    async fn profiles_page(&self, after: Option<String>, limit: usize) -> Result<Vec<Profile>> {
+        self.read(move |conn| {
+            let mut profiles: Vec<Profile> = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM profiles WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    rows::PROFILE_COLUMNS
+                ))?
+                .query_map(
+                    params![after.unwrap_or_default(), limit as i64],
+                    rows::profile,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            for p in &mut profiles {
+                p.aliases = audiences::aliases(conn, &p.id)?;
+            }
+            Ok(profiles)
+        })
+        .await
+    }
+
     async fn profile_audiences(&self, profile_id: &str) -> Result<Vec<(String, Timestamp)>> {
         let id = profile_id.to_string();
         self.read(move |conn| Ok(audiences::memberships_of(conn, &id)?.into_iter().collect()))
