@@ -14,7 +14,11 @@ async fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+            // The platform verifier logs a refused certificate as an error of its own;
+            // the client commands say it once, with what to do.
+            .unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,rustls_platform_verifier=off")
+            })
     };
     // One of the two is set: text for people, or one JSON object per line for a log
     // collector (`--log-format json`).

@@ -10,6 +10,14 @@ use serde_json::Value;
 /// The default address of a local engine.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
+/// Where the client commands go: `--server`, and the certificate authority an `https://`
+/// engine's certificate is checked against beside the system's (`--ca-cert`).
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub server: String,
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
 /// A running engine, as the commands reach it.
 pub struct Api {
     /// The base URL, without a trailing slash (`https://host/prefix`).
@@ -24,9 +32,9 @@ pub struct Answer {
 }
 
 impl Api {
-    /// The engine at `server` (see [`normalize`]).
-    pub fn new(server: &str) -> anyhow::Result<Api> {
-        let base = normalize(server)?;
+    /// The engine at `remote.server` (see [`normalize`]).
+    pub fn new(remote: &Remote) -> anyhow::Result<Api> {
+        let base = normalize(&remote.server)?;
         let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(token) = std::env::var("PARCOURS_TOKEN") {
             let mut value =
@@ -35,8 +43,20 @@ impl Api {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
+        let mut builder = reqwest::Client::builder().default_headers(headers);
+        if let Some(path) = &remote.ca_cert {
+            let pem = fs_err::read(path)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow::anyhow!("--ca-cert {}: not PEM certificates ({e})", path.display())
+            })?;
+            if certs.is_empty() {
+                anyhow::bail!("--ca-cert {}: no certificate in the file", path.display());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {e}"))?;
         Ok(Api { base, http })
@@ -127,6 +147,13 @@ impl Api {
     /// What a failed exchange becomes, named after the engine and its deepest cause.
     fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
         let cause = deepest_cause(e);
+        if is_tls_refusal(e) {
+            return anyhow::anyhow!(
+                "cannot reach the engine at {}: its TLS certificate was refused ({cause}); \
+                 for a private certificate authority pass --ca-cert FILE (or PARCOURS_CA_CERT)",
+                self.base
+            );
+        }
         if e.is_connect() {
             let refused = io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused);
             if refused {
@@ -222,6 +249,26 @@ fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
     causes(e)
         .last()
         .map_or_else(|| e.to_string(), ToString::to_string)
+}
+
+/// Whether TLS refused the exchange (a certificate that does not verify, a handshake
+/// failure). rustls' error travels inside `io::Error`s, whose `source` skips it.
+fn is_tls_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    causes(e).any(|c| {
+        let mut at: &(dyn std::error::Error + 'static) = c;
+        loop {
+            if at.downcast_ref::<rustls::Error>().is_some() {
+                return true;
+            }
+            match at
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(inner) => at = inner,
+                None => return false,
+            }
+        }
+    })
 }
 
 fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::Api;
+use super::client::{Api, Remote};
 
 #[derive(Subcommand)]
 pub enum EventCommand {
@@ -26,7 +26,7 @@ pub enum EventCommand {
     },
 }
 
-pub async fn run(cmd: EventCommand, server: &str) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: EventCommand, server: &Remote) -> anyhow::Result<ExitCode> {
     match cmd {
         EventCommand::Send {
             event_type,

@@ -13,7 +13,7 @@ use parcours_engine::model::{Format, JourneyDef, parse_journey, parse_resources}
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::simulation::{self, SimEvent, SimProfile, parse_list};
 
-use super::client::Api;
+use super::client::{Api, Remote};
 
 #[derive(Subcommand)]
 pub enum JourneyCommand {
@@ -189,7 +189,7 @@ fn graph_settings(max_journey_nodes: Option<usize>, max_steps: Option<u32>) -> S
     settings
 }
 
-pub async fn run(cmd: JourneyCommand, server: &str) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCode> {
     match cmd {
         JourneyCommand::Validate {
             files,
@@ -425,7 +425,7 @@ pub async fn run(cmd: JourneyCommand, server: &str) -> anyhow::Result<ExitCode> 
 }
 
 /// `POST /v1/journeys/{id}/{verb}` with an empty body.
-async fn lifecycle(server: &str, id: &str, verb: &str) -> anyhow::Result<serde_json::Value> {
+async fn lifecycle(server: &Remote, id: &str, verb: &str) -> anyhow::Result<serde_json::Value> {
     Api::new(server)?
         .post(&format!("/v1/journeys/{id}/{verb}"), &serde_json::json!({}))
         .await

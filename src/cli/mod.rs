@@ -33,6 +33,10 @@ pub struct Cli {
         env = "PARCOURS_SERVER"
     )]
     server: String,
+    /// Certificate authorities (PEM) an `https://` engine's certificate may chain to,
+    /// beside the system's: a private CA or a self-signed certificate.
+    #[arg(long, global = true, value_name = "FILE", env = "PARCOURS_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// The log on standard error: `text` for people, `json` (one object per line) for a
     /// log collector.
     #[arg(
@@ -88,12 +92,18 @@ enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // TLS (`https://` engines) with the ring provider; an error means one is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let remote = client::Remote {
+        server: cli.server,
+        ca_cert: cli.ca_cert,
+    };
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
-        Command::Journey(cmd) => journey::run(cmd, &cli.server).await,
-        Command::Event(cmd) => event::run(cmd, &cli.server).await,
+        Command::Journey(cmd) => journey::run(cmd, &remote).await,
+        Command::Event(cmd) => event::run(cmd, &remote).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
-        Command::Profile(cmd) => profile::run(cmd, &cli.server).await,
+        Command::Profile(cmd) => profile::run(cmd, &remote).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Token(cmd) => token::run(cmd),
         Command::Backup(args) => backup::backup(args),

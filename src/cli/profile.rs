@@ -10,7 +10,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 
-use super::client::{Answer, Api, failure};
+use super::client::{Answer, Api, Remote, failure};
 
 #[derive(Subcommand)]
 pub enum ProfileCommand {
@@ -27,13 +27,13 @@ pub enum ProfileCommand {
     },
 }
 
-pub async fn run(cmd: ProfileCommand, server: &str) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: ProfileCommand, server: &Remote) -> anyhow::Result<ExitCode> {
     match cmd {
         ProfileCommand::Import { file, chunk } => import(&file, chunk.max(1), server).await,
     }
 }
 
-async fn import(file: &Path, chunk: usize, server: &str) -> anyhow::Result<ExitCode> {
+async fn import(file: &Path, chunk: usize, server: &Remote) -> anyhow::Result<ExitCode> {
     let csv = file.extension().and_then(|e| e.to_str()) == Some("csv");
     let mut records = Records::open(file, csv)?;
     // Progress in bytes of the file, which is read once.

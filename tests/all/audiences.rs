@@ -728,7 +728,7 @@ async fn read_audience_run_resumes_after_sigkill_without_double_entries() {
     )
     .expect("write");
     let resources = resources.to_str().expect("utf-8 path");
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
 
     let server = Server::start_with(dir.path(), &["--resources", resources]);
     let lines: String = (0..MEMBERS)

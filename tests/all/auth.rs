@@ -34,7 +34,7 @@ async fn call(
     auth: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value, Option<String>) {
-    let mut req = reqwest::Client::new().request(method, t.url(path));
+    let mut req = crate::support::client().request(method, t.url(path));
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }

@@ -34,7 +34,7 @@ async fn a_backup_under_load_restores_every_event_accepted_before_it_began() {
     let driver = {
         let (base, accepted, stop) = (server.base.clone(), accepted.clone(), stop.clone());
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::support::client();
             let mut b = 0;
             while !stop.load(Ordering::SeqCst) {
                 let ids: Vec<String> = (0..25).map(|i| format!("b-{}", b * 25 + i)).collect();
@@ -94,7 +94,7 @@ async fn a_backup_under_load_restores_every_event_accepted_before_it_began() {
     );
 
     let server = Server::start_with(elsewhere.path(), &[]);
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     for id in &before {
         let record = eventually(|| {
             let (client, url) = (client.clone(), format!("{}/v1/events/{id}", server.base));

@@ -406,7 +406,7 @@ async fn a_copy_of_the_binary_elsewhere_serves_the_examples_and_scaffolds_plugin
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let instances = crate::support::eventually(|| {
         let (client, url) = (
             client.clone(),
@@ -550,4 +550,73 @@ async fn client_commands_take_any_spelling_of_the_server_and_say_why_they_cannot
     let (ok, text) = parcours(&["plugin", "inspect", "no/such/plugin.toml"]);
     assert!(!ok);
     assert!(text.contains("no/such/plugin.toml"), "{text}");
+}
+
+/// A TLS-terminating proxy in front of an engine (as docs/security.md advises): the
+/// client commands reach it over `https://` when its certificate chains to `--ca-cert`,
+/// and name the certificate problem when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_reach_an_engine_over_https_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+
+    let t = crate::support::TestEngine::start_with(|_| {}).await;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("certificate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write CA");
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let engine = t.base.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (acceptor, engine) = (acceptor.clone(), engine.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(&engine).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+
+    let server = format!("https://localhost:{port}");
+    let ca_arg = ca_file.to_str().expect("path").to_string();
+    let send = ["event", "send", "--type", "signup", "--profile", "tia"];
+    let mut args = vec!["--server", server.as_str(), "--ca-cert", ca_arg.as_str()];
+    args.extend(send);
+    let (ok, text) = parcours_blocking(&args).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("\"accepted\": 1"), "{text}");
+    t.instances("tia").await;
+
+    // Without the CA, the certificate is refused and the message says what to do.
+    let mut args = vec!["--server", server.as_str()];
+    args.extend(send);
+    let (ok, text) = parcours_blocking(&args).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("TLS certificate was refused"), "{text}");
+    assert!(text.contains("--ca-cert"), "{text}");
 }

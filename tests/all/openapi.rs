@@ -122,7 +122,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
 
     // Each operation answers a made-up request (path parameters filled in, an empty
     // object as body) with a documented status and a JSON body (the metrics are text).
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     for (method, path) in &want {
         let op = &paths[path][method];
         let url = path

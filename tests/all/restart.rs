@@ -158,7 +158,7 @@ async fn sigkill_after_accepting_loses_nothing_and_waits_fire_after_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("journeys")).expect("mkdir");
     std::fs::write(dir.path().join("journeys/orders.json"), JOURNEY).expect("write journey");
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
 
     let server = Server::start(dir.path());
     let mut ids = Vec::new();
@@ -236,7 +236,7 @@ async fn sigterm_stops_accepting_commits_what_it_holds_and_exits_in_time() {
     let base = server.base.clone();
     // Batches are sent until the server stops answering; the ids of accepted ones are kept.
     let driver = tokio::spawn(async move {
-        let client = reqwest::Client::new();
+        let client = crate::support::client();
         let mut accepted = Vec::new();
         for b in 0..200 {
             let ids: Vec<String> = (0..25).map(|i| format!("t-{}", b * 25 + i)).collect();
@@ -278,7 +278,7 @@ async fn sigterm_stops_accepting_commits_what_it_holds_and_exits_in_time() {
 
     // On the same database, every accepted event was processed, and entered once.
     let server = Server::start(dir.path());
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     for id in &accepted {
         let (_, record) = get(&client, format!("{}/v1/events/{id}", server.base)).await;
         let entered = record["steps"]
@@ -389,7 +389,7 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
     let driver = {
         let (base, sent) = (base.clone(), sent.clone());
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::support::client();
             let started = tokio::time::Instant::now();
             for b in 0..CRASH_EVENTS / CRASH_BATCH {
                 let events: Vec<Value> = (b * CRASH_BATCH..(b + 1) * CRASH_BATCH)
@@ -421,7 +421,7 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
     }
     driver.await.expect("driver");
     let base = server.base.clone();
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
 
     // Every event accepted entered its journey exactly once; in that instance, the wait
     // fired once and the action passed once, and the instance completed.

@@ -406,7 +406,7 @@ async fn ingestion_answers_503_with_retry_after_when_partitions_fall_behind() {
         "entry: {type: event, event: slow}\nstart: act\nnodes:\n  act: {type: action, action: hostile, params: {mode: '\"loop\"'}, on_error: done}\n  done: {type: end}\nproperties: {reentrance: {mode: always}}\n",
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let mut refused = None;
     for b in 0..20 {
         let events: Vec<serde_json::Value> = (0..5)

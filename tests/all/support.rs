@@ -66,7 +66,7 @@ impl TestEngine {
         TestEngine {
             base,
             clock,
-            client: reqwest::Client::new(),
+            client: crate::support::client(),
             log,
             engine,
             store,
@@ -273,6 +273,16 @@ pub async fn serve(app: axum::Router) -> String {
 }
 
 /// Polls `check` until it gives a value; panics after 20 s (a hang, not a slow machine).
+/// An HTTP client for the tests. The command line's client speaks TLS with rustls' ring
+/// provider, which makes it the process's provider; the tests install it the same way.
+pub fn client() -> reqwest::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 pub async fn eventually<T, F, Fut>(mut check: F) -> T
 where
     F: FnMut() -> Fut,
