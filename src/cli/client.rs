@@ -72,6 +72,11 @@ impl Api {
         self.call(Method::POST, path, Some(body)).await?.success()
     }
 
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::DELETE, path, None).await?.success()
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.call(Method::PUT, path, Some(body)).await?.success()

@@ -1,4 +1,4 @@
-//! `parcours event send`.
+//! `parcours event send|get`.
 
 use std::process::ExitCode;
 
@@ -23,7 +23,12 @@ pub enum EventCommand {
         /// An id, to make sending it twice harmless.
         #[arg(long)]
         id: Option<String>,
+        /// Print the answer on one line.
+        #[arg(long)]
+        json: bool,
     },
+    /// One stored event: whether it was processed, and the steps it caused.
+    Get(super::reads::One),
 }
 
 pub async fn run(cmd: EventCommand, server: &Remote) -> anyhow::Result<ExitCode> {
@@ -33,6 +38,7 @@ pub async fn run(cmd: EventCommand, server: &Remote) -> anyhow::Result<ExitCode>
             profile,
             data,
             id,
+            json,
         } => {
             let data: Value = serde_json::from_str(&data)
                 .map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
@@ -41,7 +47,14 @@ pub async fn run(cmd: EventCommand, server: &Remote) -> anyhow::Result<ExitCode>
                 event["id"] = json!(id);
             }
             let body = Api::new(server)?.post("/v1/events", &event).await?;
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            super::reads::print_value(&body, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EventCommand::Get(super::reads::One { id, json }) => {
+            let event = Api::new(server)?
+                .get(&format!("/v1/events/{}", super::reads::encode(&id)))
+                .await?;
+            super::reads::print_value(&event, json)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -14,6 +14,7 @@ use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::simulation::{self, SimEvent, SimProfile, parse_list};
 
 use super::client::{Api, Remote};
+use super::reads;
 
 #[derive(Subcommand)]
 pub enum JourneyCommand {
@@ -120,6 +121,24 @@ pub enum JourneyCommand {
     Close { id: String },
     /// Stop a journey: no new entries; running instances end.
     Stop { id: String },
+    /// Every journey on a running engine: status, versions, last change.
+    List(reads::AsJson),
+    /// A journey: its draft, status and versions.
+    Get(reads::One),
+    /// A journey's versions: status, running instances, when published and why.
+    Versions(reads::One),
+    /// What changed from a version to another version or to the draft.
+    Diff {
+        id: String,
+        /// The version to compare from.
+        #[arg(long)]
+        from: u32,
+        /// A version, or `draft` (default).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The actions and plugin functions of plugin folders, for offline commands.
@@ -389,6 +408,54 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
         JourneyCommand::Stop { id } => {
             let r = lifecycle(server, &id, "stop").await?;
             println!("{id}: stopped, {} instance(s) ended", r["ended_instances"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::List(reads::AsJson { json }) => {
+            let journeys = reads::all_pages(&Api::new(server)?, "/v1/journeys", "journeys").await?;
+            reads::print_list(
+                &journeys,
+                &[
+                    ("id", "id"),
+                    ("status", "status"),
+                    ("versions", "versions"),
+                    ("updated", "updated_at"),
+                ],
+                json,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Get(reads::One { id, json }) => {
+            let journey = Api::new(server)?
+                .get(&format!("/v1/journeys/{}", reads::encode(&id)))
+                .await?;
+            reads::print_value(&journey, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Versions(reads::One { id, json }) => {
+            let journey = Api::new(server)?
+                .get(&format!("/v1/journeys/{}", reads::encode(&id)))
+                .await?;
+            let versions = journey["versions"].as_array().cloned().unwrap_or_default();
+            reads::print_list(
+                &versions,
+                &[
+                    ("version", "version"),
+                    ("status", "status"),
+                    ("running", "running_instances"),
+                    ("published", "published_at"),
+                    ("note", "note"),
+                ],
+                json,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Diff { id, from, to, json } => {
+            let mut path = format!("/v1/journeys/{}/diff?from={from}", reads::encode(&id));
+            if let Some(to) = &to {
+                path.push_str(&format!("&to={}", reads::encode(to)));
+            }
+            let diff = Api::new(server)?.get(&path).await?;
+            reads::print_value(&diff, json)?;
             Ok(ExitCode::SUCCESS)
         }
         JourneyCommand::Publish { file, note } => {

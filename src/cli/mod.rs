@@ -9,6 +9,7 @@ mod event;
 mod journey;
 mod plugin;
 mod profile;
+mod reads;
 mod serve;
 mod token;
 
@@ -62,19 +63,28 @@ pub enum LogFormat {
 enum Command {
     /// Run the engine: HTTP API, partitions, timers, on an embedded SQLite file.
     Serve(Box<serve::ServeArgs>),
-    /// Journeys: validate and simulate offline; publish, report, replay, pause, resume,
-    /// close and stop on a running engine.
+    /// Journeys: validate and simulate offline; list, get, versions, diff, publish,
+    /// report, replay, pause, resume, close and stop on a running engine.
     #[command(subcommand)]
     Journey(journey::JourneyCommand),
-    /// Send events to a running engine.
+    /// Send events to a running engine, or read one it stored.
     #[command(subcommand)]
     Event(event::EventCommand),
-    /// Import profiles into a running engine.
+    /// Profiles of a running engine: import, get, list (with a filter), delete.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
-    /// Create and inspect plugins.
+    /// Create, inspect and test plugins; list those of a running engine.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Instances of a running engine and their steps.
+    #[command(subcommand)]
+    Instance(reads::InstanceCommand),
+    /// Audiences of a running engine.
+    #[command(subcommand)]
+    Audience(reads::AudienceCommand),
+    /// Runs of read-audience and business-event journeys on a running engine.
+    #[command(subcommand)]
+    Run(reads::RunCommand),
     /// Load-test an engine over HTTP against a bare HTTP server (the floor).
     Bench(bench::BenchArgs),
     /// Create, list or revoke API tokens (stored hashed in the tokens file).
@@ -102,7 +112,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(*args).await,
         Command::Journey(cmd) => journey::run(cmd, &remote).await,
         Command::Event(cmd) => event::run(cmd, &remote).await,
-        Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Plugin(cmd) => plugin::run(cmd, &remote).await,
+        Command::Instance(cmd) => reads::instance(cmd, &remote).await,
+        Command::Audience(cmd) => reads::audience(cmd, &remote).await,
+        Command::Run(cmd) => reads::run(cmd, &remote).await,
         Command::Profile(cmd) => profile::run(cmd, &remote).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Token(cmd) => token::run(cmd),

@@ -19,6 +19,8 @@ pub enum TemplateKind {
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
+    /// The plugins installed in a running engine: name, version, kind, digest.
+    List(super::reads::AsJson),
     /// Write a new plugin project from a template.
     New {
         name: String,
@@ -66,8 +68,23 @@ pub enum PluginCommand {
     },
 }
 
-pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::Result<ExitCode> {
     match cmd {
+        PluginCommand::List(super::reads::AsJson { json }) => {
+            let api = super::client::Api::new(remote)?;
+            let plugins = super::reads::all_pages(&api, "/v1/plugins", "plugins").await?;
+            super::reads::print_list(
+                &plugins,
+                &[
+                    ("name", "name"),
+                    ("version", "version"),
+                    ("kind", "kind"),
+                    ("package digest", "package_digest"),
+                ],
+                json,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::New { name, kind, dir } => {
             let project = new_project(&name, kind, &dir)?;
             println!("created {}", project.display());

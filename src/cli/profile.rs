@@ -25,11 +25,60 @@ pub enum ProfileCommand {
         #[arg(long, default_value_t = 1_000)]
         chunk: usize,
     },
+    /// One profile: attributes, zone, aliases, audiences.
+    Get(super::reads::One),
+    /// Profiles in id order, those a rhai condition holds for with `--filter`
+    /// (`'profile.tier == "gold"'`).
+    List {
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a profile: its live instances end, its personal data is erased from its
+    /// events, steps and instances (docs/security.md).
+    Delete(super::reads::One),
 }
 
 pub async fn run(cmd: ProfileCommand, server: &Remote) -> anyhow::Result<ExitCode> {
+    use super::reads::{all_pages, encode, print_list, print_value};
     match cmd {
         ProfileCommand::Import { file, chunk } => import(&file, chunk.max(1), server).await,
+        ProfileCommand::Get(super::reads::One { id, json }) => {
+            let profile = Api::new(server)?
+                .get(&format!("/v1/profiles/{}", encode(&id)))
+                .await?;
+            print_value(&profile, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::List { filter, json } => {
+            let path = match &filter {
+                Some(f) => format!("/v1/profiles?filter={}", encode(f)),
+                None => "/v1/profiles".to_string(),
+            };
+            let profiles = all_pages(&Api::new(server)?, &path, "profiles").await?;
+            print_list(
+                &profiles,
+                &[
+                    ("id", "id"),
+                    ("timezone", "timezone"),
+                    ("updated", "updated_at"),
+                ],
+                json,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfileCommand::Delete(super::reads::One { id, json }) => {
+            Api::new(server)?
+                .delete(&format!("/v1/profiles/{}", encode(&id)))
+                .await?;
+            if json {
+                println!("{}", serde_json::json!({"id": id, "deleted": true}));
+            } else {
+                println!("{id}: deleted");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -620,3 +620,100 @@ async fn client_commands_reach_an_engine_over_https_with_a_private_ca() {
     assert!(text.contains("TLS certificate was refused"), "{text}");
     assert!(text.contains("--ca-cert"), "{text}");
 }
+
+/// The read commands of a running engine's resources, each with `--json` (one line a
+/// program reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_show_each_resource_as_json() {
+    let t = crate::support::TestEngine::start().await;
+    t.publish_examples().await;
+    let server = t.base.clone();
+    let json = |args: Vec<String>| {
+        let server = server.clone();
+        async move {
+            let mut all = vec!["--server".to_string(), server];
+            all.extend(args);
+            all.push("--json".into());
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let (ok, text) = parcours_blocking(&refs).await;
+            assert!(ok, "{all:?}: {text}");
+            let line = text.lines().next().unwrap_or_default().to_string();
+            serde_json::from_str::<serde_json::Value>(&line)
+                .unwrap_or_else(|e| panic!("{all:?}: not one line of JSON ({e}): {text}"))
+        }
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Whether a JSON list holds an item whose `field` is `value`.
+    let has = |list: &serde_json::Value, field: &str, value: &str| {
+        list.as_array()
+            .is_some_and(|items| items.iter().any(|i| i[field] == value))
+    };
+
+    let sent = json(args(&[
+        "event",
+        "send",
+        "--type",
+        "signup",
+        "--profile",
+        "ada",
+    ]))
+    .await;
+    let event_id = sent["events"][0]["id"]
+        .as_str()
+        .expect("event id")
+        .to_string();
+    let instance = t.instance_in("ada", "welcome", "waiting").await;
+    let instance_id = instance["id"].as_str().expect("id").to_string();
+
+    let journeys = json(args(&["journey", "list"])).await;
+    assert!(has(&journeys, "id", "welcome"), "{journeys}");
+    assert_eq!(
+        json(args(&["journey", "get", "welcome"])).await["id"],
+        "welcome"
+    );
+    let versions = json(args(&["journey", "versions", "welcome"])).await;
+    assert_eq!(versions[0]["version"], 1, "{versions}");
+    assert!(
+        json(args(&["journey", "diff", "welcome", "--from", "1"]))
+            .await
+            .is_object()
+    );
+    assert_eq!(json(args(&["profile", "get", "ada"])).await["id"], "ada");
+    let found = json(args(&[
+        "profile",
+        "list",
+        "--filter",
+        r#"profile.id == "ada""#,
+    ]))
+    .await;
+    assert_eq!(found.as_array().expect("array").len(), 1, "{found}");
+    assert_eq!(
+        json(args(&["event", "get", &event_id])).await["id"],
+        event_id.as_str()
+    );
+    assert_eq!(
+        json(args(&["instance", "get", &instance_id])).await["journey_id"],
+        "welcome"
+    );
+    let steps = json(args(&["instance", "steps", &instance_id])).await;
+    assert_eq!(steps[0]["node"], "entry", "{steps}");
+    let audiences = json(args(&["audience", "list"])).await;
+    assert!(has(&audiences, "name", "gold"), "{audiences}");
+    assert_eq!(
+        json(args(&["audience", "get", "gold"])).await["name"],
+        "gold"
+    );
+    assert!(
+        json(args(&["run", "list", "back_in_stock"]))
+            .await
+            .is_array()
+    );
+    let plugins = json(args(&["plugin", "list"])).await;
+    assert!(has(&plugins, "name", "webhook"), "{plugins}");
+    assert_eq!(
+        json(args(&["profile", "delete", "ada"])).await["deleted"],
+        true
+    );
+    let (ok, text) = parcours_blocking(&["--server", &t.base, "profile", "get", "ada"]).await;
+    assert!(!ok && text.contains("404"), "{text}");
+}

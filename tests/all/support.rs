@@ -190,9 +190,23 @@ impl TestEngine {
     }
 
     pub async fn instances(&self, profile: &str) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/profiles/{profile}/instances")).await;
-        assert_eq!(status, 200, "{body}");
-        body["instances"].as_array().cloned().unwrap_or_default()
+        self.all(&format!("/v1/profiles/{profile}/instances"), "instances")
+            .await
+    }
+
+    /// Every item of a list endpoint, following its pages (`next`) to the last.
+    pub async fn all(&self, path: &str, list: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut url = format!("{path}?limit=1000");
+        loop {
+            let (status, body) = self.get(&url).await;
+            assert_eq!(status, 200, "{url}: {body}");
+            items.extend(body[list].as_array().cloned().unwrap_or_default());
+            match body["next"].as_str() {
+                Some(next) => url = format!("{path}?limit=1000&after={next}"),
+                None => return items,
+            }
+        }
     }
 
     /// Waits until the profile's instance of `journey` has `status`; returns it. On a
@@ -220,11 +234,8 @@ impl TestEngine {
     }
 
     pub async fn steps(&self, instance_id: &str) -> Vec<Value> {
-        let (status, body) = self
-            .get(&format!("/v1/instances/{instance_id}/steps"))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["steps"].as_array().cloned().unwrap_or_default()
+        self.all(&format!("/v1/instances/{instance_id}/steps"), "steps")
+            .await
     }
 
     /// Moves the test clock forward.
