@@ -14,11 +14,12 @@ use super::config::SettingsArgs;
 pub struct ServeArgs {
     #[command(flatten)]
     settings: SettingsArgs,
-    /// Publish the example journeys of `examples/journeys` at start.
+    /// Publish the example journeys at start, with their audiences and capping rules,
+    /// and install the first-party plugins (all carried by the binary).
     #[arg(long)]
     examples: bool,
     /// Create the audiences and capping rules of this file at start, before journeys
-    /// (repeatable; `--examples` adds `examples/resources.yaml`).
+    /// (repeatable; `--examples` adds the examples' resources).
     #[arg(long = "resources", value_name = "FILE")]
     resources: Vec<PathBuf>,
     /// Publish the journeys of this folder at start (repeatable).
