@@ -67,6 +67,9 @@ pub struct BenchArgs {
         default_value = r#"{"id": "{id}", "type": "order", "profile_id": "{profile}", "data": {"amount": 150}}"#
     )]
     body: String,
+    /// Print the measurements as one line of JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn positive_rate(text: &str) -> Result<f64, String> {
@@ -129,6 +132,16 @@ struct Report {
 impl Report {
     fn rate(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "events": self.events,
+            "events_per_second": self.rate(),
+            "p50_ms": self.p50.as_secs_f64() * 1e3,
+            "p99_ms": self.p99.as_secs_f64() * 1e3,
+            "errors": self.errors,
+        })
     }
 
     fn print(&self, name: &str) {
@@ -364,6 +377,12 @@ async fn observe(client: &reqwest::Client, events_url: &str) -> anyhow::Result<O
     Ok(Observed::parse(&text))
 }
 
+/// Trigger-to-started p50 and p99 from what the histogram gained in the run.
+fn event_latency_json(observed: &Buckets) -> serde_json::Value {
+    let ms = |q: f64| observed.quantile(q).map(|(v, _, _)| v * 1e3);
+    serde_json::json!({"p50_ms": ms(0.5), "p99_ms": ms(0.99), "events": observed.count()})
+}
+
 /// Prints trigger-to-started p50 and p99 from what the histogram gained in the run.
 fn print_event_latency(observed: &Buckets) {
     let show = |q: f64| match observed.quantile(q) {
@@ -402,30 +421,39 @@ async fn report_engine(
     before: &Observed,
     events: usize,
     started: Instant,
-) {
+    json: bool,
+) -> serde_json::Value {
     let mut last = (0, Instant::now());
     loop {
         let Ok(now) = observe(client, url).await else {
-            println!(
-                "{:<28} n/a (no Parcours metrics at the target)",
-                "trigger to started"
-            );
-            return;
+            if !json {
+                println!(
+                    "{:<28} n/a (no Parcours metrics at the target)",
+                    "trigger to started"
+                );
+            }
+            return serde_json::Value::Null;
         };
         let observed = now.latency.since(&before.latency);
         let count = observed.count();
         let complete = count as usize >= events;
         if complete || last.1.elapsed() > Duration::from_secs(2) {
-            print_event_latency(&observed);
             let entries = now.entries - before.entries;
             let until = if complete { Instant::now() } else { last.1 };
             let seconds = until.duration_since(started).as_secs_f64();
-            println!(
-                "{:<28} {:>10.0} entries/s  ({entries:.0} journey entries started in {seconds:.2} s)",
-                "entries",
-                entries / seconds.max(1e-9),
-            );
-            return;
+            if !json {
+                print_event_latency(&observed);
+                println!(
+                    "{:<28} {:>10.0} entries/s  ({entries:.0} journey entries started in {seconds:.2} s)",
+                    "entries",
+                    entries / seconds.max(1e-9),
+                );
+            }
+            return serde_json::json!({
+                "trigger_to_started": event_latency_json(&observed),
+                "entries": entries,
+                "entries_per_second": entries / seconds.max(1e-9),
+            });
         }
         if count != last.0 {
             last = (count, Instant::now());
@@ -435,30 +463,48 @@ async fn report_engine(
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
-    println!(
-        "{} requests x {} events, {} connections, {} profiles, {}",
-        args.requests,
-        args.batch,
-        args.connections,
-        args.profiles,
-        args.rate
-            .map_or("as fast as they go".to_string(), |r| format!(
-                "at {r} events/s"
-            ))
+    let json = args.json;
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "load".into(),
+        serde_json::json!({"requests": args.requests, "batch": args.batch, "connections": args.connections, "profiles": args.profiles, "rate": args.rate}),
     );
+    if !json {
+        println!(
+            "{} requests x {} events, {} connections, {} profiles, {}",
+            args.requests,
+            args.batch,
+            args.connections,
+            args.profiles,
+            args.rate
+                .map_or("as fast as they go".to_string(), |r| format!(
+                    "at {r} events/s"
+                ))
+        );
+    }
     if let Some(target) = &args.target {
         let metrics = client(&args)?;
         let before = observe(&metrics, target).await.unwrap_or_default();
         let started = Instant::now();
         let report = drive(target, &args, "bench").await?;
-        report.print("target");
-        report_engine(&metrics, target, &before, report.events, started).await;
+        out.insert("target".into(), report.to_json());
+        if !json {
+            report.print("target");
+        }
+        let engine = report_engine(&metrics, target, &before, report.events, started, json).await;
+        out.insert("engine".into(), engine);
+        if json {
+            println!("{}", serde_json::Value::Object(out));
+        }
         return Ok(std::process::ExitCode::SUCCESS);
     }
 
     let floor_url = bare_server().await?;
     let floor = drive(&floor_url, &args, "floor").await?;
-    floor.print("bare HTTP server (floor)");
+    out.insert("floor".into(), floor.to_json());
+    if !json {
+        floor.print("bare HTTP server (floor)");
+    }
 
     let dir = tempfile::tempdir()?;
     let mut settings = Settings {
@@ -494,30 +540,52 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let before = observe(&metrics, &url).await?;
     let started = Instant::now();
     let accepted = drive(&url, &args, "run").await?;
-    accepted.print("parcours (accepted, durable)");
+    out.insert("accepted".into(), accepted.to_json());
+    if !json {
+        accepted.print("parcours (accepted, durable)");
+    }
     // Entries: wait until every accepted event has been processed.
     while !engine.runtime().all_processed().await? {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let processed = started.elapsed();
-    println!(
-        "{:<28} {:>10.0} events/s  (all {} processed in {:.2} s)",
-        "parcours (processed)",
-        accepted.events as f64 / processed.as_secs_f64(),
-        accepted.events,
-        processed.as_secs_f64()
+    let processed_rate = accepted.events as f64 / processed.as_secs_f64();
+    out.insert(
+        "processed".into(),
+        serde_json::json!({"events": accepted.events, "seconds": processed.as_secs_f64(), "events_per_second": processed_rate}),
     );
-    report_engine(&metrics, &url, &before, accepted.events, started).await;
-    if let Some(ms) = args.action_latency {
-        // Little's law: calls in flight on average = call rate x call time.
-        let rate = accepted.events as f64 / processed.as_secs_f64();
+    if !json {
         println!(
-            "{:<28} {:>10.1} on average (webhook calls of {ms} ms at {rate:.0}/s)",
-            "action calls in flight",
-            rate * ms as f64 / 1e3
+            "{:<28} {:>10.0} events/s  (all {} processed in {:.2} s)",
+            "parcours (processed)",
+            processed_rate,
+            accepted.events,
+            processed.as_secs_f64()
         );
     }
-    println!("accepted / floor: {:.2}x", accepted.rate() / floor.rate());
+    let seen = report_engine(&metrics, &url, &before, accepted.events, started, json).await;
+    out.insert("engine".into(), seen);
+    if let Some(ms) = args.action_latency {
+        // Little's law: calls in flight on average = call rate x call time.
+        let in_flight = processed_rate * ms as f64 / 1e3;
+        out.insert(
+            "action_calls_in_flight".into(),
+            serde_json::json!(in_flight),
+        );
+        if !json {
+            println!(
+                "{:<28} {:>10.1} on average (webhook calls of {ms} ms at {processed_rate:.0}/s)",
+                "action calls in flight", in_flight
+            );
+        }
+    }
+    let ratio = accepted.rate() / floor.rate();
+    out.insert("accepted_over_floor".into(), serde_json::json!(ratio));
+    if json {
+        println!("{}", serde_json::Value::Object(out));
+    } else {
+        println!("accepted / floor: {ratio:.2}x");
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -582,7 +582,11 @@ pub enum ConfigCommand {
     },
     /// Print the reference of every setting (Markdown): default, environment variable,
     /// flag and meaning, as docs/configuration.md has it.
-    Reference,
+    Reference {
+        /// Print the settings' JSON Schema instead (types, defaults, descriptions).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
@@ -606,7 +610,13 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                 println!("{table}");
             }
         }
-        ConfigCommand::Reference => print!("{}", reference()?),
+        ConfigCommand::Reference { json: false } => print!("{}", reference()?),
+        ConfigCommand::Reference { json: true } => {
+            println!(
+                "{}",
+                serde_json::to_string(&schemars::schema_for!(Settings))?
+            )
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,9 @@ pub enum JourneyCommand {
         /// The engine's `max_steps_per_activation`, when it is not the default.
         #[arg(long, env = "PARCOURS_MAX_STEPS_PER_ACTIVATION")]
         max_steps_per_activation: Option<u32>,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Upload a definition as the draft of its journey and publish it.
     Publish {
@@ -44,6 +47,9 @@ pub enum JourneyCommand {
         /// What changed, for the version history.
         #[arg(long)]
         note: Option<String>,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a journey file offline against profiles and a timeline of events on a
     /// virtual clock, actions in dry run; prints each profile's path and per-node totals.
@@ -94,6 +100,9 @@ pub enum JourneyCommand {
         /// The version to compare with (default: the latest).
         #[arg(long)]
         against: Option<u32>,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Per-version, per-node counts of a journey on a running engine.
     Report {
@@ -114,13 +123,16 @@ pub enum JourneyCommand {
         /// ISO-8601 duration after which it resumes by itself.
         #[arg(long)]
         max_duration: Option<String>,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Resume a paused journey.
-    Resume { id: String },
+    Resume(reads::One),
     /// Close a journey: no new entries; running instances finish.
-    Close { id: String },
+    Close(reads::One),
     /// Stop a journey: no new entries; running instances end.
-    Stop { id: String },
+    Stop(reads::One),
     /// Every journey on a running engine: status, versions, last change.
     List(reads::AsJson),
     /// A journey: its draft, status and versions.
@@ -217,6 +229,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             resources,
             max_journey_nodes,
             max_steps_per_activation,
+            json,
         } => {
             let settings = graph_settings(max_journey_nodes, max_steps_per_activation);
             let (actions, external) =
@@ -229,34 +242,48 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                     .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
                 validator.resources(&r);
             }
-            let mut failed = false;
+            // One record per file: `ok`, or its problems (`--json` prints them all at the end).
+            let mut results = Vec::new();
             for path in files {
-                let text = match std::fs::read(&path) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        eprintln!("{}: cannot read: {e}", path.display());
-                        failed = true;
-                        continue;
-                    }
+                let problems: Vec<serde_json::Value> = match std::fs::read(&path) {
+                    Err(e) => vec![
+                        serde_json::json!({"path": "", "message": format!("cannot read: {e}")}),
+                    ],
+                    Ok(text) => match parse_journey(&text, format_of(&path)) {
+                        Err(p) => vec![serde_json::json!({"path": p.path, "message": p.message})],
+                        Ok(def) => match validator.validate(&journey_id(&path, &def), &def) {
+                            Ok(_) => Vec::new(),
+                            Err(problems) => problems
+                                .0
+                                .iter()
+                                .map(|p| serde_json::json!({"path": p.path, "message": p.message}))
+                                .collect(),
+                        },
+                    },
                 };
-                let def = match parse_journey(&text, format_of(&path)) {
-                    Ok(d) => d,
-                    Err(p) => {
-                        eprintln!("{}: {p}", path.display());
-                        failed = true;
-                        continue;
+                if !json {
+                    if problems.is_empty() {
+                        println!("{}: ok", path.display());
                     }
-                };
-                let id = journey_id(&path, &def);
-                match validator.validate(&id, &def) {
-                    Ok(_) => println!("{}: ok", path.display()),
-                    Err(problems) => {
-                        for p in &problems.0 {
-                            eprintln!("{}: {p}", path.display());
+                    for p in &problems {
+                        let at = p["path"].as_str().unwrap_or_default();
+                        let message = p["message"].as_str().unwrap_or_default();
+                        if at.is_empty() {
+                            eprintln!("{}: {message}", path.display());
+                        } else {
+                            eprintln!("{}: {at}: {message}", path.display());
                         }
-                        failed = true;
                     }
                 }
+                results.push(serde_json::json!({
+                    "file": path.display().to_string(),
+                    "ok": problems.is_empty(),
+                    "problems": problems,
+                }));
+            }
+            let failed = results.iter().any(|r| r["ok"] == false);
+            if json {
+                println!("{}", serde_json::json!({"ok": !failed, "files": results}));
             }
             Ok(if failed {
                 ExitCode::FAILURE
@@ -336,6 +363,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             from,
             to,
             against,
+            json,
         } => {
             let mut body = serde_json::json!({"from": from, "to": to});
             if let Some(v) = against {
@@ -344,6 +372,10 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             let r = Api::new(server)?
                 .post(&format!("/v1/journeys/{id}/replay"), &body)
                 .await?;
+            if json {
+                println!("{r}");
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "{id}: {} events of {} profiles replayed against {} and {}",
                 r["events"], r["profiles"], r["before"], r["after"]
@@ -368,7 +400,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             }
             let r = Api::new(server)?.get(&path).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                println!("{r}");
             } else {
                 print!("{}", report_text(&r));
             }
@@ -378,6 +410,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             id,
             hold,
             max_duration,
+            json,
         } => {
             let mut body = serde_json::json!({});
             if !hold.is_empty() {
@@ -389,25 +422,41 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             let r = Api::new(server)?
                 .post(&format!("/v1/journeys/{id}/pause"), &body)
                 .await?;
+            if json {
+                println!("{r}");
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "{id}: paused until {}",
                 r["pause"]["until"].as_str().unwrap_or("?")
             );
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Resume { id } => {
-            lifecycle(server, &id, "resume").await?;
-            println!("{id}: live");
+        JourneyCommand::Resume(reads::One { id, json }) => {
+            let r = lifecycle(server, &id, "resume").await?;
+            if json {
+                println!("{r}");
+            } else {
+                println!("{id}: live");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Close { id } => {
-            lifecycle(server, &id, "close").await?;
-            println!("{id}: closed");
+        JourneyCommand::Close(reads::One { id, json }) => {
+            let r = lifecycle(server, &id, "close").await?;
+            if json {
+                println!("{r}");
+            } else {
+                println!("{id}: closed");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Stop { id } => {
+        JourneyCommand::Stop(reads::One { id, json }) => {
             let r = lifecycle(server, &id, "stop").await?;
-            println!("{id}: stopped, {} instance(s) ended", r["ended_instances"]);
+            if json {
+                println!("{r}");
+            } else {
+                println!("{id}: stopped, {} instance(s) ended", r["ended_instances"]);
+            }
             Ok(ExitCode::SUCCESS)
         }
         JourneyCommand::List(reads::AsJson { json }) => {
@@ -458,7 +507,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             reads::print_value(&diff, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        JourneyCommand::Publish { file, note } => {
+        JourneyCommand::Publish { file, note, json } => {
             let text = std::fs::read(&file)
                 .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
             let def = parse_journey(&text, format_of(&file))
@@ -468,6 +517,13 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             let draft = api
                 .put(&format!("/v1/journeys/{id}"), &serde_json::to_value(&def)?)
                 .await?;
+            if draft["valid"] == false && json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": id, "published": false, "problems": draft["problems"]})
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             if draft["valid"] == false {
                 eprintln!("{}: the draft is invalid:", file.display());
                 for p in draft["problems"].as_array().into_iter().flatten() {
@@ -485,7 +541,14 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                     &serde_json::json!({"note": note}),
                 )
                 .await?;
-            println!("{id}: published version {}", published["version"]);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": id, "published": true, "version": published["version"]})
+                );
+            } else {
+                println!("{id}: published version {}", published["version"]);
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -29,12 +29,18 @@ pub enum PluginCommand {
         /// Where to create the project folder.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Load a component with its manifest and print what it is: kind, version, imports,
     /// exports, limits, schema, functions.
     Inspect {
         /// The manifest (`plugin.toml`); the component is the file it names.
         manifest: PathBuf,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one call of a plugin outside the engine, in the same sandbox, and print its
     /// result, its log lines, its HTTP exchanges and the time, memory and fuel it used.
@@ -85,8 +91,20 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::New { name, kind, dir } => {
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            json,
+        } => {
             let project = new_project(&name, kind, &dir)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "project": project.display().to_string()})
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("created {}", project.display());
             println!(
                 "build it with: cd {} && cargo build --release --target wasm32-wasip2",
@@ -94,7 +112,7 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             );
             Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::Inspect { manifest } => {
+        PluginCommand::Inspect { manifest, json } => {
             let text = fs_err::read_to_string(&manifest)?;
             let parsed = parse_manifest(&text)
                 .map_err(|p| anyhow::anyhow!("{}:\n{p}", manifest.display()))?;
@@ -111,7 +129,7 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
                 .install(parsed, bytes, parcours_engine::plugins::Origin::Operator)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
-            println!("{}", serde_json::to_string_pretty(&plugin.info())?);
+            super::reads::print_value(&serde_json::to_value(plugin.info())?, json)?;
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Test {

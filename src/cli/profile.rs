@@ -24,6 +24,10 @@ pub enum ProfileCommand {
         /// Records per request.
         #[arg(long, default_value_t = 1_000)]
         chunk: usize,
+        /// Print the outcome as one line of JSON (`{"file", "imported"}`, and `refused`
+        /// with the located refusal).
+        #[arg(long)]
+        json: bool,
     },
     /// One profile: attributes, zone, aliases, audiences.
     Get(super::reads::One),
@@ -43,7 +47,9 @@ pub enum ProfileCommand {
 pub async fn run(cmd: ProfileCommand, server: &Remote) -> anyhow::Result<ExitCode> {
     use super::reads::{all_pages, encode, print_list, print_value};
     match cmd {
-        ProfileCommand::Import { file, chunk } => import(&file, chunk.max(1), server).await,
+        ProfileCommand::Import { file, chunk, json } => {
+            import(&file, chunk.max(1), server, json).await
+        }
         ProfileCommand::Get(super::reads::One { id, json }) => {
             let profile = Api::new(server)?
                 .get(&format!("/v1/profiles/{}", encode(&id)))
@@ -82,7 +88,12 @@ pub async fn run(cmd: ProfileCommand, server: &Remote) -> anyhow::Result<ExitCod
     }
 }
 
-async fn import(file: &Path, chunk: usize, server: &Remote) -> anyhow::Result<ExitCode> {
+async fn import(
+    file: &Path,
+    chunk: usize,
+    server: &Remote,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let csv = file.extension().and_then(|e| e.to_str()) == Some("csv");
     let mut records = Records::open(file, csv)?;
     // Progress in bytes of the file, which is read once.
@@ -91,6 +102,9 @@ async fn import(file: &Path, chunk: usize, server: &Remote) -> anyhow::Result<Ex
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ({bytes_per_sec}, eta {eta})",
     )?);
+    if json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     let api = Api::new(server)?;
     let content_type = if csv {
         "text/csv"
@@ -127,7 +141,14 @@ async fn import(file: &Path, chunk: usize, server: &Remote) -> anyhow::Result<Ex
         if !status.is_success() {
             bar.abandon();
             relocate(&mut body, &starts);
-            eprintln!("{}: refused: {}", file.display(), failure(status, &body));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "imported": imported, "refused": body})
+                );
+            } else {
+                eprintln!("{}: refused: {}", file.display(), failure(status, &body));
+            }
             return Ok(ExitCode::FAILURE);
         }
         imported += body["imported"].as_u64().unwrap_or(starts.len() as u64);
@@ -135,7 +156,14 @@ async fn import(file: &Path, chunk: usize, server: &Remote) -> anyhow::Result<Ex
         bar.set_message(format!("{imported} profiles"));
     }
     bar.finish();
-    println!("imported {imported} profiles from {}", file.display());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "imported": imported})
+        );
+    } else {
+        println!("imported {imported} profiles from {}", file.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

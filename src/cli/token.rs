@@ -18,17 +18,26 @@ pub enum TokenCommand {
         scope: Scope,
         #[command(flatten)]
         file: TokensFile,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// List the tokens: name, scope, creation time (never the token).
     List {
         #[command(flatten)]
         file: TokensFile,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a token; requests with it are refused from then on.
     Revoke {
         name: String,
         #[command(flatten)]
         file: TokensFile,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -59,7 +68,12 @@ pub fn default_file(db: &Path) -> PathBuf {
 
 pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokenCommand::Create { name, scope, file } => {
+        TokenCommand::Create {
+            name,
+            scope,
+            file,
+            json,
+        } => {
             let path = file.path();
             let mut records = read_file(&path)?;
             if name.is_empty() || records.iter().any(|r| r.name == name) {
@@ -76,6 +90,13 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                 created_at: Some(jiff::Timestamp::now().to_string()),
             });
             write_file(&path, &records)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "scope": scope.as_str(), "token": token, "file": path.display().to_string()})
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             eprintln!(
                 "token {name:?} ({}) added to {}; it is shown once:",
                 scope.as_str(),
@@ -84,8 +105,17 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        TokenCommand::List { file } => {
-            for r in read_file(&file.path())? {
+        TokenCommand::List { file, json } => {
+            let records = read_file(&file.path())?;
+            if json {
+                let list: Vec<serde_json::Value> = records
+                    .iter()
+                    .map(|r| serde_json::json!({"name": r.name, "scope": r.scope.as_str(), "created_at": r.created_at}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+                return Ok(ExitCode::SUCCESS);
+            }
+            for r in records {
                 println!(
                     "{}\t{}\t{}",
                     r.name,
@@ -95,7 +125,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TokenCommand::Revoke { name, file } => {
+        TokenCommand::Revoke { name, file, json } => {
             let path = file.path();
             let mut records = read_file(&path)?;
             let before = records.len();
@@ -104,7 +134,11 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("{}: no token named {name:?}", path.display());
             }
             write_file(&path, &records)?;
-            eprintln!("token {name:?} revoked");
+            if json {
+                println!("{}", serde_json::json!({"name": name, "revoked": true}));
+            } else {
+                eprintln!("token {name:?} revoked");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

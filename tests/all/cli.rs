@@ -717,3 +717,150 @@ async fn read_commands_show_each_resource_as_json() {
     let (ok, text) = parcours_blocking(&["--server", &t.base, "profile", "get", "ada"]).await;
     assert!(!ok && text.contains("404"), "{text}");
 }
+
+/// Every other command prints one line of JSON with `--json` (the read commands, `config
+/// show`, `backup`, `simulate` and `plugin test` have theirs where they are tested).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_commands_print_one_line_of_json() {
+    let t = crate::support::TestEngine::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("path").to_string();
+    let run = |args: Vec<String>, expect_ok: bool| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = parcours_blocking(&refs).await;
+        assert_eq!(ok, expect_ok, "{args:?}: {text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with('{') || l.starts_with('['))
+            .unwrap_or_else(|| panic!("{args:?}: no JSON line in {text}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {line}"))
+    };
+    let remote = |a: &[&str]| {
+        let mut v = vec!["--server".to_string(), t.base.clone()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        v.push("--json".into());
+        v
+    };
+    let local = |a: &[&str]| {
+        let mut v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        v.push("--json".into());
+        v
+    };
+
+    // Offline: validate (a good and a bad file), plugin new and inspect, tokens, config.
+    std::fs::write(
+        path("good.yaml"),
+        "entry: {type: event, event: go}\nstart: done\nnodes:\n  done: {type: end}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        path("bad.yaml"),
+        "entry: {type: event, event: go}\nstart: nowhere\nnodes:\n  done: {type: end}\n",
+    )
+    .expect("write");
+    let v = run(
+        local(&["journey", "validate", &path("good.yaml"), &path("bad.yaml")]),
+        false,
+    )
+    .await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["files"][0]["ok"], true, "{v}");
+    assert_eq!(v["files"][1]["problems"][0]["path"], "start", "{v}");
+    let made = run(
+        local(&["plugin", "new", "echoer", "--dir", &path("")]),
+        true,
+    )
+    .await;
+    assert_eq!(made["name"], "echoer");
+    let manifest = format!(
+        "{}/webhook/plugin.toml",
+        env!("PARCOURS_BUILTIN_PLUGINS_DIR")
+    );
+    assert_eq!(
+        run(local(&["plugin", "inspect", &manifest]), true).await["name"],
+        "webhook"
+    );
+    let tokens = path("tokens.json");
+    let created = run(
+        local(&[
+            "token", "create", "ci", "--scope", "read", "--tokens", &tokens,
+        ]),
+        true,
+    )
+    .await;
+    assert!(
+        created["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{created}"
+    );
+    assert_eq!(
+        run(local(&["token", "list", "--tokens", &tokens]), true).await[0]["name"],
+        "ci"
+    );
+    assert_eq!(
+        run(local(&["token", "revoke", "ci", "--tokens", &tokens]), true).await["revoked"],
+        true
+    );
+    let schema = run(local(&["config", "reference"]), true).await;
+    assert!(schema["properties"]["partitions"].is_object(), "{schema}");
+
+    // Against the engine: publish, lifecycle, report, replay, import.
+    let published = run(remote(&["journey", "publish", &path("good.yaml")]), true).await;
+    assert_eq!(
+        (published["id"].as_str(), &published["version"]),
+        (Some("good"), &serde_json::json!(1))
+    );
+    let bad = run(remote(&["journey", "publish", &path("bad.yaml")]), false).await;
+    assert_eq!(bad["published"], false, "{bad}");
+    assert!(run(remote(&["journey", "pause", "good"]), true).await["pause"].is_object());
+    run(remote(&["journey", "resume", "good"]), true).await;
+    assert!(
+        run(remote(&["journey", "report", "good"]), true)
+            .await
+            .is_object()
+    );
+    let replayed = run(
+        remote(&[
+            "journey",
+            "replay",
+            "good",
+            "--from",
+            "2026-03-01T00:00:00Z",
+            "--to",
+            "2026-03-03T00:00:00Z",
+        ]),
+        true,
+    )
+    .await;
+    assert!(replayed["moved"].is_array(), "{replayed}");
+    run(remote(&["journey", "close", "good"]), true).await;
+    run(remote(&["journey", "stop", "good"]), true).await;
+    std::fs::write(path("people.csv"), "id,tier\nu1,gold\nu2,free\n").expect("write");
+    let imported = run(remote(&["profile", "import", &path("people.csv")]), true).await;
+    assert_eq!(imported["imported"], 2, "{imported}");
+
+    // Restore a backup of a database no engine uses, and a short bench.
+    let db = path("copy.db");
+    let (ok, text) =
+        parcours_blocking(&["backup", &db, "--db", t.db_path().to_str().expect("path")]).await;
+    assert!(ok, "{text}");
+    let restored = run(local(&["restore", &db, "--db", &path("restored.db")]), true).await;
+    assert!(
+        restored["bytes"].as_u64().is_some_and(|b| b > 0),
+        "{restored}"
+    );
+    let bench = run(
+        local(&[
+            "bench",
+            "--requests",
+            "200",
+            "--connections",
+            "4",
+            "--profiles",
+            "20",
+        ]),
+        true,
+    )
+    .await;
+    assert!(bench["accepted_over_floor"].is_number(), "{bench}");
+}

@@ -74,6 +74,11 @@ impl TestEngine {
         }
     }
 
+    /// The engine's database file.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("test.db")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
