@@ -139,6 +139,24 @@ pub enum JourneyCommand {
     Get(reads::One),
     /// A journey's versions: status, running instances, when published and why.
     Versions(reads::One),
+    /// Run a journey's draft in test mode on a running engine (test profiles enter it;
+    /// actions are recorded in their steps, not called, unless `--call-actions`), or end
+    /// test mode with `--stop`.
+    Test {
+        id: String,
+        /// Longest wait or reaction timeout of the test, ISO-8601 (`PT5S`).
+        #[arg(long)]
+        wait: Option<String>,
+        /// Call the actions for real.
+        #[arg(long, conflicts_with = "stop")]
+        call_actions: bool,
+        /// End test mode: the draft's test instances end.
+        #[arg(long)]
+        stop: bool,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
+    },
     /// What changed from a version to another version or to the draft.
     Diff {
         id: String,
@@ -496,6 +514,40 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                 ],
                 json,
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JourneyCommand::Test {
+            id,
+            wait,
+            call_actions,
+            stop,
+            json,
+        } => {
+            let api = Api::new(server)?;
+            let path = format!("/v1/journeys/{}/test", reads::encode(&id));
+            let r = if stop {
+                api.delete(&path).await?
+            } else {
+                let mut body = serde_json::json!({"dry_run": !call_actions});
+                if let Some(wait) = wait {
+                    body["wait"] = wait.into();
+                }
+                api.post(&path, &body).await?
+            };
+            if json {
+                println!("{r}");
+            } else if stop {
+                println!("{id}: test mode ended");
+            } else {
+                println!(
+                    "{id}: the draft runs in test mode{}",
+                    if call_actions {
+                        " (actions are called)"
+                    } else {
+                        " (actions recorded, not called)"
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         JourneyCommand::Diff { id, from, to, json } => {

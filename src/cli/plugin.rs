@@ -21,6 +21,14 @@ pub enum TemplateKind {
 pub enum PluginCommand {
     /// The plugins installed in a running engine: name, version, kind, digest.
     List(super::reads::AsJson),
+    /// Upload a plugin (its manifest and the component it names) to a running engine.
+    Install {
+        /// The manifest (`plugin.toml`); the component is the file it names.
+        manifest: PathBuf,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new plugin project from a template.
     New {
         name: String,
@@ -74,8 +82,64 @@ pub enum PluginCommand {
     },
 }
 
+/// A plugin as its folder holds it: the manifest's text, the manifest, and the component
+/// it names, read.
+struct Package {
+    text: String,
+    manifest: parcours_engine::plugins::Manifest,
+    component: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Package {
+    fn read(manifest: &Path) -> anyhow::Result<Package> {
+        let text = fs_err::read_to_string(manifest)?;
+        let parsed =
+            parse_manifest(&text).map_err(|p| anyhow::anyhow!("{}:\n{p}", manifest.display()))?;
+        let component = manifest
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(parsed.component.as_deref().unwrap_or_default());
+        let bytes = fs_err::read(&component)?;
+        Ok(Package {
+            text,
+            manifest: parsed,
+            component,
+            bytes,
+        })
+    }
+}
+
 pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::Result<ExitCode> {
     match cmd {
+        PluginCommand::Install { manifest, json } => {
+            use base64::Engine as _;
+            let Package {
+                text,
+                manifest: parsed,
+                bytes,
+                ..
+            } = Package::read(&manifest)?;
+            let body = serde_json::json!({
+                "manifest": text,
+                "component": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            });
+            let api = super::client::Api::new(remote)?;
+            let path = format!("/v1/plugins/{}", super::reads::encode(&parsed.name));
+            let r = api.put(&path, &body).await?;
+            if json {
+                println!("{r}");
+            } else {
+                println!(
+                    "{}@{}: installed ({} bytes, package digest {})",
+                    parsed.name,
+                    parsed.version,
+                    bytes.len(),
+                    r["package_digest"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::List(super::reads::AsJson { json }) => {
             let api = super::client::Api::new(remote)?;
             let plugins = super::reads::all_pages(&api, "/v1/plugins", "plugins").await?;
@@ -113,15 +177,12 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { manifest, json } => {
-            let text = fs_err::read_to_string(&manifest)?;
-            let parsed = parse_manifest(&text)
-                .map_err(|p| anyhow::anyhow!("{}:\n{p}", manifest.display()))?;
-            let component = manifest
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(parsed.component.as_deref().unwrap_or_default());
-            let bytes = std::fs::read(&component)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
+            let Package {
+                manifest: parsed,
+                component,
+                bytes,
+                ..
+            } = Package::read(&manifest)?;
             let settings = Settings::default();
             let host = Arc::new(PluginHost::new(&settings.plugins)?);
             let registry = PluginRegistry::new(host, ActionRegistry::default());

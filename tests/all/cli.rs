@@ -864,3 +864,43 @@ async fn the_other_commands_print_one_line_of_json() {
     .await;
     assert!(bench["accepted_over_floor"].is_number(), "{bench}");
 }
+
+/// `plugin install` uploads a component of any size (no command-line length limit, as
+/// with curl and base64), and `journey test` starts and ends test mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_install_uploads_a_component_and_journey_test_toggles_test_mode() {
+    let t = crate::support::TestEngine::start_with(|_| {}).await;
+    let manifest = format!(
+        "{}/webhook/plugin.toml",
+        env!("PARCOURS_BUILTIN_PLUGINS_DIR")
+    );
+    let (ok, text) = parcours_blocking(&[
+        "--server", &t.base, "plugin", "install", &manifest, "--json",
+    ])
+    .await;
+    assert!(ok, "{text}");
+    let installed: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+    assert_eq!(installed["name"], "webhook", "{installed}");
+    let (_, listed) = t.get("/v1/plugins/webhook").await;
+    assert_eq!(listed["versions"][0]["name"], "webhook", "{listed}");
+
+    t.publish(
+        "trial",
+        "entry: {type: event, event: go}\nstart: done\nnodes:\n  done: {type: end}\n",
+    )
+    .await;
+    let (ok, text) = parcours_blocking(&[
+        "--server", &t.base, "journey", "test", "trial", "--wait", "PT5S", "--json",
+    ])
+    .await;
+    assert!(ok, "{text}");
+    let started: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+    assert!(started["test"].is_object(), "{started}");
+    let (_, journey) = t.get("/v1/journeys/trial").await;
+    assert!(journey["test"].is_object(), "{journey}");
+    let (ok, text) =
+        parcours_blocking(&["--server", &t.base, "journey", "test", "trial", "--stop"]).await;
+    assert!(ok && text.contains("test mode ended"), "{text}");
+    let (_, journey) = t.get("/v1/journeys/trial").await;
+    assert!(journey["test"].is_null(), "{journey}");
+}
