@@ -703,10 +703,28 @@ async fn read_commands_show_each_resource_as_json() {
         json(args(&["audience", "get", "gold"])).await["name"],
         "gold"
     );
-    assert!(
-        json(args(&["run", "list", "back_in_stock"]))
-            .await
-            .is_array()
+    // A business event starts a run of the back-in-stock journey.
+    let (status, body) = t
+        .post_json(
+            "/v1/business-events",
+            &serde_json::json!({"type": "stock_back", "data": {"sku": "SKU-9"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let runs = crate::support::eventually(|| {
+        let list = json(args(&["run", "list", "back_in_stock"]));
+        async move {
+            let list = list.await;
+            list.as_array()
+                .is_some_and(|r| !r.is_empty())
+                .then_some(list)
+        }
+    })
+    .await;
+    let run_id = runs[0]["id"].as_str().expect("run id").to_string();
+    assert_eq!(
+        json(args(&["run", "get", &run_id])).await["id"],
+        run_id.as_str()
     );
     let plugins = json(args(&["plugin", "list"])).await;
     assert!(has(&plugins, "name", "webhook"), "{plugins}");
