@@ -6,7 +6,6 @@
 //! environment are these types deserialized, unknown keys refused. This module only holds
 //! values; it never reads files, flags or the environment itself.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -145,7 +144,7 @@ pub struct Settings {
     /// The HTTP address, `HOST:PORT` with an IP address or a host name
     /// (`localhost:8080`). It is bound before the database is opened: a busy port fails
     /// at once, naming the address. The default serves the local machine only.
-    pub listen: SocketAddr,
+    pub listen: String,
     /// Any request body (413 `BODY_TOO_LARGE`; a declared `Content-Length` over it is
     /// refused before the body is read).
     pub max_body_bytes: usize,
@@ -295,7 +294,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             db_path: PathBuf::from("parcours.db"),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: "127.0.0.1:8080".into(),
             max_body_bytes: 4 * 1024 * 1024,
             http_max_connections: 768,
             http_header_timeout_seconds: 30,

@@ -242,8 +242,6 @@ impl fmt::Display for Origin {
 /// The settings in effect, with the origin of each.
 pub struct Resolved {
     pub settings: Settings,
-    /// `listen` as asked (a host name is resolved when it is bound).
-    pub listen: String,
     /// Every setting's value, as the file would spell it.
     tree: Value,
     origins: BTreeMap<String, Origin>,
@@ -459,19 +457,7 @@ pub fn resolve(
         }
     }
 
-    // `listen` may name a host: it is resolved when bound, so the settings get a
-    // placeholder until then.
-    let listen = match tree.get("listen") {
-        Some(Value::String(s)) => s.clone(),
-        other => bail!(
-            "listen ({}): a HOST:PORT text, not {}",
-            origins.get("listen").unwrap_or(&Origin::Default),
-            other.cloned().unwrap_or(Value::Null)
-        ),
-    };
-    let mut typed = tree.clone();
-    typed["listen"] = json!("127.0.0.1:0");
-    let mut settings: Settings = serde_path_to_error::deserialize(typed).map_err(|e| {
+    let mut settings: Settings = serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
         let key = e.path().to_string();
         // `plugins.allow_internal_networks[1]` came from where the list came from.
         let setting = key.split('[').next().unwrap_or_default();
@@ -516,7 +502,6 @@ pub fn resolve(
     }
     Ok(Resolved {
         settings,
-        listen,
         tree,
         origins,
     })

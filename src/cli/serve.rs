@@ -88,9 +88,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let resolved = super::config::resolve(&args.settings, |name| std::env::var(name).ok())?;
     // Bound before the database is opened or anything published: a busy port changes
     // nothing.
-    let listener = bind(&resolved.listen).await?;
+    let listener = bind(&resolved.settings.listen).await?;
+    let address = listener.local_addr()?;
+    let asked = resolved.settings.listen.clone();
     let mut settings = resolved.settings;
-    settings.listen = listener.local_addr()?;
+    settings.listen = address.to_string();
     if args.examples {
         settings.plugin_dirs.push(super::builtin_plugins_dir()?);
     }
@@ -99,16 +101,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .tokens_file
         .clone()
         .unwrap_or_else(|| super::token::default_file(&settings.db_path));
-    settings.require_auth = require_auth(
-        &tokens_file,
-        settings.listen,
-        &resolved.listen,
-        args.allow_unauthenticated,
-    )?;
+    settings.require_auth =
+        require_auth(&tokens_file, address, &asked, args.allow_unauthenticated)?;
     let database = settings.db_path.clone();
     let auth = if settings.require_auth {
         "API tokens required"
-    } else if settings.listen.ip().is_loopback() {
+    } else if address.ip().is_loopback() {
         "open to local clients until a token is created"
     } else {
         "open to every client (--allow-unauthenticated)"

@@ -301,7 +301,7 @@ fn config_show_layers_a_file_the_environment_and_flags_and_serve_reads_the_file(
     let file = dir.path().join("parcours.toml");
     std::fs::write(
         &file,
-        "listen = \"127.0.0.1:0\"\npartitions = 3\nmax_body_bytes = 1000\n\n[plugins]\nmax_memory_mb = 128\n",
+        "listen = \"localhost:0\"\npartitions = 3\nmax_body_bytes = 1000\n\n[plugins]\nmax_memory_mb = 128\n",
     )
     .expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_parcours"))
@@ -334,9 +334,11 @@ fn config_show_layers_a_file_the_environment_and_flags_and_serve_reads_the_file(
     }
     // The same file runs the engine.
     let file_arg = file.to_str().expect("path");
+    // (`listen` may name a host, as on the command line).
     let (summary, _) = start_up_summary(&["serve", "--config", file_arg]);
     assert!(
-        summary.contains("listening on http://127.0.0.1:"),
+        summary.contains("listening on http://127.0.0.1:")
+            || summary.contains("listening on http://[::1]:"),
         "{summary}"
     );
 

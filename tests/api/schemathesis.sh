@@ -32,10 +32,14 @@ if [ -z "$base" ]; then cat "$work/engine.log"; echo "parcours did not listen"; 
 echo "engine at $base"
 
 cd "$work"
+# One worker: hypothesis describes its filters by parsing their source with `ast.parse`,
+# which CPython 3.11 does not make safe across threads (`SystemError: AST constructor
+# recursion depth mismatch` when two workers parse at once, as the paged list endpoints'
+# query parameters first made them do).
 set +e
 "$work/venv/bin/st" run "$base/v1/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-examples "$examples" --seed "$seed" --workers 2 \
+  --max-examples "$examples" --seed "$seed" --workers 1 \
   --phases examples,coverage,fuzzing --no-color
 status=$?
 set -e
