@@ -11,6 +11,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // TLS (the client commands' `https://` engines, the OTLP exporter) with rustls' ring
+    // provider, before any HTTP client is built; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = cli::Cli::parse();
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()

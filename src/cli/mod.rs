@@ -102,8 +102,6 @@ enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // TLS (`https://` engines) with the ring provider; an error means one is installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let remote = client::Remote {
         server: cli.server,
         ca_cert: cli.ca_cert,
