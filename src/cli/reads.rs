@@ -51,14 +51,7 @@ pub async fn all_pages(api: &Api, path: &str, list: &str) -> anyhow::Result<Vec<
 
 /// `text` for a URL path segment or query value.
 pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// A value as JSON (`--json`: one line, for a program) or indented for people.

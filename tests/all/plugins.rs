@@ -47,25 +47,28 @@ pub(crate) async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
             _ => Ok(axum::Json(json!({"id": id, "plan": "free"}))),
         }
     }
-    /// Fails with 503 on the first call for each id, then answers 200.
-    async fn flaky(
-        State(seen): State<Arc<Mutex<Vec<Received>>>>,
-        Path(id): Path<String>,
-        headers: HeaderMap,
-    ) -> Result<axum::Json<Value>, axum::http::StatusCode> {
-        let headers: Vec<(String, String)> = headers
+    /// Records a call to `path`; how many calls to it came before.
+    fn record(seen: &Mutex<Vec<Received>>, path: String, headers: &HeaderMap) -> usize {
+        let headers = headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         let mut seen = seen.lock().unwrap();
-        let path = format!("/flaky/{id}");
         let earlier = seen.iter().filter(|r| r.path == path).count();
         seen.push(Received {
             path,
             headers,
             body: Value::Null,
         });
-        if earlier == 0 {
+        earlier
+    }
+    /// Fails with 503 on the first call for each id, then answers 200.
+    async fn flaky(
+        State(seen): State<Arc<Mutex<Vec<Received>>>>,
+        Path(id): Path<String>,
+        headers: HeaderMap,
+    ) -> Result<axum::Json<Value>, axum::http::StatusCode> {
+        if record(&seen, format!("/flaky/{id}"), &headers) == 0 {
             Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)
         } else {
             Ok(axum::Json(json!({"ok": true})))
@@ -75,17 +78,10 @@ pub(crate) async fn test_server() -> (String, Arc<Mutex<Vec<Received>>>) {
     async fn busy(
         State(seen): State<Arc<Mutex<Vec<Received>>>>,
         Path(id): Path<String>,
+        headers: HeaderMap,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
-        let mut seen = seen.lock().unwrap();
-        let path = format!("/busy/{id}");
-        let earlier = seen.iter().filter(|r| r.path == path).count();
-        seen.push(Received {
-            path,
-            headers: Vec::new(),
-            body: Value::Null,
-        });
-        if earlier == 0 {
+        if record(&seen, format!("/busy/{id}"), &headers) == 0 {
             (
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 [(axum::http::header::RETRY_AFTER, "120")],

@@ -68,14 +68,6 @@ pub enum ActionError {
 }
 
 impl ActionError {
-    /// A transient failure without a time asked for.
-    pub fn retryable(message: impl Into<String>) -> Self {
-        ActionError::Retryable {
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
     /// When the failed server asked to be called again, if it did.
     pub fn retry_after(&self) -> Option<RetryAfter> {
         match self {

@@ -76,15 +76,15 @@ pub async fn list(
     let (mut found, mut scanned, mut after) = (Vec::new(), 0usize, q.after.clone());
     let mut exhausted = false;
     'scan: while found.len() < limit && scanned < max_scan {
+        // Unfiltered, one profile more than the page tells whether another page follows.
         let want = if filter.is_some() {
             500
         } else {
             limit - found.len() + 1
         };
-        let chunk = store
-            .profiles_page(after.clone(), want.min(max_scan - scanned).max(1))
-            .await?;
-        let short = chunk.len() < want.min(max_scan - scanned).max(1);
+        let ask = want.min(max_scan - scanned).max(1);
+        let chunk = store.profiles_page(after.clone(), ask).await?;
+        let short = chunk.len() < ask;
         for profile in chunk {
             if found.len() == limit {
                 // One more profile exists after the page: it is not the last.

@@ -18,9 +18,7 @@ pub struct DbLock {
 impl DbLock {
     /// The lock file of `db`: `<db>.lock`.
     pub fn path_for(db: &Path) -> PathBuf {
-        let mut p = db.as_os_str().to_owned();
-        p.push(".lock");
-        PathBuf::from(p)
+        super::backup::beside(db, ".lock")
     }
 
     /// Takes the lock of `db`, or says that another process holds it.
