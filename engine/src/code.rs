@@ -90,6 +90,7 @@ codes! {
     OutsideSchedule = "OUTSIDE_SCHEDULE",
     Overloaded = "OVERLOADED",
     PluginHttpDenied = "PLUGIN_HTTP_DENIED",
+    PluginInUse = "PLUGIN_IN_USE",
     PluginMemoryLimit = "PLUGIN_MEMORY_LIMIT",
     PluginNameConflict = "PLUGIN_NAME_CONFLICT",
     PluginOutputTooLarge = "PLUGIN_OUTPUT_TOO_LARGE",

@@ -29,6 +29,17 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a plugin (every version, or `--version`) from a running engine; refused
+    /// while a journey version that can still run, or an audience, calls it.
+    Remove {
+        name: String,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Print JSON on one line, for a program.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new plugin project from a template.
     New {
         name: String,
@@ -137,6 +148,26 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
                     bytes.len(),
                     r["package_digest"].as_str().unwrap_or("?")
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Remove {
+            name,
+            version,
+            json,
+        } => {
+            let api = super::client::Api::new(remote)?;
+            let mut path = format!("/v1/plugins/{}", super::reads::encode(&name));
+            if let Some(v) = &version {
+                path.push_str(&format!("?version={}", super::reads::encode(v)));
+            }
+            let r = api.delete(&path).await?;
+            if json {
+                println!("{r}");
+            } else {
+                for plugin in r["removed"].as_array().into_iter().flatten() {
+                    println!("{}: removed", plugin.as_str().unwrap_or("?"));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -886,7 +886,8 @@ async fn the_other_commands_print_one_line_of_json() {
 }
 
 /// `plugin install` uploads a component of any size (no command-line length limit, as
-/// with curl and base64), and `journey test` starts and ends test mode.
+/// with curl and base64), `journey test` starts and ends test mode, `plugin remove`
+/// removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_install_uploads_a_component_and_journey_test_toggles_test_mode() {
     let t = crate::support::TestEngine::start_with(|_| {}).await;
@@ -923,4 +924,18 @@ async fn plugin_install_uploads_a_component_and_journey_test_toggles_test_mode()
     assert!(ok && text.contains("test mode ended"), "{text}");
     let (_, journey) = t.get("/v1/journeys/trial").await;
     assert!(journey["test"].is_null(), "{journey}");
+
+    // No journey calls it: it can be removed.
+    let (ok, text) =
+        parcours_blocking(&["--server", &t.base, "plugin", "remove", "webhook", "--json"]).await;
+    assert!(ok, "{text}");
+    let removed: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+    assert_eq!(
+        removed["removed"][0],
+        format!("webhook@{}", installed["version"].as_str().unwrap())
+    );
+    let (status, _) = t.get("/v1/plugins/webhook").await;
+    assert_eq!(status, 404);
+    let (ok, text) = parcours_blocking(&["--server", &t.base, "plugin", "remove", "webhook"]).await;
+    assert!(!ok && text.contains("not installed"), "{text}");
 }

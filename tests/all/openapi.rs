@@ -89,6 +89,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("post", "/v1/journeys/{id}/resume"),
         ("post", "/v1/journeys/{id}/test"),
         ("delete", "/v1/journeys/{id}/test"),
+        ("delete", "/v1/plugins/{name}"),
         ("get", "/v1/journeys/{id}/diff"),
         ("get", "/v1/journeys/{id}/report"),
         ("get", "/v1/journeys/{id}/runs"),

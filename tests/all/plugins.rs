@@ -713,3 +713,132 @@ nodes:
     t.instance_in("zoe", "busy", "completed").await;
     assert_eq!(calls(&seen), 2);
 }
+
+/// A plugin is removed only when nothing that can still run calls what its removal
+/// takes away: a pinned action version while a version that calls it has live
+/// instances, a functions plugin while a live journey calls it, a data source while an
+/// audience predicate looks it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_are_removed_only_when_nothing_that_runs_calls_them() {
+    let t = TestEngine::start_with(with_plugins).await;
+    let delete = |path: &'static str| t.send(reqwest::Method::DELETE, path, None, "");
+    let hostile = base64::engine::general_purpose::STANDARD.encode(
+        std::fs::read(format!(
+            "{}/hostile/parcours_test_hostile.wasm",
+            env!("PARCOURS_TEST_PLUGINS_DIR")
+        ))
+        .unwrap(),
+    );
+    for version in ["1.0.0", "2.0.0"] {
+        let manifest = format!("name = \"echo\"\nversion = \"{version}\"\nkind = \"action\"\n");
+        let (status, body) = t
+            .post_or_put(
+                reqwest::Method::PUT,
+                "/v1/plugins/echo",
+                &json!({"manifest": manifest, "component": hostile}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let journey = |action: &str| {
+        format!(
+            "entry: {{type: event, event: ping}}\nstart: a\nnodes:\n  a: {{type: action, action: {action}, params: {{mode: '\"ok\"'}}, next: w}}\n  w: {{type: wait, duration: P1D}}\n"
+        )
+    };
+    t.publish("calls_echo", &journey("echo@1.0.0")).await;
+    t.event("ping", "p", json!({})).await;
+    t.instance_in("p", "calls_echo", "waiting").await;
+
+    // Version 1 takes entries and pins echo@1.0.0.
+    let (status, body) = delete("/v1/plugins/echo?version=1.0.0").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "PLUGIN_IN_USE", "{body}");
+    assert_eq!(
+        body["problems"][0]["path"], "journeys.calls_echo.versions.1.nodes.a.action",
+        "{body}"
+    );
+    assert_eq!(body["problems"][0]["message"], "calls action echo@1.0.0");
+    // Version 2 takes the entries; p's instance still waits on version 1.
+    t.publish("calls_echo", &journey("echo")).await;
+    let (status, body) = delete("/v1/plugins/echo?version=1.0.0").await;
+    assert_eq!(status, 409, "{body}");
+    let paths: Vec<&str> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["journeys.calls_echo.versions.1.nodes.a.action"]);
+    // Once it has ended, version 1 can no longer call anything.
+    t.advance(jiff::Span::new().days(2));
+    t.instance_in("p", "calls_echo", "completed").await;
+    let (status, body) = delete("/v1/plugins/echo?version=1.0.0").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], json!(["echo@1.0.0"]));
+    let (_, echo) = t.get("/v1/plugins/echo").await;
+    assert_eq!(echo["versions"].as_array().map(Vec::len), Some(1), "{echo}");
+    let (status, body) = t.validate(&journey("echo@1.0.0")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["location"], "nodes.a.action", "{body}");
+    let (status, body) = delete("/v1/plugins/echo?version=1.0.0").await;
+    assert_eq!(status, 404, "{body}");
+    // Version 2 enters and calls echo@2.0.0; a stopped journey calls nothing.
+    let (status, body) = delete("/v1/plugins/echo").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("echo@2.0.0"),
+        "{body}"
+    );
+    let (status, _) = t
+        .post_json("/v1/journeys/calls_echo/stop", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = delete("/v1/plugins/echo").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], json!(["echo@2.0.0"]));
+    let (status, _) = t.get("/v1/plugins/echo").await;
+    assert_eq!(status, 404);
+
+    // A function called from a condition of a live journey.
+    t.publish(
+        "hashes",
+        "entry: {type: event, event: hash}\nstart: c\nnodes:\n  c:\n    type: condition\n    branches:\n      - when: 'std::sha256(profile.id) != \"\"'\n        next: done\n  done: {type: end}\n",
+    )
+    .await;
+    let (status, body) = delete("/v1/plugins/std").await;
+    assert_eq!(status, 409, "{body}");
+    let problem = &body["problems"][0];
+    assert!(
+        problem["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("journeys.hashes.versions.1.nodes.c."),
+        "{body}"
+    );
+    assert_eq!(problem["message"], "calls std::sha256()", "{body}");
+
+    // A data source looked up by an audience predicate.
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/audiences/looked_up",
+            &json!({"predicate": "lookup(\"http-json\", profile.id) != ()"}),
+        )
+        .await;
+    assert!(status < 300, "{body}");
+    let (status, body) = delete("/v1/plugins/http-json").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["problems"][0]["path"], "audiences.looked_up.predicate");
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/audiences/looked_up",
+            &json!({"predicate": "profile.id != \"\""}),
+        )
+        .await;
+    assert!(status < 300, "{body}");
+    let (status, body) = delete("/v1/plugins/http-json").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = delete("/v1/plugins/nothing").await;
+    assert_eq!(status, 404, "{body}");
+}

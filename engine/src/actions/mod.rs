@@ -182,6 +182,17 @@ impl ActionRegistry {
         versions.sort_by_key(|e| version_key(&e.version));
     }
 
+    /// Removes one version of an action; journeys validated later no longer find it.
+    pub fn unregister(&self, name: &str, version: &str) {
+        let mut map = self.by_name.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(versions) = map.get_mut(name) {
+            versions.retain(|e| e.version != version);
+            if versions.is_empty() {
+                map.remove(name);
+            }
+        }
+    }
+
     /// Finds `name` (its latest version) or `name@version` (that version).
     pub fn resolve(&self, reference: &str) -> Option<ActionEntry> {
         let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());

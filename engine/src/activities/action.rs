@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Activity, Outcome, StepCx};
-use super::{Cx, NodeRef};
+use super::{Cx, NodeRef, PluginCall};
 use crate::actions::{ActionCall, ActionError};
 use crate::code::Code;
 use crate::expr::Expr;
@@ -103,6 +103,13 @@ impl ActionDef {
                         ok = false;
                     }
                 }
+                cx.call(
+                    &format!("{path}.action"),
+                    PluginCall::Action {
+                        name: entry.name.clone(),
+                        version: entry.version.clone(),
+                    },
+                );
                 entry.pinned()
             }
             None => {

@@ -13,7 +13,7 @@ use cranelift_entity::entity_impl;
 use jiff::{Span, Timestamp};
 
 use crate::actions::ActionRegistry;
-use crate::expr::{Expr, ExprEngine};
+use crate::expr::{Expr, ExprEngine, ExternalCall};
 use crate::model::Problems;
 
 /// A node of a compiled journey: an index into `compile::Journey::nodes`.
@@ -32,9 +32,30 @@ pub struct Catalog {
     pub capping_rules: Arc<BTreeSet<String>>,
 }
 
-/// The helpers activities use to compile their definitions; collects every problem.
+/// A call a journey version makes outside the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginCall {
+    /// An action node's action, pinned to the version it was validated against.
+    Action { name: String, version: String },
+    /// A plugin function or data source called from an expression.
+    Expr(ExternalCall),
+}
+
+impl std::fmt::Display for PluginCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginCall::Action { name, version } => write!(f, "action {name}@{version}"),
+            PluginCall::Expr(call) => call.fmt(f),
+        }
+    }
+}
+
+/// The helpers activities use to compile their definitions; collects every problem and
+/// every call outside the engine.
 pub struct Cx<'a> {
     pub(crate) problems: Problems,
+    /// Where the journey calls plugins (and built-in actions): (path, call).
+    pub(crate) calls: Vec<(String, PluginCall)>,
     pub(crate) ids: HashMap<String, NodeRef>,
     exprs: &'a ExprEngine,
     pub catalog: &'a Catalog,
@@ -44,6 +65,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn new(exprs: &'a ExprEngine, catalog: &'a Catalog) -> Self {
         Cx {
             problems: Problems::default(),
+            calls: Vec::new(),
             ids: HashMap::new(),
             exprs,
             catalog,
@@ -72,9 +94,19 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Records a call outside the engine made at `path`.
+    pub fn call(&mut self, path: &str, call: PluginCall) {
+        self.calls.push((path.to_string(), call));
+    }
+
     pub fn expr(&mut self, path: &str, src: &str) -> Option<Expr> {
         match self.exprs.compile(src) {
-            Ok(e) => Some(e),
+            Ok(e) => {
+                for call in e.external_calls() {
+                    self.call(path, PluginCall::Expr(call));
+                }
+                Some(e)
+            }
             Err(e) => {
                 let quoted = crate::expr::excerpt(src, e.line, e.column);
                 self.problem(path, format!("{quoted:?}: {e}"));

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::actions::ActionRegistry;
 use crate::code::Code;
-pub use compiling::{Catalog, Cx, NodeRef};
+pub use compiling::{Catalog, Cx, NodeRef, PluginCall};
 use std::sync::Arc;
 
 use crate::expr::{

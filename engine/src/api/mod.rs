@@ -145,7 +145,7 @@ fn declare_security(document: &mut serde_json::Value) {
 /// Every documented route; the body limits of uploads and imports differ from the rest.
 fn api(uploads: error::BodyLimits, imports: error::BodyLimits) -> OpenApiRouter<AppState> {
     let uploads = OpenApiRouter::new()
-        .routes(routes!(plugins::put, plugins::get))
+        .routes(routes!(plugins::put, plugins::get, plugins::delete))
         .layer(axum::Extension(uploads))
         .layer(DefaultBodyLimit::max(uploads.bytes));
     let imports = OpenApiRouter::new()

@@ -1,4 +1,4 @@
-//! Plugins: upload (`PUT /v1/plugins/{name}`), list, inspect.
+//! Plugins: upload (`PUT /v1/plugins/{name}`), list, inspect, remove.
 
 use super::error::Errors;
 use super::error::{Path, Query};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
 use crate::code::Code;
+use crate::model::{Problem, Problems};
 use crate::plugins::{InstallError, Origin, parse_manifest};
 
 #[derive(Deserialize)]
@@ -140,4 +141,79 @@ pub async fn put(
         StatusCode::CREATED,
         Json(serde_json::to_value(plugin.info()).map_err(ApiError::internal)?),
     ))
+}
+
+/// Which versions `DELETE /v1/plugins/{name}` removes.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveQuery {
+    /// Only this version (default: every version).
+    #[param(example = "0.1.0")]
+    version: Option<String>,
+}
+
+/// Removes a plugin (every version, or `?version=`), unless a journey version that can
+/// still take a step (the version a live or paused journey enters, any version with a
+/// live instance, a draft in test mode) or an audience predicate calls what it would take
+/// away: then 409 `PLUGIN_IN_USE` lists each such call in `problems`.
+#[utoipa::path(
+    delete,
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    operation_id = "deletePlugin",
+    params(("name" = String, Path, description = "Plugin name", example = "webhook"), RemoveQuery),
+    responses((status = 200, description = "Removed: `{removed: [name@version]}`", body = Object), Errors)
+)]
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<RemoveQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let change = app.runtime.change_catalog().await;
+    let Some(removal) = app.plugins.removal(&name, query.version.as_deref()) else {
+        return Err(ApiError::not_found(match &query.version {
+            Some(v) => format!("plugin {name:?} is not installed in version {v:?}"),
+            None => format!("plugin {name:?} is not installed"),
+        }));
+    };
+    let broken: Vec<_> = app
+        .runtime
+        .runnable_calls(&change)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|site| removal.breaks(&site.call))
+        .collect();
+    if let Some(first) = broken.first() {
+        let versions: Vec<_> = removal
+            .removed
+            .iter()
+            .map(|p| format!("{name}@{}", p.manifest.version))
+            .collect();
+        let mut e = ApiError::new(
+            StatusCode::CONFLICT,
+            Code::PluginInUse,
+            format!(
+                "{} is still called: {} calls {}{}; close or stop the journeys that call it (or publish versions that do not) and let their instances end",
+                versions.join(", "),
+                first.at,
+                first.call,
+                match broken.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more calls)", n - 1),
+                }
+            ),
+        );
+        e.problems = Some(Problems(
+            broken
+                .iter()
+                .map(|site| Problem::new(site.at.clone(), format!("calls {}", site.call)))
+                .collect(),
+        ));
+        return Err(e);
+    }
+    let removed = app.plugins.remove(&removal);
+    drop(change);
+    Ok(Json(json!({"removed": removed})))
 }

@@ -17,7 +17,7 @@ use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 
 use crate::activities::{self, Cx, NodeKind};
-pub use crate::activities::{Catalog, NodeRef};
+pub use crate::activities::{Catalog, NodeRef, PluginCall};
 use crate::expr::{Expr, ExprEngine};
 pub use crate::ids::check_id;
 use crate::model::{EntryDef, ExitDef, JourneyDef, Problems, QualifyOn, ReentranceMode};
@@ -122,6 +122,9 @@ pub struct Journey {
     /// How split nodes assign branches: the scheme recorded with the version when it was
     /// published ([`SplitHash::CURRENT`] for a journey compiled now).
     pub split_hash: crate::ids::SplitHash,
+    /// Where this version calls actions, plugin functions and data sources: what a
+    /// plugin's removal must not break while the version runs.
+    pub calls: Vec<(String, PluginCall)>,
 }
 
 impl Journey {
@@ -221,6 +224,7 @@ pub fn compile(
             published_at: None,
             test: None,
             split_hash: crate::ids::SplitHash::CURRENT,
+            calls: cx.calls,
         }),
         _ => Err(cx.problems),
     }

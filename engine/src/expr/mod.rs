@@ -5,6 +5,7 @@
 //! never blocks: an expression sees only the values it is given. One [`ExprEngine`] per
 //! worker, since a shared rhai `Engine` does not scale across threads.
 
+mod calls;
 mod fast;
 pub mod time;
 
@@ -17,6 +18,7 @@ use jiff::tz::TimeZone;
 use rhai::{AST, Dynamic, Engine, Scope};
 use serde_json::Value;
 
+pub use calls::ExternalCall;
 pub use time::{DateTime, Duration};
 
 use crate::settings::ExprLimits;
@@ -53,6 +55,11 @@ impl Expr {
             .iter()
             .position(|n| *n == name)
             .is_some_and(|i| self.uses & (1 << i) != 0)
+    }
+
+    /// The plugin functions and data sources the expression calls.
+    pub fn external_calls(&self) -> Vec<ExternalCall> {
+        calls::external_calls(&self.ast)
     }
 
     /// Whether the expression also runs on the compiled fast path (see `expr::fast`).

@@ -24,5 +24,5 @@ pub use host::{CallLimits, Called, Fault, InstancePool, PluginHost, ReusePolicy,
 pub use manifest::{Kind, Manifest, parse_manifest};
 pub use network::NetworkPolicy;
 pub use outbound::{AllowList, HttpExchange, HttpMode};
-pub use registry::{FunctionInfo, InstallError, Plugin, PluginInfo, PluginRegistry};
+pub use registry::{FunctionInfo, InstallError, Plugin, PluginInfo, PluginRegistry, Removal};
 pub use secrets::{Origin, SecretGrants, SecretValues};

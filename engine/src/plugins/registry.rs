@@ -24,7 +24,8 @@ use super::outbound::{AllowList, HttpMode};
 use super::secrets::{Origin, granted, package_digest, secret_key, ungranted};
 use super::state::Grants;
 use crate::actions::{ActionCall, ActionError, ActionExecutor, ActionRegistry, ParamsSchema};
-use crate::expr::{CallInfo, ExternalFunctions};
+use crate::activities::PluginCall;
+use crate::expr::{CallInfo, ExternalCall, ExternalFunctions};
 use crate::model::{Problem, Problems};
 
 /// One function a functions plugin exports.
@@ -113,6 +114,41 @@ impl Plugin {
             functions: self.functions.clone(),
             imports: self.imports.clone(),
             exports: self.exports.clone(),
+        }
+    }
+}
+
+/// Plugin versions to remove, and the version calls by name resolve to afterwards.
+pub struct Removal {
+    pub name: String,
+    pub removed: Vec<Arc<Plugin>>,
+    pub remaining: Option<Arc<Plugin>>,
+}
+
+impl Removal {
+    /// Whether `call` would fail once the versions are gone: an action pinned to one of
+    /// them, or a function or data source that the remaining latest version (which calls
+    /// by name resolve to) does not offer.
+    pub fn breaks(&self, call: &PluginCall) -> bool {
+        let remaining = self.remaining.as_ref().map(|p| (p.manifest.kind, p));
+        match call {
+            PluginCall::Action { name, version } => {
+                *name == self.name && self.removed.iter().any(|p| p.manifest.version == *version)
+            }
+            PluginCall::Expr(ExternalCall::Function { module, name }) => {
+                *module == self.name
+                    && !matches!(remaining, Some((Kind::Functions, p)) if p.functions.iter().any(|f| f.name == *name))
+            }
+            PluginCall::Expr(ExternalCall::Lookup {
+                source: Some(source),
+            }) => *source == self.name && !matches!(remaining, Some((Kind::DataSource, _))),
+            // A computed source may name this one.
+            PluginCall::Expr(ExternalCall::Lookup { source: None }) => {
+                self.removed
+                    .iter()
+                    .any(|p| p.manifest.kind == Kind::DataSource)
+                    && !matches!(remaining, Some((Kind::DataSource, _)))
+            }
         }
     }
 }
@@ -448,6 +484,60 @@ impl PluginRegistry {
         self.generation.fetch_add(1, Ordering::SeqCst);
         tracing::info!(plugin = %plugin.manifest.name, version = %plugin.manifest.version, kind = plugin.manifest.kind.as_str(), "plugin installed");
         Ok(plugin)
+    }
+
+    /// What removing plugin `name` (every version, or only `version`) would take away;
+    /// `None` when it is not installed.
+    pub fn removal(&self, name: &str, version: Option<&str>) -> Option<Removal> {
+        let map = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        let installed = map.get(name)?;
+        let (removed, kept): (Vec<_>, Vec<_>) = installed
+            .iter()
+            .cloned()
+            .partition(|p| version.is_none_or(|v| p.manifest.version == v));
+        if removed.is_empty() {
+            return None;
+        }
+        Some(Removal {
+            name: name.to_string(),
+            removed,
+            remaining: kept.last().cloned(),
+        })
+    }
+
+    /// Removes the versions of a [`Removal`]: their actions from the action registry,
+    /// their functions and data source from expressions built from now on. Calls under
+    /// way finish on the version they started with. Returns `name@version` of each.
+    pub fn remove(&self, removal: &Removal) -> Vec<String> {
+        let mut gone = Vec::new();
+        {
+            let mut map = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(versions) = map.get_mut(&removal.name) {
+                for plugin in &removal.removed {
+                    let version = &plugin.manifest.version;
+                    let before = versions.len();
+                    versions.retain(|p| p.manifest.version != *version);
+                    if versions.len() < before {
+                        if plugin.manifest.kind == Kind::Action {
+                            self.actions.unregister(&removal.name, version);
+                        }
+                        gone.push(format!("{}@{version}", removal.name));
+                    }
+                }
+                if versions.is_empty() {
+                    map.remove(&removal.name);
+                }
+            }
+        }
+        self.lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(source, _), _| *source != removal.name);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for plugin in &gone {
+            tracing::info!(%plugin, "plugin removed");
+        }
+        gone
     }
 
     /// A plugin by `name` (latest version) or `name@version`.

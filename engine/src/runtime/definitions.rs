@@ -55,6 +55,7 @@ impl Runtime {
                 message,
             });
         }
+        let _catalog = self.shared.catalog_lock.read().await;
         let current = self.shared.audiences.snapshot();
         let audience = compile_audience(&self.shared.exprs(), name, def)?;
         match current.audiences.get(name) {

@@ -205,6 +205,7 @@ impl Runtime {
             started_at: self.now(),
             by,
         };
+        let _catalog = self.shared.catalog_lock.read().await;
         let journey = self.compile_test(id, &def, test.clone()).await?;
         self.shared
             .store

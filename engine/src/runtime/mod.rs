@@ -16,6 +16,7 @@ mod lifecycle;
 pub(crate) mod matching;
 mod merge;
 mod partition;
+mod plugin_calls;
 pub(crate) mod profile_ops;
 mod publishing;
 mod runs;
@@ -40,6 +41,7 @@ use self::audiences::Audiences;
 pub use self::definitions::DefinitionError;
 use self::journeys::Journeys;
 pub use self::lifecycle::{PauseRequest, Transitioned};
+pub use self::plugin_calls::{CallSite, CatalogChange};
 pub use self::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
 pub use self::publishing::{JourneyError, Published};
 
@@ -99,6 +101,9 @@ pub(crate) struct Shared {
     cpu: tokio::sync::Semaphore,
     /// Partitions that report a lasting store failure, with what failed.
     unhealthy: std::sync::Mutex<std::collections::BTreeMap<usize, String>>,
+    /// Shared by what compiles against the plugins (publication, test mode, audiences),
+    /// held alone while a plugin is removed (`plugin_calls`).
+    catalog_lock: tokio::sync::RwLock<()>,
 }
 
 /// Handle to the running runtime. Cheap to clone.
@@ -154,6 +159,7 @@ impl Runtime {
             dispatching: std::sync::atomic::AtomicUsize::new(0),
             cpu: tokio::sync::Semaphore::new(settings_parse_workers),
             unhealthy: Default::default(),
+            catalog_lock: tokio::sync::RwLock::new(()),
         });
         let runtime = Runtime { shared };
         runtime.load_audiences().await?;

@@ -130,6 +130,8 @@ impl Runtime {
     /// Stores a draft; returns the problems validation finds (a draft may be invalid).
     /// A draft in test mode is replaced by the new one when it is valid.
     pub async fn put_draft(&self, id: &str, def: &JourneyDef) -> Result<Problems, JourneyError> {
+        // A draft in test mode runs: its plugins stay until it is replaced.
+        let _catalog = self.shared.catalog_lock.read().await;
         let problems = self.validate(id, def).await.err().unwrap_or_default();
         let value = serde_json::to_value(def).map_err(anyhow::Error::from)?;
         self.shared.store.put_draft(id, value, self.now()).await?;
@@ -186,6 +188,8 @@ impl Runtime {
         def: &JourneyDef,
         publication: Publication,
     ) -> Result<u32, JourneyError> {
+        // No plugin this version calls is removed until it is live (`plugin_calls`).
+        let _catalog = self.shared.catalog_lock.read().await;
         let mut journey = self
             .validate(id, def)
             .await
