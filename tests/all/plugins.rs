@@ -842,3 +842,69 @@ async fn plugins_are_removed_only_when_nothing_that_runs_calls_them() {
     let (status, body) = delete("/v1/plugins/nothing").await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// A functions plugin stopped by the sandbox inside a condition fails the step with the
+/// plugin's code (here `PLUGIN_OUTPUT_TOO_LARGE`), as an action would; `EXPR_EVAL` stays
+/// for faults of the expression itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_stopped_by_the_sandbox_fails_the_step_with_its_plugin_code() {
+    let t = TestEngine::start_with(with_plugins).await;
+    let component = std::fs::read(format!(
+        "{}/std/parcours_plugin_std.wasm",
+        env!("PARCOURS_BUILTIN_PLUGINS_DIR")
+    ))
+    .unwrap();
+    let manifest = "name = \"tiny_std\"\nversion = \"1.0.0\"\nkind = \"functions\"\n[limits]\nmax_output_bytes = 1024\n";
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/plugins/tiny_std",
+            &json!({"manifest": manifest, "component": base64::engine::general_purpose::STANDARD.encode(&component)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    t.publish(
+        "echoes",
+        "entry: {type: event, event: e}\nstart: c\nnodes:\n  c:\n    type: condition\n    branches:\n      - when: 'tiny_std::json_path(event.data, \"\") != ()'\n        next: done\n      - when: 'event.data.n / 0 == 1'\n        next: done\n  done: {type: end}\nproperties: {reentrance: {mode: always}}\n",
+    )
+    .await;
+    for (profile, data, code) in [
+        (
+            "big",
+            json!({"text": "x".repeat(4096)}),
+            "PLUGIN_OUTPUT_TOO_LARGE",
+        ),
+        ("small", json!({"n": 1}), ""),
+    ] {
+        t.event("e", profile, data).await;
+        if code.is_empty() {
+            t.instance_in(profile, "echoes", "completed").await;
+            continue;
+        }
+        let inst = t.instance_in(profile, "echoes", "failed").await;
+        let steps = t.steps(inst["id"].as_str().unwrap()).await;
+        let failed = steps
+            .iter()
+            .find(|s| s["status"] == "failed")
+            .expect("failed step");
+        assert_eq!(failed["code"], code, "{failed}");
+        assert_eq!(
+            failed["detail"]["plugin_calls"][0]["outcome"], code,
+            "{failed}"
+        );
+    }
+    // A fault of the expression itself (a division by zero) is EXPR_EVAL.
+    t.publish(
+        "divides",
+        "entry: {type: event, event: d}\nstart: c\nnodes:\n  c:\n    type: condition\n    branches:\n      - when: 'tiny_std::json_path(event.data, \"n\") / 0 == 1'\n        next: done\n  done: {type: end}\n",
+    )
+    .await;
+    t.event("d", "zero", json!({"n": 1})).await;
+    let inst = t.instance_in("zero", "divides", "failed").await;
+    let steps = t.steps(inst["id"].as_str().unwrap()).await;
+    let failed = steps
+        .iter()
+        .find(|s| s["status"] == "failed")
+        .expect("failed step");
+    assert_eq!(failed["code"], "EXPR_EVAL", "{failed}");
+}

@@ -158,6 +158,20 @@ impl StepCx<'_> {
         if calls.is_empty() {
             return outcome;
         }
+        // An expression that failed because a plugin it called was stopped by the
+        // sandbox (time, memory, output...) failed for that reason: the step carries the
+        // plugin's code, as an action's would, not `EXPR_EVAL`.
+        if let Move::Fail { code, .. } = &mut outcome.next
+            && *code == Code::ExprEval
+            && let Some(fault) = calls.iter().find_map(|c| {
+                c["outcome"]
+                    .as_str()
+                    .and_then(Code::parse)
+                    .filter(|c| c.as_str().starts_with("PLUGIN_"))
+            })
+        {
+            *code = fault;
+        }
         match &mut outcome.detail {
             Some(Value::Object(map)) => {
                 map.insert("plugin_calls".into(), Value::Array(calls));
