@@ -53,6 +53,7 @@ impl PluginTest {
             headers: Default::default(),
             body,
             request_body: None,
+            request_headers: Default::default(),
         });
         self
     }

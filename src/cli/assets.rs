@@ -81,6 +81,13 @@ fn cache_dir() -> PathBuf {
         .join(format!("{}-{:016x}", env!("CARGO_PKG_VERSION"), h.finish()))
 }
 
+/// Where the commands that load plugins outside an engine (`plugin test`, `plugin
+/// inspect`, `journey validate`) keep compiled components, by content hash: a second run
+/// on the same component does not compile it again.
+pub fn compiled_plugins_dir() -> PathBuf {
+    cache_dir().join("compiled")
+}
+
 /// The first-party plugins (`webhook`, `http-json`, `std`), one folder each.
 pub fn builtin_plugins_dir() -> anyhow::Result<PathBuf> {
     let dir = cache_dir().join("plugins");

@@ -185,7 +185,7 @@ async fn offline_plugins(
         return Ok((actions, None));
     }
     let mut plugin_settings = settings.plugins.clone();
-    plugin_settings.cache_dir = Some(std::env::temp_dir().join("parcours-plugin-cache"));
+    plugin_settings.cache_dir = Some(super::assets::compiled_plugins_dir());
     let registry = PluginRegistry::new(
         Arc::new(PluginHost::new(&plugin_settings)?),
         actions.clone(),

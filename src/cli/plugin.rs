@@ -8,7 +8,9 @@ use clap::{Subcommand, ValueEnum};
 use parcours_engine::Settings;
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::plugins::harness::{HarnessHttp, HarnessInput, HarnessReport, run_once};
-use parcours_engine::plugins::{HttpExchange, PluginHost, PluginRegistry, parse_manifest};
+use parcours_engine::plugins::{
+    HttpExchange, InstallError, PluginHost, PluginRegistry, parse_manifest,
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum TemplateKind {
@@ -83,7 +85,8 @@ pub enum PluginCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Where compiled components are cached (large components compile in seconds).
+        /// Where compiled components are cached (large components compile in seconds);
+        /// by default the user's cache folder (`~/.cache/parcours/…/compiled`).
         #[arg(long, env = "PARCOURS_PLUGIN_CACHE")]
         plugin_cache: Option<PathBuf>,
         /// An internal network the plugin may reach when its requests go to the network
@@ -214,13 +217,17 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
                 bytes,
                 ..
             } = Package::read(&manifest)?;
-            let settings = Settings::default();
+            let mut settings = Settings::default();
+            settings.plugins.cache_dir = Some(super::assets::compiled_plugins_dir());
             let host = Arc::new(PluginHost::new(&settings.plugins)?);
             let registry = PluginRegistry::new(host, ActionRegistry::default());
             let plugin = registry
                 .install(parsed, bytes, parcours_engine::plugins::Origin::Operator)
                 .await
-                .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
+                .map_err(|e| match e {
+                    InstallError::Manifest(_) => anyhow::anyhow!("{}: {e}", manifest.display()),
+                    _ => anyhow::anyhow!("{}: {e}", component.display()),
+                })?;
             super::reads::print_value(&serde_json::to_value(plugin.info())?, json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -234,7 +241,8 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             allow_networks,
         } => {
             let mut settings = Settings::default().plugins;
-            settings.cache_dir = plugin_cache;
+            settings.cache_dir =
+                Some(plugin_cache.unwrap_or_else(super::assets::compiled_plugins_dir));
             settings.allow_internal_networks = allow_networks;
             // The plugin runs as the operator's own file: it reads the secrets it declares.
             settings.secrets = parcours_engine::plugins::SecretValues::from_env();
@@ -310,6 +318,12 @@ fn print_report(r: &HarnessReport) {
                 x.status.to_string()
             };
             println!("  {} {} -> {status}", x.method, x.url);
+            for (name, value) in &x.request_headers {
+                println!("    {name}: {value}");
+            }
+            if let Some(body) = x.request_body.as_ref().filter(|b| !b.is_null()) {
+                println!("    body: {body}");
+            }
         }
     }
     println!(

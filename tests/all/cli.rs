@@ -939,3 +939,96 @@ async fn plugin_install_uploads_a_component_and_journey_test_toggles_test_mode()
     let (ok, text) = parcours_blocking(&["--server", &t.base, "plugin", "remove", "webhook"]).await;
     assert!(!ok && text.contains("not installed"), "{text}");
 }
+
+/// `plugin inspect`, `plugin test` and `journey validate` keep compiled components in
+/// the user's cache by default: the second run of the same component loads it.
+#[test]
+fn commands_that_load_plugins_cache_compiled_components_in_the_users_cache() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let manifest = format!("{}/std/plugin.toml", env!("PARCOURS_BUILTIN_PLUGINS_DIR"));
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_parcours"))
+            .args(["plugin", "inspect", &manifest, "--json"])
+            .env("XDG_CACHE_HOME", home.path())
+            .env_remove("PARCOURS_PLUGIN_CACHE")
+            .output()
+            .expect("run parcours");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    let compiled: Vec<_> = walk(&home.path().join("parcours"))
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "compiled"))
+        .collect();
+    assert!(
+        !compiled.is_empty(),
+        "nothing cached under {}",
+        home.path().display()
+    );
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let before: Vec<_> = compiled.iter().map(|p| modified(p)).collect();
+    run();
+    let after: Vec<_> = compiled.iter().map(|p| modified(p)).collect();
+    assert_eq!(before, after, "the second run compiled again");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// `plugin test` and `plugin inspect` refuse a manifest the engine would refuse, with the
+/// reason located in the manifest.
+#[test]
+fn plugin_test_gives_the_reason_for_a_refused_manifest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        format!(
+            "{}/std/parcours_plugin_std.wasm",
+            env!("PARCOURS_BUILTIN_PLUGINS_DIR")
+        ),
+        dir.path().join("std.wasm"),
+    )
+    .expect("copy");
+    let manifest = dir.path().join("plugin.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"std\"\nversion = \"0.1.0\"\nkind = \"functions\"\ncomponent = \"std.wasm\"\n[limits]\nmemory_mb = 2048\n",
+    )
+    .expect("write");
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, r#"{"function": "sha256", "args": ["a"]}"#).expect("write");
+    let manifest = manifest.to_str().expect("path");
+    for args in [
+        vec![
+            "plugin",
+            "test",
+            manifest,
+            "--input",
+            input.to_str().expect("path"),
+        ],
+        vec!["plugin", "inspect", manifest],
+    ] {
+        let (ok, text) = parcours(&args);
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains(&format!(
+                "{manifest}: invalid manifest: limits.memory_mb: 2048 MiB is more than this engine allows (1024 MiB, plugins.max_memory_mb)"
+            )),
+            "{text}"
+        );
+    }
+}

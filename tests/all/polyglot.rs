@@ -414,6 +414,15 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
         out.contains("POST https://api.sms.example.com/v1/messages -> 201"),
         "{out}"
     );
+    // What it sent: the headers (the idempotency key) and the body.
+    assert!(
+        out.contains("    idempotency-key: 00000000-0000-7000-8000-000000000000:node"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    body: {") && out.contains("+33612345678"),
+        "{out}"
+    );
     assert!(
         out.contains("KiB peak memory") && out.contains("fuel"),
         "{out}"
@@ -432,6 +441,39 @@ fn plugin_test_runs_one_call_with_stubbed_http_and_reports_logs_and_usage() {
         "{report}"
     );
     assert!(report["usage"]["memory_peak_bytes"].as_u64().unwrap_or(0) > 1 << 20);
+
+    assert_eq!(
+        report["http"][0]["request_headers"]["idempotency-key"],
+        "00000000-0000-7000-8000-000000000000:node",
+        "{report}"
+    );
+
+    // Parameters outside the manifest's params_schema: refused as the engine would,
+    // with the place and the engine's code, and the plugin is not called.
+    let bad = write(
+        &dir,
+        "bad.json",
+        r#"{"params": {"to": 33612345678, "text": "Hi"}}"#,
+    );
+    let (ok, json, out) =
+        plugin_test_stubbed(manifest, std::path::Path::new(&bad), &stubs, &["--json"]);
+    assert!(!ok, "{out}");
+    let report: Value = serde_json::from_str(&json).expect("report");
+    assert_eq!(
+        report["outcome"]["refused"]["code"], "ACTION_INVALID_INPUT",
+        "{report}"
+    );
+    let message = report["outcome"]["refused"]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        message.starts_with("params do not match sms@0.1.0's schema: /to: "),
+        "{message}"
+    );
+    assert!(
+        report["http"].as_array().is_some_and(Vec::is_empty),
+        "{report}"
+    );
 
     // No stub for the request: the plugin's own error, and a failing exit status.
     std::fs::write(&stubs, "[]").unwrap();

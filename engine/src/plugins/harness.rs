@@ -84,8 +84,9 @@ pub enum HarnessHttp {
 pub struct HarnessReport {
     pub plugin: String,
     pub kind: &'static str,
-    /// `{"ok": ...}`, `{"error": {"kind", "message"}}` (the plugin's own error) or
-    /// `{"fault": {"code", "message"}}` (the sandbox stopped it).
+    /// `{"ok": ...}`, `{"error": {"kind", "message"}}` (the plugin's own error),
+    /// `{"fault": {"code", "message"}}` (the sandbox stopped it) or `{"refused": {"code",
+    /// "message"}}` (the engine would not call it: parameters outside `params_schema`).
     pub outcome: Value,
     pub logs: Vec<LogLine>,
     /// The HTTP exchanges the call made (stubbed or recorded).
@@ -143,7 +144,11 @@ pub async fn run_once(
     let plugin = registry
         .install(parsed, bytes, super::Origin::Operator)
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
+        .map_err(|e| match e {
+            // A manifest's problem is the manifest's, located in it.
+            super::InstallError::Manifest(_) => anyhow::anyhow!("{}: {e}", manifest.display()),
+            _ => anyhow::anyhow!("{}: {e}", component.display()),
+        })?;
     let c = input.context.unwrap_or_default();
     let ctx = CallContext {
         journey_id: c.journey_id,
@@ -160,6 +165,33 @@ pub async fn run_once(
     let (outcome, elapsed, usage) = match plugin.manifest.kind {
         Kind::Action => {
             let params = input.params.unwrap_or_else(|| json!({}));
+            // The engine checks parameters against the schema before it calls the
+            // plugin, and refuses the step without a call: so does the harness.
+            if let Some(schema) = &plugin.manifest.params_schema {
+                let schema = crate::actions::ParamsSchema::new(schema.clone())
+                    .map_err(|e| anyhow::anyhow!("{}: params_schema: {e}", manifest.display()))?;
+                if let Err(e) = schema.validate(&params) {
+                    let refused = json!({"refused": {
+                        "code": crate::code::Code::ActionInvalidInput.as_str(),
+                        "message": format!(
+                            "params do not match {}@{}'s schema: {e}",
+                            plugin.manifest.name, plugin.manifest.version
+                        ),
+                    }});
+                    return Ok(HarnessReport {
+                        plugin: format!("{}@{}", plugin.manifest.name, plugin.manifest.version),
+                        kind: plugin.manifest.kind.as_str(),
+                        outcome: refused,
+                        logs: Vec::new(),
+                        http: Vec::new(),
+                        usage: HarnessUsage {
+                            duration_us: 0,
+                            memory_peak_bytes: 0,
+                            fuel: 0,
+                        },
+                    });
+                }
+            }
             outcome(host.invoke(target, ctx, params.to_string()).await, |t| {
                 parse_text(t)
             })

@@ -44,6 +44,18 @@ pub struct HttpExchange {
     /// What the plugin sent (filled in by the harness; ignored when matching).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_body: Option<Value>,
+    /// The headers the plugin sent, `Idempotency-Key` among them (filled in by the
+    /// harness; ignored when matching).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, String>,
+}
+
+/// Headers as text (a value that is not UTF-8 is left out).
+fn text_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+        .collect()
 }
 
 fn ok_status() -> u16 {
@@ -241,6 +253,7 @@ impl WasiHttpHooks for Outbound {
                 HttpMode::Stubbed { exchanges, .. } => {
                     let method = request.method().to_string();
                     let url = request.uri().to_string();
+                    let request_headers = text_headers(request.headers());
                     let sent = read_body(request.into_body()).await?;
                     let found = exchanges
                         .iter()
@@ -253,6 +266,7 @@ impl WasiHttpHooks for Outbound {
                         headers: BTreeMap::new(),
                         body: Value::Null,
                         request_body: Some(body_value(&sent)),
+                        request_headers,
                     };
                     let Some(stub) = found else {
                         mode.keep(kept);
@@ -281,6 +295,7 @@ impl WasiHttpHooks for Outbound {
                     let method = request.method().to_string();
                     let url = request.uri().to_string();
                     let (parts, body) = request.into_parts();
+                    let request_headers = text_headers(&parts.headers);
                     let sent = read_body(body).await?;
                     let request = http::Request::from_parts(parts, full(sent.clone()));
                     let (res, io) = send_checked(request, options, &network, &observed).await?;
@@ -294,15 +309,10 @@ impl WasiHttpHooks for Outbound {
                         method,
                         url,
                         status: parts.status.as_u16(),
-                        headers: parts
-                            .headers
-                            .iter()
-                            .filter_map(|(k, v)| {
-                                Some((k.to_string(), v.to_str().ok()?.to_string()))
-                            })
-                            .collect(),
+                        headers: text_headers(&parts.headers),
                         body: body_value(&got),
                         request_body: Some(body_value(&sent)),
+                        request_headers,
                     });
                     Ok((http::Response::from_parts(parts, full(got)), done))
                 }
