@@ -250,6 +250,13 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             json,
         } => {
             let settings = graph_settings(max_journey_nodes, max_steps_per_activation);
+            // Offline, only the plugins named on the command line exist: say how to add
+            // them where a journey calls one that is missing.
+            let hint = if plugin_dirs.is_empty() && !builtin_plugins {
+                " (validating offline: load plugins with --plugins DIR, the first-party ones with --builtin-plugins)"
+            } else {
+                " (validating offline: only the plugins of --plugins and --builtin-plugins are known)"
+            };
             let (actions, external) =
                 offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
             let mut validator = Validator::new(&settings, actions, external);
@@ -274,7 +281,16 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                             Err(problems) => problems
                                 .0
                                 .iter()
-                                .map(|p| serde_json::json!({"path": p.path, "message": p.message}))
+                                .map(|p| {
+                                    let missing = p.message.contains("unknown action")
+                                        || p.message.contains("Undefined module");
+                                    let message = if missing {
+                                        format!("{}{hint}", p.message)
+                                    } else {
+                                        p.message.clone()
+                                    };
+                                    serde_json::json!({"path": p.path, "message": message})
+                                })
                                 .collect(),
                         },
                     },

@@ -60,6 +60,24 @@ fn journey_validate_accepts_the_examples_and_locates_errors() {
         "{text}"
     );
 
+    // Offline, a plugin the journey calls is missing: the message says how to load it.
+    let calls = dir.path().join("calls.yaml");
+    std::fs::write(
+        &calls,
+        "entry: {type: event, event: e}\nstart: a\nnodes:\n  a: {type: action, action: loyalty, next: b}\n  b:\n    type: condition\n    branches: [{when: 'scoring::score(1) > 0', next: c}]\n  c: {type: end}\n",
+    )
+    .expect("write");
+    let (ok, text) = parcours(&["journey", "validate", calls.to_str().expect("path")]);
+    assert!(!ok);
+    assert!(
+        text.contains("nodes.a.action: unknown action \"loyalty\" (known: log) (validating offline: load plugins with --plugins DIR, the first-party ones with --builtin-plugins)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("scoring") && text.matches("--plugins DIR").count() == 2,
+        "{text}"
+    );
+
     // The graph limits are flags, as on `serve`: a chain of three conditions fits the
     // default and not a limit of two steps per activation.
     let chain = dir.path().join("chain.yaml");
