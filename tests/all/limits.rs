@@ -139,11 +139,7 @@ properties: {reentrance: {mode: always}}
         let e = t.event("e", profile, data).await;
         t.processed(&e).await;
         let inst = t.instance_in(profile, "limits", "failed").await;
-        let steps = t.steps(inst["id"].as_str().unwrap()).await;
-        let failed = steps
-            .iter()
-            .find(|s| s["status"] == "failed")
-            .expect("failed step");
+        let failed = t.failed_step(&inst).await;
         assert_eq!(failed["code"], "EXPR_EVAL", "{failed}");
         let message = failed["message"].as_str().unwrap().to_lowercase();
         assert!(message.contains(setting), "{setting}: {message}");

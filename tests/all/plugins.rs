@@ -882,11 +882,7 @@ async fn a_function_stopped_by_the_sandbox_fails_the_step_with_its_plugin_code()
             continue;
         }
         let inst = t.instance_in(profile, "echoes", "failed").await;
-        let steps = t.steps(inst["id"].as_str().unwrap()).await;
-        let failed = steps
-            .iter()
-            .find(|s| s["status"] == "failed")
-            .expect("failed step");
+        let failed = t.failed_step(&inst).await;
         assert_eq!(failed["code"], code, "{failed}");
         assert_eq!(
             failed["detail"]["plugin_calls"][0]["outcome"], code,
@@ -901,10 +897,6 @@ async fn a_function_stopped_by_the_sandbox_fails_the_step_with_its_plugin_code()
     .await;
     t.event("d", "zero", json!({"n": 1})).await;
     let inst = t.instance_in("zero", "divides", "failed").await;
-    let steps = t.steps(inst["id"].as_str().unwrap()).await;
-    let failed = steps
-        .iter()
-        .find(|s| s["status"] == "failed")
-        .expect("failed step");
+    let failed = t.failed_step(&inst).await;
     assert_eq!(failed["code"], "EXPR_EVAL", "{failed}");
 }

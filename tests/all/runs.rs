@@ -323,11 +323,7 @@ async fn failing_expression_takes_the_error_path() {
     t.event("go", "p", json!({"amount": "lots"})).await;
     let done = t.instance_in("p", "errs", "completed").await;
     assert_eq!(done["node"], "oops");
-    let steps = t.steps(done["id"].as_str().unwrap()).await;
-    let failed = steps
-        .iter()
-        .find(|s| s["status"] == "failed")
-        .expect("a failed step");
+    let failed = t.failed_step(&done).await;
     assert_eq!(failed["code"], "EXPR_EVAL");
     assert!(
         failed["message"]

@@ -171,11 +171,7 @@ async fn plugins_cannot_reach_internal_addresses_by_default() {
             failed["end_reason"], "PLUGIN_HTTP_DENIED",
             "{url}: {failed}"
         );
-        let steps = t.steps(failed["id"].as_str().unwrap()).await;
-        let step = steps
-            .iter()
-            .find(|s| s["status"] == "failed")
-            .expect("failed step");
+        let step = t.failed_step(&failed).await;
         let message = step["message"].as_str().unwrap_or_default();
         assert!(
             message.contains("plugins.allow_internal_networks"),

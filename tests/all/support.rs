@@ -243,6 +243,17 @@ impl TestEngine {
             .await
     }
 
+    /// The first failed step of an instance (`instance` as the API shows it).
+    pub async fn failed_step(&self, instance: &Value) -> Value {
+        let steps = self
+            .steps(instance["id"].as_str().unwrap_or_default())
+            .await;
+        steps
+            .into_iter()
+            .find(|s| s["status"] == "failed")
+            .unwrap_or_else(|| panic!("no failed step in {instance}"))
+    }
+
     /// Moves the test clock forward.
     pub fn advance(&self, span: Span) {
         self.clock.advance(span);

@@ -43,10 +43,9 @@ impl Runtime {
     pub async fn runnable_calls(&self, _held: &CatalogChange<'_>) -> anyhow::Result<Vec<CallSite>> {
         let mut sites = Vec::new();
         let journeys = self.shared.journeys.snapshot();
-        let mut ids: Vec<&String> = journeys.iter().map(|(id, _)| id).collect();
-        ids.sort();
-        for id in ids {
-            let Some(j) = journeys.get(id) else { continue };
+        let mut by_id: Vec<_> = journeys.iter().collect();
+        by_id.sort_by_key(|(id, _)| *id);
+        for (id, j) in by_id {
             let entering = j.entry_version().map(|v| v.version);
             let mut runnable: Vec<_> = j.test.iter().collect();
             for (version, journey) in &j.versions {
