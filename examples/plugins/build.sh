@@ -44,8 +44,12 @@ for dir in "${py_plugins[@]}"; do
   esac
   mkdir -p "$out/$name"
   started=$(date +%s)
+  # componentize-py writes __pycache__ beside the modules it reads: it reads copies.
+  copy="$tools/src/$name"
+  rm -rf "$copy" && mkdir -p "$copy"
+  cp "$here"/python/lib/*.py "$dir"/*.py "$copy/"
   "$tools/venv/bin/componentize-py" --quiet -d "$root/wit" -d "$here/wit" -w "$world" \
-    componentize -p "$here/python/lib" -p "$dir" app -o "$out/$name/$component"
+    componentize -p "$copy" app -o "$out/$name/$component"
   cp "$dir/plugin.toml" "$out/$name/plugin.toml"
   echo "built $name: $(stat -c %s "$out/$name/$component") bytes in $(( $(date +%s) - started )) s"
 done

@@ -10,6 +10,7 @@ mod journey;
 mod plugin;
 mod profile;
 mod reads;
+mod scaffold;
 mod serve;
 mod token;
 

@@ -1,10 +1,10 @@
-//! `parcours plugin new|inspect|test`.
+//! `parcours plugin list|install|remove|new|inspect|test` (`new` writes with `scaffold.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use parcours_engine::Settings;
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::plugins::harness::{HarnessHttp, HarnessInput, HarnessReport, run_once};
@@ -12,20 +12,15 @@ use parcours_engine::plugins::{
     HttpExchange, InstallError, PluginHost, PluginRegistry, parse_manifest,
 };
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum TemplateKind {
-    Action,
-    DataSource,
-    Functions,
-}
-
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// The plugins installed in a running engine: name, version, kind, digest.
     List(super::reads::AsJson),
-    /// Upload a plugin (its manifest and the component it names) to a running engine.
+    /// Upload a plugin (its manifest and the component it names, of any size) to a
+    /// running engine.
     Install {
-        /// The manifest (`plugin.toml`); the component is the file it names.
+        /// The manifest (`plugin.toml`), or the folder that holds it; the component is
+        /// the file it names.
         manifest: PathBuf,
         /// Print JSON on one line, for a program.
         #[arg(long)]
@@ -42,11 +37,18 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write a new plugin project from a template.
+    /// Write a new plugin project that builds with one command: sources, the engine's
+    /// plugin contract (WIT), pinned toolchain, manifest, a sample input with stubs, a
+    /// local receiver and a journey that uses the plugin; its README says how.
     New {
         name: String,
-        #[arg(long, value_enum, default_value = "action")]
-        kind: TemplateKind,
+        /// The language of the plugin.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: super::scaffold::Lang,
+        /// What the plugin is: an action, a data source for `lookup()`, or functions for
+        /// expressions.
+        #[arg(long, visible_alias = "kind", value_enum, default_value = "action")]
+        world: super::scaffold::World,
         /// Where to create the project folder.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -57,7 +59,8 @@ pub enum PluginCommand {
     /// Load a component with its manifest and print what it is: kind, version, imports,
     /// exports, limits, schema, functions.
     Inspect {
-        /// The manifest (`plugin.toml`); the component is the file it names.
+        /// The manifest (`plugin.toml`), or the folder that holds it; the component is
+        /// the file it names.
         manifest: PathBuf,
         /// Print JSON on one line, for a program.
         #[arg(long)]
@@ -67,7 +70,8 @@ pub enum PluginCommand {
     /// result, its log lines, its HTTP exchanges and the time, memory and fuel it used.
     /// Exits with 1 when the plugin answers an error or the sandbox stops it.
     Test {
-        /// The manifest (`plugin.toml`); the component is the file it names.
+        /// The manifest (`plugin.toml`), or the folder that holds it; the component is
+        /// the file it names.
         manifest: PathBuf,
         /// The call, as JSON: `{"params": {...}}` for an action, `{"key": "..."}` for a
         /// data source, `{"function": "...", "args": [...]}` for a functions plugin
@@ -105,6 +109,15 @@ struct Package {
     bytes: Vec<u8>,
 }
 
+/// A manifest given as itself or as the folder that holds it.
+fn manifest_path(given: PathBuf) -> PathBuf {
+    if given.is_dir() {
+        given.join("plugin.toml")
+    } else {
+        given
+    }
+}
+
 impl Package {
     fn read(manifest: &Path) -> anyhow::Result<Package> {
         let text = fs_err::read_to_string(manifest)?;
@@ -128,6 +141,7 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
     match cmd {
         PluginCommand::Install { manifest, json } => {
             use base64::Engine as _;
+            let manifest = manifest_path(manifest);
             let Package {
                 text,
                 manifest: parsed,
@@ -191,11 +205,12 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
         }
         PluginCommand::New {
             name,
-            kind,
+            lang,
+            world,
             dir,
             json,
         } => {
-            let project = new_project(&name, kind, &dir)?;
+            let project = super::scaffold::new_project(&name, lang, world, &dir)?;
             if json {
                 println!(
                     "{}",
@@ -205,12 +220,15 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             }
             println!("created {}", project.display());
             println!(
-                "build it with: cd {} && cargo build --release --target wasm32-wasip2",
-                project.display()
+                "build it with: cd {} && {}",
+                project.display(),
+                super::scaffold::build_command(lang)
             );
+            println!("then see its README.md: test, install, a journey that uses it");
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { manifest, json } => {
+            let manifest = manifest_path(manifest);
             let Package {
                 manifest: parsed,
                 component,
@@ -246,7 +264,15 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             settings.allow_internal_networks = allow_networks;
             // The plugin runs as the operator's own file: it reads the secrets it declares.
             settings.secrets = parcours_engine::plugins::SecretValues::from_env();
-            test_plugin(&manifest, &input, stubs, record, json, settings).await
+            test_plugin(
+                &manifest_path(manifest),
+                &input,
+                stubs,
+                record,
+                json,
+                settings,
+            )
+            .await
         }
     }
 }
@@ -271,8 +297,8 @@ async fn test_plugin(
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             HarnessHttp::Stubbed(exchanges)
         }
-        (None, Some(_)) => HarnessHttp::Record,
-        (None, None) => HarnessHttp::Live,
+        // Live requests are kept too, so the report shows what the plugin sent.
+        (None, _) => HarnessHttp::Record,
     };
     let report = run_once(manifest, call, http, &settings).await?;
     if let Some(path) = &record {
@@ -333,141 +359,3 @@ fn print_report(r: &HarnessReport) {
         r.usage.fuel
     );
 }
-
-fn new_project(name: &str, kind: TemplateKind, dir: &Path) -> anyhow::Result<PathBuf> {
-    parcours_engine::compile::check_id(name).map_err(|m| anyhow::anyhow!("plugin name: {m}"))?;
-    let project = dir.join(name);
-    if project.exists() {
-        anyhow::bail!("{} already exists", project.display());
-    }
-    fs_err::create_dir_all(project.join("src"))?;
-    // The SDK and the WIT it is built against travel with the project: it builds
-    // without the Parcours source tree, against this engine's plugin contract.
-    super::assets::write_sdk(&project.join("parcours-sdk"))?;
-    let crate_name = name.replace('-', "_");
-    let (feature, kind_name, source) = match kind {
-        TemplateKind::Action => ("action", "action", ACTION_TEMPLATE),
-        TemplateKind::DataSource => ("data-source", "data-source", DATA_SOURCE_TEMPLATE),
-        TemplateKind::Functions => ("functions", "functions", FUNCTIONS_TEMPLATE),
-    };
-    fs_err::write(
-        project.join("Cargo.toml"),
-        format!(
-            r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-
-# A workspace of its own.
-[workspace]
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-parcours-sdk = {{ path = "parcours-sdk", features = ["{feature}"] }}
-serde = {{ version = "1", features = ["derive"] }}
-
-[profile.release]
-opt-level = "s"
-lto = true
-codegen-units = 1
-strip = true
-"#
-        ),
-    )?;
-    // rustup installs the WebAssembly target the first time cargo runs here.
-    fs_err::write(
-        project.join("rust-toolchain.toml"),
-        "[toolchain]\nchannel = \"stable\"\ntargets = [\"wasm32-wasip2\"]\n",
-    )?;
-    fs_err::write(project.join(".gitignore"), "/target\n")?;
-    fs_err::write(project.join("src/lib.rs"), source)?;
-    fs_err::write(
-        project.join("plugin.toml"),
-        format!(
-            r#"name = "{name}"
-version = "0.1.0"
-kind = "{kind_name}"
-description = "Describe what {name} does."
-component = "target/wasm32-wasip2/release/{crate_name}.wasm"
-
-[capabilities]
-# Hosts this plugin may call over HTTP.
-allowed_hosts = []
-
-[limits]
-memory_mb = 32
-timeout_ms = 5000
-"#
-        ),
-    )?;
-    fs_err::write(
-        project.join("README.md"),
-        format!(
-            "# {name}\n\nA Parcours {kind_name} plugin. `parcours-sdk/` is the SDK and the plugin contract (WIT) of the engine that created this project.\n\n```sh\ncargo build --release --target wasm32-wasip2\nparcours plugin inspect plugin.toml\nparcours serve --plugins .\n```\n\n`rust-toolchain.toml` asks rustup for the `wasm32-wasip2` target; where rustup does not install targets by itself (`RUSTUP_AUTO_INSTALL=0`), run `rustup target add wasm32-wasip2` once. With `CARGO_TARGET_DIR` set, the component is built there: change `component` in `plugin.toml` to match.\n"
-        ),
-    )?;
-    Ok(project)
-}
-
-const ACTION_TEMPLATE: &str = r#"use parcours_sdk::action::{Action, Context};
-use parcours_sdk::{Error, Value, json};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-pub struct Params {
-    pub message: String,
-}
-
-pub struct Plugin;
-
-impl Action for Plugin {
-    type Params = Params;
-
-    fn invoke(ctx: &Context, params: Params) -> Result<Value, Error> {
-        parcours_sdk::log::info(&format!("{} for {}", params.message, ctx.profile_id));
-        Ok(json!({ "echo": params.message, "key": ctx.idempotency_key }))
-    }
-}
-
-parcours_sdk::export_action!(Plugin);
-"#;
-
-const DATA_SOURCE_TEMPLATE: &str = r#"use parcours_sdk::data_source::{Context, DataSource, Found};
-use parcours_sdk::{Error, json};
-
-pub struct Plugin;
-
-impl DataSource for Plugin {
-    fn fetch(_ctx: &Context, key: &str) -> Result<Found, Error> {
-        Ok(Found { value: Some(json!({ "key": key })), ttl_seconds: 60 })
-    }
-}
-
-parcours_sdk::export_data_source!(Plugin);
-"#;
-
-const FUNCTIONS_TEMPLATE: &str = r#"use parcours_sdk::functions::{Functions, Signature};
-use parcours_sdk::{Error, Value, json};
-
-pub struct Plugin;
-
-impl Functions for Plugin {
-    fn describe() -> Vec<Signature> {
-        vec![Signature { name: "double", params: &["int"], result: "int", description: "twice its argument" }]
-    }
-
-    fn call(name: &str, args: Vec<Value>) -> Result<Value, Error> {
-        match name {
-            "double" => {
-                let n = args.first().and_then(Value::as_i64).ok_or_else(|| Error::InvalidInput("an integer".into()))?;
-                Ok(json!(n * 2))
-            }
-            other => Err(Error::InvalidInput(format!("no function {other}"))),
-        }
-    }
-}
-
-parcours_sdk::export_functions!(Plugin);
-"#;

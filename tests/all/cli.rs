@@ -115,51 +115,6 @@ fn journey_validate_accepts_the_examples_and_locates_errors() {
     }
 }
 
-#[test]
-fn plugin_new_writes_a_project_that_builds_to_a_component_and_inspects() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (ok, text) = parcours(&[
-        "plugin",
-        "new",
-        "shout",
-        "--kind",
-        "action",
-        "--dir",
-        dir.path().to_str().expect("path"),
-    ]);
-    assert!(ok, "{text}");
-    let project = dir.path().join("shout");
-    // One command builds it (sharing the guests' target folder keeps this quick).
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guests");
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&project)
-        .output()
-        .expect("cargo build");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Point the manifest at the shared target folder, then inspect the component.
-    let manifest = project.join("plugin.toml");
-    let text = std::fs::read_to_string(&manifest).expect("manifest");
-    let wasm = target.join("wasm32-wasip2/release/shout.wasm");
-    std::fs::write(
-        &manifest,
-        text.replace(
-            "target/wasm32-wasip2/release/shout.wasm",
-            wasm.to_str().expect("path"),
-        ),
-    )
-    .expect("write manifest");
-    let (ok, text) = parcours(&["plugin", "inspect", manifest.to_str().expect("path")]);
-    assert!(ok, "{text}");
-    assert!(text.contains("\"kind\": \"action\""), "{text}");
-    assert!(text.contains("\"invoke\""), "{text}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_import_sends_a_file_in_chunks_and_reports_bad_lines() {
     let t = crate::support::TestEngine::start_with(|_| {}).await;
@@ -811,10 +766,8 @@ async fn the_other_commands_print_one_line_of_json() {
     )
     .await;
     assert_eq!(made["name"], "echoer");
-    let manifest = format!(
-        "{}/webhook/plugin.toml",
-        env!("PARCOURS_BUILTIN_PLUGINS_DIR")
-    );
+    // A plugin's folder stands for its manifest.
+    let manifest = format!("{}/webhook", env!("PARCOURS_BUILTIN_PLUGINS_DIR"));
     assert_eq!(
         run(local(&["plugin", "inspect", &manifest]), true).await["name"],
         "webhook"
@@ -903,16 +856,14 @@ async fn the_other_commands_print_one_line_of_json() {
     assert!(bench["accepted_over_floor"].is_number(), "{bench}");
 }
 
-/// `plugin install` uploads a component of any size (no command-line length limit, as
-/// with curl and base64), `journey test` starts and ends test mode, `plugin remove`
+/// `plugin install` uploads a component of any size from its folder (no command-line
+/// length limit, as with curl and base64), `journey test` starts and ends test mode, `plugin remove`
 /// removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_install_uploads_a_component_and_journey_test_toggles_test_mode() {
     let t = crate::support::TestEngine::start_with(|_| {}).await;
-    let manifest = format!(
-        "{}/webhook/plugin.toml",
-        env!("PARCOURS_BUILTIN_PLUGINS_DIR")
-    );
+    // From the plugin's folder (the guides install by manifest).
+    let manifest = format!("{}/webhook", env!("PARCOURS_BUILTIN_PLUGINS_DIR"));
     let (ok, text) = parcours_blocking(&[
         "--server", &t.base, "plugin", "install", &manifest, "--json",
     ])

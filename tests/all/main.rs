@@ -3,6 +3,7 @@
 
 mod audiences;
 mod auth;
+mod authoring;
 mod backup;
 mod cli;
 mod docs;

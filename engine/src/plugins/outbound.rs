@@ -25,6 +25,10 @@ use crate::actions::RetryAfter;
 /// Largest request or response body kept in a recorded exchange.
 const MAX_RECORDED_BODY: usize = 1 << 20;
 
+/// Largest request body without a declared length that is sent with one; a longer body
+/// is streamed as the guest writes it (chunked).
+const MAX_SIZED_BODY: usize = 1 << 20;
+
 /// One HTTP request and its answer, as a stub file holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +198,49 @@ fn observe(observed: &Mutex<Observed>, headers: &http::HeaderMap) {
     });
 }
 
+/// The request with a `Content-Length`, as ordinary clients send a body they hold: a
+/// guest's body has no declared length (`wasi:http` streams it), and receivers that do
+/// not read chunked bodies (Python's `http.server`, some gateways) would read it as
+/// empty. The body is read as the guest writes it; one that ends within
+/// `MAX_SIZED_BODY` is sent whole with its length, a longer one goes on streaming.
+async fn with_length(request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, Error> {
+    use futures_util::StreamExt;
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use http_body_util::{BodyStream, StreamBody};
+    if request.headers().contains_key(CONTENT_LENGTH)
+        || request.headers().contains_key(TRANSFER_ENCODING)
+    {
+        return Ok(request);
+    }
+    let (mut parts, mut body) = request.into_parts();
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        let trailers = match frame.into_data() {
+            Ok(data) => {
+                read.extend_from_slice(&data);
+                None
+            }
+            Err(trailers) => Some(trailers),
+        };
+        if read.len() > MAX_SIZED_BODY || trailers.is_some() {
+            // Too long to hold, or not only data: the rest streams behind what was read.
+            let head = std::iter::once(hyper::body::Frame::data(read.freeze())).chain(trailers);
+            let stream = futures_util::stream::iter(head.map(Ok)).chain(BodyStream::new(body));
+            return Ok(http::Request::from_parts(
+                parts,
+                StreamBody::new(stream).boxed_unsync(),
+            ));
+        }
+    }
+    if !read.is_empty() {
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, http::HeaderValue::from(read.len()));
+    }
+    Ok(http::Request::from_parts(parts, full(read.freeze())))
+}
+
 /// Sends an allowed request to the network, to an address the network policy allows.
 async fn send_checked(
     request: http::Request<WasiBody>,
@@ -201,6 +248,7 @@ async fn send_checked(
     network: &NetworkPolicy,
     observed: &Mutex<Observed>,
 ) -> SendResult {
+    let request = with_length(request).await?;
     match super::network::send(request, options, network).await {
         Ok(Ok((response, io))) => {
             observe(observed, response.headers());
@@ -324,6 +372,55 @@ impl WasiHttpHooks for Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A guest's body: `chunks` written one by one, no declared length.
+    fn streamed(chunks: Vec<Vec<u8>>) -> http::Request<WasiBody> {
+        use futures_util::StreamExt;
+        let frames = futures_util::stream::iter(chunks)
+            .map(|c| Ok::<_, Error>(hyper::body::Frame::data(Bytes::from(c))));
+        http::Request::post("http://example.com/")
+            .body(http_body_util::StreamBody::new(frames).boxed_unsync())
+            .unwrap()
+    }
+
+    async fn sent(request: http::Request<WasiBody>) -> (Option<String>, Vec<u8>) {
+        let request = with_length(request).await.unwrap();
+        let length = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        (length, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn a_body_the_guest_wrote_in_pieces_goes_with_its_length() {
+        let (length, body) = sent(streamed(vec![b"{\"a\":".to_vec(), b"1}".to_vec()])).await;
+        assert_eq!(length.as_deref(), Some("7"));
+        assert_eq!(body, b"{\"a\":1}");
+        // No body, no length (a GET stays as ordinary clients send it).
+        let (length, body) = sent(streamed(vec![])).await;
+        assert_eq!((length, body.len()), (None, 0));
+    }
+
+    #[tokio::test]
+    async fn a_body_longer_than_the_bound_streams_whole() {
+        let chunk = vec![7u8; 64 * 1024];
+        let n = MAX_SIZED_BODY / chunk.len() + 3;
+        let (length, body) = sent(streamed(vec![chunk.clone(); n])).await;
+        assert_eq!(length, None);
+        assert_eq!(body.len(), n * chunk.len());
+        // A declared length is left as the guest gave it.
+        let mut request = streamed(vec![b"abc".to_vec()]);
+        request
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(3));
+        let (length, body) = sent(request).await;
+        assert_eq!(
+            (length.as_deref(), body.as_slice()),
+            (Some("3"), &b"abc"[..])
+        );
+    }
 
     #[test]
     fn allow_list_patterns() {
