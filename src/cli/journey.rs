@@ -22,7 +22,8 @@ pub enum JourneyCommand {
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Plugins the journeys may use (repeatable).
+        /// Plugins the journeys may use: a folder of plugins, a plugin's folder or its
+        /// manifest (repeatable). A `plugin.toml` beside a journey file is used too.
         #[arg(long = "plugins", value_name = "DIR")]
         plugin_dirs: Vec<PathBuf>,
         /// Also the first-party plugins.
@@ -129,6 +130,10 @@ pub enum JourneyCommand {
     },
     /// Resume a paused journey.
     Resume(reads::One),
+    /// Publish the latest version again with every action on the newest installed
+    /// version of its plugin (a published version keeps the plugin versions it was
+    /// published with).
+    UpgradePlugins(reads::One),
     /// Close a journey: no new entries; running instances finish.
     Close(reads::One),
     /// Stop a journey: no new entries; running instances end.
@@ -191,9 +196,41 @@ async fn offline_plugins(
         actions.clone(),
     );
     for dir in &plugin_dirs {
-        registry.load_dir(dir).await?;
+        if dir.is_file() {
+            // A manifest stands for itself.
+            super::plugin::install_manifest(&registry, dir).await?;
+        } else {
+            registry.load_dir(dir).await?;
+        }
     }
     Ok((actions, Some(registry)))
+}
+
+/// The plugins beside the journey files: a `plugin.toml` in a journey's own folder (a
+/// plugin project's `journey.yaml`), unless that folder is among `plugin_dirs`.
+fn plugins_beside(files: &[PathBuf], plugin_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let given: Vec<PathBuf> = plugin_dirs
+        .iter()
+        .filter_map(|d| d.canonicalize().ok())
+        .collect();
+    let mut found: Vec<PathBuf> = Vec::new();
+    for file in files {
+        let folder = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let manifest = folder.join("plugin.toml");
+        let known = |p: &Path| p.canonicalize().ok();
+        if manifest.is_file()
+            && !given
+                .iter()
+                .any(|g| Some(g) == known(folder).as_ref() || Some(g) == known(&manifest).as_ref())
+            && !found.iter().any(|f| known(f) == known(&manifest))
+        {
+            found.push(manifest);
+        }
+    }
+    found
 }
 
 fn read_profiles(path: &Path) -> anyhow::Result<Vec<SimProfile>> {
@@ -257,6 +294,12 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             } else {
                 " (validating offline: only the plugins of --plugins and --builtin-plugins are known)"
             };
+            // A plugin project validates its journey without naming itself.
+            let beside = plugins_beside(&files, &plugin_dirs);
+            for manifest in &beside {
+                eprintln!("using the plugin of {}", manifest.display());
+            }
+            let plugin_dirs = plugin_dirs.into_iter().chain(beside).collect();
             let (actions, external) =
                 offline_plugins(&settings, plugin_dirs, builtin_plugins).await?;
             let mut validator = Validator::new(&settings, actions, external);
@@ -466,6 +509,31 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             );
             Ok(ExitCode::SUCCESS)
         }
+        JourneyCommand::UpgradePlugins(reads::One { id, json }) => {
+            let r = lifecycle(server, &id, "upgrade-plugins").await?;
+            if json {
+                println!("{r}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let moved = r["upgraded"].as_array().cloned().unwrap_or_default();
+            if moved.is_empty() {
+                println!(
+                    "{id}: version {} already calls the newest plugin versions",
+                    r["version"]
+                );
+            } else {
+                println!("{id}: published version {}", r["version"]);
+                for m in &moved {
+                    println!(
+                        "  {}: {} -> {}",
+                        m["at"].as_str().unwrap_or(""),
+                        m["from"].as_str().unwrap_or(""),
+                        m["to"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JourneyCommand::Resume(reads::One { id, json }) => {
             let r = lifecycle(server, &id, "resume").await?;
             if json {
@@ -612,10 +680,13 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"id": id, "published": true, "version": published["version"]})
+                    serde_json::json!({"id": id, "published": true, "version": published["version"], "notices": published["notices"]})
                 );
             } else {
                 println!("{id}: published version {}", published["version"]);
+                for n in published["notices"].as_array().into_iter().flatten() {
+                    println!("  note: {}", n.as_str().unwrap_or_default());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -127,7 +127,9 @@ impl Package {
             .parent()
             .unwrap_or(Path::new("."))
             .join(parsed.component.as_deref().unwrap_or_default());
-        let bytes = fs_err::read(&component)?;
+        let bytes = fs_err::read(&component).map_err(|e| {
+            anyhow::anyhow!("{e} (the component the manifest names: build the plugin first)")
+        })?;
         Ok(Package {
             text,
             manifest: parsed,
@@ -135,6 +137,28 @@ impl Package {
             bytes,
         })
     }
+}
+
+/// Installs the plugin of `manifest` (and the component it names) into `registry`, as
+/// the engine would from a folder; answers its description. Errors name the file at fault.
+pub(super) async fn install_manifest(
+    registry: &Arc<PluginRegistry>,
+    manifest: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let Package {
+        manifest: parsed,
+        component,
+        bytes,
+        ..
+    } = Package::read(manifest)?;
+    let plugin = registry
+        .install(parsed, bytes, parcours_engine::plugins::Origin::Operator)
+        .await
+        .map_err(|e| match e {
+            InstallError::Manifest(_) => anyhow::anyhow!("{}: {e}", manifest.display()),
+            _ => anyhow::anyhow!("{}: {e}", component.display()),
+        })?;
+    Ok(serde_json::to_value(plugin.info())?)
 }
 
 pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::Result<ExitCode> {
@@ -165,6 +189,9 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
                     bytes.len(),
                     r["package_digest"].as_str().unwrap_or("?")
                 );
+                for n in r["notices"].as_array().into_iter().flatten() {
+                    println!("  note: {}", n.as_str().unwrap_or_default());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -228,25 +255,12 @@ pub async fn run(cmd: PluginCommand, remote: &super::client::Remote) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { manifest, json } => {
-            let manifest = manifest_path(manifest);
-            let Package {
-                manifest: parsed,
-                component,
-                bytes,
-                ..
-            } = Package::read(&manifest)?;
             let mut settings = Settings::default();
             settings.plugins.cache_dir = Some(super::assets::compiled_plugins_dir());
             let host = Arc::new(PluginHost::new(&settings.plugins)?);
             let registry = PluginRegistry::new(host, ActionRegistry::default());
-            let plugin = registry
-                .install(parsed, bytes, parcours_engine::plugins::Origin::Operator)
-                .await
-                .map_err(|e| match e {
-                    InstallError::Manifest(_) => anyhow::anyhow!("{}: {e}", manifest.display()),
-                    _ => anyhow::anyhow!("{}: {e}", component.display()),
-                })?;
-            super::reads::print_value(&serde_json::to_value(plugin.info())?, json)?;
+            let info = install_manifest(&registry, &manifest_path(manifest)).await?;
+            super::reads::print_value(&info, json)?;
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Test {

@@ -318,6 +318,7 @@ fn js_files(
 /// The README: the commands from an empty folder to a journey that uses the plugin.
 fn readme(name: &str, lang: Lang, world: World, component: &str) -> String {
     let kind = world.as_str();
+    let id = name.replace('-', "_");
     let build = build_command(lang);
     let (language, toolchain, source) = match lang {
         Lang::Rust => (
@@ -395,6 +396,7 @@ parcours plugin test plugin.toml --input test/input.json --allow-network 127.0.0
 
 ```sh
 parcours serve --plugin-allow-network 127.0.0.0/8 &
+parcours journey validate journey.yaml
 parcours plugin install plugin.toml
 parcours journey publish journey.yaml
 {send}
@@ -402,8 +404,10 @@ parcours journey publish journey.yaml
 
 The engine refuses internal addresses unless told (`--plugin-allow-network`); point
 `url` and `allowed_hosts` in `plugin.toml` at your service to go further. A new
-version: raise `version` in `plugin.toml`, build, install, and publish the journey
-again (a published journey keeps the version it was published with).
+version: raise `version` in `plugin.toml`, build and install it; the install names the
+journeys that still take entries on the older one (a published journey keeps the plugin
+versions it was published with), and `parcours journey upgrade-plugins try_{id}` publishes
+them against the new one.
 "#
     )
 }

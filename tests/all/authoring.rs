@@ -174,10 +174,21 @@ async fn follow(doc: &str, lang: &str) {
     assert!(ok, "{doc}: the walkthrough failed:\n{script}\n{output}");
     let project = work.join("loyalty");
 
+    // The guide builds with the command the project's README gives.
+    let readme = std::fs::read_to_string(project.join("README.md")).expect("README");
+    let build = script.lines().nth(2).expect("the build line");
+    assert!(readme.contains(build), "{doc}: README lacks {build:?}");
+
     // `plugin test` showed each request's headers, the idempotency key among them (once
     // stubbed, once live).
     assert!(
         output.matches("idempotency-key: ").count() >= 2,
+        "{doc}: {output}"
+    );
+
+    // `journey validate` used the plugin beside the journey.
+    assert!(
+        output.contains("using the plugin of ./plugin.toml") && output.contains("journey.yaml: ok"),
         "{doc}: {output}"
     );
 

@@ -83,6 +83,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("put", "/v1/journeys/{id}"),
         ("post", "/v1/journeys/{id}/validate"),
         ("post", "/v1/journeys/{id}/publish"),
+        ("post", "/v1/journeys/{id}/upgrade-plugins"),
         ("post", "/v1/journeys/{id}/stop"),
         ("post", "/v1/journeys/{id}/close"),
         ("post", "/v1/journeys/{id}/pause"),

@@ -900,3 +900,112 @@ async fn a_function_stopped_by_the_sandbox_fails_the_step_with_its_plugin_code()
     let failed = t.failed_step(&inst).await;
     assert_eq!(failed["code"], "EXPR_EVAL", "{failed}");
 }
+
+/// A published version keeps the plugin versions it was published with: installing a
+/// newer one says which journeys take entries on an older one, publishing an explicit
+/// older pin says so, and `upgrade-plugins` (API and CLI) publishes against the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_plugin_versions_are_announced_and_journeys_upgrade_to_them() {
+    let t = TestEngine::start_with(with_plugins).await;
+    let hostile = base64::engine::general_purpose::STANDARD.encode(
+        std::fs::read(format!(
+            "{}/hostile/parcours_test_hostile.wasm",
+            env!("PARCOURS_TEST_PLUGINS_DIR")
+        ))
+        .unwrap(),
+    );
+    let install = |version: &'static str| {
+        let manifest = format!("name = \"echo\"\nversion = \"{version}\"\nkind = \"action\"\n");
+        let body = json!({"manifest": manifest, "component": hostile});
+        let t = &t;
+        async move {
+            t.post_or_put(reqwest::Method::PUT, "/v1/plugins/echo", &body)
+                .await
+        }
+    };
+    let journey = |action: &str| {
+        format!(
+            "entry: {{type: event, event: ping}}\nstart: a\nnodes:\n  a: {{type: action, action: {action}, params: {{mode: '\"ok\"'}}}}\n"
+        )
+    };
+    let (status, body) = install("1.0.0").await;
+    assert_eq!((status, &body["notices"]), (201, &json!([])), "{body}");
+    t.publish("calls_echo", &journey("echo")).await;
+
+    let (status, body) = install("1.1.0").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["notices"],
+        json!([
+            "journeys.calls_echo.versions.1.nodes.a.action: pins echo@1.0.0; echo@1.1.0 is installed (`parcours journey upgrade-plugins calls_echo` publishes against it)"
+        ])
+    );
+
+    // An explicit older pin is published as asked, with a notice.
+    let def = journey("echo@1.0.0");
+    let (status, _) = t
+        .send(
+            reqwest::Method::PUT,
+            "/v1/journeys/explicit",
+            Some(def.as_bytes()),
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = t
+        .post_json("/v1/journeys/explicit/publish", &json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["notices"][0],
+        "nodes.a.action: pins echo@1.0.0; echo@1.1.0 is installed (`parcours journey upgrade-plugins explicit` publishes against it)"
+    );
+
+    // Upgrading publishes a version on echo@1.1.0, once.
+    for id in ["calls_echo", "explicit"] {
+        let path = format!("/v1/journeys/{id}/upgrade-plugins");
+        let (status, body) = t.post_json(&path, &json!({})).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["version"], 2, "{body}");
+        assert_eq!(
+            body["upgraded"],
+            json!([{"at": "nodes.a.action", "from": "echo@1.0.0", "to": "echo@1.1.0"}])
+        );
+        let (_, versions) = t.get(&format!("/v1/journeys/{id}")).await;
+        assert!(
+            versions
+                .to_string()
+                .contains("plugins upgraded: echo@1.0.0 -> echo@1.1.0"),
+            "{versions}"
+        );
+    }
+    t.event("ping", "p", json!({})).await;
+    let done = t.instance_in("p", "explicit", "completed").await;
+    let steps = t.steps(done["id"].as_str().unwrap()).await;
+    let a = steps.iter().find(|s| s["node"] == "a").expect("a step");
+    assert_eq!(a["detail"]["action"], "echo@1.1.0", "{a}");
+
+    // Nothing older left: the command says so and publishes nothing.
+    let base = t.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_parcours"))
+            .args(["--server", &base, "journey", "upgrade-plugins", "explicit"])
+            .output()
+            .expect("run parcours")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.trim(),
+        "explicit: version 2 already calls the newest plugin versions"
+    );
+    // A stopped journey is not made live again.
+    t.post_json("/v1/journeys/calls_echo/stop", &json!({}))
+        .await;
+    let (status, body) = t
+        .post_json("/v1/journeys/calls_echo/upgrade-plugins", &json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+}

@@ -263,6 +263,17 @@ async fn python_and_js_guests_obey_the_same_sandbox_rules() {
             t.event("misbehave", &profile, json!({"mode": mode})).await;
             let failed = t.instance_in(&profile, &journey, "failed").await;
             assert_eq!(failed["end_reason"], code, "{plugin} {mode}: {failed}");
+            if mode == "memory" {
+                // One clean message, whatever the guest's runtime printed on its way
+                // down (componentize-js: `invalid variant tag value ...`).
+                let steps = t.steps(failed["id"].as_str().unwrap()).await;
+                let step = steps.iter().find(|s| s["node"] == "act").expect("act step");
+                assert_eq!(
+                    step["message"],
+                    "the plugin needed more than 96 MiB of memory (limits.memory_mb)",
+                    "{plugin}: {step}"
+                );
+            }
             if mode == "http" {
                 let steps = t.steps(failed["id"].as_str().unwrap()).await;
                 let step = steps.iter().find(|s| s["node"] == "act").expect("act step");

@@ -507,3 +507,36 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
     );
     server.kill();
 }
+
+/// A restart loads compiled plugins from `<db>.plugin-cache` (by content hash) instead of
+/// compiling them again: the cached artifacts are neither rewritten nor added to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_compiled_plugins_from_the_cache() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("engine.db");
+    let start = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_parcours"));
+        c.args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .arg("--plugins")
+            .arg(env!("PARCOURS_BUILTIN_PLUGINS_DIR"));
+        tokio::task::spawn_blocking(move || Server::spawn(c))
+    };
+    let cached = || {
+        let mut files: Vec<(std::path::PathBuf, std::time::SystemTime)> =
+            std::fs::read_dir(dir.path().join("engine.db.plugin-cache"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter_map(|e| Some((e.path(), e.metadata().ok()?.modified().ok()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+        files.sort();
+        files
+    };
+    start().await.expect("join").terminate();
+    let first = cached();
+    assert!(first.len() >= 3, "one artifact per plugin: {first:?}");
+    start().await.expect("join").terminate();
+    assert_eq!(cached(), first, "the restart compiled again");
+}

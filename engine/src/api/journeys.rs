@@ -287,9 +287,57 @@ pub async fn publish(
         .publish(&id, publication)
         .await
         .map_err(journey_error)?;
+    // A version pinned below a newer installed plugin version says so.
+    let notices: Vec<String> = app
+        .runtime
+        .older_pins(&id, version)
+        .iter()
+        .map(|p| format!("{p} (`parcours journey upgrade-plugins {id}` publishes against it)"))
+        .collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "version": version, "status": "live"})),
+        Json(json!({"id": id, "version": version, "status": "live", "notices": notices})),
+    ))
+}
+
+/// Publishes the latest version again with every action node on the newest installed
+/// version of its plugin (a published version keeps the plugin versions it was published
+/// with). 201 with the new version and the pins it moved (`upgraded`, and the version's
+/// note); 200 with the latest version and `upgraded: []` when every pin is the newest.
+#[utoipa::path(
+    post,
+    path = "/v1/journeys/{id}/upgrade-plugins",
+    tag = "journeys",
+    operation_id = "upgradeJourneyPlugins",
+    params(("id" = String, Path, description = "Journey id", example = "abandoned_cart")),
+    responses(
+        (status = 201, description = "Published with the newest plugin versions", body = Object),
+        (status = 200, description = "Every pin is the newest already", body = Object),
+        Errors
+    )
+)]
+pub async fn upgrade_plugins(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (version, moved) = app
+        .runtime
+        .upgrade_plugins(&id, Some(principal(who)))
+        .await
+        .map_err(journey_error)?;
+    let status = if moved.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let upgraded: Vec<Value> = moved
+        .iter()
+        .map(|p| json!({"at": p.at, "from": p.pinned, "to": p.newest}))
+        .collect();
+    Ok((
+        status,
+        Json(json!({"id": id, "version": version, "upgraded": upgraded})),
     ))
 }
 

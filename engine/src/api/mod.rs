@@ -196,6 +196,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(journeys::get, journeys::put_draft))
         .routes(routes!(journeys::validate_draft))
         .routes(routes!(journeys::publish))
+        .routes(routes!(journeys::upgrade_plugins))
         .routes(routes!(journeys::stop))
         .routes(routes!(journeys::close))
         .routes(routes!(journeys::pause))

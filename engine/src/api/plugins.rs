@@ -137,10 +137,20 @@ pub async fn put(
             )
             .at("manifest.name"),
         })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(plugin.info()).map_err(ApiError::internal)?),
-    ))
+    // Journeys keep the version they were published with: say which ones take entries
+    // on an older one of this plugin.
+    let mut answer = serde_json::to_value(plugin.info()).map_err(ApiError::internal)?;
+    let notices: Vec<String> = app
+        .runtime
+        .entering_older_pins(&name)
+        .iter()
+        .map(|p| {
+            let journey = p.at.split('.').nth(1).unwrap_or_default();
+            format!("{p} (`parcours journey upgrade-plugins {journey}` publishes against it)")
+        })
+        .collect();
+    answer["notices"] = json!(notices);
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Which versions `DELETE /v1/plugins/{name}` removes.

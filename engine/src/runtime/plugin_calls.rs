@@ -1,7 +1,9 @@
 //! Where what may still run calls plugins: the journey versions that can take a step
 //! (the version a live or paused journey enters, any version with a live instance, a
 //! draft in test mode) and the predicates of audiences. A plugin is removed only while
-//! none of them makes a call its removal would break.
+//! none of them makes a call its removal would break. Also which action nodes are
+//! pinned below the newest installed version of their plugin (what publication and
+//! installation announce).
 //!
 //! Owns the catalog lock: publishing a version, starting test mode and putting an
 //! audience hold it shared, a plugin's removal holds it alone, so nothing can start to
@@ -89,5 +91,76 @@ impl Runtime {
             }
         }
         Ok(sites)
+    }
+}
+
+/// An action node pinned to a version of its plugin below the newest one installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OlderPin {
+    /// Where: the node's path in the definition (`nodes.call.action`), prefixed with
+    /// `journeys.<id>.versions.<n>.` when several journeys are looked at.
+    pub at: String,
+    /// `name@version` as pinned.
+    pub pinned: String,
+    /// `name@version`, the newest installed.
+    pub newest: String,
+}
+
+impl std::fmt::Display for OlderPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: pins {}; {} is installed",
+            self.at, self.pinned, self.newest
+        )
+    }
+}
+
+impl Runtime {
+    /// The action pins of `journey` below the newest installed version of their plugin.
+    fn older_pins_of(&self, journey: &crate::compile::Journey, prefix: &str) -> Vec<OlderPin> {
+        journey
+            .calls
+            .iter()
+            .filter_map(|(path, call)| {
+                let PluginCall::Action { name, version } = call else {
+                    return None;
+                };
+                let newest = self.shared.actions.resolve(name)?;
+                (newest.version != *version).then(|| OlderPin {
+                    at: format!("{prefix}{path}"),
+                    pinned: format!("{name}@{version}"),
+                    newest: newest.pinned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The action pins of version `version` of journey `id` below the newest installed
+    /// version of their plugin (a publication says so: `journey upgrade-plugins`).
+    pub fn older_pins(&self, id: &str, version: u32) -> Vec<OlderPin> {
+        let snapshot = self.shared.journeys.snapshot();
+        snapshot
+            .version(id, version)
+            .map(|j| self.older_pins_of(j, ""))
+            .unwrap_or_default()
+    }
+
+    /// The versions that take entries (of live and paused journeys) pinning a version of
+    /// plugin `name` below its newest (an installation says so).
+    pub fn entering_older_pins(&self, name: &str) -> Vec<OlderPin> {
+        let journeys = self.shared.journeys.snapshot();
+        let mut by_id: Vec<_> = journeys.iter().collect();
+        by_id.sort_by_key(|(id, _)| *id);
+        by_id
+            .into_iter()
+            .filter(|(_, j)| matches!(j.status, JourneyStatus::Live | JourneyStatus::Paused))
+            .filter_map(|(id, j)| {
+                let v = j.entry_version()?;
+                Some(self.older_pins_of(v, &format!("journeys.{id}.versions.{}.", v.version)))
+            })
+            .flatten()
+            .filter(|p| p.pinned.split_once('@').map(|(n, _)| n) == Some(name))
+            .collect()
     }
 }

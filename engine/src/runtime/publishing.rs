@@ -243,6 +243,62 @@ impl Runtime {
             .map(Published::New)
     }
 
+    /// Publishes the latest version of journey `id` again with every action node on the
+    /// newest installed version of its plugin (`name@version` references lose their
+    /// version; a bare name is pinned to the newest at publication). Answers the new
+    /// version and the pins it moved, or the latest version and nothing when no pin was
+    /// older. Only a live or paused journey: publishing would make another one live.
+    pub async fn upgrade_plugins(
+        &self,
+        id: &str,
+        by: Option<String>,
+    ) -> Result<(u32, Vec<super::plugin_calls::OlderPin>), JourneyError> {
+        let (latest, status) = {
+            let snapshot = self.shared.journeys.snapshot();
+            let j = snapshot
+                .get(id)
+                .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
+            let latest = j
+                .versions
+                .values()
+                .next_back()
+                .cloned()
+                .ok_or_else(|| JourneyError::NotFound(id.to_string()))?;
+            (latest, j.status)
+        };
+        if !matches!(status, JourneyStatus::Live | JourneyStatus::Paused) {
+            return Err(JourneyError::Conflict(format!(
+                "journey {id:?} is {}: only a live or paused journey is published again",
+                status.as_str()
+            )));
+        }
+        let older = self.older_pins(id, latest.version);
+        if older.is_empty() {
+            return Ok((latest.version, older));
+        }
+        let mut def = latest.def.clone();
+        for node in def.nodes.values_mut() {
+            if let crate::model::NodeDef::Action(a) = node
+                && let Some((name, _)) = a.action.split_once('@')
+            {
+                a.action = name.to_string();
+            }
+        }
+        let note = older
+            .iter()
+            .map(|p| format!("{} -> {}", p.pinned, p.newest))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let publication = Publication {
+            by,
+            note: Some(format!("plugins upgraded: {note}")),
+        };
+        let version = self.publish_compiled(id, &def, publication).await?;
+        Ok((version, older))
+    }
+
     /// Every loaded version of a journey, oldest first.
     pub fn compiled_versions(&self, id: &str) -> Vec<Arc<Journey>> {
         self.shared
