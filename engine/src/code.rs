@@ -108,6 +108,7 @@ codes! {
     TestProfile = "TEST_PROFILE",
     Timeout = "TIMEOUT",
     Unauthorized = "UNAUTHORIZED",
+    UnexpectedResult = "UNEXPECTED_RESULT",
     UnexpectedTimer = "UNEXPECTED_TIMER",
     UnknownIdentity = "UNKNOWN_IDENTITY",
 }

@@ -120,9 +120,9 @@ impl Engine {
         .await
     }
 
-    /// Stops the engine after its server has stopped: waits at most `grace` for every
-    /// partition to commit the batch it is working on and the messages queued before this
-    /// call, then stops every task. Returns whether the partitions finished in time; what
+    /// Stops the engine after its server has stopped: waits at most `grace` for the
+    /// action calls in flight to answer and every partition to commit the batch it is
+    /// working on and the messages queued before this call, then stops every task. Returns whether the partitions finished in time; what
     /// they did not is processed at the next start (accepted events are durable).
     pub async fn shut_down(&self, grace: std::time::Duration) -> bool {
         let drained = matches!(

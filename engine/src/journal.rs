@@ -83,6 +83,11 @@ pub struct InstanceData {
     /// Waiting before its action node for the paused journey to resume.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// Waiting for the answer of an action call that left its partition's batch: the
+    /// attempt's ticket (`<idempotency key>#<attempt>`). The instance's timer is the
+    /// call's deadline; if the answer was lost in a crash, the call is made again then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling: Option<String>,
     /// The entry's time for re-entrance and capping: when the entry event happened (its
     /// `timestamp`, at most its arrival), else when the entry was processed. `None` for
     /// instances stored before it was recorded: their `entered_at` counts.

@@ -87,6 +87,8 @@ struct Inner {
     http_connections: Gauge,
     http_connections_shed: Counter,
     partitions_unhealthy: Gauge,
+    action_calls_in_flight: Gauge,
+    action_calls_left_batch: Counter,
 }
 
 impl Default for Metrics {
@@ -106,6 +108,18 @@ impl Metrics {
         self.inner
             .partitions_unhealthy
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Action calls running after their batch committed the instance as calling.
+    pub fn action_calls_in_flight(&self, n: usize) {
+        self.inner
+            .action_calls_in_flight
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// An action call outlasted `action_wait_ms` and left its partition's batch.
+    pub fn action_call_left_batch(&self) {
+        self.inner.action_calls_left_batch.inc();
     }
 
     /// A connection closed at once: the connection limit was reached.
@@ -133,6 +147,8 @@ impl Metrics {
         let http_connections = Gauge::default();
         let http_connections_shed = Counter::default();
         let partitions_unhealthy = Gauge::default();
+        let action_calls_in_flight = Gauge::default();
+        let action_calls_left_batch = Counter::default();
         registry.register(
             "events_accepted",
             "Events accepted (stored durably) by ingestion",
@@ -219,6 +235,18 @@ impl Metrics {
             "Partitions whose store commits or reads fail lastingly (see /healthz)",
             partitions_unhealthy.clone(),
         );
+        registry.register(
+            "action_calls_in_flight",
+            "Action calls running outside their partition's batch now (their instances \
+             committed as calling; at most max_calls_in_flight)",
+            action_calls_in_flight.clone(),
+        );
+        registry.register(
+            "action_calls_left_batch",
+            "Action calls that outlasted action_wait_ms and finished outside their \
+             partition's batch",
+            action_calls_left_batch.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -239,6 +267,8 @@ impl Metrics {
                 http_connections,
                 http_connections_shed,
                 partitions_unhealthy,
+                action_calls_in_flight,
+                action_calls_left_batch,
             }),
         }
     }

@@ -180,9 +180,11 @@ pub struct Settings {
     /// Messages one partition handles per durable commit.
     pub partition_batch: usize,
     /// Lanes of a partition batch: its profiles are spread over lanes that run
-    /// concurrently, each stepping its profiles' messages in order, so one profile's slow
-    /// action call does not hold up the others. The action calls a partition has in
-    /// flight are at most this (and `plugins.max_concurrent_calls` in all).
+    /// concurrently, each stepping its profiles' messages in order, so the action calls
+    /// and store reads of different profiles overlap. The calls a batch waits for (up to
+    /// `action_wait_ms` each) are at most this; calls that left their batch are counted
+    /// by `max_calls_in_flight` (and `plugins.max_concurrent_calls` bounds plugin calls
+    /// in all).
     pub partition_lanes: usize,
     /// Nodes an instance may pass in one activation (from an entry, a timer or an event
     /// to the next wait or reaction). Validation refuses a journey with a longer path
@@ -217,6 +219,17 @@ pub struct Settings {
     pub store_wal_limit_bytes: usize,
     /// An action call without its own `timeout`.
     pub default_action_timeout_ms: u64,
+    /// How long a partition's batch waits for an action call. A call that answers
+    /// within it is recorded in the same commit as the step that made it; a slower one
+    /// leaves the batch: its instance is committed as calling (with its idempotency key),
+    /// the batch goes on, and the answer comes back to the partition as a message, so a
+    /// slow endpoint costs calls in flight, not other profiles' time. 0 sends every call
+    /// out of its batch. After a crash, a call that was in flight is made again, with the
+    /// same key, once its deadline has passed.
+    pub action_wait_ms: u64,
+    /// Action calls running outside their batches at once, in all; past it a batch
+    /// waits for its calls to answer (back-pressure) instead of sending them out.
+    pub max_calls_in_flight: usize,
     /// Share of a retry's backoff added on top of it (0 to 1), drawn per call and attempt
     /// from the idempotency key: instances that failed together retry spread over that
     /// share, and a replay waits exactly as the first run did. 0 retries at the exact
@@ -317,6 +330,8 @@ impl Default for Settings {
             store_cache_bytes: 64 << 20,
             store_wal_limit_bytes: 256 << 20,
             default_action_timeout_ms: 10_000,
+            action_wait_ms: 20,
+            max_calls_in_flight: 10_000,
             action_retry_jitter: 0.2,
             max_retry_after_seconds: 3600,
             expr: ExprLimits::default(),

@@ -46,6 +46,17 @@ pub struct BenchArgs {
     /// many slow calls the engine keeps in flight.
     #[arg(long, value_name = "MS")]
     action_latency: Option<u64>,
+    /// Beside the load, another journey (`noisy`, entered by `noisy` events sent 20
+    /// times a second to profiles of their own) calls the `webhook` plugin on a server
+    /// that answers after this many milliseconds, with a 5 s timeout: whether one
+    /// journey's slow endpoint holds up the others (compare the trigger-to-started
+    /// latency with and without it).
+    #[arg(long, value_name = "MS")]
+    noisy_latency: Option<u64>,
+    /// The local engine's `action_wait_ms` (its default when absent): how long a batch
+    /// waits for an action call before the call leaves it.
+    #[arg(long, value_name = "MS")]
+    action_wait_ms: Option<u64>,
     /// Partitions of the local engine (its default when absent).
     #[arg(long, env = "PARCOURS_PARTITIONS")]
     partitions: Option<usize>,
@@ -99,6 +110,26 @@ fn webhook_journey(server: &str) -> anyhow::Result<String> {
             r#"action: webhook, params: {{url: '"{server}/hook"', body: '#{{ amount: event.data.amount }}'}}"#
         ),
     ))
+}
+
+/// The benchmark journey entered by `noisy` events, calling `server` with a 5 s timeout.
+fn noisy_journey(server: &str) -> anyhow::Result<String> {
+    Ok(webhook_journey(server)?
+        .replace("event: order", "event: noisy")
+        .replace("action: webhook,", "action: webhook, timeout: PT5S,"))
+}
+
+/// Sends a `noisy` event (a new profile each) 20 times a second until the task is
+/// aborted.
+async fn send_noise(url: String) {
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    for n in 0u64.. {
+        tick.tick().await;
+        let body = serde_json::json!({"id": format!("noisy-{n}"), "type": "noisy",
+            "profile_id": format!("noisy-{n}"), "data": {"amount": 150}});
+        let _ = client.post(&url).json(&body).send().await;
+    }
 }
 
 /// Serves `app` on a free local port; returns its base URL.
@@ -517,19 +548,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some(lanes) = args.partition_lanes {
         settings.partition_lanes = lanes;
     }
+    if let Some(ms) = args.action_wait_ms {
+        settings.action_wait_ms = ms;
+    }
+    if args.action_latency.is_some() || args.noisy_latency.is_some() {
+        settings.plugin_dirs.push(super::builtin_plugins_dir()?);
+        // The slow server listens on loopback, which plugins may not reach by default.
+        settings.plugins.allow_internal_networks = vec!["127.0.0.0/8".parse()?];
+    }
     let journey = match args.action_latency {
-        Some(ms) => {
-            settings.plugin_dirs.push(super::builtin_plugins_dir()?);
-            // The slow server listens on loopback, which plugins may not reach by default.
-            settings.plugins.allow_internal_networks = vec!["127.0.0.0/8".parse()?];
-            webhook_journey(&slow_server(Duration::from_millis(ms)).await?)?
-        }
+        Some(ms) => webhook_journey(&slow_server(Duration::from_millis(ms)).await?)?,
         None => JOURNEY.to_string(),
     };
     let engine = Engine::open(settings, Arc::new(SystemClock)).await?;
     let def =
         parse_journey(journey.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
     engine.runtime().publish_definition("bench", &def).await?;
+    if let Some(ms) = args.noisy_latency {
+        let noisy = noisy_journey(&slow_server(Duration::from_millis(ms)).await?)?;
+        let def =
+            parse_journey(noisy.as_bytes(), Format::Yaml).map_err(|p| anyhow::anyhow!("{p}"))?;
+        engine.runtime().publish_definition("noisy", &def).await?;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/v1/events", listener.local_addr()?);
     let served = engine.clone();
@@ -538,14 +578,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     });
     let metrics = client(&args)?;
     let before = observe(&metrics, &url).await?;
+    let noise = args
+        .noisy_latency
+        .map(|_| tokio::spawn(send_noise(url.clone())));
     let started = Instant::now();
     let accepted = drive(&url, &args, "run").await?;
+    if let Some(noise) = noise {
+        noise.abort();
+    }
     out.insert("accepted".into(), accepted.to_json());
     if !json {
         accepted.print("parcours (accepted, durable)");
     }
-    // Entries: wait until every accepted event has been processed.
-    while !engine.runtime().all_processed().await? {
+    // Entries: wait until every accepted event has been processed and every action call
+    // that left its batch has answered (its instance moved on).
+    // (The noisy journey's calls are not waited for.)
+    while !engine.runtime().all_processed().await?
+        || (args.action_latency.is_some() && engine.runtime().calls_in_flight() > 0)
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let processed = started.elapsed();

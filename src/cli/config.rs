@@ -55,7 +55,7 @@ pub struct SettingsArgs {
     #[arg(long)]
     partitions: Option<usize>,
     /// Lanes of a partition batch: profiles stepped at once, the action calls one
-    /// partition has in flight at most.
+    /// batch waits for at once (up to `action_wait_ms` each).
     #[arg(long)]
     partition_lanes: Option<usize>,
     /// Largest request body, in bytes.
@@ -196,6 +196,7 @@ const AT_LEAST_ONE: &[&str] = &[
     "partitions",
     "partition_lanes",
     "partition_batch",
+    "max_calls_in_flight",
     "http_max_connections",
     "http_header_timeout_seconds",
     "http_body_timeout_seconds",

@@ -131,6 +131,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("{} journeys from {}", journeys.len(), dir.display());
     }
 
+    let shutdown = shutdown_signal();
     let runtime = engine.runtime();
     tracing::info!(
         "listening on http://{} (database {}, {} journeys, {} plugins, {} audiences, {auth})",
@@ -140,7 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine.plugins().list().len(),
         runtime.catalog().audiences.len(),
     );
-    engine.serve(listener, shutdown_signal()).await?;
+    engine.serve(listener, shutdown).await?;
     let grace = std::time::Duration::from_secs(engine.runtime().settings().shutdown_grace_seconds);
     if engine.shut_down(grace).await {
         tracing::info!("stopped: every partition committed its work");
@@ -153,24 +154,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. On Unix the handlers are installed when this is called (before the
+/// engine says it listens), so a signal sent as soon as it listens stops it gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::terminate(), SignalKind::interrupt()].map(signal)
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let [term, int] = signals;
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

@@ -401,6 +401,10 @@ impl Runner<'_> {
         {
             return Ok(Some(format!("a timer due at {at} has not fired")));
         }
+        let calls = self.t.engine.runtime().calls_in_flight();
+        if calls > 0 {
+            return Ok(Some(format!("{calls} action calls are in flight")));
+        }
         for j in &self.journeys {
             let runs = self.get(&format!("/v1/journeys/{j}/runs")).await?;
             for r in runs["runs"].as_array().into_iter().flatten() {

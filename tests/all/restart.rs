@@ -3,6 +3,7 @@
 //! pending waits fire after the restart. The crash test does it six times at random
 //! moments while 20,000 events arrive at a steady rate (docs/guarantees.md).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -234,6 +235,8 @@ async fn sigterm_stops_accepting_commits_what_it_holds_and_exits_in_time() {
     order_journey_in(dir.path());
     let server = Server::start_with(dir.path(), &["--shutdown-grace-seconds", "30"]);
     let base = server.base.clone();
+    let batches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = batches.clone();
     // Batches are sent until the server stops answering; the ids of accepted ones are kept.
     let driver = tokio::spawn(async move {
         let client = crate::support::client();
@@ -250,14 +253,20 @@ async fn sigterm_stops_accepting_commits_what_it_holds_and_exits_in_time() {
                 .send()
                 .await
             {
-                Ok(r) if r.status().as_u16() == 202 => accepted.extend(ids),
+                Ok(r) if r.status().as_u16() == 202 => {
+                    accepted.extend(ids);
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 Ok(r) => panic!("refused: {}", r.status()),
                 Err(_) => break,
             }
         }
         accepted
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // SIGTERM lands while batches are coming in (after a few were accepted, however
+    // slow the machine is).
+    eventually(|| async { (batches.load(std::sync::atomic::Ordering::SeqCst) >= 4).then_some(()) })
+        .await;
     let (ok, took, log) = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .expect("join");
@@ -314,16 +323,22 @@ impl XorShift {
 }
 
 /// What the third party behind the webhook saw: idempotency keys, with how often each came.
-type Deliveries = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>;
+type Deliveries = std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>;
 
 async fn delivery_server() -> (String, Deliveries) {
     let seen: Deliveries = Default::default();
+    /// Counts the call's key at once, then answers after `?delay_ms=` (a slow third
+    /// party: its calls are in flight when the engine is killed).
     async fn hook(
         axum::extract::State(seen): axum::extract::State<Deliveries>,
+        axum::extract::Query(query): axum::extract::Query<HashMap<String, u64>>,
         headers: axum::http::HeaderMap,
     ) -> axum::Json<Value> {
         if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
             *seen.lock().unwrap().entry(key.to_string()).or_default() += 1;
+        }
+        if let Some(ms) = query.get("delay_ms") {
+            tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
         }
         axum::Json(json!({"ok": true}))
     }
@@ -347,6 +362,23 @@ async fn deliver(client: &reqwest::Client, base: &std::sync::Mutex<String>, even
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
+    crash_under_load(CRASH_EVENTS, CRASH_KILLS, 0).await;
+}
+
+/// The third party answers in 400 ms: at each kill about 200 calls are in flight outside
+/// their batches (their instances committed as calling, their answers lost with the
+/// process). After the restart each is made again, with the same key, and no instance
+/// stays calling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_slow_actions_in_flight_calls_them_again_with_the_same_key() {
+    crash_under_load(6_000, 3, 400).await;
+}
+
+/// Sends `events` (one profile each) at [`CRASH_RATE`] through a wait and a webhook that
+/// answers after `delay_ms`, SIGKILLs the engine `kills` times at random moments, and
+/// checks that every event entered once, every instance completed with its action
+/// passed once, and every action reached the third party with one key.
+async fn crash_under_load(events: usize, kills: usize, delay_ms: u64) {
     let seed = std::env::var("PARCOURS_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -368,7 +400,7 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
             "pause": {"type": "wait", "duration": "PT1S", "next": "notify"},
             "notify": {"type": "action", "action": "webhook", "next": "done",
                        "retry": {"max_attempts": 10, "backoff": "PT0.2S"},
-                       "params": {"url": format!("\"{hooks}/deliver\""), "body": "#{n: event.data.n}"}},
+                       "params": {"url": format!("\"{hooks}/deliver?delay_ms={delay_ms}\""), "body": "#{n: event.data.n}"}},
             "done": {"type": "end"}
         },
         "properties": {"reentrance": {"mode": "always"}}
@@ -391,7 +423,7 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
         tokio::spawn(async move {
             let client = crate::support::client();
             let started = tokio::time::Instant::now();
-            for b in 0..CRASH_EVENTS / CRASH_BATCH {
+            for b in 0..events / CRASH_BATCH {
                 let events: Vec<Value> = (b * CRASH_BATCH..(b + 1) * CRASH_BATCH)
                     .map(|n| json!({"id": format!("e-{n}"), "type": "order", "profile_id": format!("p{n}"), "data": {"n": n}}))
                     .collect();
@@ -407,8 +439,8 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
 
     // One kill at a random moment within each sixth of the delivery.
     let mut server = server;
-    let slice = CRASH_EVENTS / (CRASH_KILLS + 1);
-    for k in 1..=CRASH_KILLS {
+    let slice = events / (kills + 1);
+    for k in 1..=kills {
         let at = k * slice + (rng.next() as usize % (slice / 2));
         while sent.load(std::sync::atomic::Ordering::SeqCst) < at {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -430,7 +462,7 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
         let (client, base) = (client.clone(), base.clone());
         checks.spawn(async move {
             let mut instances = Vec::new();
-            for n in (worker..CRASH_EVENTS).step_by(8) {
+            for n in (worker..events).step_by(8) {
                 let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
                 let (instance, steps) = loop {
                     let (_, record) = get(&client, format!("{base}/v1/events/e-{n}")).await;
@@ -488,7 +520,7 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
     }
     instance_ids.sort();
     instance_ids.dedup();
-    assert_eq!(instance_ids.len(), CRASH_EVENTS, "one instance per event");
+    assert_eq!(instance_ids.len(), events, "one instance per event");
 
     // Each action reached the third party at least once, always with the same key.
     let delivered = delivered.lock().unwrap().clone();
@@ -502,9 +534,27 @@ async fn sigkill_six_times_under_steady_load_loses_and_duplicates_nothing() {
         repeats += keys[0].1 - 1;
     }
     eprintln!(
-        "crash test: {CRASH_EVENTS} events, {CRASH_KILLS} kills, {} deliveries, {repeats} repeated (after a kill or a transport failure)",
+        "crash test: {events} events, {kills} kills, calls answering in {delay_ms} ms, {} deliveries, {repeats} repeated (after a kill or a transport failure)",
         delivered.values().sum::<u32>()
     );
+    if delay_ms > 0 {
+        // The calls left their batches, and those in flight at a kill were made again.
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let left: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("parcours_action_calls_left_batch_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(left > 0.0, "no call left its batch:\n{metrics}");
+        assert!(repeats > 0, "no call in flight at a kill was made again");
+    }
     server.kill();
 }
 

@@ -6,6 +6,7 @@
 //! executors and their parameter schemas; it is shared, so plugins installed at run time
 //! are visible to the next validation. An executor never sees the store or the instance.
 
+mod call;
 mod dry_run;
 mod log;
 mod retry_after;
@@ -23,6 +24,9 @@ use serde_json::Value;
 
 use crate::code::Code;
 
+#[cfg(test)]
+pub(crate) use call::sleepy_request;
+pub use call::{CallDone, CallRequest};
 pub use dry_run::{DryRun, DryRunCall};
 pub use log::LogAction;
 pub use retry_after::RetryAfter;

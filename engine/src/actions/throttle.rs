@@ -6,7 +6,7 @@
 //! instances in the store, which survives restarts. This module never calls an action.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -38,22 +38,20 @@ struct Gate {
 #[derive(Default)]
 pub struct Throttle {
     limits: BTreeMap<String, ActionLimit>,
-    gates: Mutex<HashMap<String, Gate>>,
+    /// Shared with the permits, which outlive the step that took them (a call that
+    /// leaves its partition's batch keeps its slot until it answers).
+    gates: Arc<Mutex<HashMap<String, Gate>>>,
 }
 
 /// A call's hold on its caps; released when dropped.
-pub struct Permit<'a> {
-    throttle: &'a Throttle,
+pub struct Permit {
+    gates: Arc<Mutex<HashMap<String, Gate>>>,
     keys: Vec<String>,
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
-        let mut gates = self
-            .throttle
-            .gates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         for key in &self.keys {
             if let Some(g) = gates.get_mut(key) {
                 g.in_flight = g.in_flight.saturating_sub(1);
@@ -86,7 +84,7 @@ impl Throttle {
         }
         Throttle {
             limits,
-            gates: Mutex::default(),
+            gates: Arc::default(),
         }
     }
 
@@ -115,7 +113,7 @@ impl Throttle {
     }
 
     /// Takes a token and a slot of every cap in `keys`, or none of them.
-    pub fn acquire(&self, keys: Vec<String>, now: Timestamp) -> Result<Permit<'_>, Throttled> {
+    pub fn acquire(&self, keys: Vec<String>, now: Timestamp) -> Result<Permit, Throttled> {
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         // Check every cap first, then take from all.
         for key in &keys {
@@ -160,7 +158,7 @@ impl Throttle {
             gate.in_flight += 1;
         }
         Ok(Permit {
-            throttle: self,
+            gates: self.gates.clone(),
             keys,
         })
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Activity, Outcome, StepCx};
 use super::{Cx, NodeRef, PluginCall};
-use crate::actions::{ActionCall, ActionError};
+use crate::actions::{ActionCall, CallDone, CallRequest};
 use crate::code::Code;
 use crate::expr::Expr;
 
@@ -195,7 +195,7 @@ impl ActionDef {
 }
 
 impl Action {
-    async fn attempt(&self, cx: &mut StepCx<'_>) -> Outcome {
+    fn attempt(&self, cx: &mut StepCx<'_>) -> Outcome {
         let attempt = cx.instance.data.attempt.max(1);
         let mut params = Map::new();
         for (name, param) in &self.params {
@@ -234,7 +234,7 @@ impl Action {
         }
         // Caps: a call over one waits, durably (the instance pauses until there is room).
         let keys = cx.throttle.keys(&self.action, &params);
-        let _permit = if keys.is_empty() {
+        let permit = if keys.is_empty() {
             None
         } else {
             match cx.throttle.acquire(keys, cx.now) {
@@ -276,29 +276,41 @@ impl Action {
                 cx.instance.id, cx.node_id, cx.instance.data.step
             ),
             deadline,
-            params: params.clone(),
+            params,
         };
-        let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(timeout, executor.call(&call)).await {
-            Ok(r) => r,
-            Err(_) => Err(ActionError::Timeout {
-                after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            }),
-        };
-        let elapsed = started.elapsed().as_secs_f64();
-        let duration_ms = elapsed * 1000.0;
+        Outcome::call(CallRequest {
+            executor,
+            call,
+            timeout,
+            permit,
+        })
+    }
+
+    /// Reads a call's answer: on to `next` with the result kept, a retry later, or the
+    /// error path.
+    fn read_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
+        let CallDone {
+            call,
+            result,
+            elapsed,
+        } = done;
+        let attempt = call.attempt;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
-        cx.metrics.action(&entry.pinned(), outcome, elapsed);
+        let pinned = cx
+            .actions
+            .resolve(&self.action)
+            .map_or_else(|| self.action.clone(), |e| e.pinned());
+        cx.metrics.action(&pinned, outcome, elapsed.as_secs_f64());
         let detail = |outcome: Value| {
             json!({
                 "action": self.action,
-                "duration_ms": duration_ms,
+                "duration_ms": elapsed.as_secs_f64() * 1000.0,
                 "attempt": attempt,
                 "idempotency_key": call.idempotency_key,
-                "params": params,
+                "params": call.params,
                 "outcome": outcome,
             })
         };
@@ -370,11 +382,16 @@ impl Activity for Action {
 
     async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
         cx.instance.data.attempt = 1;
-        self.attempt(cx).await
+        self.attempt(cx)
     }
 
     async fn on_timer(&self, cx: &mut StepCx<'_>) -> Outcome {
-        // A retry: `attempt` was advanced when the previous attempt failed.
-        self.attempt(cx).await
+        // A retry (`attempt` was advanced when the previous attempt failed), or the same
+        // attempt again when its answer was lost in a crash: the same idempotency key.
+        self.attempt(cx)
+    }
+
+    fn on_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
+        self.read_result(cx, done)
     }
 }

@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
-use crate::actions::ActionRegistry;
+use crate::actions::{ActionRegistry, CallDone, CallRequest};
 use crate::code::Code;
 pub use compiling::{Catalog, Cx, NodeRef, PluginCall};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use crate::model::{Event, NodeDef};
 use crate::settings::Settings;
 
 /// Where the instance goes after a node has run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Move {
     /// On to a node, or (with `None`) to the end of the journey.
     Goto(Option<NodeRef>),
@@ -54,10 +54,14 @@ pub enum Move {
         message: String,
         on_error: Option<NodeRef>,
     },
+    /// Make this call, then hand its answer to the node ([`Activity::on_result`]). The
+    /// runtime decides where the call runs: within the step, or after the instance was
+    /// committed as calling (a slow call never holds other profiles up).
+    Call(Box<CallRequest>),
 }
 
 /// What a node did: the move, and details for its step event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Outcome {
     pub next: Move,
     pub detail: Option<Value>,
@@ -85,6 +89,13 @@ impl Outcome {
                 message: message.into(),
                 on_error,
             },
+            detail: None,
+        }
+    }
+
+    pub fn call(request: CallRequest) -> Self {
+        Self {
+            next: Move::Call(Box::new(request)),
             detail: None,
         }
     }
@@ -265,6 +276,11 @@ pub trait Activity {
     fn on_event(&self, _cx: &mut StepCx<'_>, _event: &Event) -> Option<Outcome> {
         None
     }
+
+    /// The call this node asked for (with [`Move::Call`]) is over.
+    fn on_result(&self, _cx: &mut StepCx<'_>, _done: CallDone) -> Outcome {
+        Outcome::fail(Code::UnexpectedResult, "this node makes no calls", None)
+    }
 }
 
 macro_rules! node_kinds {
@@ -302,6 +318,11 @@ macro_rules! node_kinds {
             pub fn on_event(&self, cx: &mut StepCx<'_>, event: &Event) -> Option<Outcome> {
                 let outcome = match self { $(NodeKind::$variant(a) => a.on_event(cx, event)),* };
                 outcome.map(|o| cx.attach_plugin_calls(o))
+            }
+
+            pub fn on_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
+                let outcome = match self { $(NodeKind::$variant(a) => a.on_result(cx, done)),* };
+                cx.attach_plugin_calls(outcome)
             }
         }
 

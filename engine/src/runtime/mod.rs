@@ -10,6 +10,7 @@
 
 pub(crate) mod alerting;
 pub(crate) mod audiences;
+mod calls;
 mod definitions;
 pub(crate) mod journeys;
 mod lifecycle;
@@ -56,6 +57,8 @@ pub(crate) enum Msg {
     /// End a profile's live instances of a journey (a stop, the end of test mode);
     /// answered with how many ended, once committed.
     End(EndRequest, oneshot::Sender<u64>),
+    /// The answer of an action call that left its batch.
+    Called(Box<calls::Called>),
     /// Acknowledged once the batch it lands in is committed: every batch the partition
     /// began before it has committed then.
     Barrier(oneshot::Sender<()>),
@@ -93,6 +96,8 @@ pub(crate) struct Shared {
     pub metrics: crate::metrics::Metrics,
     pub alerting: alerting::Alerting,
     pub throttle: crate::actions::Throttle,
+    /// Action calls running outside their batches.
+    pub calls: Arc<calls::Calls>,
     /// Counts partition commits (a simulation waits on it instead of polling).
     pub commits: tokio::sync::watch::Sender<u64>,
     /// Accepted events waiting for room in a full partition queue.
@@ -139,6 +144,12 @@ impl Runtime {
         let throttle =
             crate::actions::Throttle::new(&settings.action_limits, &settings.host_limits);
         let settings_parse_workers = settings.parse_workers.max(1);
+        let metrics = crate::metrics::Metrics::new();
+        let calls = Arc::new(calls::Calls::new(
+            settings.action_wait_ms,
+            settings.max_calls_in_flight,
+            metrics.clone(),
+        ));
         let shared = Arc::new(Shared {
             store,
             external,
@@ -153,9 +164,10 @@ impl Runtime {
             partitions: senders,
             shutdown: tokio::sync::watch::Sender::new(false),
             commits: tokio::sync::watch::Sender::new(0),
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
             alerting: alerting::Alerting::default(),
             throttle,
+            calls,
             dispatching: std::sync::atomic::AtomicUsize::new(0),
             cpu: tokio::sync::Semaphore::new(settings_parse_workers),
             unhealthy: Default::default(),
@@ -190,10 +202,20 @@ impl Runtime {
         Ok(self.shared.store.unprocessed_events(0, 1).await?.is_empty())
     }
 
-    /// Waits until every partition has committed the batch it is working on and the
-    /// messages queued before this call.
+    /// Waits until the action calls that left their batches have answered and every
+    /// partition has committed the batch it is working on and the messages queued
+    /// before this call (the answers among them).
     pub async fn drain(&self) -> anyhow::Result<()> {
+        while !self.shared.calls.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         self.shared.barrier().await
+    }
+
+    /// Action calls running outside their partitions' batches now: their instances are
+    /// committed as calling and their answers not yet handled.
+    pub fn calls_in_flight(&self) -> usize {
+        self.shared.calls.len()
     }
 
     /// Stops the partitions, the timer service, the schedulers and every task the

@@ -22,8 +22,9 @@ use crate::compile::{Journey, NodeRef};
 use crate::expr::{CallInfo, ExprEngine, PluginCallLog};
 use crate::journal::{Instance, Status, Step, StepStatus};
 use crate::model::{Event, merge_patch};
-use crate::runtime::Shared;
+use crate::runtime::calls::{Called, Leaving};
 use crate::runtime::journeys::JourneySet;
+use crate::runtime::{Msg, Shared};
 
 /// One activation of an instance: the journey version it runs in, the event that woke
 /// it (if one did) and the time. Made where a message wakes an instance, and handed to
@@ -187,6 +188,37 @@ impl Partition {
                 };
                 outcome = self.jump(batch, &inst, to, now);
             }
+            if matches!(outcome.next, Move::Call(_)) {
+                let earlier = outcome.detail.take();
+                let Move::Call(request) = std::mem::replace(&mut outcome.next, Move::Goto(None))
+                else {
+                    unreachable!("matched above")
+                };
+                match self.shared.calls.run(*request).await {
+                    Ok(done) => {
+                        let Some(work) = batch.profiles.get_mut(&profile_id) else {
+                            break;
+                        };
+                        let node = &journey.nodes[current];
+                        let mut cx = step_cx(
+                            &self.shared,
+                            &mut self.exprs,
+                            act,
+                            &node.id,
+                            &mut inst,
+                            work,
+                            &mut patches,
+                        );
+                        outcome = node.kind.on_result(&mut cx, done);
+                        outcome.detail = with_earlier(outcome.detail, earlier);
+                        continue;
+                    }
+                    Err(leaving) => {
+                        self.leave_batch(batch, &mut inst, event_id, earlier, leaving, now);
+                        break;
+                    }
+                }
+            }
             let node = &journey.nodes[current];
             let (status, code, message, next) = match &outcome.next {
                 Move::Goto(Some(n)) => (StepStatus::Passed, None, None, Next::Node(*n)),
@@ -211,7 +243,9 @@ impl Partition {
                         None => Next::Fail,
                     },
                 ),
-                Move::Jump { .. } => unreachable!("jumps are resolved above"),
+                Move::Jump { .. } | Move::Call(_) => {
+                    unreachable!("jumps and calls are resolved above")
+                }
             };
             // Test mode: waits and reaction timeouts last at most its `wait_seconds`; the
             // step says when the instance will really wake, and the time without the cap.
@@ -318,6 +352,47 @@ impl Partition {
         self.store_instance(batch, inst);
     }
 
+    /// Commits `inst` as calling (no step yet: the node's step comes with the answer)
+    /// and lets the call run on outside the batch; its answer comes back as
+    /// [`Msg::Called`]. The instance's timer is the call's deadline and a second more:
+    /// if the answer is lost in a crash, the timer makes the call again.
+    fn leave_batch(
+        &self,
+        batch: &mut Batch,
+        inst: &mut Instance,
+        event_id: Option<&str>,
+        detail: Option<Value>,
+        leaving: Leaving,
+        now: Timestamp,
+    ) {
+        let recall_at = leaving
+            .deadline
+            .checked_add(LOST_CALL_GRACE)
+            .unwrap_or(leaving.deadline);
+        inst.status = Status::Waiting;
+        inst.wake_at = Some(recall_at.min(inst.deadline));
+        inst.updated_at = now;
+        inst.data.calling = Some(leaving.ticket.clone());
+        batch.new_timer = true;
+        let (profile_id, instance_id) = (inst.profile_id.clone(), inst.id.clone());
+        let (ticket, event_id) = (leaving.ticket.clone(), event_id.map(str::to_string));
+        let running = self.shared.calls.send_off(leaving);
+        let shared = self.shared.clone();
+        self.shared.spawn(async move {
+            let done = running.await;
+            let called = Called {
+                profile_id,
+                instance_id,
+                ticket,
+                event_id,
+                detail,
+                done,
+            };
+            // A stopped partition drops the answer: the timer asks again at the next start.
+            let _ = shared.send(Msg::Called(Box::new(called))).await;
+        });
+    }
+
     /// Ends the instance where it stands, with an `ended` step carrying the ending's code.
     pub(super) fn end(
         &self,
@@ -346,6 +421,28 @@ impl Partition {
             message: (!message.is_empty()).then(|| message.to_string()),
             ..step(inst, &node, kind, StepStatus::Ended, now)
         });
+    }
+}
+
+/// How long after a call's deadline its instance's timer makes the call again, when its
+/// answer has not come back (lost in a crash).
+pub(super) const LOST_CALL_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
+
+/// A node's details after a call, with what the node gathered before it (the plugin
+/// calls of its parameters).
+pub(super) fn with_earlier(detail: Option<Value>, earlier: Option<Value>) -> Option<Value> {
+    let Some(Value::Object(earlier)) = earlier else {
+        return detail;
+    };
+    match detail {
+        Some(Value::Object(mut map)) => {
+            for (k, v) in earlier {
+                map.entry(k).or_insert(v);
+            }
+            Some(Value::Object(map))
+        }
+        None => Some(Value::Object(earlier)),
+        Some(other) => Some(other),
     }
 }
 

@@ -6,7 +6,7 @@
 //! every profile's state once per batch. Never decides what happens to an instance: the
 //! other rooms do, and record their decisions here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::compile::Journey;
 use tokio::sync::oneshot;
 
 use super::Partition;
-use crate::journal::Instance;
+use crate::journal::{Instance, Status};
 use crate::model::Profile;
 use crate::runtime::Msg;
 use crate::runtime::audiences::AudienceSet;
@@ -143,6 +143,12 @@ pub(super) struct Batch {
     pub(super) transition_seq: u64,
     /// When each event of the batch was received (for its latency once durable).
     pub(super) received: Vec<Timestamp>,
+    /// Profiles with messages set aside before this batch (waiting for a call).
+    pub(super) parked_before: Arc<HashSet<String>>,
+    /// Messages set aside in this batch: their profile waits for a call's answer.
+    pub(super) parked: Vec<Msg>,
+    /// Profiles whose calls all answered in this batch: what they set aside goes on.
+    pub(super) unparked: Vec<String>,
 }
 
 impl Batch {
@@ -159,7 +165,26 @@ impl Batch {
             new_timer: false,
             transition_seq: 0,
             received: Vec::new(),
+            parked_before: Arc::default(),
+            parked: Vec::new(),
+            unparked: Vec::new(),
         }
+    }
+
+    /// Whether the profile has an instance waiting for the answer of a call that left
+    /// its batch.
+    pub(super) fn calling(&self, profile_id: &str) -> bool {
+        self.profiles.get(profile_id).is_some_and(|w| {
+            w.instances
+                .iter()
+                .any(|i| i.status == Status::Waiting && i.data.calling.is_some())
+        })
+    }
+
+    /// Whether the profile has messages set aside (before or in this batch).
+    pub(super) fn has_parked(&self, profile_id: &str) -> bool {
+        self.parked_before.contains(profile_id)
+            || self.parked.iter().any(|m| m.profile_id() == profile_id)
     }
 
     /// Takes in what a lane did on its part of this batch.
@@ -176,6 +201,9 @@ impl Batch {
             new_timer,
             transition_seq: _,
             received,
+            parked_before: _,
+            parked,
+            unparked,
         } = lane;
         self.profiles.extend(profiles);
         self.dirty.extend(dirty);
@@ -185,6 +213,8 @@ impl Batch {
         self.starts.extend(starts);
         self.new_timer |= new_timer;
         self.received.extend(received);
+        self.parked.extend(parked);
+        self.unparked.extend(unparked);
     }
 
     fn mark_dirty(&mut self, profile_id: &str, instance_id: &str) {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::Partition;
-use super::activation::{Activation, Ending, action_hold, step_cx};
+use super::activation::{Activation, Ending, LOST_CALL_GRACE, action_hold, step_cx, with_earlier};
 use super::admission::{Trigger, discard_step};
 use super::batch::Batch;
 use super::entry::Discard;
@@ -20,6 +20,7 @@ use crate::code::Code;
 use crate::compile::Journey;
 use crate::journal::{Instance, Status};
 use crate::model::Event;
+use crate::runtime::calls::Called;
 use crate::runtime::matching;
 use crate::runtime::profile_ops::{EnterReply, EnterRequest};
 use crate::store::{DueTimer, HeldEntry, JourneyStatus};
@@ -269,6 +270,21 @@ impl Partition {
             self.store_instance(batch, inst);
             return Ok(());
         }
+        if let Some(ticket) = &inst.data.calling {
+            if self.shared.calls.in_flight(ticket) {
+                // The call outlived its deadline on this clock; its answer is on its way.
+                inst.wake_at = now
+                    .checked_add(LOST_CALL_GRACE)
+                    .ok()
+                    .map(|at| at.min(inst.deadline));
+                inst.updated_at = now;
+                batch.new_timer = true;
+                self.store_instance(batch, inst);
+                return Ok(());
+            }
+            // Its answer was lost (a crash, a stop): the node calls again, same key.
+            inst.data.calling = None;
+        }
         let released = inst.data.held;
         if released && let Some(until) = action_hold(&batch.set, &journey.id, now) {
             // Paused again (or longer): keep waiting.
@@ -305,6 +321,63 @@ impl Partition {
                 kind.on_timer(&mut cx).await
             }
         };
+        self.drive(batch, act, inst, node_ref, outcome, patches)
+            .await;
+        Ok(())
+    }
+
+    /// The answer of a call that left its batch: the node reads it and the instance
+    /// moves on, unless it moved or ended meanwhile (stopped, exited, timed out).
+    pub(super) async fn on_called(
+        &mut self,
+        batch: &mut Batch,
+        called: Called,
+    ) -> anyhow::Result<()> {
+        self.shared.calls.answered(&called.ticket);
+        let now = self.shared.clock.now();
+        let Some(mut inst) = self
+            .load(batch, &called.profile_id)
+            .await?
+            .instances
+            .iter()
+            .find(|i| i.id == called.instance_id)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        if inst.status != Status::Waiting || inst.data.calling.as_ref() != Some(&called.ticket) {
+            return Ok(());
+        }
+        let Some(journey) = batch.set.version(&inst.journey_id, inst.version).cloned() else {
+            return Ok(());
+        };
+        let Some((node_ref, node)) = inst.node.as_deref().and_then(|n| journey.node(n)) else {
+            return Ok(());
+        };
+        inst.data.calling = None;
+        let node_id = node.id.clone();
+        let Some(work) = batch.profiles.get_mut(&called.profile_id) else {
+            return Ok(());
+        };
+        let act = Activation {
+            journey: &journey,
+            event_id: called.event_id.as_deref(),
+            now,
+        };
+        let mut patches = Vec::new();
+        let mut outcome = {
+            let mut cx = step_cx(
+                &self.shared,
+                &mut self.exprs,
+                act,
+                &node_id,
+                &mut inst,
+                work,
+                &mut patches,
+            );
+            node.kind.on_result(&mut cx, called.done)
+        };
+        outcome.detail = with_earlier(outcome.detail, called.detail);
         self.drive(batch, act, inst, node_ref, outcome, patches)
             .await;
         Ok(())

@@ -2,10 +2,10 @@
 //!
 //! It takes every message waiting (up to `partition_batch`), handles each profile's
 //! messages in order against an in-memory working set loaded from the store (the batch's
-//! profiles spread over `partition_lanes` lanes that run concurrently, so that one
-//! profile's slow action call does not hold up the others), commits everything the batch
-//! changed in one store write, and only then acknowledges timers and lets the next batch
-//! start.
+//! profiles spread over `partition_lanes` lanes that run concurrently, so that their
+//! action calls and reads overlap; a call slower than `action_wait_ms` leaves the batch,
+//! see [`crate::runtime::calls`]), commits everything the batch changed in one store
+//! write, and only then acknowledges timers and lets the next batch start.
 //! A crash before the commit loses nothing: the events are still unprocessed in the store
 //! and the timers still due, so both are handled again, with the same instance ids and
 //! idempotency keys.
@@ -25,7 +25,7 @@ mod membership;
 mod messages;
 mod profiles;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -44,6 +44,8 @@ pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) 
             shared,
             exprs,
             spare: Vec::new(),
+            parked: HashMap::new(),
+            ready: VecDeque::new(),
         };
         partition.run(rx).await;
     });
@@ -55,6 +57,12 @@ struct Partition {
     exprs: ExprEngine,
     /// Expression engines of lanes, kept for the next batch's lanes.
     spare: Vec<ExprEngine>,
+    /// Messages that would start or move a profile's instances, set aside in their
+    /// order while the profile waits for a call's answer (its events stay unprocessed in
+    /// the store meanwhile), so that a profile's messages keep their order.
+    parked: HashMap<String, VecDeque<Msg>>,
+    /// Set-aside messages whose profile's calls answered: the next batch starts with them.
+    ready: VecDeque<Msg>,
 }
 
 /// Spreads a batch's messages over at most `max` lanes: all the messages of one profile
@@ -84,8 +92,16 @@ impl Msg {
             Msg::Enter(..) => "enter",
             Msg::Release(..) => "release",
             Msg::End(..) => "end",
+            Msg::Called(_) => "called",
             Msg::Barrier(_) => "barrier",
         }
+    }
+
+    /// Whether the message waits while its profile has a call in flight: it could
+    /// start or move instances (an event, an entry request, a released entry). Timers,
+    /// profile writes, end requests and answers do not wait.
+    fn waits_for_calls(&self) -> bool {
+        matches!(self, Msg::Event(_) | Msg::Enter(..) | Msg::Release(..))
     }
 
     pub(super) fn profile_id(&self) -> &str {
@@ -96,6 +112,7 @@ impl Msg {
             Msg::Enter(r, _) => &r.profile_id,
             Msg::Release(h, _) => &h.profile_id,
             Msg::End(r, _) => &r.profile_id,
+            Msg::Called(c) => &c.profile_id,
             Msg::Barrier(_) => "",
         }
     }
@@ -105,11 +122,25 @@ impl Partition {
     async fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
         let max = self.shared.settings.partition_batch.max(1);
         let mut msgs = Vec::with_capacity(max);
-        while rx.recv_many(&mut msgs, max).await > 0 {
+        loop {
+            if self.ready.is_empty() {
+                if rx.recv_many(&mut msgs, max).await == 0 {
+                    break;
+                }
+            } else {
+                msgs.extend(self.ready.drain(..));
+                while msgs.len() < max {
+                    match rx.try_recv() {
+                        Ok(msg) => msgs.push(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
             let mut batch = Batch::new(
                 self.shared.journeys.snapshot(),
                 self.shared.audiences.snapshot(),
             );
+            batch.parked_before = Arc::new(self.parked.keys().cloned().collect());
             self.preload(&mut batch, &msgs).await;
             if let Some(ext) = &self.shared.external
                 && ext.generation() != self.exprs.generation()
@@ -126,7 +157,20 @@ impl Partition {
             } else {
                 self.run_lanes(&mut batch, lanes).await;
             }
+            let parked = std::mem::take(&mut batch.parked);
+            let unparked = std::mem::take(&mut batch.unparked);
             self.commit(batch).await;
+            for msg in parked {
+                self.parked
+                    .entry(msg.profile_id().to_string())
+                    .or_default()
+                    .push_back(msg);
+            }
+            for profile_id in unparked {
+                if let Some(queue) = self.parked.remove(&profile_id) {
+                    self.ready.extend(queue);
+                }
+            }
         }
     }
 
@@ -136,6 +180,7 @@ impl Partition {
     async fn run_lanes(&mut self, batch: &mut Batch, lanes: Vec<Vec<Msg>>) {
         let running = lanes.into_iter().map(|msgs| {
             let mut part = Batch::new(batch.set.clone(), batch.audiences.clone());
+            part.parked_before = batch.parked_before.clone();
             for msg in &msgs {
                 if let Some((id, work)) = batch.profiles.remove_entry(msg.profile_id()) {
                     part.profiles.insert(id, work);
@@ -146,6 +191,8 @@ impl Partition {
                 shared: self.shared.clone(),
                 exprs: self.spare.pop().unwrap_or_else(|| self.shared.exprs()),
                 spare: Vec::new(),
+                parked: HashMap::new(),
+                ready: VecDeque::new(),
             };
             async move {
                 for msg in msgs {
@@ -171,6 +218,12 @@ impl Partition {
             msg => msg,
         };
         let profile_id = msg.profile_id().to_string();
+        // A profile waiting for a call's answer takes no new entries or events until it
+        // comes (what it set aside first goes first).
+        if msg.waits_for_calls() && (batch.has_parked(&profile_id) || batch.calling(&profile_id)) {
+            batch.parked.push(msg);
+            return;
+        }
         let span = tracing::debug_span!(
             "message",
             partition = self.index,
@@ -191,6 +244,7 @@ impl Partition {
                     self.on_release(batch, held).await
                 }
                 Msg::End(request, reply) => self.on_end(batch, request, reply).await,
+                Msg::Called(called) => self.on_called(batch, *called).await,
                 Msg::Barrier(_) => Ok(()),
             }
         }
@@ -202,6 +256,9 @@ impl Partition {
         }
         self.run_starts(batch).await;
         self.settle(batch, &profile_id, Vec::new()).await;
+        if batch.has_parked(&profile_id) && !batch.calling(&profile_id) {
+            batch.unparked.push(profile_id);
+        }
     }
 }
 
