@@ -57,6 +57,11 @@ pub struct BenchArgs {
     /// waits for an action call before the call leaves it.
     #[arg(long, value_name = "MS")]
     action_wait_ms: Option<u64>,
+    /// The local engine's `plugins.max_concurrent_calls` (its default when absent), with
+    /// `plugins.memory_budget_mb` raised to fit that many 32 MiB calls: how many slow
+    /// webhook calls may run at once.
+    #[arg(long, value_name = "N")]
+    plugin_concurrency: Option<u32>,
     /// Partitions of the local engine (its default when absent).
     #[arg(long, env = "PARCOURS_PARTITIONS")]
     partitions: Option<usize>,
@@ -550,6 +555,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if let Some(ms) = args.action_wait_ms {
         settings.action_wait_ms = ms;
+    }
+    if let Some(n) = args.plugin_concurrency {
+        settings.plugins.max_concurrent_calls = n;
+        settings.plugins.memory_budget_mb =
+            settings.plugins.memory_budget_mb.max(u64::from(n) * 32);
     }
     if args.action_latency.is_some() || args.noisy_latency.is_some() {
         settings.plugin_dirs.push(super::builtin_plugins_dir()?);
