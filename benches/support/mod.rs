@@ -29,6 +29,24 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 /// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
 /// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
 /// the SQLite file at `path` (created if new), and its store.
+/// Bytes this process has handed to `write` and its kin so far (`wchar` of
+/// `/proc/self/io`: the WAL appends, checkpoints into the database file, logs), or
+/// `None` where the kernel does not say.
+pub fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// "N B/event" for the bytes written since `before` over `events` events.
+pub fn per_event(before: Option<u64>, events: usize) -> String {
+    match (before, bytes_written()) {
+        (Some(a), Some(b)) => format!("{} B/event written", (b - a) / events.max(1) as u64),
+        _ => "bytes written unknown".into(),
+    }
+}
+
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     open_with(path, clock, ActionRegistry::with_builtins()).await
 }
