@@ -300,22 +300,25 @@ impl Runtime {
         Ok(fresh)
     }
 
-    /// Hands accepted (durable) events to their partitions, in order.
+    /// Hands accepted (durable) events to their partitions, in order: one hand-over per
+    /// partition for the whole request (see [`Shared::send_all`]).
     async fn dispatch(&self, events: Vec<Event>) -> anyhow::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let waiting = &self.shared.dispatching;
-        waiting.fetch_add(events.len(), Relaxed);
-        let mut left = events.len();
-        for event in events {
-            let sent = self.shared.send(Msg::Event(event)).await;
-            waiting.fetch_sub(1, Relaxed);
-            left -= 1;
-            if let Err(e) = sent {
-                waiting.fetch_sub(left, Relaxed);
-                return Err(e);
-            }
+        let total = events.len();
+        waiting.fetch_add(total, Relaxed);
+        let mut left = total;
+        let sent = self
+            .shared
+            .send_all(events.into_iter().map(Msg::Event).collect(), |n| {
+                waiting.fetch_sub(n, Relaxed);
+                left -= n;
+            })
+            .await;
+        if sent.is_err() {
+            waiting.fetch_sub(left, Relaxed);
         }
-        Ok(())
+        sent
     }
 
     /// Accepted events not yet taken by their partition: queued, or waiting for room.
@@ -440,6 +443,44 @@ impl Shared {
         }
         for rx in acks {
             let _ = rx.await;
+        }
+        Ok(())
+    }
+
+    /// Hands many messages to their partitions at once: grouped by partition (each
+    /// group in the order given), each group put in its partition's queue in one go
+    /// (room for all of it reserved first, so the partition takes it whole with its next
+    /// batch), rather than one wake-up a message. `sent(n)` is told after each group.
+    pub(crate) async fn send_all(
+        &self,
+        msgs: Vec<Msg>,
+        mut sent: impl FnMut(usize),
+    ) -> anyhow::Result<()> {
+        if msgs.len() == 1 {
+            for msg in msgs {
+                self.send(msg).await?;
+                sent(1);
+            }
+            return Ok(());
+        }
+        let mut groups: Vec<Vec<Msg>> = (0..self.partitions.len()).map(|_| Vec::new()).collect();
+        for msg in msgs {
+            groups[self.partition_of(msg.profile_id())].push(msg);
+        }
+        for (p, group) in groups.into_iter().enumerate() {
+            let queue = &self.partitions[p];
+            let mut group = group.into_iter().peekable();
+            while group.peek().is_some() {
+                let n = group.len().min(queue.max_capacity());
+                let permits = queue
+                    .reserve_many(n)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("partition {p} has stopped"))?;
+                for (permit, msg) in permits.zip(group.by_ref()) {
+                    permit.send(msg);
+                }
+                sent(n);
+            }
         }
         Ok(())
     }

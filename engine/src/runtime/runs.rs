@@ -300,6 +300,7 @@ async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
                 continue;
             };
             let mut replies = Vec::with_capacity(members.len());
+            let mut requests = Vec::with_capacity(members.len());
             for (profile_id, _) in &members {
                 let (tx, rx) = oneshot::channel();
                 let request = EnterRequest {
@@ -310,9 +311,11 @@ async fn execute(shared: &Shared, run: &mut RunRecord) -> anyhow::Result<()> {
                     trigger_at: run.started_at,
                     trigger: trigger.clone(),
                 };
-                shared.send(Msg::Enter(request, tx)).await?;
+                requests.push(Msg::Enter(request, tx));
                 replies.push(rx);
             }
+            // One hand-over per partition for the whole chunk of members.
+            shared.send_all(requests, |_| ()).await?;
             read_after = Some(last.clone());
             in_flight.push_back(Sent {
                 last: last.clone(),

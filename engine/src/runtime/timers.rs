@@ -53,13 +53,16 @@ async fn round(shared: &Shared) -> anyhow::Result<()> {
         };
         fired = true;
         let mut acks = Vec::with_capacity(due.len());
+        let mut msgs = Vec::with_capacity(due.len());
         for timer in due {
             let late = now.duration_since(timer.wake_at).as_secs_f64();
             shared.metrics.timer_fired(late);
             let (tx, rx) = oneshot::channel();
-            shared.send(Msg::Timer(timer, tx)).await?;
+            msgs.push(Msg::Timer(timer, tx));
             acks.push(rx);
         }
+        // One hand-over per partition for the whole batch of timers.
+        shared.send_all(msgs, |_| ()).await?;
         in_flight.push_back(acks);
         after = Some(last);
         if in_flight.len() >= IN_FLIGHT
