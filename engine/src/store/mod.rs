@@ -121,6 +121,8 @@ pub trait InstanceStore: Send + Sync + 'static {
     async fn count_instances(&self, journey_id: &str) -> Result<BTreeMap<String, u64>>;
     async fn instances_of_profile(&self, profile_id: &str) -> Result<Vec<Instance>>;
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>>;
+    /// The steps an accepted event caused (steps naming an event the store never
+    /// ingested are found by their instance only).
     async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>>;
     /// Profiles with a live instance of a journey (of one version, if given), in id
     /// order after `after`, at most `limit`: the partitions end them (a stop).

@@ -258,6 +258,14 @@ pub(super) async fn an_ended_instance_is_no_longer_live(store: Arc<dyn Store>) {
 }
 
 pub(super) async fn steps_read_back_in_order_by_instance_and_event(store: Arc<dyn Store>) {
+    // Steps name events the store accepted before.
+    store
+        .ingest(&[
+            event("e1", "signup", "p1", 0),
+            event("e2", "purchase", "p1", 1),
+        ])
+        .await
+        .expect("ingest");
     let steps = vec![
         step("i1", "entry", StepStatus::Entered, 1),
         step("i1", "check", StepStatus::Passed, 1),

@@ -27,8 +27,8 @@ pub fn erase_profile(conn: &Connection, id: &str) -> rusqlite::Result<()> {
             "SELECT seq, steps FROM step_groups WHERE instance_id IN \
                (SELECT id FROM instances WHERE profile_id = ?1) \
              UNION \
-             SELECT seq, steps FROM step_groups WHERE event_id IN \
-               (SELECT id FROM events WHERE profile_id = ?1)",
+             SELECT seq, steps FROM step_groups WHERE event_seq IN \
+               (SELECT seq FROM events WHERE profile_id = ?1)",
         )?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;

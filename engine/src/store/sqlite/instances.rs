@@ -135,13 +135,13 @@ impl InstanceStore for SqliteStore {
 
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>> {
         let id = instance_id.to_string();
-        self.read(move |conn| steps::select(conn, "instance_id", &id))
+        self.read(move |conn| steps::select(conn, steps::Of::Instance, &id))
             .await
     }
 
     async fn steps_of_event(&self, event_id: &str) -> Result<Vec<Step>> {
         let id = event_id.to_string();
-        self.read(move |conn| steps::select(conn, "event_id", &id))
+        self.read(move |conn| steps::select(conn, steps::Of::Event, &id))
             .await
     }
 

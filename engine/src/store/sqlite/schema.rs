@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -55,10 +55,13 @@ CREATE TABLE IF NOT EXISTS step_groups (
     profile_id  TEXT NOT NULL,
     event_id    TEXT,
     at          INTEGER NOT NULL,
-    steps       TEXT NOT NULL
+    steps       TEXT NOT NULL,
+    -- The event's `seq` (schema 5): the step groups of an event are found through it,
+    -- an index that grows at its right edge, where one on `event_id` took every insert
+    -- at a random page.
+    event_seq   INTEGER
 );
 CREATE INDEX IF NOT EXISTS step_groups_instance ON step_groups(instance_id) WHERE instance_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS step_groups_event ON step_groups(event_id) WHERE event_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS journeys (
     id          TEXT PRIMARY KEY,
@@ -198,7 +201,12 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("journey_versions", "note", "TEXT"),
     // NULL for versions published before it: they keep FNV-1a (`ids::SplitHash`).
     ("journey_versions", "split_hash", "TEXT"),
+    ("step_groups", "event_seq", "INTEGER"),
 ];
+
+/// What needs the columns above (created after them on an older database).
+const AFTER_COLUMNS: &str = "CREATE INDEX IF NOT EXISTS step_groups_event_seq \
+     ON step_groups(event_seq) WHERE event_seq IS NOT NULL;";
 
 /// How long a connection waits for a lock another connection holds.
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -239,6 +247,16 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     if version < 3 {
         super::steps::migrate_rows(conn)?;
     }
+    if version < 5 {
+        // Step groups found by their event's seq rather than its id.
+        conn.execute_batch(
+            "UPDATE step_groups SET event_seq = \
+               (SELECT seq FROM events WHERE events.id = step_groups.event_id) \
+             WHERE event_id IS NOT NULL AND event_seq IS NULL;
+             DROP INDEX IF EXISTS step_groups_event;",
+        )?;
+    }
+    conn.execute_batch(AFTER_COLUMNS)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }

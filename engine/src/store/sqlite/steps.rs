@@ -89,8 +89,8 @@ fn same_group(a: &Step, b: &Step) -> bool {
 
 pub fn insert(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO step_groups (instance_id, journey_id, version, profile_id, event_id, at, steps) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO step_groups (instance_id, journey_id, version, profile_id, event_id, at, steps, \
+         event_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT seq FROM events WHERE id = ?5))",
     )?
     .execute(params![
         g.instance_id,
@@ -104,11 +104,22 @@ pub fn insert(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The steps of the groups matching `column = key`, in order.
-pub fn select(conn: &Connection, column: &str, key: &str) -> rusqlite::Result<Vec<Step>> {
+/// Which step groups to read: an instance's, or an event's.
+#[derive(Clone, Copy)]
+pub enum Of {
+    Instance,
+    Event,
+}
+
+/// The steps of the groups of instance or event `key`, in order.
+pub fn select(conn: &Connection, of: Of, key: &str) -> rusqlite::Result<Vec<Step>> {
+    let filter = match of {
+        Of::Instance => "instance_id = ?1",
+        Of::Event => "event_seq = (SELECT seq FROM events WHERE id = ?1)",
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, instance_id, journey_id, version, profile_id, event_id, steps \
-         FROM step_groups WHERE {column} = ?1 ORDER BY seq"
+         FROM step_groups WHERE {filter} ORDER BY seq"
     ))?;
     let mut rows = stmt.query([key])?;
     let mut out = Vec::new();
@@ -185,6 +196,12 @@ mod tests {
     fn consecutive_steps_of_an_instance_share_a_row_and_read_back_in_order() {
         let conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&conn).unwrap();
+        conn.execute(
+            "INSERT INTO events (id, type, profile_id, ts, received_at, data) \
+             VALUES ('e', 't', 'p', 0, 0, '{}')",
+            [],
+        )
+        .unwrap();
         let steps = vec![
             step(Some("i1"), "a"),
             step(Some("i1"), "b"),
@@ -198,11 +215,44 @@ mod tests {
         for g in &groups {
             insert(&conn, g).unwrap();
         }
-        let back = select(&conn, "instance_id", "i1").unwrap();
+        let back = select(&conn, Of::Instance, "i1").unwrap();
         let nodes: Vec<&str> = back.iter().map(|s| s.node.as_str()).collect();
         assert_eq!(nodes, ["a", "b", "c"]);
         assert!(back.windows(2).all(|w| w[0].seq < w[1].seq));
-        assert_eq!(select(&conn, "event_id", "e").unwrap().len(), 6);
+        assert_eq!(select(&conn, Of::Event, "e").unwrap().len(), 6);
+    }
+
+    #[test]
+    fn a_version_4_database_finds_its_events_steps_by_seq() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO events (id, type, profile_id, ts, received_at, data)
+                VALUES ('other', 't', 'p', 0, 0, '{}'), ('e', 't', 'p', 0, 0, '{}');",
+        )
+        .unwrap();
+        for g in &group(&[step(Some("i1"), "a"), step(None, "entry")]) {
+            insert(&conn, g).unwrap();
+        }
+        // As schema 4 left it: no seq, the index on the event's id.
+        conn.execute_batch(
+            "UPDATE step_groups SET event_seq = NULL;
+             CREATE INDEX step_groups_event ON step_groups(event_id) WHERE event_id IS NOT NULL;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        assert!(select(&conn, Of::Event, "e").unwrap().is_empty());
+        super::super::schema::migrate(&conn).unwrap();
+        assert_eq!(select(&conn, Of::Event, "e").unwrap().len(), 2);
+        assert!(select(&conn, Of::Event, "other").unwrap().is_empty());
+        let index = |name: &str| {
+            conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")
+                .unwrap()
+                .exists([name])
+                .unwrap()
+        };
+        assert!(!index("step_groups_event"));
+        assert!(index("step_groups_event_seq"));
     }
 
     #[test]
@@ -221,7 +271,7 @@ mod tests {
         )
         .unwrap();
         super::super::schema::migrate(&conn).unwrap();
-        let back = select(&conn, "instance_id", "i1").unwrap();
+        let back = select(&conn, Of::Instance, "i1").unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].node, "send");
         assert_eq!(back[0].status, StepStatus::Passed);
