@@ -356,13 +356,33 @@ fn readme(name: &str, lang: Lang, world: World, component: &str) -> String {
             format!(r#"parcours event send --type {name}_tried --profile ada --data '{{"n": 21}}'"#)
         }
     };
+    // Only actions have parameters, and only journeys' actions are pinned to a version:
+    // expressions call the newest installed data source or function plugin.
+    let (declares, upgrade) = match world {
+        World::Action => (
+            "(hosts, memory, time) and the schema of its parameters",
+            format!(
+                "the install names the
+journeys that still take entries on the older one (a published journey keeps the plugin
+versions it was published with), and `parcours journey upgrade-plugins try_{id}` publishes
+them against the new one."
+            ),
+        ),
+        World::DataSource | World::Functions => (
+            "(hosts, memory, time)",
+            "expressions call the newest
+installed version of a data source or function plugin from then on; published journeys
+need nothing new."
+                .to_string(),
+        ),
+    };
     format!(
         r#"# {name}
 
 A Parcours {kind} plugin in {language}. {sample}
 
 The code is in {source}; the manifest, `plugin.toml`, declares what the plugin may do
-(hosts, memory, time) and the schema of its parameters. `wit/` holds the contract of the
+{declares}. `wit/` holds the contract of the
 engine that created this project.
 
 ## Build
@@ -404,10 +424,7 @@ parcours journey publish journey.yaml
 
 The engine refuses internal addresses unless told (`--plugin-allow-network`); point
 `url` and `allowed_hosts` in `plugin.toml` at your service to go further. A new
-version: raise `version` in `plugin.toml`, build and install it; the install names the
-journeys that still take entries on the older one (a published journey keeps the plugin
-versions it was published with), and `parcours journey upgrade-plugins try_{id}` publishes
-them against the new one.
+version: raise `version` in `plugin.toml`, build and install it; {upgrade}
 "#
     )
 }
@@ -415,6 +432,21 @@ them against the new one.
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_action_readme_speaks_of_parameters_and_pinned_versions() {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+            let action = readme("greet", lang, World::Action, "x.wasm");
+            assert!(action.contains("the schema of its parameters"));
+            assert!(action.contains("upgrade-plugins try_greet"));
+            for world in [World::DataSource, World::Functions] {
+                let other = readme("greet", lang, world, "x.wasm");
+                assert!(!other.contains("parameters"), "{other}");
+                assert!(!other.contains("upgrade-plugins"), "{other}");
+                assert!(other.contains("the newest\ninstalled version"), "{other}");
+            }
+        }
+    }
 
     #[test]
     fn every_language_and_world_has_its_templates() {
