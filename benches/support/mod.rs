@@ -26,9 +26,6 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
-/// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
-/// the SQLite file at `path` (created if new), and its store.
 /// Bytes this process has handed to `write` and its kin so far (`wchar` of
 /// `/proc/self/io`: the WAL appends, checkpoints into the database file, logs), or
 /// `None` where the kernel does not say.
@@ -47,6 +44,9 @@ pub fn per_event(before: Option<u64>, events: usize) -> String {
     }
 }
 
+/// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
+/// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
+/// the SQLite file at `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     open_with(path, clock, ActionRegistry::with_builtins()).await
 }
