@@ -456,13 +456,6 @@ impl Shared {
         msgs: Vec<Msg>,
         mut sent: impl FnMut(usize),
     ) -> anyhow::Result<()> {
-        if msgs.len() == 1 {
-            for msg in msgs {
-                self.send(msg).await?;
-                sent(1);
-            }
-            return Ok(());
-        }
         let mut groups: Vec<Vec<Msg>> = (0..self.partitions.len()).map(|_| Vec::new()).collect();
         for msg in msgs {
             groups[self.partition_of(msg.profile_id())].push(msg);
