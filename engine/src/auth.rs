@@ -1,6 +1,7 @@
 //! API tokens and their scopes: `ingest` (send events only), `read` (every `GET`) and
 //! `admin` (everything). Tokens live in a file as SHA-256 hashes, never in clear; the
-//! check is an axum middleware in front of every route but `/healthz`.
+//! check is an axum middleware in front of every route but `/healthz` and the designer's
+//! static files.
 //!
 //! Never stores, logs or returns a token in clear (only `parcours token create` prints the
 //! new token, once).
@@ -261,9 +262,12 @@ const SEGMENT_ROOT_CALLS: [&str; 7] = [
     "/v1/batch",
 ];
 
-/// The scope a request needs; none for the health check.
+/// The scope a request needs; none for the health check and the designer's page and
+/// assets (static files holding no data: the page asks for a token to call the API).
 pub fn needed(method: &Method, path: &str) -> Option<Scope> {
-    if path == "/healthz" {
+    if path == "/healthz"
+        || ((*method == Method::GET || *method == Method::HEAD) && crate::designer::is_public(path))
+    {
         return None;
     }
     if *method == Method::POST

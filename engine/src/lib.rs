@@ -28,6 +28,7 @@ mod activities;
 mod api;
 mod clock;
 mod code;
+mod designer;
 mod engine;
 mod ids;
 mod metrics;

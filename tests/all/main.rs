@@ -6,6 +6,7 @@ mod auth;
 mod authoring;
 mod backup;
 mod cli;
+mod designer;
 mod docs;
 mod failures;
 mod fuzz_inputs;

@@ -10,11 +10,13 @@ use super::{Cx, NodeRef};
 use crate::code::Code;
 use crate::expr::Expr;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionDef {
+    /// A name for people: shown on the canvas and in reports instead of the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Notes for people; the engine does not read them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Tried in order; the first whose `when` is true is taken.
@@ -27,9 +29,10 @@ pub struct ConditionDef {
     pub on_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BranchDef {
+    /// A name for people: shown on the branch's connection and in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// A rhai expression that gives true or false.
@@ -41,6 +44,7 @@ pub struct BranchDef {
 
 #[derive(Debug)]
 pub struct Branch {
+    /// A name for people: shown on the canvas and in reports instead of the id.
     pub label: Option<String>,
     pub when: Expr,
     pub next: Option<NodeRef>,

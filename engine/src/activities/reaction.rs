@@ -12,11 +12,13 @@ use crate::expr::Expr;
 use crate::expr::time::add_span;
 use crate::model::Event;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReactionDef {
+    /// A name for people: shown on the canvas and in reports instead of the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Notes for people; the engine does not read them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The events to react to, tried in order.
@@ -29,9 +31,10 @@ pub struct ReactionDef {
     pub on_timeout: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReactionEventDef {
+    /// A name for people: shown on the branch's connection and in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// The event type.

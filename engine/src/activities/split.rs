@@ -10,19 +10,22 @@ use super::{Activity, Outcome, StepCx};
 use super::{Cx, NodeRef};
 use crate::ids::SplitHash;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitDef {
+    /// A name for people: shown on the canvas and in reports instead of the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Notes for people; the engine does not read them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub branches: Vec<SplitBranchDef>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitBranchDef {
+    /// A name for people: shown on the branch's connection and in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// A positive share; shares need not add up to 100.

@@ -12,11 +12,13 @@ use crate::expr::Expr;
 use crate::ids::check_id;
 use crate::model::merge_patch;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileDef {
+    /// A name for people: shown on the canvas and in reports instead of the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Notes for people; the engine does not read them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Attribute path (`tier`, `address.city`) to a rhai expression; a `()` result removes

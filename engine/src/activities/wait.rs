@@ -11,11 +11,13 @@ use crate::code::Code;
 use crate::expr::Expr;
 use crate::expr::time::{add_span, parse_datetime};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitDef {
+    /// A name for people: shown on the canvas and in reports instead of the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Notes for people; the engine does not read them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// An ISO-8601 duration (`P2D`, `PT30M`), calendar-aware in the zone.

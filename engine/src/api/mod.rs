@@ -17,6 +17,7 @@ mod page;
 mod plugins;
 mod profiles;
 mod reports;
+mod schema;
 mod segment;
 mod simulations;
 
@@ -73,6 +74,7 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
                 }
             }),
         )
+        .merge(crate::designer::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .route_layer(axum::Extension(limits(max_body, "max_body_bytes")))
@@ -207,6 +209,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(simulations::simulate))
         .routes(routes!(simulations::replay))
         .routes(routes!(journeys::version))
+        .routes(routes!(schema::journey))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::put, alerts::get, alerts::delete))
 }

@@ -10,7 +10,7 @@ use crate::activities::{
 };
 
 /// A journey as its author writes it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JourneyDef {
     /// Unique journey id (letters, digits, `_` and `-`); may be left out when the API path
@@ -27,6 +27,7 @@ pub struct JourneyDef {
     pub start: String,
     /// The activity graph, keyed by node id.
     #[serde(deserialize_with = "unique_keys")]
+    #[schemars(with = "IndexMap<String, NodeDef>")]
     pub nodes: IndexMap<String, NodeDef>,
     #[serde(default)]
     pub properties: Properties,
@@ -66,7 +67,7 @@ where
 }
 
 /// What makes a profile enter a journey.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EntryDef {
     /// A unitary event of type `event` makes its profile enter, if `when` holds.
@@ -121,7 +122,9 @@ impl EntryDef {
 }
 
 /// Which audience transitions an audience-qualification journey takes.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QualifyOn {
     /// The profile joins the audience.
@@ -134,7 +137,7 @@ pub enum QualifyOn {
 }
 
 /// When a read-audience journey reads its audience (in the journey's time zone).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScheduleDef {
     /// Once, at a date-time (RFC 3339, or civil in the journey's zone).
@@ -149,7 +152,7 @@ pub enum ScheduleDef {
 }
 
 /// What ends a live instance early.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ExitDef {
     /// An event of this type for the profile.
@@ -159,7 +162,7 @@ pub enum ExitDef {
 }
 
 /// One activity of the graph; `type` names its kind.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeDef {
     Condition(ConditionDef),
@@ -173,7 +176,7 @@ pub enum NodeDef {
 }
 
 /// Journey-wide settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Properties {
     #[serde(default)]
@@ -203,7 +206,7 @@ pub struct Properties {
 }
 
 /// Whether a profile may enter again.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReentranceDef {
     pub mode: ReentranceMode,
@@ -222,7 +225,7 @@ impl Default for ReentranceDef {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReentranceMode {
     /// A profile enters at most once, ever.
