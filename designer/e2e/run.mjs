@@ -3,7 +3,8 @@
 //
 // Builds a journey from an empty canvas by drag and drop, connects it, sees a problem
 // appear on a node and disappear when fixed, publishes, sends events through the API and
-// sees the counts change on the nodes; checks the main views for serious or critical
+// sees the counts change on the nodes, lists a node's instances and draws one's path,
+// runs a simulation drawn on the graph, highlights a version diff; checks the main views for serious or critical
 // accessibility violations (axe). A screenshot of each stage goes to the output folder.
 //
 //     node e2e/run.mjs ../target/debug/parcours [--plugin-cache DIR] [--out DIR]
@@ -143,6 +144,8 @@ async function main() {
       await connect(page, 'wait', 'next', 'action');
       await connect(page, 'action', 'next', 'done');
       await page.getByTestId('validity').filter({ hasText: 'valid' }).waitFor();
+      await page.getByRole('button', { name: 'Arrange' }).click();
+      await page.waitForTimeout(400);
       await shot('04-connected');
     });
 
@@ -179,6 +182,42 @@ async function main() {
       await page.locator('[data-counts="condition"]', { hasText: '✓ 3' }).waitFor({ timeout: 20000 });
       await page.locator('[data-counts="wait"]', { hasText: '◷ 3' }).waitFor({ timeout: 20000 });
       await shot('07-live-counts');
+    });
+
+    await step("a node lists its instances; one instance's path is drawn", async () => {
+      await page.locator('.react-flow__node[data-id="wait"]').click();
+      await page.getByRole('tab', { name: 'Live' }).click();
+      await page.locator('ul.instances li').nth(2).waitFor();
+      await page.locator('ul.instances li button').first().click();
+      await page.locator('.react-flow__node[data-id="condition"] .node.on-path').waitFor();
+      await page.locator('[data-path-note="wait"]').waitFor();
+      await page.locator('.react-flow__edge.on-path').first().waitFor();
+      await shot('08-instance-path');
+      await accessible(page, 'designer, live tab');
+    });
+
+    await step("a simulation draws each profile's path with its reasons", async () => {
+      await page.getByRole('tab', { name: 'Simulate' }).click();
+      await page.getByRole('button', { name: 'Run simulation' }).click();
+      await page.getByRole('button', { name: 'ada' }).waitFor();
+      await page.locator('[data-path-note="condition"]', { hasText: '→ Yes' }).waitFor();
+      await page.locator('.react-flow__node[data-id="action"] .node.on-path').waitFor();
+      await shot('09-simulation');
+      await accessible(page, 'designer, simulate tab');
+    });
+
+    await step('a version diff is highlighted on the canvas', async () => {
+      await page.getByRole('tab', { name: 'Properties' }).click();
+      await page.locator('.react-flow__node[data-id="wait"]').click();
+      await page.locator('[data-field="nodes.wait.duration"] input').fill('PT2H');
+      await page.getByRole('button', { name: 'Save draft' }).click();
+      await page.getByRole('status').filter({ hasText: 'Draft saved' }).waitFor();
+      await page.getByRole('tab', { name: 'Versions' }).click();
+      await page.getByRole('button', { name: 'Show' }).click();
+      await page.locator('ul.changes', { hasText: 'nodes.wait.duration' }).waitFor();
+      await page.locator('.react-flow__node[data-id="wait"] .node.diff-changed').waitFor();
+      if (await page.locator('.node.diff-changed').count() !== 1) throw new Error('only the wait changed');
+      await shot('10-version-diff');
     });
 
     if (errors.length) throw new Error(`the page logged errors:\n${errors.join('\n')}`);

@@ -124,3 +124,61 @@ export async function validate(def: JourneyDef): Promise<Problem[]> {
     throw e;
   }
 }
+
+export interface Instance {
+  id: string;
+  profile_id: string;
+  version: number;
+  status: string;
+  node: string | null;
+  entered_at: string;
+  updated_at: string;
+  wake_at?: string | null;
+}
+
+export interface Step {
+  seq: number;
+  node: string;
+  kind: string;
+  status: string;
+  at: string;
+  code?: string | null;
+  message?: string | null;
+  detail?: Record<string, unknown> | null;
+}
+
+export interface SimStep {
+  at: string;
+  node: string;
+  kind: string;
+  status: string;
+  branch?: string;
+  why?: string;
+  code?: string;
+}
+
+export interface Simulation {
+  profiles: { profile_id: string; steps: SimStep[]; instances: { status: string; node: string; end_reason?: string }[] }[];
+}
+
+export interface Replay {
+  events: number;
+  profiles: number;
+  before: string;
+  after: string;
+  moved: { profile_id: string; before: string[]; after: string[] }[];
+}
+
+export interface Change {
+  path: string;
+  change: 'added' | 'removed' | 'changed';
+  from?: unknown;
+  to?: unknown;
+}
+
+const j = encodeURIComponent;
+export const instancesAt = (id: string, node: string) => call<{ instances: Instance[]; next: string | null }>('GET', `/v1/journeys/${j(id)}/instances?node=${j(node)}&limit=20`);
+export const stepsOf = (instance: string) => call<{ steps: Step[] }>('GET', `/v1/instances/${j(instance)}/steps?limit=1000`);
+export const simulate = (id: string, profiles: unknown, events: unknown) => call<Simulation>('POST', `/v1/journeys/${j(id)}/simulate`, { version: 'draft', profiles, events });
+export const replay = (id: string, from: string, to: string) => call<Replay>('POST', `/v1/journeys/${j(id)}/replay`, { from, to });
+export const diff = (id: string, from: number, to: number | 'draft') => call<{ changes: Change[] }>('GET', `/v1/journeys/${j(id)}/diff?from=${from}${to === 'draft' ? '' : `&to=${to}`}`);

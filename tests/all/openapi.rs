@@ -98,6 +98,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("post", "/v1/journeys/{id}/replay"),
         ("get", "/v1/journeys/{id}/versions/{version}"),
         ("get", "/v1/schema/journey"),
+        ("get", "/v1/journeys/{id}/instances"),
         ("get", "/v1/alerts"),
         ("get", "/v1/alerts/{id}"),
         ("put", "/v1/alerts/{id}"),

@@ -20,17 +20,23 @@ function Problems({ id }: { id: string }) {
 }
 
 export function EntryNode({ data, selected }: NodeProps<Extract<CanvasNode, { type: 'entry' }>>) {
-  const { problems } = useContext(OverlayContext);
+  const { problems, entry, path } = useContext(OverlayContext);
   const { title, detail } = entrySummary((data as EntryData).entry);
   const bad = (problems.get(ENTRY) ?? []).length > 0;
   return (
-    <div className={`node entry${selected ? ' selected' : ''}${bad ? ' invalid' : ''}`} data-node={ENTRY}>
+    <div className={`node entry${selected ? ' selected' : ''}${bad ? ' invalid' : ''}${path.visits.has(ENTRY) ? ' on-path' : ''}`} data-node={ENTRY}>
       <div className="node-head">
         <span className="badge" style={{ background: '#1e3a8a' }} aria-hidden>⇥</span>
         <span className="node-kind">Entry</span>
       </div>
       <div className="node-title">{title}</div>
       {detail && <div className="node-summary">{detail}</div>}
+      {entry && (
+        <div className="counts" data-counts={ENTRY}>
+          <span title="entered">→ {entry.entered}</span>
+          {entry.discarded > 0 && <span className="failed" title={Object.entries(entry.codes).map(([c, n]) => `${c}: ${n}`).join('\n')}>discarded {entry.discarded}</span>}
+        </div>
+      )}
       <Problems id={ENTRY} />
       <Handle type="source" position={Position.Right} id="start" />
     </div>
@@ -38,7 +44,7 @@ export function EntryNode({ data, selected }: NodeProps<Extract<CanvasNode, { ty
 }
 
 export function StepNode({ data, selected }: NodeProps<Extract<CanvasNode, { type: 'step' }>>) {
-  const { problems, counts, diff, path } = useContext(OverlayContext);
+  const { problems, counts, diff, path, pathNotes } = useContext(OverlayContext);
   const { id, def } = data as StepData;
   const kind = kindOf(def.type);
   const slots = slotsOf(def);
@@ -46,7 +52,8 @@ export function StepNode({ data, selected }: NodeProps<Extract<CanvasNode, { typ
   const bad = (problems.get(id) ?? []).length > 0;
   const label = typeof def.label === 'string' && def.label ? def.label : id;
   const change = diff.get(id);
-  const visit = path.get(id);
+  const visit = path.visits.get(id);
+  const note = pathNotes.get(id);
   return (
     <div
       className={`node step kind-${def.type}${selected ? ' selected' : ''}${bad ? ' invalid' : ''}${change ? ` diff-${change}` : ''}${visit !== undefined ? ' on-path' : ''}`}
@@ -69,6 +76,7 @@ export function StepNode({ data, selected }: NodeProps<Extract<CanvasNode, { typ
           {count.failed > 0 && <span className="failed" title={Object.entries(count.error_codes).map(([c, n]) => `${c}: ${n}`).join('\n')}>✗ {count.failed}</span>}
         </div>
       )}
+      {note && <div className="path-note" data-path-note={id}>{note}</div>}
       <Problems id={id} />
       {slots.map((slot, i) => (
         <Handle

@@ -122,3 +122,14 @@ describe('problems on the canvas', () => {
     expect(freshId('wait', new Set(['wait', 'wait_2']))).toBe('wait_3');
   });
 });
+
+describe('paths drawn on the graph', () => {
+  it('visits in order, each connection once, the entry by its canvas id', async () => {
+    const { pathOf, nodeOfReplayItem } = await import('./paths');
+    const p = pathOf(['entry', 'send_welcome', 'wait_2d', 'wait_2d', 'has_purchased', 'send_tips', 'done', 'done']);
+    expect([...p.visits.entries()]).toEqual([[ENTRY, 0], ['send_welcome', 1], ['wait_2d', 2], ['has_purchased', 3], ['send_tips', 4], ['done', 5]]);
+    expect(p.edges.has(`${ENTRY}>send_welcome`)).toBe(true);
+    expect(p.edges.has('wait_2d>wait_2d')).toBe(false);
+    expect(nodeOfReplayItem('has_purchased:passed->otherwise')).toBe('has_purchased');
+  });
+});

@@ -26,7 +26,11 @@ import { KINDS, kindOf, slotsOf } from '../journey/kinds';
 import { layout } from '../journey/layout';
 import { variants, type Schema } from '../journey/schema';
 import type { JourneyDef, JsonObject, NodeDef, Problem } from '../journey/types';
+import { Live } from './Live';
 import { SchemaForm } from './SchemaForm';
+import { Simulate } from './Simulate';
+import { Versions } from './Versions';
+import { NO_PATH, pathOf } from '../journey/paths';
 
 interface Graph {
   meta: JourneyMeta;
@@ -59,7 +63,12 @@ function DesignerInner({ id }: { id: string }) {
   const [schema, setSchema] = useState<Schema | null>(null);
   const [problems, setProblems] = useState<Problem[]>([]);
   const [counts, setCounts] = useState<Map<string, api.NodeReport>>(new Map());
-  const [tab, setTab] = useState<'properties' | 'problems' | 'definition' | 'versions'>('properties');
+  const [report, setReport] = useState<api.Report | null>(null);
+  const [pathSteps, setPathSteps] = useState<{ node: string; note: string }[] | null>(null);
+  const [diffNodes, setDiffNodes] = useState<Map<string, string>>(new Map());
+  // A published version shown instead of the draft (a diff's `to`): read-only.
+  const [viewing, setViewing] = useState<{ version: number; draft: Graph } | null>(null);
+  const [tab, setTab] = useState<'properties' | 'problems' | 'live' | 'simulate' | 'definition' | 'versions'>('properties');
   const [selected, setSelected] = useState<string | null>(null);
   const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
   const [saved, setSaved] = useState<string>('');
@@ -128,7 +137,10 @@ function DesignerInner({ id }: { id: string }) {
             }
           }
         }
-        if (live) setCounts(sum);
+        if (live) {
+          setCounts(sum);
+          setReport(report);
+        }
       } catch {
         // A journey without versions has no report yet.
       }
@@ -266,8 +278,41 @@ function DesignerInner({ id }: { id: string }) {
       const n = nodeOfProblem(p.path);
       if (n) byNode.set(n, [...(byNode.get(n) ?? []), p]);
     }
-    return { problems: byNode, counts, diff: new Map(), path: new Map() };
-  }, [problems, counts]);
+    const path = pathSteps ? pathOf(pathSteps.map((p) => p.node)) : NO_PATH;
+    const pathNotes = new Map<string, string>();
+    for (const p of pathSteps ?? []) pathNotes.set(p.node === 'entry' ? ENTRY : p.node, p.note);
+    let entry;
+    if (report) {
+      const codes: Record<string, number> = {};
+      for (const v of report.versions) for (const [c, n] of Object.entries(v.discard_codes)) codes[c] = (codes[c] ?? 0) + n;
+      entry = { entered: report.versions.reduce((n, v) => n + v.entered, 0), discarded: report.versions.reduce((n, v) => n + v.discarded, 0), codes };
+    }
+    return { problems: viewing ? new Map() : byNode, counts, entry, diff: diffNodes, path, pathNotes };
+  }, [problems, counts, report, pathSteps, diffNodes, viewing]);
+
+  const shownEdges = useMemo(() => {
+    if (!graph || overlay.path.edges.size === 0) return graph?.edges ?? [];
+    return graph.edges.map((e) => (overlay.path.edges.has(`${e.source}>${e.target}`) ? { ...e, className: 'on-path', animated: true } : e));
+  }, [graph, overlay.path]);
+
+  const showDiff = async (changes: api.Change[] | null, to: number | 'draft') => {
+    const nodes = new Map<string, string>();
+    for (const c of changes ?? []) {
+      const m = /^nodes\.([^.[]+)(.*)$/.exec(c.path);
+      if (m) nodes.set(m[1], m[2] === '' ? c.change : 'changed');
+      else if (c.path === 'entry' || c.path.startsWith('entry.') || c.path === 'start') nodes.set(ENTRY, 'changed');
+    }
+    setDiffNodes(nodes);
+    const draft = viewing?.draft ?? graph;
+    if (changes && to !== 'draft' && draft) {
+      const def = await api.getVersion(id, to);
+      setViewing({ version: to, draft });
+      setGraph(load(def));
+    } else if (viewing) {
+      setGraph(viewing.draft);
+      setViewing(null);
+    }
+  };
 
   const save = async (): Promise<boolean> => {
     if (!definition) return false;
@@ -331,7 +376,8 @@ function DesignerInner({ id }: { id: string }) {
 
   if (loadError) return <div className="page"><p className="error" role="alert">{loadError}</p></div>;
   if (!graph || !definition || !schema || !record) return <div className="page"><p>Loading…</p></div>;
-  const dirty = text !== saved;
+  const dirty = !viewing && text !== saved;
+  const locked = readOnly || viewing !== null;
   const status = record.status;
 
   return (
@@ -347,7 +393,13 @@ function DesignerInner({ id }: { id: string }) {
         <button type="button" onClick={undo} disabled={past.length === 0} title="Undo (Ctrl+Z)">Undo</button>
         <button type="button" onClick={redo} disabled={future.length === 0} title="Redo (Ctrl+Shift+Z)">Redo</button>
         <button type="button" onClick={() => { change({ ...graph, nodes: layout(graph.nodes, graph.edges) }); setTimeout(() => flow.fitView({ duration: 300, maxZoom: 1, padding: 0.15 }), 50); }}>Arrange</button>
-        {!readOnly && (
+        {viewing && (
+          <span className="viewing">
+            Showing version {viewing.version} (read-only){' '}
+            <button type="button" onClick={() => void showDiff(null, 'draft')}>Back to the draft</button>
+          </span>
+        )}
+        {!locked && (
           <>
             <button type="button" onClick={() => void save()} disabled={!dirty}>{dirty ? 'Save draft' : 'Saved'}</button>
             <button type="button" className="primary" onClick={() => void doPublish()} disabled={problems.length > 0}>Publish…</button>
@@ -365,7 +417,7 @@ function DesignerInner({ id }: { id: string }) {
         </div>
       )}
       <div className="workspace">
-        {!readOnly && (
+        {!locked && (
           <nav className="palette" aria-label="Node kinds">
             <h2>Add</h2>
             {KINDS.map((k) => (
@@ -389,16 +441,16 @@ function DesignerInner({ id }: { id: string }) {
           <OverlayContext.Provider value={overlay}>
             <ReactFlow
               nodes={graph.nodes}
-              edges={graph.edges}
+              edges={shownEdges}
               nodeTypes={nodeTypes}
               onNodesChange={onNodesChange}
               onEdgesChange={onEdgesChange}
               onConnect={onConnect}
               onPaneClick={() => setSelected(null)}
-              nodesDraggable={!readOnly}
-              nodesConnectable={!readOnly}
+              nodesDraggable={!locked}
+              nodesConnectable={!locked}
               elementsSelectable
-              deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']}
+              deleteKeyCode={locked ? null : ['Delete', 'Backspace']}
               fitView
               fitViewOptions={{ maxZoom: 1, padding: 0.15 }}
               minZoom={0.2}
@@ -414,7 +466,7 @@ function DesignerInner({ id }: { id: string }) {
         </section>
         <aside className="side">
           <div className="tabs" role="tablist">
-            {(['properties', 'problems', 'definition', 'versions'] as const).map((t) => (
+            {(['properties', 'problems', 'live', 'simulate', 'definition', 'versions'] as const).map((t) => (
               <button key={t} type="button" role="tab" aria-selected={tab === t} className={tab === t ? 'active' : ''} onClick={() => setTab(t)}>
                 {t === 'problems' ? `Problems (${problems.length})` : t[0].toUpperCase() + t.slice(1)}
               </button>
@@ -427,14 +479,23 @@ function DesignerInner({ id }: { id: string }) {
                 graph={graph}
                 selected={selected}
                 problems={problems}
-                readOnly={readOnly}
+                readOnly={locked}
                 onNode={setNodeDef}
                 onGraph={(g) => change(g)}
               />
             )}
             {tab === 'problems' && <ProblemList problems={problems} onPick={focusProblem} />}
-            {tab === 'definition' && <DefinitionText definition={definition} readOnly={readOnly} onApply={(def) => change(load(def))} />}
-            {tab === 'versions' && <Versions record={record} />}
+            {tab === 'live' && <Live id={id} node={selected} report={report} onPath={setPathSteps} />}
+            {tab === 'simulate' && (
+              <Simulate
+                id={id}
+                entryEvent={typeof definition.entry.event === 'string' ? definition.entry.event : 'signup'}
+                prepare={async () => (viewing ? false : dirty ? save() : true)}
+                onPath={setPathSteps}
+              />
+            )}
+            {tab === 'definition' && <DefinitionText definition={definition} readOnly={locked} onApply={(def) => change(load(def))} />}
+            {tab === 'versions' && <Versions id={id} record={record} onDiff={(c, to) => void showDiff(c, to)} />}
           </div>
         </aside>
       </div>
@@ -538,20 +599,5 @@ function DefinitionText({ definition, readOnly, onApply }: { definition: Journey
       <textarea aria-label="Definition" spellCheck={false} value={text} readOnly={readOnly} onChange={(e) => setText(e.target.value)} />
       {error && <p className="error" role="alert">{error}</p>}
     </div>
-  );
-}
-
-function Versions({ record }: { record: api.JourneyRecord }) {
-  if (record.versions.length === 0) return <p>Not published yet.</p>;
-  return (
-    <ol className="versions" reversed>
-      {[...record.versions].reverse().map((v) => (
-        <li key={v.version}>
-          <strong>v{v.version}</strong> <span className={`status status-${v.status}`}>{v.status}</span>
-          <div className="muted">{v.published_at ? new Date(v.published_at).toLocaleString() : ''} · {v.published_by ?? 'local'}{v.running_instances ? ` · ${v.running_instances} running` : ''}</div>
-          {v.note && <div>{v.note}</div>}
-        </li>
-      ))}
-    </ol>
   );
 }

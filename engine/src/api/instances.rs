@@ -31,6 +31,63 @@ pub async fn of_profile(
     Ok(Json(json!({"instances": instances, "next": next})))
 }
 
+/// `?node=<node id>` with the page's `after` and `limit`.
+#[derive(Debug, serde::Deserialize)]
+pub struct AtNode {
+    node: String,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The live instances of a journey (every version) at one node, oldest first: what the
+/// designer lists when a node is clicked. Reads the journey's live instances, so a page
+/// at a node few instances are at costs a pass over the journey's live ones.
+#[utoipa::path(
+    get,
+    path = "/v1/journeys/{id}/instances",
+    tag = "instances",
+    operation_id = "listJourneyInstancesAtNode",
+    params(
+        ("id" = String, Path, description = "Journey id", example = "welcome"),
+        ("node" = String, Query, description = "Node id", example = "wait_2d"),
+        Page
+    ),
+    responses((status = 200, description = "Live instances at the node, oldest first; `next` pages", body = Object), Errors)
+)]
+pub async fn at_node(
+    State(app): State<AppState>,
+    Path(journey_id): Path<String>,
+    Query(q): Query<AtNode>,
+) -> Result<Json<Value>, ApiError> {
+    let page = Page {
+        after: q.after,
+        limit: q.limit,
+    };
+    let limit = page.limit();
+    let mut instances = app
+        .runtime
+        .store()
+        .live_at_node(&journey_id, &q.node, page.after.as_deref(), limit + 1)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                crate::code::Code::InvalidRequest,
+                "not an instance id (use the `next` of the previous page)",
+            )
+            .at("after")
+        })?;
+    let next = if instances.len() > limit {
+        instances.truncate(limit);
+        instances.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({"instances": instances, "next": next})))
+}
+
 #[utoipa::path(
     get,
     path = "/v1/instances/{id}",

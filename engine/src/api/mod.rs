@@ -192,6 +192,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audiences::get_run))
         .routes(routes!(instances::of_profile))
         .routes(routes!(instances::get_instance))
+        .routes(routes!(instances::at_node))
         .routes(routes!(instances::steps))
         .routes(routes!(journeys::list))
         .routes(routes!(journeys::validate_body))

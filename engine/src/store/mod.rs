@@ -120,6 +120,17 @@ pub trait InstanceStore: Send + Sync + 'static {
     /// How many instances of a journey (every version) are in each status.
     async fn count_instances(&self, journey_id: &str) -> Result<BTreeMap<String, u64>>;
     async fn instances_of_profile(&self, profile_id: &str) -> Result<Vec<Instance>>;
+    /// Live instances (active or waiting) of a journey at one node, oldest first, at most
+    /// `limit` after the instance `after` (any instance id, the cursor of the previous
+    /// page); `None` when `after` names no instance. Reads the journey's live instances,
+    /// not its ended ones: no index is kept per node, whose every step would write it.
+    async fn live_at_node(
+        &self,
+        journey_id: &str,
+        node: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<Instance>>>;
     async fn steps_of_instance(&self, instance_id: &str) -> Result<Vec<Step>>;
     /// The steps an accepted event caused (steps naming an event the store never
     /// ingested are found by their instance only).

@@ -38,6 +38,9 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("an_ended_instance_is_no_longer_live", |s| {
         Box::pin(partition::an_ended_instance_is_no_longer_live(s))
     }),
+    ("live_instances_page_by_node_in_creation_order", |s| {
+        Box::pin(partition::live_instances_page_by_node_in_creation_order(s))
+    }),
     ("steps_read_back_in_order_by_instance_and_event", |s| {
         Box::pin(partition::steps_read_back_in_order_by_instance_and_event(s))
     }),

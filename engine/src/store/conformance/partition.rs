@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{at, commit, event, instance, profile, step};
-use crate::journal::{Status, Step, StepStatus};
+use crate::journal::{Instance, Status, Step, StepStatus};
 use crate::store::{Membership, ProfileMerge, ProfileWrite, Store, Transition, WriteBatch};
 
 pub(super) async fn events_are_stored_once_per_id(store: Arc<dyn Store>) {
@@ -255,6 +255,45 @@ pub(super) async fn an_ended_instance_is_no_longer_live(store: Arc<dyn Store>) {
     assert_eq!(store.next_wake().await.expect("wake"), None);
     assert_eq!(store.instance_gauges().await.expect("gauges"), (0, 0));
     assert_eq!(store.get_instance("i1").await.expect("read"), Some(ended));
+}
+
+pub(super) async fn live_instances_page_by_node_in_creation_order(store: Arc<dyn Store>) {
+    let mut elsewhere = instance("i3", "welcome", "p3", Status::Waiting, Some(10));
+    elsewhere.node = Some("send".into());
+    commit(
+        &store,
+        WriteBatch {
+            instances: vec![
+                instance("i2", "welcome", "p2", Status::Waiting, Some(10)),
+                instance("i1", "welcome", "p1", Status::Waiting, Some(10)),
+                elsewhere,
+                instance("i4", "welcome", "p4", Status::Completed, None),
+                instance("i5", "other", "p5", Status::Waiting, Some(10)),
+            ],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let ids = |page: Option<Vec<Instance>>| {
+        page.expect("a known cursor")
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    };
+    let page = |after: Option<&'static str>, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .live_at_node("welcome", "wait", after, limit)
+                .await
+                .expect("read")
+        }
+    };
+    assert_eq!(ids(page(None, 10).await), ["i2", "i1"], "creation order");
+    assert_eq!(ids(page(None, 1).await), ["i2"]);
+    assert_eq!(ids(page(Some("i2"), 1).await), ["i1"]);
+    assert!(ids(page(Some("i1"), 10).await).is_empty());
+    assert_eq!(page(Some("nobody"), 10).await, None, "an unknown cursor");
 }
 
 pub(super) async fn steps_read_back_in_order_by_instance_and_event(store: Arc<dyn Store>) {

@@ -106,6 +106,46 @@ impl InstanceStore for SqliteStore {
         .await
     }
 
+    async fn live_at_node(
+        &self,
+        journey_id: &str,
+        node: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<Instance>>> {
+        let (journey, node, after) = (
+            journey_id.to_string(),
+            node.to_string(),
+            after.map(str::to_string),
+        );
+        self.read(move |conn| {
+            // The partial index `instances_live` holds (journey_id, rowid): the page is
+            // read in its order, creation order, without sorting the journey's instances.
+            let from: i64 = match after {
+                None => 0,
+                Some(id) => match conn
+                    .prepare_cached("SELECT rowid FROM instances WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?
+                {
+                    Some(rowid) => rowid,
+                    None => return Ok(None),
+                },
+            };
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM instances INDEXED BY instances_live \
+                 WHERE journey_id = ?1 AND status IN ('active', 'waiting') AND node = ?2 \
+                 AND rowid > ?3 ORDER BY rowid LIMIT ?4",
+                rows::INSTANCE_COLUMNS
+            ))?
+            .query_map(params![journey, node, from, limit], rows::instance)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map(Some)
+        })
+        .await
+    }
+
     async fn count_instances(&self, journey_id: &str) -> Result<BTreeMap<String, u64>> {
         let id = journey_id.to_string();
         self.read(move |conn| {
