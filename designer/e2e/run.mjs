@@ -4,7 +4,8 @@
 // Builds a journey from an empty canvas by drag and drop, connects it, sees a problem
 // appear on a node and disappear when fixed, publishes, sends events through the API and
 // sees the counts change on the nodes, lists a node's instances and draws one's path,
-// runs a simulation drawn on the graph, highlights a version diff; checks the main views for serious or critical
+// runs a simulation drawn on the graph, highlights a version diff, runs the draft in
+// test mode for a test profile and finds it by a profile search; checks the main views for serious or critical
 // accessibility violations (axe). A screenshot of each stage goes to the output folder.
 //
 //     node e2e/run.mjs ../target/debug/parcours [--plugin-cache DIR] [--out DIR]
@@ -218,6 +219,29 @@ async function main() {
       await page.locator('.react-flow__node[data-id="wait"] .node.diff-changed').waitFor();
       if (await page.locator('.node.diff-changed').count() !== 1) throw new Error('only the wait changed');
       await shot('10-version-diff');
+    });
+
+    await step('test mode runs the draft for a test profile, found by a profile search', async () => {
+      await page.getByRole('tab', { name: 'Live' }).click();
+      await page.getByRole('button', { name: 'Start test mode' }).click();
+      await page.getByTestId('test-state').filter({ hasText: 'On since' }).waitFor();
+      await page.getByLabel('Test profile').fill('tester');
+      await page.getByRole('button', { name: 'Mark as test profile' }).click();
+      await page.getByRole('status').filter({ hasText: 'tester is a test profile' }).waitFor();
+      await page.getByRole('button', { name: 'Send signup' }).click();
+      await page.getByRole('status').filter({ hasText: 'Sent signup for tester' }).waitFor();
+      await page.getByLabel('Profile id or condition').fill('tester');
+      const instance = page.locator('ul.instances li li button', { hasText: 'v0' });
+      for (let i = 0; i < 50 && !(await instance.count()); i++) {
+        await page.getByRole('button', { name: 'Find' }).click();
+        await page.waitForTimeout(200);
+      }
+      await instance.first().click();
+      await page.locator('[data-path-note="condition"]').waitFor();
+      await shot('11-test-mode');
+      await accessible(page, 'designer, live tab with test mode');
+      await page.getByRole('button', { name: 'End test mode' }).click();
+      await page.getByTestId('test-state').filter({ hasText: 'Off' }).waitFor();
     });
 
     if (errors.length) throw new Error(`the page logged errors:\n${errors.join('\n')}`);

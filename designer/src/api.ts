@@ -67,7 +67,7 @@ export interface JourneyRecord {
   status: string;
   draft: JourneyDef | null;
   versions: Version[];
-  test?: unknown;
+  test?: TestMode;
   pause?: unknown;
 }
 
@@ -127,6 +127,7 @@ export async function validate(def: JourneyDef): Promise<Problem[]> {
 
 export interface Instance {
   id: string;
+  journey_id: string;
   profile_id: string;
   version: number;
   status: string;
@@ -182,3 +183,25 @@ export const stepsOf = (instance: string) => call<{ steps: Step[] }>('GET', `/v1
 export const simulate = (id: string, profiles: unknown, events: unknown) => call<Simulation>('POST', `/v1/journeys/${j(id)}/simulate`, { version: 'draft', profiles, events });
 export const replay = (id: string, from: string, to: string) => call<Replay>('POST', `/v1/journeys/${j(id)}/replay`, { from, to });
 export const diff = (id: string, from: number, to: number | 'draft') => call<{ changes: Change[] }>('GET', `/v1/journeys/${j(id)}/diff?from=${from}${to === 'draft' ? '' : `&to=${to}`}`);
+
+export interface TestMode {
+  wait_seconds: number;
+  dry_run: boolean;
+  started_at: string;
+}
+
+export const startTest = (id: string, wait: string, dryRun: boolean) => call<unknown>('POST', `/v1/journeys/${j(id)}/test`, { wait, dry_run: dryRun });
+export const stopTest = (id: string) => call<unknown>('DELETE', `/v1/journeys/${j(id)}/test`);
+export const instancesOfProfile = (profile: string) => call<{ instances: Instance[] }>('GET', `/v1/profiles/${j(profile)}/instances?limit=1000`);
+export const findProfiles = (filter: string) => call<{ profiles: { id: string }[]; next: string | null }>('GET', `/v1/profiles?limit=20&filter=${j(filter)}`);
+export const sendEvent = (type: string, profile: string) => call<unknown>('POST', '/v1/events', { type, profile_id: profile });
+
+/** Marks a profile as a test profile (`test_profile: true`), creating it if needed. */
+export async function makeTestProfile(profile: string): Promise<void> {
+  try {
+    await call('PATCH', `/v1/profiles/${j(profile)}`, { attributes: { test_profile: true } });
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+    await call('PUT', `/v1/profiles/${j(profile)}`, { attributes: { test_profile: true } });
+  }
+}

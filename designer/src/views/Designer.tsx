@@ -485,7 +485,18 @@ function DesignerInner({ id }: { id: string }) {
               />
             )}
             {tab === 'problems' && <ProblemList problems={problems} onPick={focusProblem} />}
-            {tab === 'live' && <Live id={id} node={selected} report={report} onPath={setPathSteps} />}
+            {tab === 'live' && (
+              <Live
+                id={id}
+                node={selected}
+                report={report}
+                onPath={setPathSteps}
+                test={record.test}
+                entryEvent={typeof definition.entry.event === 'string' ? definition.entry.event : 'signup'}
+                readOnly={locked}
+                onChanged={() => void api.getJourney(id).then(setRecord)}
+              />
+            )}
             {tab === 'simulate' && (
               <Simulate
                 id={id}

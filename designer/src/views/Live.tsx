@@ -3,6 +3,7 @@
 
 import { useEffect, useState } from 'react';
 import * as api from '../api';
+import { ProfileSearch, TestMode } from './Operations';
 
 export function HourlyChart({ hourly }: { hourly: api.Report['hourly'] }) {
   const hours = hourly.slice(-24);
@@ -26,7 +27,10 @@ export function HourlyChart({ hourly }: { hourly: api.Report['hourly'] }) {
   );
 }
 
-export function Live({ id, node, report, onPath }: { id: string; node: string | null; report: api.Report | null; onPath: (steps: { node: string; note: string }[] | null) => void }) {
+export function Live({ id, node, report, onPath, test, entryEvent, readOnly, onChanged }: {
+  id: string; node: string | null; report: api.Report | null; onPath: (steps: { node: string; note: string }[] | null) => void;
+  test: api.TestMode | undefined; entryEvent: string; readOnly: boolean; onChanged: () => void;
+}) {
   const [instances, setInstances] = useState<api.Instance[] | null>(null);
   const [steps, setSteps] = useState<{ instance: string; steps: api.Step[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -77,6 +81,8 @@ export function Live({ id, node, report, onPath }: { id: string; node: string | 
           <button type="button" onClick={() => { setSteps(null); onPath(null); }}>Clear the path</button>
         </>
       )}
+      <ProfileSearch id={id} onPath={onPath} />
+      <TestMode id={id} test={test} entryEvent={entryEvent} readOnly={readOnly} onChanged={onChanged} />
     </div>
   );
 }
