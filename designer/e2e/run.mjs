@@ -5,12 +5,13 @@
 // appear on a node and disappear when fixed, publishes, sends events through the API and
 // sees the counts change on the nodes, lists a node's instances and draws one's path,
 // runs a simulation drawn on the graph, highlights a version diff, runs the draft in
-// test mode for a test profile and finds it by a profile search; checks the main views for serious or critical
+// test mode for a test profile and finds it by a profile search, asks for a token and
+// shows a read token a read-only designer; checks the main views for serious or critical
 // accessibility violations (axe). A screenshot of each stage goes to the output folder.
 //
 //     node e2e/run.mjs ../target/debug/parcours [--plugin-cache DIR] [--out DIR]
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,8 +26,8 @@ function arg(name, fallback) {
   return at > 0 ? process.argv[at + 1] : fallback;
 }
 
-async function startEngine(binary, db, pluginCache) {
-  const args = ['serve', '--examples', '--listen', '127.0.0.1:0', '--db', db];
+async function startEngine(binary, db, pluginCache, extra = []) {
+  const args = ['serve', '--examples', '--listen', '127.0.0.1:0', '--db', db, ...extra];
   if (pluginCache) args.push('--plugin-cache', pluginCache);
   const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines = createInterface({ input: proc.stderr });
@@ -242,6 +243,33 @@ async function main() {
       await accessible(page, 'designer, live tab with test mode');
       await page.getByRole('button', { name: 'End test mode' }).click();
       await page.getByTestId('test-state').filter({ hasText: 'Off' }).waitFor();
+    });
+
+    await step('with API tokens, the page asks for one; a read token sees a read-only designer', async () => {
+      const tokens = join(dir, 'tokens.json');
+      const create = (name, scope) => execFileSync(binary, ['token', 'create', name, '--scope', scope, '--tokens', tokens]).toString().trim();
+      create('ops', 'admin');
+      const read = create('viewer', 'read');
+      const guarded = await startEngine(binary, join(dir, 'guarded.db'), arg('--plugin-cache'), ['--tokens', tokens]);
+      const context2 = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+      const page2 = await context2.newPage();
+      page2.on('dialog', (d) => d.accept());
+      try {
+        await page2.goto(`${guarded.base}/`);
+        await page2.getByRole('dialog', { name: 'API token' }).waitFor();
+        await page2.screenshot({ path: join(out, '12-token.png') });
+        await page2.getByLabel('Token', { exact: true }).fill(read);
+        await page2.getByRole('button', { name: 'Use token' }).click();
+        await page2.getByRole('link', { name: 'Welcome series' }).click();
+        await page2.locator('.react-flow__node[data-id="has_purchased"]').waitFor();
+        await page2.getByText('read-only').waitFor();
+        if (await page2.locator('.palette').count()) throw new Error('a read token sees the palette');
+        if (await page2.getByRole('button', { name: /Publish/ }).count()) throw new Error('a read token sees Publish');
+        await page2.screenshot({ path: join(out, '13-read-only.png') });
+      } finally {
+        await context2.close();
+        guarded.proc.kill('SIGTERM');
+      }
     });
 
     if (errors.length) throw new Error(`the page logged errors:\n${errors.join('\n')}`);

@@ -30,7 +30,9 @@ export class ApiError extends Error {
 /** Raised when the engine wants a token (401) or a wider one (403). */
 export const AUTH_EVENT = 'parcours:auth';
 
-export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** `quiet`: a 403 is the answer sought (the designer probes whether it may write), not a
+ * reason to ask for another token. */
+export async function call<T>(method: string, path: string, body?: unknown, quiet = false): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
@@ -39,7 +41,7 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   const text = await response.text();
   const value = text ? JSON.parse(text) : null;
   if (!response.ok) {
-    if (response.status === 401 || response.status === 403) window.dispatchEvent(new CustomEvent(AUTH_EVENT, { detail: response.status }));
+    if (response.status === 401 || (response.status === 403 && !quiet)) window.dispatchEvent(new CustomEvent(AUTH_EVENT, { detail: response.status }));
     throw new ApiError(response.status, value?.code ?? 'ERROR', value?.message ?? response.statusText, value?.location, value?.problems);
   }
   return value as T;
@@ -114,7 +116,7 @@ export const journeySchema = () => call<Record<string, unknown>>('GET', '/v1/sch
  * fault of a definition that does not even decode (400). */
 export async function validate(def: JourneyDef): Promise<Problem[]> {
   try {
-    await call('POST', '/v1/journeys/validate', def);
+    await call('POST', '/v1/journeys/validate', def, true);
     return [];
   } catch (e) {
     if (e instanceof ApiError && (e.status === 422 || e.status === 400)) {
