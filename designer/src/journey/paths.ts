@@ -29,3 +29,12 @@ export function pathOf(nodes: string[]): Path {
 export function nodeOfReplayItem(item: string): string {
   return item.split(':')[0];
 }
+
+/** An instance's step events as a path to draw: each node with the time, status, code
+ * and branch of its step. */
+export function notesOfSteps(steps: { node: string; at: string; status: string; code?: string | null; detail?: Record<string, unknown> | null }[]): { node: string; note: string }[] {
+  return steps.map((s) => ({
+    node: s.node,
+    note: `${new Date(s.at).toLocaleString()} · ${s.status}${s.code ? ` ${s.code}` : ''}${s.detail && typeof s.detail.branch === 'string' ? ` → ${s.detail.branch}` : ''}`,
+  }));
+}

@@ -3,6 +3,7 @@
 
 import { useEffect, useState } from 'react';
 import * as api from '../api';
+import { notesOfSteps } from '../journey/paths';
 import { ProfileSearch, TestMode } from './Operations';
 
 export function HourlyChart({ hourly }: { hourly: api.Report['hourly'] }) {
@@ -43,7 +44,7 @@ export function Live({ id, node, report, onPath, test, entryEvent, readOnly, onC
   const open = async (instance: string) => {
     const r = await api.stepsOf(instance);
     setSteps({ instance, steps: r.steps });
-    onPath(r.steps.map((s) => ({ node: s.node, note: `${new Date(s.at).toLocaleString()} · ${s.status}${s.detail && typeof s.detail.branch === 'string' ? ` → ${s.detail.branch}` : ''}` })));
+    onPath(notesOfSteps(r.steps));
   };
   return (
     <div>

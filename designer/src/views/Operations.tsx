@@ -4,6 +4,7 @@
 
 import { useState } from 'react';
 import * as api from '../api';
+import { notesOfSteps } from '../journey/paths';
 
 type PathStep = { node: string; note: string };
 
@@ -77,7 +78,7 @@ export function ProfileSearch({ id, onPath }: { id: string; onPath: (steps: Path
   };
   const draw = async (instance: string) => {
     const r = await api.stepsOf(instance);
-    onPath(r.steps.map((s) => ({ node: s.node, note: `${new Date(s.at).toLocaleString()} · ${s.status}${s.code ? ` ${s.code}` : ''}` })));
+    onPath(notesOfSteps(r.steps));
   };
   return (
     <div>
