@@ -7,7 +7,25 @@ import { defineConfig } from 'vitest/config';
 // engine (`parcours serve --examples`).
 export default defineConfig({
   plugins: [react()],
-  build: { outDir: 'dist', emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 1000 },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    sourcemap: false,
+    // Libraries in chunks of their own: an engine upgrade that changes only the app's
+    // code leaves their hashed names, and the browser's cached copies, as they were.
+    // The canvas (React Flow, dagre, yaml) loads only when a journey is opened.
+    rolldownOptions: {
+      output: {
+        codeSplitting: {
+          groups: [
+            { name: 'react', test: /node_modules[\\/](react|react-dom|scheduler)[\\/]/ },
+            { name: 'canvas', test: /node_modules[\\/](@xyflow|@dagrejs|d3-[a-z]+|classcat|zustand|use-sync-external-store)[\\/]/ },
+            { name: 'yaml', test: /node_modules[\\/]yaml[\\/]/ },
+          ],
+        },
+      },
+    },
+  },
   server: { proxy: { '/v1': 'http://127.0.0.1:8080' } },
   test: { include: ['src/**/*.test.ts'] },
 });

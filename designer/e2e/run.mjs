@@ -2,11 +2,13 @@
 // download), against `parcours serve --examples` on a temporary database.
 //
 // Builds a journey from an empty canvas by drag and drop, connects it, sees a problem
-// appear on a node and disappear when fixed, publishes, sends events through the API and
-// sees the counts change on the nodes, lists a node's instances and draws one's path,
-// runs a simulation drawn on the graph, highlights a version diff, runs the draft in
-// test mode for a test profile and finds it by a profile search, asks for a token and
-// shows a read token a read-only designer; checks the main views for serious or critical
+// appear on a node and disappear when fixed, edits branches, parameters and exit
+// criteria in sub-forms, renames a node, copies, pastes, deletes, undoes and redoes,
+// publishes, sends events through the API and sees the counts change on the nodes, lists
+// a node's instances and draws one's path, runs a simulation drawn on the graph,
+// highlights a version diff (a removed node drawn faded), runs the draft in test mode for
+// a test profile and finds it by a profile search, asks for a token and shows a read
+// token a read-only designer; checks the main views for serious or critical
 // accessibility violations (axe). A screenshot of each stage goes to the output folder.
 //
 //     node e2e/run.mjs ../target/debug/parcours [--plugin-cache DIR] [--out DIR]
@@ -167,13 +169,70 @@ async function main() {
       if (await page.locator('.react-flow__node[data-id="wait"] .node-problems').count()) throw new Error('the problem stayed');
     });
 
+    await step('sub-forms edit branches, parameters and exit criteria; a node is renamed', async () => {
+      // A second branch added in the condition's list gets its own handle on the node.
+      await page.locator('.react-flow__node[data-id="condition"]').click();
+      await page.getByRole('button', { name: '+ Add branch' }).click();
+      await page.locator('[data-field="nodes.condition.branches[1].label"] input').fill('VIP');
+      await page.locator('[data-field="nodes.condition.branches[1].when"] textarea').fill('profile.tier == "vip"');
+      await page.locator('.react-flow__node[data-id="condition"] .react-flow__handle[data-handleid="branches.1"]').waitFor();
+      // Moved above the first, it keeps no connection; the first keeps its own.
+      await page.getByRole('button', { name: 'Move branch 2 up' }).click();
+      await page.locator('.react-flow__edge[data-id="condition:branches.1"]').waitFor();
+      await page.getByRole('button', { name: 'Remove branch 1' }).click();
+      await page.locator('.react-flow__edge[data-id="condition:branches.0"]').waitFor();
+      // The action's parameters, one row per name.
+      await page.locator('.react-flow__node[data-id="action"]').click();
+      await page.locator('[data-field="nodes.action.params"] button', { hasText: '+ Add' }).click();
+      await page.getByLabel('name 1').fill('message');
+      await page.getByLabel('message', { exact: true }).fill('"hello " + profile.id');
+      // A node renamed keeps its connections.
+      await page.getByLabel('id', { exact: true }).fill('say_hello');
+      await page.getByRole('button', { name: 'Rename' }).click();
+      await page.locator('.react-flow__node[data-id="say_hello"]').waitFor();
+      await page.locator('.react-flow__edge[data-id="wait:next"]').waitFor();
+      await page.locator('.react-flow__edge[data-id="say_hello:next"]').waitFor();
+      await shot('05a-sub-forms');
+      // The journey's exit criteria: a list of tagged objects.
+      await page.locator('.react-flow__pane').click({ position: { x: 20, y: 20 } });
+      await page.getByRole('button', { name: '+ Add exit' }).click();
+      await page.locator('[data-field="properties.exit[0]"] select').selectOption('event');
+      await page.locator('[data-field="properties.exit[0].event"] input').fill('unsubscribe');
+      await page.getByTestId('validity').filter({ hasText: 'valid' }).waitFor();
+      await shot('05b-journey-properties');
+      await accessible(page, 'designer, sub-forms');
+    });
+
+    await step('copy, paste, delete, undo and redo on the canvas', async () => {
+      await page.locator('.react-flow__node[data-id="say_hello"]').click();
+      await page.keyboard.press('Control+c');
+      await page.keyboard.press('Control+v');
+      const copy = page.locator('.react-flow__node[data-id="say_hello_2"]');
+      await copy.waitFor();
+      await page.locator('.react-flow__node[data-id="say_hello_2"] .node-summary', { hasText: 'log' }).waitFor();
+      await page.keyboard.press('Delete');
+      await copy.waitFor({ state: 'detached' });
+      await page.keyboard.press('Control+z');
+      await copy.waitFor();
+      await page.keyboard.press('Control+Shift+z');
+      await copy.waitFor({ state: 'detached' });
+      await page.getByRole('button', { name: 'Undo' }).click();
+      await copy.waitFor();
+      await page.getByRole('button', { name: 'Redo' }).click();
+      await copy.waitFor({ state: 'detached' });
+      await page.getByTestId('validity').filter({ hasText: 'valid' }).waitFor();
+    });
+
     await step('publish', async () => {
       await page.getByRole('button', { name: 'Publish…' }).click();
       await page.getByRole('status').filter({ hasText: 'Published version 1' }).waitFor();
       const journey = await (await fetch(`${base}/v1/journeys/drawn`)).json();
       const { definition: version } = await (await fetch(`${base}/v1/journeys/drawn/versions/1`)).json();
       if (journey.status !== 'live' || journey.versions[0].note !== 'first version, drawn in the browser') throw new Error(JSON.stringify(journey));
-      if (version.start !== 'condition' || version.nodes.wait.next !== 'action' || version.nodes.wait.duration !== 'PT1H' || version.nodes.condition.otherwise !== 'done') throw new Error(JSON.stringify(version));
+      if (version.start !== 'condition' || version.nodes.wait.next !== 'say_hello' || version.nodes.wait.duration !== 'PT1H' || version.nodes.condition.otherwise !== 'done') throw new Error(JSON.stringify(version));
+      if (version.nodes.say_hello.params.message !== '"hello " + profile.id' || version.nodes.say_hello.next !== 'done') throw new Error(JSON.stringify(version.nodes.say_hello));
+      if (version.nodes.condition.branches.length !== 1 || version.nodes.condition.branches[0].next !== 'wait' || version.nodes.say_hello_2) throw new Error(JSON.stringify(version.nodes));
+      if (JSON.stringify(version.properties.exit) !== '[{"type":"event","event":"unsubscribe"}]') throw new Error(JSON.stringify(version.properties));
       await shot('06-published');
     });
 
@@ -203,7 +262,7 @@ async function main() {
       await page.getByRole('button', { name: 'Run simulation' }).click();
       await page.getByRole('button', { name: 'ada' }).waitFor();
       await page.locator('[data-path-note="condition"]', { hasText: '→ Yes' }).waitFor();
-      await page.locator('.react-flow__node[data-id="action"] .node.on-path').waitFor();
+      await page.locator('.react-flow__node[data-id="say_hello"] .node.on-path').waitFor();
       await shot('09-simulation');
       await accessible(page, 'designer, simulate tab');
     });
@@ -243,6 +302,27 @@ async function main() {
       await accessible(page, 'designer, live tab with test mode');
       await page.getByRole('button', { name: 'End test mode' }).click();
       await page.getByTestId('test-state').filter({ hasText: 'Off' }).waitFor();
+    });
+
+    await step('a node removed since a version is drawn faded where it stood, with its connections', async () => {
+      await page.getByRole('tab', { name: 'Properties' }).click();
+      await page.locator('.react-flow__node[data-id="say_hello"]').click();
+      await page.keyboard.press('Delete');
+      await page.locator('.react-flow__node[data-id="say_hello"]').waitFor({ state: 'detached' });
+      await connect(page, 'wait', 'next', 'done');
+      await page.getByTestId('validity').filter({ hasText: 'valid' }).waitFor();
+      await page.getByRole('button', { name: 'Save draft' }).click();
+      await page.getByRole('status').filter({ hasText: 'Draft saved' }).waitFor();
+      await page.getByRole('tab', { name: 'Versions' }).click();
+      await page.getByRole('button', { name: 'Show' }).click();
+      await page.locator('ul.changes', { hasText: 'nodes.say_hello' }).waitFor();
+      await page.locator('.react-flow__node[data-id="ghost:say_hello"] .diff-tag', { hasText: 'removed' }).waitFor();
+      await page.locator('.react-flow__edge.ghost-edge').first().waitFor();
+      await page.getByRole('button', { name: 'Fit View' }).click().catch(() => {});
+      await page.waitForTimeout(300);
+      await shot('11a-removed-node');
+      await page.getByRole('button', { name: 'Clear' }).click();
+      await page.locator('.react-flow__node[data-id="ghost:say_hello"]').waitFor({ state: 'detached' });
     });
 
     await step('with API tokens, the page asks for one; a read token sees a read-only designer', async () => {

@@ -1,10 +1,12 @@
 // The page's frame: which view the address names (`#/` the journeys, `#/journeys/{id}`
 // one journey), and the token prompt when the engine asks for one.
 
-import { useEffect, useState } from 'react';
+import { Suspense, lazy, useEffect, useState } from 'react';
 import { AUTH_EVENT, setToken, token } from './api';
-import { Designer } from './views/Designer';
 import { JourneyList } from './views/JourneyList';
+
+// The canvas and its libraries load when a journey is opened, not with the list.
+const Designer = lazy(() => import('./views/Designer').then((m) => ({ default: m.Designer })));
 
 function route(): { view: 'list' } | { view: 'journey'; id: string } {
   const m = /^#\/journeys\/([^/]+)/.exec(window.location.hash);
@@ -48,7 +50,15 @@ export function App() {
           }}
         />
       )}
-      <main key={generation}>{at.view === 'journey' ? <Designer id={at.id} /> : <JourneyList />}</main>
+      <main key={generation}>
+        {at.view === 'journey' ? (
+          <Suspense fallback={<div className="page"><p>Loading…</p></div>}>
+            <Designer id={at.id} />
+          </Suspense>
+        ) : (
+          <JourneyList />
+        )}
+      </main>
     </div>
   );
 }

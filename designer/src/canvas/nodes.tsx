@@ -1,11 +1,12 @@
-// The canvas's node shapes: the entry, and one step shape coloured by kind, with a handle
-// per outgoing slot (branches, otherwise, on error...), its problems and its live counts.
+// The canvas's node shapes: the entry, and one step shape coloured by kind with a handle
+// per outgoing slot (branches, otherwise, on error...), its problems and its live counts;
+// and the faded copy of a node a version diff removed.
 
 import { Handle, Position, type NodeProps } from '@xyflow/react';
 import { useContext } from 'react';
 import type { CanvasNode, EntryData, StepData } from '../journey/graph';
 import { ENTRY } from '../journey/graph';
-import { entrySummary, kindOf, slotsOf, summaryOf } from '../journey/kinds';
+import { entrySummary, kindOf, slotsOf, summaryOf, type Slot } from '../journey/kinds';
 import { OverlayContext } from './context';
 
 function Problems({ id }: { id: string }) {
@@ -16,6 +17,26 @@ function Problems({ id }: { id: string }) {
     <div className="node-problems" title={list.map((p) => `${p.path}: ${p.message}`).join('\n')}>
       ⚠ {list.length === 1 ? list[0].message : `${list.length} problems`}
     </div>
+  );
+}
+
+/** One handle per way out, spread down the node's right side. */
+function SlotHandles({ slots, connectable = true }: { slots: Slot[]; connectable?: boolean }) {
+  return (
+    <>
+      {slots.map((slot, i) => (
+        <Handle
+          key={slot.handle}
+          type="source"
+          position={Position.Right}
+          id={slot.handle}
+          isConnectable={connectable}
+          className={`slot slot-${slot.handle.split('.')[0]}`}
+          style={{ top: slots.length === 1 ? '50%' : `${((i + 1) * 100) / (slots.length + 1)}%` }}
+          title={slot.label || 'next'}
+        />
+      ))}
+    </>
   );
 }
 
@@ -78,19 +99,30 @@ export function StepNode({ data, selected }: NodeProps<Extract<CanvasNode, { typ
       )}
       {note && <div className="path-note" data-path-note={id}>{note}</div>}
       <Problems id={id} />
-      {slots.map((slot, i) => (
-        <Handle
-          key={slot.handle}
-          type="source"
-          position={Position.Right}
-          id={slot.handle}
-          className={`slot slot-${slot.handle.split('.')[0]}`}
-          style={{ top: slots.length === 1 ? '50%' : `${((i + 1) * 100) / (slots.length + 1)}%` }}
-          title={slot.label || 'next'}
-        />
-      ))}
+      <SlotHandles slots={slots} />
     </div>
   );
 }
 
-export const nodeTypes = { entry: EntryNode, step: StepNode };
+/** A node a version diff removed: faded, dashed, with its handles for the dashed edges. */
+export function GhostNode({ data }: NodeProps<Extract<CanvasNode, { type: 'ghost' }>>) {
+  const { id, def } = data;
+  const kind = kindOf(def.type);
+  const slots = slotsOf(def);
+  const label = typeof def.label === 'string' && def.label ? def.label : id;
+  return (
+    <div className={`node step ghost kind-${def.type} diff-removed`} style={{ borderLeftColor: kind.color }} data-node={id} data-ghost={id}>
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <div className="node-head">
+        <span className="badge" style={{ background: kind.color }} aria-hidden>{kind.glyph}</span>
+        <span className="node-kind">{kind.title}</span>
+        <span className="diff-tag diff-removed">removed</span>
+      </div>
+      <div className="node-title">{label}</div>
+      <div className="node-summary">{summaryOf(def)}</div>
+      <SlotHandles slots={slots} connectable={false} />
+    </div>
+  );
+}
+
+export const nodeTypes = { entry: EntryNode, step: StepNode, ghost: GhostNode };

@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { ENTRY, fieldOfProblem, freshId, nodeOfProblem, reconnect, toDefinition, toGraph } from './graph';
+import { ENTRY, drawn, fieldOfProblem, freshId, nodeOfProblem, reconnect, renameNode, toDefinition, toGraph } from './graph';
 import { layout } from './layout';
-import type { JourneyDef } from './types';
+import type { JourneyDef, JsonObject } from './types';
 
 const dir = join(__dirname, '../../../examples/journeys');
 const examples = readdirSync(dir)
@@ -101,6 +101,54 @@ describe('a node edited in the properties form', () => {
     expect(reconnect('has_purchased', before, retyped, g.edges, ids, undefined).edges.find((e) => e.sourceHandle === 'branches.0')?.target).toBe('done');
     const none = { ...before, branches: [] };
     expect(reconnect('has_purchased', before, none, g.edges, ids, undefined).edges.filter((e) => e.source === 'has_purchased').map((e) => e.sourceHandle)).toEqual(['otherwise']);
+  });
+});
+
+describe('a branch moved or removed in the form takes its connection along', () => {
+  const def: JourneyDef = {
+    entry: { type: 'event', event: 'e' },
+    start: 'c',
+    nodes: { c: { type: 'condition', branches: [{ label: 'A', when: 'true', next: 'a' }, { label: 'B', when: 'false' }] }, a: { type: 'end' }, b: { type: 'end' } },
+  };
+  const ids = new Set(Object.keys(def.nodes));
+
+  it('even one drawn on the canvas only', () => {
+    const g = toGraph(def);
+    const step = g.nodes.find((n) => n.id === 'c')!;
+    // Branch B connected on the canvas: the stored definition does not know it yet.
+    const edges = [...g.edges, { id: 'c:branches.1', source: 'c', sourceHandle: 'branches.1', target: 'b' }];
+    const before = drawn(step.data as never, edges, ids);
+    expect((before.branches as { next?: string }[]).map((b) => b.next)).toEqual(['a', 'b']);
+    // Remove branch A in the form: B becomes branch 0, still to `b`.
+    const after = { ...before, branches: [(before.branches as JsonObject[])[1]] };
+    const out = reconnect('c', before, after, edges, ids, undefined).edges.filter((e) => e.source === 'c');
+    expect(out.map((e) => [e.sourceHandle, e.target])).toEqual([['branches.0', 'b']]);
+  });
+});
+
+describe('renaming a node', () => {
+  const welcome = examples.find((e) => e.file === 'welcome.yaml')!.def;
+
+  it('keeps its connections, in and out, and the start', () => {
+    const g = toGraph(welcome);
+    const r = renameNode(g.nodes, g.edges, welcome.start, welcome.start, 'hello');
+    const out = toDefinition(g.meta, r.nodes, r.edges, r.start);
+    expect(out.start).toBe('hello');
+    expect(Object.keys(out.nodes)).toContain('hello');
+    expect(Object.keys(out.nodes)).not.toContain(welcome.start);
+    expect(out.nodes.hello).toEqual(welcome.nodes[welcome.start]);
+    const wait = renameNode(g.nodes, g.edges, welcome.start, 'wait_2d', 'pause');
+    const def2 = toDefinition(g.meta, wait.nodes, wait.edges, wait.start);
+    expect(Object.values(def2.nodes).some((n) => n.next === 'pause')).toBe(true);
+    expect(def2.nodes.pause.next).toBe(welcome.nodes.wait_2d.next);
+  });
+
+  it('turns a reference written to the new id into a connection', () => {
+    const def: JourneyDef = { entry: { type: 'event', event: 'e' }, start: 'ghost', nodes: { a: { type: 'wait', duration: 'P1D', next: 'ghost' }, b: { type: 'end' } } };
+    const g = toGraph(def);
+    const r = renameNode(g.nodes, g.edges, def.start, 'b', 'ghost');
+    expect(r.edges.map((e) => `${e.source}>${e.target}`).sort()).toEqual([`${ENTRY}>ghost`, 'a>ghost']);
+    expect(toDefinition(g.meta, r.nodes, r.edges, r.start)).toEqual({ ...def, nodes: { a: def.nodes.a, ghost: { type: 'end' } } });
   });
 });
 

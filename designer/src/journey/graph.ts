@@ -18,7 +18,9 @@ export const ENTRY = '__entry';
  * handle), kept as written for the engine's validation to locate. */
 export type StepData = { id: string; def: NodeDef; dangling?: Record<string, string> } & Record<string, unknown>;
 export type EntryData = { entry: EntryDef } & Record<string, unknown>;
-export type CanvasNode = Node<StepData, 'step'> | Node<EntryData, 'entry'>;
+export type CanvasNode = Node<StepData, 'step'> | Node<EntryData, 'entry'> | Node<GhostData, 'ghost'>;
+/** A node a version diff removed (see ghosts.ts): drawn, never part of the definition. */
+type GhostData = { id: string; def: NodeDef } & Record<string, unknown>;
 
 /** The journey-level fields (everything but the graph). */
 export type JourneyMeta = Omit<JourneyDef, 'nodes' | 'start'>;
@@ -110,23 +112,26 @@ export function reconnect(
   return { edges: out, dangling: kept };
 }
 
+/** A step's definition as the canvas draws it: each slot holds its edge's target among
+ * `ids` (the journey's node ids). */
+export function drawn(step: StepData, edges: Edge[], ids: Set<string>): NodeDef {
+  const def = structuredClone(step.def) as NodeDef;
+  for (const slot of slotsOf(def)) {
+    const edge = edges.find((e) => e.source === step.id && (e.sourceHandle ?? 'next') === slot.handle && ids.has(e.target));
+    const written = get(def, slot.path);
+    if (edge) set(def, slot.path, edge.target);
+    // A reference to a node that never existed stays as written; one whose connection
+    // (or target node) was removed on the canvas goes.
+    else if (typeof written === 'string' && step.dangling?.[slot.handle] !== written) set(def, slot.path, undefined);
+  }
+  return def;
+}
+
 /** The definition drawn by `nodes` and `edges`; `start` and every slot come from edges. */
 export function toDefinition(meta: JourneyMeta, nodes: CanvasNode[], edges: Edge[], previousStart = ''): JourneyDef {
   const ids = new Set(nodes.filter((n) => n.type === 'step').map((n) => n.id));
   const out: Record<string, NodeDef> = {};
-  for (const node of nodes) {
-    if (node.type !== 'step') continue;
-    const def = structuredClone(node.data.def) as NodeDef;
-    for (const slot of slotsOf(def)) {
-      const edge = edges.find((e) => e.source === node.id && (e.sourceHandle ?? 'next') === slot.handle && ids.has(e.target));
-      const written = get(def, slot.path);
-      if (edge) set(def, slot.path, edge.target);
-      // A reference to a node that never existed stays as written; one whose connection
-      // (or target node) was removed on the canvas goes.
-      else if (typeof written === 'string' && node.data.dangling?.[slot.handle] !== written) set(def, slot.path, undefined);
-    }
-    out[node.id] = def;
-  }
+  for (const node of nodes) if (node.type === 'step') out[node.id] = drawn(node.data, edges, ids);
   const startEdge = edges.find((e) => e.source === ENTRY && ids.has(e.target));
   const start = startEdge ? startEdge.target : ids.has(previousStart) ? '' : previousStart;
   const entryNode = nodes.find((n) => n.type === 'entry');
@@ -164,4 +169,28 @@ export function fieldOfProblem(path: string): string | undefined {
 export function freshId(kind: string, taken: Set<string>): string {
   if (!taken.has(kind)) return kind;
   for (let n = 2; ; n++) if (!taken.has(`${kind}_${n}`)) return `${kind}_${n}`;
+}
+
+/** The graph with node `from` called `to`: its connections and the start follow, and a
+ * reference written to `to` while no node had that id becomes a connection. */
+export function renameNode(nodes: CanvasNode[], edges: Edge[], start: string, from: string, to: string): { nodes: CanvasNode[]; edges: Edge[]; start: string } {
+  const moved = edges.map((e) => {
+    const source = e.source === from ? to : e.source;
+    const target = e.target === from ? to : e.target;
+    return source === e.source && target === e.target ? e : { ...e, id: edgeId(source, e.sourceHandle ?? 'next'), source, target };
+  });
+  const renamed = nodes.map((n): CanvasNode => {
+    if (n.type !== 'step') return n;
+    const id = n.id === from ? to : n.id;
+    if (!n.data.dangling) return id === n.id ? n : { ...n, id, data: { ...n.data, id } };
+    const rest = Object.entries(n.data.dangling).filter(([handle, target]) => {
+      if (target !== to) return true;
+      const slot = slotsOf(n.data.def).find((x) => x.handle === handle);
+      moved.push({ id: edgeId(id, handle), source: id, sourceHandle: handle, target: to, label: slot?.label || undefined });
+      return false;
+    });
+    return { ...n, id, data: { id, def: n.data.def, ...(rest.length ? { dangling: Object.fromEntries(rest) } : {}) } };
+  });
+  if (start === to && !moved.some((e) => e.source === ENTRY)) moved.push({ id: edgeId(ENTRY, 'start'), source: ENTRY, sourceHandle: 'start', target: to });
+  return { nodes: renamed, edges: moved, start: start === from ? to : start };
 }

@@ -21,7 +21,7 @@ import YAML from 'yaml';
 import * as api from '../api';
 import { OverlayContext, type Overlay } from '../canvas/context';
 import { nodeTypes } from '../canvas/nodes';
-import { ENTRY, edgeId, freshId, nodeOfProblem, reconnect, toDefinition, toGraph, type CanvasNode, type JourneyMeta } from '../journey/graph';
+import { ENTRY, drawn, edgeId, freshId, renameNode, nodeOfProblem, reconnect, toDefinition, toGraph, type CanvasNode, type JourneyMeta } from '../journey/graph';
 import { KINDS, kindOf, slotsOf } from '../journey/kinds';
 import { layout } from '../journey/layout';
 import { variants, type Schema } from '../journey/schema';
@@ -31,6 +31,7 @@ import { SchemaForm } from './SchemaForm';
 import { Simulate } from './Simulate';
 import { Versions } from './Versions';
 import { NO_PATH, pathOf } from '../journey/paths';
+import { GHOST, NO_GHOSTS, ghostsOf, type GhostNode, type Ghosts } from '../journey/ghosts';
 
 interface Graph {
   meta: JourneyMeta;
@@ -66,6 +67,8 @@ function DesignerInner({ id }: { id: string }) {
   const [report, setReport] = useState<api.Report | null>(null);
   const [pathSteps, setPathSteps] = useState<{ node: string; note: string }[] | null>(null);
   const [diffNodes, setDiffNodes] = useState<Map<string, string>>(new Map());
+  // Nodes a version diff removed, drawn (faded, below the graph) beside what is shown.
+  const [ghosts, setGhosts] = useState<Ghosts>(NO_GHOSTS);
   // A published version shown instead of the draft (a diff's `to`): read-only.
   const [viewing, setViewing] = useState<{ version: number; draft: Graph } | null>(null);
   const [tab, setTab] = useState<'properties' | 'problems' | 'live' | 'simulate' | 'definition' | 'versions'>('properties');
@@ -177,8 +180,12 @@ function DesignerInner({ id }: { id: string }) {
   }, [graph, future]);
 
   const onNodesChange = useCallback(
-    (changes: NodeChange<CanvasNode>[]) => {
+    (all: NodeChange<CanvasNode>[]) => {
       if (!graph) return;
+      const isGhost = (c: NodeChange<CanvasNode>) => 'id' in c && c.id.startsWith(GHOST);
+      if (all.some(isGhost)) setGhosts((g) => ({ ...g, nodes: applyNodeChanges(all.filter(isGhost), g.nodes as CanvasNode[]) as GhostNode[] }));
+      const changes = all.filter((c) => !isGhost(c));
+      if (changes.length === 0) return;
       const removed = changes.filter((c) => c.type === 'remove').map((c) => c.id);
       const nodes = applyNodeChanges(changes, graph.nodes);
       const edges = removed.length ? graph.edges.filter((e) => !removed.includes(e.source) && !removed.includes(e.target)) : graph.edges;
@@ -231,9 +238,23 @@ function DesignerInner({ id }: { id: string }) {
       // A branch removed in the form loses its edge, a `next` typed in draws one; the
       // connections drawn on the canvas stay.
       const ids = new Set(graph.nodes.filter((n) => n.type === 'step').map((n) => n.id));
-      const { edges, dangling } = reconnect(nodeId, node.data.def, def, graph.edges, ids, node.data.dangling);
+      // The form edits the node as the canvas draws it (its slots filled from the edges),
+      // so a branch moved or removed in the form takes its connection along.
+      const before = drawn(node.data, graph.edges, ids);
+      const { edges, dangling } = reconnect(nodeId, before, def, graph.edges, ids, node.data.dangling);
       const nodes = graph.nodes.map((n): CanvasNode => (n.id === nodeId && n.type === 'step' ? { ...n, data: { id: nodeId, def, ...(dangling ? { dangling } : {}) } } : n));
       change({ ...graph, nodes, edges });
+    },
+    [graph, change],
+  );
+
+  /** A node's new id: its connections, the start and the selection follow. */
+  const rename = useCallback(
+    (from: string, to: string) => {
+      if (!graph) return;
+      const next = renameNode(graph.nodes, graph.edges, graph.start, from, to);
+      change({ ...graph, ...next });
+      setSelected(to);
     },
     [graph, change],
   );
@@ -291,27 +312,33 @@ function DesignerInner({ id }: { id: string }) {
   }, [problems, counts, report, pathSteps, diffNodes, viewing]);
 
   const shownEdges = useMemo(() => {
-    if (!graph || overlay.path.edges.size === 0) return graph?.edges ?? [];
-    return graph.edges.map((e) => (overlay.path.edges.has(`${e.source}>${e.target}`) ? { ...e, className: 'on-path', animated: true } : e));
-  }, [graph, overlay.path]);
+    if (!graph) return [];
+    const edges = overlay.path.edges.size === 0 ? graph.edges : graph.edges.map((e) => (overlay.path.edges.has(`${e.source}>${e.target}`) ? { ...e, className: 'on-path', animated: true } : e));
+    return ghosts.edges.length ? [...edges, ...ghosts.edges] : edges;
+  }, [graph, overlay.path, ghosts]);
 
-  const showDiff = async (changes: api.Change[] | null, to: number | 'draft') => {
+  const showDiff = async (changes: api.Change[] | null, from: number, to: number | 'draft') => {
     const nodes = new Map<string, string>();
+    const removed: string[] = [];
     for (const c of changes ?? []) {
       const m = /^nodes\.([^.[]+)(.*)$/.exec(c.path);
       if (m) nodes.set(m[1], m[2] === '' ? c.change : 'changed');
       else if (c.path === 'entry' || c.path.startsWith('entry.') || c.path === 'start') nodes.set(ENTRY, 'changed');
+      if (m && m[2] === '' && c.change === 'removed') removed.push(m[1]);
     }
     setDiffNodes(nodes);
     const draft = viewing?.draft ?? graph;
+    let shown = draft;
     if (changes && to !== 'draft' && draft) {
       const def = await api.getVersion(id, to);
       setViewing({ version: to, draft });
-      setGraph(load(def));
+      shown = load(def);
+      setGraph(shown);
     } else if (viewing) {
       setGraph(viewing.draft);
       setViewing(null);
     }
+    setGhosts(removed.length && shown ? ghostsOf(await api.getVersion(id, from), removed, shown.nodes) : NO_GHOSTS);
   };
 
   const save = async (): Promise<boolean> => {
@@ -369,8 +396,18 @@ function DesignerInner({ id }: { id: string }) {
     } else setSelected(null);
     setTab('properties');
     setTimeout(() => {
-      const field = document.querySelector<HTMLElement>(`[data-field="${CSS.escape(p.path)}"] input, [data-field="${CSS.escape(p.path)}"] textarea, [data-field="${CSS.escape(p.path)}"] select`);
-      field?.focus();
+      // The field itself, or the nearest object holding it (a branch's `next` is drawn on
+      // the canvas, not in the form).
+      for (let at = p.path; at; at = at.replace(/(\.[^.[]*|\[\d+\])$/, '')) {
+        const q = `[data-field="${CSS.escape(at)}"]`;
+        const field = document.querySelector<HTMLElement>(`${q} input, ${q} textarea, ${q} select, ${q} button`);
+        if (field) {
+          field.scrollIntoView({ block: 'center' });
+          field.focus();
+          return;
+        }
+        if (!/[.[]/.test(at)) return;
+      }
     }, 350);
   };
 
@@ -396,7 +433,7 @@ function DesignerInner({ id }: { id: string }) {
         {viewing && (
           <span className="viewing">
             Showing version {viewing.version} (read-only){' '}
-            <button type="button" onClick={() => void showDiff(null, 'draft')}>Back to the draft</button>
+            <button type="button" onClick={() => void showDiff(null, 0, 'draft')}>Back to the draft</button>
           </span>
         )}
         {!locked && (
@@ -440,7 +477,7 @@ function DesignerInner({ id }: { id: string }) {
         <section className="canvas" aria-label="Journey graph" onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = 'move'; }} onDrop={onDrop}>
           <OverlayContext.Provider value={overlay}>
             <ReactFlow
-              nodes={graph.nodes}
+              nodes={ghosts.nodes.length ? [...graph.nodes, ...ghosts.nodes] : graph.nodes}
               edges={shownEdges}
               nodeTypes={nodeTypes}
               onNodesChange={onNodesChange}
@@ -482,6 +519,7 @@ function DesignerInner({ id }: { id: string }) {
                 readOnly={locked}
                 onNode={setNodeDef}
                 onGraph={(g) => change(g)}
+                onRename={rename}
               />
             )}
             {tab === 'problems' && <ProblemList problems={problems} onPick={focusProblem} />}
@@ -506,7 +544,7 @@ function DesignerInner({ id }: { id: string }) {
               />
             )}
             {tab === 'definition' && <DefinitionText definition={definition} readOnly={locked} onApply={(def) => change(load(def))} />}
-            {tab === 'versions' && <Versions id={id} record={record} onDiff={(c, to) => void showDiff(c, to)} />}
+            {tab === 'versions' && <Versions id={id} record={record} onDiff={(c, from, to) => void showDiff(c, from, to)} />}
           </div>
         </aside>
       </div>
@@ -514,17 +552,19 @@ function DesignerInner({ id }: { id: string }) {
   );
 }
 
-function Properties({ schema, graph, selected, problems, readOnly, onNode, onGraph }: {
+function Properties({ schema, graph, selected, problems, readOnly, onNode, onGraph, onRename }: {
   schema: Schema; graph: Graph; selected: string | null; problems: Problem[]; readOnly: boolean;
-  onNode: (id: string, def: NodeDef) => void; onGraph: (g: Graph) => void;
+  onNode: (id: string, def: NodeDef) => void; onGraph: (g: Graph) => void; onRename: (from: string, to: string) => void;
 }) {
   const node = graph.nodes.find((n) => n.id === selected);
   if (node && node.type === 'step') {
-    const def = node.data.def;
+    const ids = new Set(graph.nodes.filter((n) => n.type === 'step').map((n) => n.id));
+    const def = drawn(node.data, graph.edges, ids);
     const variant = variants(schema, 'NodeDef').get(def.type);
     return (
       <div>
         <h2><span className="badge" style={{ background: kindOf(def.type).color }} aria-hidden>{kindOf(def.type).glyph}</span> {kindOf(def.type).title} <code>{node.id}</code></h2>
+        {!readOnly && <RenameNode key={node.id} id={node.id} taken={ids} onRename={onRename} />}
         {variant ? (
           <SchemaForm
             root={schema}
@@ -564,6 +604,22 @@ function Properties({ schema, graph, selected, problems, readOnly, onNode, onGra
       <h3>Properties</h3>
       <SchemaForm root={schema} schema={{ $ref: '#/$defs/Properties' }} value={(graph.meta.properties ?? {}) as JsonObject} prefix="properties" problems={problems} readOnly={readOnly} onChange={(v) => setMeta({ ...graph.meta, properties: v })} />
     </div>
+  );
+}
+
+/** Node ids are names in expressions (`actions.send_welcome`) and paths. */
+const NODE_ID = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function RenameNode({ id, taken, onRename }: { id: string; taken: Set<string>; onRename: (from: string, to: string) => void }) {
+  const [name, setName] = useState(id);
+  const problem = name === id ? null : !NODE_ID.test(name) ? 'letters, digits and _, not starting with a digit' : name === 'entry' ? '`entry` names the entry in step events' : taken.has(name) ? `${name} is taken` : null;
+  return (
+    <form className="row rename" onSubmit={(e) => { e.preventDefault(); if (!problem && name !== id) onRename(id, name); }}>
+      <label htmlFor="node-id">id</label>
+      <input id="node-id" type="text" value={name} aria-invalid={problem !== null} onChange={(e) => setName(e.target.value)} />
+      <button type="submit" disabled={problem !== null || name === id}>Rename</button>
+      {problem && <div className="field-problem" role="alert">{problem}</div>}
+    </form>
   );
 }
 

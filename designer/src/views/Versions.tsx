@@ -4,7 +4,7 @@
 import { useState } from 'react';
 import * as api from '../api';
 
-export function Versions({ id, record, onDiff }: { id: string; record: api.JourneyRecord; onDiff: (changes: api.Change[] | null, to: number | 'draft') => void }) {
+export function Versions({ id, record, onDiff }: { id: string; record: api.JourneyRecord; onDiff: (changes: api.Change[] | null, from: number, to: number | 'draft') => void }) {
   const versions = record.versions;
   const [from, setFrom] = useState(versions.length ? versions[versions.length - 1].version : 0);
   const [to, setTo] = useState<number | 'draft'>('draft');
@@ -16,7 +16,7 @@ export function Versions({ id, record, onDiff }: { id: string; record: api.Journ
     try {
       const r = await api.diff(id, from, to);
       setChanges(r.changes);
-      onDiff(r.changes, to);
+      onDiff(r.changes, from, to);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     }
@@ -49,7 +49,7 @@ export function Versions({ id, record, onDiff }: { id: string; record: api.Journ
               ))}
             </ul>
           )}
-          <button type="button" onClick={() => { setChanges(null); onDiff(null, 'draft'); }}>Clear</button>
+          <button type="button" onClick={() => { setChanges(null); onDiff(null, from, 'draft'); }}>Clear</button>
         </>
       )}
       <h2>History</h2>
