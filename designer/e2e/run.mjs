@@ -263,6 +263,12 @@ async function main() {
       await page.getByRole('button', { name: 'ada' }).waitFor();
       await page.locator('[data-path-note="condition"]', { hasText: '→ Yes' }).waitFor();
       await page.locator('.react-flow__node[data-id="say_hello"] .node.on-path').waitFor();
+      // A stored profile (entered through the API above) joins the simulation.
+      await page.getByLabel('Add stored profiles').fill('drawn-grace');
+      await page.getByRole('button', { name: 'Add', exact: true }).click();
+      await page.locator('#sim-profiles', { hasText: 'drawn-grace' }).waitFor();
+      await page.getByRole('button', { name: 'Run simulation' }).click();
+      await page.getByRole('button', { name: 'drawn-grace' }).waitFor();
       await shot('09-simulation');
       await accessible(page, 'designer, simulate tab');
     });

@@ -195,6 +195,16 @@ export interface TestMode {
 export const startTest = (id: string, wait: string, dryRun: boolean) => call<unknown>('POST', `/v1/journeys/${j(id)}/test`, { wait, dry_run: dryRun });
 export const stopTest = (id: string) => call<unknown>('DELETE', `/v1/journeys/${j(id)}/test`);
 export const instancesOfProfile = (profile: string) => call<{ instances: Instance[] }>('GET', `/v1/profiles/${j(profile)}/instances?limit=1000`);
+export interface StoredProfile {
+  id: string;
+  attributes: Record<string, unknown>;
+  timezone?: string | null;
+}
+export const getProfile = (profile: string) => call<StoredProfile>('GET', `/v1/profiles/${j(profile)}`);
+/** Profile ids: `query` itself, or those matching it when it is a condition over `profile`. */
+export async function profileIds(query: string): Promise<string[]> {
+  return /[\s=<>!.]/.test(query) ? (await findProfiles(query)).profiles.map((p) => p.id) : [query];
+}
 export const findProfiles = (filter: string) => call<{ profiles: { id: string }[]; next: string | null }>('GET', `/v1/profiles?limit=20&filter=${j(filter)}`);
 export const sendEvent = (type: string, profile: string) => call<unknown>('POST', '/v1/events', { type, profile_id: profile });
 

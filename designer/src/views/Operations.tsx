@@ -64,8 +64,7 @@ export function ProfileSearch({ id, onPath }: { id: string; onPath: (steps: Path
   const search = async () => {
     setError(null);
     try {
-      // A profile id, or a condition over `profile` (`profile.tier == "gold"`).
-      const ids = /[\s=<>!.]/.test(query) ? (await api.findProfiles(query)).profiles.map((p) => p.id) : [query];
+      const ids = await api.profileIds(query);
       const out = [];
       for (const profile of ids.slice(0, 20)) {
         const r = await api.instancesOfProfile(profile).catch(() => ({ instances: [] as api.Instance[] }));

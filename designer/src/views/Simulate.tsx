@@ -18,6 +18,29 @@ export function Simulate({ id, entryEvent, prepare, onPath }: { id: string; entr
   const [from, setFrom] = useState(week);
   const [to, setTo] = useState(new Date().toISOString().slice(0, 16));
   const [replay, setReplay] = useState<api.Replay | null>(null);
+  const [pick, setPick] = useState('');
+
+  /** Stored profiles (by id, or by a condition) added to the profiles, each sent the entry
+   * event a minute after the previous one. */
+  const addStored = async () => {
+    setError(null);
+    try {
+      const list = JSON.parse(profiles) as { id: string }[];
+      const timeline = JSON.parse(events) as { at: string }[];
+      const ids = (await api.profileIds(pick.trim())).filter((p) => !list.some((x) => x.id === p)).slice(0, 20);
+      if (ids.length === 0) throw new Error(`no profile matches ${pick.trim()}`);
+      for (const p of ids) {
+        const stored = await api.getProfile(p);
+        list.push({ id: stored.id, attributes: stored.attributes, ...(stored.timezone ? { timezone: stored.timezone } : {}) } as { id: string });
+        timeline.push({ at: `PT${timeline.length}M`, type: entryEvent, profile_id: stored.id } as { at: string });
+      }
+      setProfiles(JSON.stringify(list, null, 2));
+      setEvents(JSON.stringify(timeline, null, 2));
+      setPick('');
+    } catch (e) {
+      setError(e instanceof api.ApiError ? e.message : e instanceof SyntaxError ? `the profiles or the timeline are not JSON: ${e.message}` : String(e instanceof Error ? e.message : e));
+    }
+  };
 
   const run = async () => {
     setError(null);
@@ -53,6 +76,11 @@ export function Simulate({ id, entryEvent, prepare, onPath }: { id: string; entr
         <label htmlFor="sim-profiles">Profiles (JSON)</label>
         <textarea id="sim-profiles" className="json" rows={5} value={profiles} onChange={(e) => setProfiles(e.target.value)} />
       </div>
+      <form className="row sim-pick" onSubmit={(e) => { e.preventDefault(); if (pick.trim()) void addStored(); }}>
+        <label htmlFor="sim-pick">Add stored profiles</label>
+        <input id="sim-pick" type="text" placeholder="profile id or profile.tier == &quot;gold&quot;" value={pick} onChange={(e) => setPick(e.target.value)} />
+        <button type="submit" disabled={!pick.trim()}>Add</button>
+      </form>
       <div className="field">
         <label htmlFor="sim-events">Timeline (JSON: `at` is an offset from the start)</label>
         <textarea id="sim-events" className="json" rows={5} value={events} onChange={(e) => setEvents(e.target.value)} />
