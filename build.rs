@@ -47,6 +47,12 @@ const GUESTS: &[(&str, &str, &str, bool)] = &[
         "parcours_test_hostile.wasm",
         true,
     ),
+    (
+        "parcours-test-lean",
+        "tests/guests/lean",
+        "parcours_test_lean.wasm",
+        true,
+    ),
 ];
 
 fn main() {

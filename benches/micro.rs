@@ -217,6 +217,19 @@ fn bench_fresh(bencher: divan::Bencher, keep_resident: usize, pagemap_scan: bool
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
 }
 
+/// A fresh call of the leanest Rust guest (tests/guests/lean: no WASI imports, memory
+/// never grows): the host's and wasmtime's share of a fresh call, without what the
+/// standard library's WASI imports and allocator add.
+#[divan::bench]
+fn plugin_call_fresh_lean(bencher: divan::Bencher) {
+    let rt = runtime();
+    let actions = installed(&rt, std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")));
+    let entry = actions.resolve("lean").expect("lean plugin");
+    let mut call = call();
+    call.action = "lean".into();
+    bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
 #[divan::bench]
 fn plugin_call_builtin_floor(bencher: divan::Bencher) {
     let rt = runtime();

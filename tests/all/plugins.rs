@@ -1009,3 +1009,41 @@ async fn newer_plugin_versions_are_announced_and_journeys_upgrade_to_them() {
         .await;
     assert_eq!(status, 409, "{body}");
 }
+
+/// The benchmark's lean guest (the floor of a fresh plugin call) stays what it claims:
+/// a component importing the plugin interface alone, no WASI, and a working action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lean_guest_imports_only_the_plugin_interface_and_runs() {
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::from_file(
+        &engine,
+        format!(
+            "{}/lean/parcours_test_lean.wasm",
+            env!("PARCOURS_TEST_PLUGINS_DIR")
+        ),
+    )
+    .unwrap();
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(imports, ["parcours:plugin/types@0.1.0"]);
+
+    let t = TestEngine::start_with(with_plugins).await;
+    t.publish(
+        "lean",
+        "entry: {type: event, event: ping}\nstart: a\nnodes:\n  a: {type: action, action: lean, params: {n: 41}, next: b}\n  b: {type: end}\n",
+    )
+    .await;
+    t.event("ping", "p", json!({})).await;
+    let done = t.instance_in("p", "lean", "completed").await;
+    let (status, steps) = t
+        .get(&format!(
+            "/v1/instances/{}/steps",
+            done["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200, "{steps}");
+    assert!(steps.to_string().contains(r#""echo":{"n":41}"#), "{steps}");
+}
