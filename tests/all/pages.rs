@@ -140,8 +140,32 @@ async fn lists_page_with_after_and_limit_and_profiles_are_searched_with_a_filter
     .await;
     assert_eq!(instances.len(), 3, "{instances:?}");
 
+    // Live instances at a node, paged in the store: the same parameters.
+    t.publish(
+        "j_wait",
+        "entry: {type: event, event: hold}\nstart: w\nnodes:\n  w: {type: wait, duration: P1D, next: done}\n  done: {type: end}\n",
+    )
+    .await;
+    for p in ["p1", "p2", "p3"] {
+        t.event("hold", p, json!({})).await;
+        t.instance_in(p, "j_wait", "waiting").await;
+    }
+    let waiting = all_pages(
+        &t,
+        "/v1/journeys/j_wait/instances?node=w&limit=2",
+        "instances",
+        "profile_id",
+    )
+    .await;
+    assert_eq!(waiting, [vec!["p1", "p2"], vec!["p3"]]);
+
     // A cursor that is not a key of the list is refused where it is.
-    let (status, err) = t.get("/v1/journeys?after=nope").await;
-    assert_eq!(status, 400, "{err}");
-    assert_eq!(err["location"], "after");
+    for path in [
+        "/v1/journeys?after=nope",
+        "/v1/journeys/j_wait/instances?node=w&after=nope",
+    ] {
+        let (status, err) = t.get(path).await;
+        assert_eq!(status, 400, "{err}");
+        assert_eq!(err["location"], "after");
+    }
 }

@@ -112,6 +112,18 @@ export function reconnect(
   return { edges: out, dangling: kept };
 }
 
+/** A copy of a node's definition without its connections (a pasted node). */
+export function unconnected(def: NodeDef): NodeDef {
+  const copy = structuredClone(def) as NodeDef;
+  for (const slot of slotsOf(copy)) set(copy, slot.path, undefined);
+  return copy;
+}
+
+/** The journey's node ids (the canvas nodes but the entry and removed nodes drawn). */
+export function stepIds(nodes: CanvasNode[]): Set<string> {
+  return new Set(nodes.filter((n) => n.type === 'step').map((n) => n.id));
+}
+
 /** A step's definition as the canvas draws it: each slot holds its edge's target among
  * `ids` (the journey's node ids). */
 export function drawn(step: StepData, edges: Edge[], ids: Set<string>): NodeDef {
@@ -129,7 +141,7 @@ export function drawn(step: StepData, edges: Edge[], ids: Set<string>): NodeDef 
 
 /** The definition drawn by `nodes` and `edges`; `start` and every slot come from edges. */
 export function toDefinition(meta: JourneyMeta, nodes: CanvasNode[], edges: Edge[], previousStart = ''): JourneyDef {
-  const ids = new Set(nodes.filter((n) => n.type === 'step').map((n) => n.id));
+  const ids = stepIds(nodes);
   const out: Record<string, NodeDef> = {};
   for (const node of nodes) if (node.type === 'step') out[node.id] = drawn(node.data, edges, ids);
   const startEdge = edges.find((e) => e.source === ENTRY && ids.has(e.target));

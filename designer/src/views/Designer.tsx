@@ -21,7 +21,7 @@ import YAML from 'yaml';
 import * as api from '../api';
 import { OverlayContext, type Overlay } from '../canvas/context';
 import { nodeTypes } from '../canvas/nodes';
-import { ENTRY, drawn, edgeId, freshId, renameNode, nodeOfProblem, reconnect, toDefinition, toGraph, type CanvasNode, type JourneyMeta } from '../journey/graph';
+import { ENTRY, drawn, edgeId, freshId, renameNode, stepIds, unconnected, nodeOfProblem, reconnect, toDefinition, toGraph, type CanvasNode, type JourneyMeta } from '../journey/graph';
 import { KINDS, kindOf, slotsOf } from '../journey/kinds';
 import { layout } from '../journey/layout';
 import { variants, type Schema } from '../journey/schema';
@@ -237,7 +237,7 @@ function DesignerInner({ id }: { id: string }) {
       if (!node || node.type !== 'step') return;
       // A branch removed in the form loses its edge, a `next` typed in draws one; the
       // connections drawn on the canvas stay.
-      const ids = new Set(graph.nodes.filter((n) => n.type === 'step').map((n) => n.id));
+      const ids = stepIds(graph.nodes);
       // The form edits the node as the canvas draws it (its slots filled from the edges),
       // so a branch moved or removed in the form takes its connection along.
       const before = drawn(node.data, graph.edges, ids);
@@ -277,12 +277,7 @@ function DesignerInner({ id }: { id: string }) {
         const pasted: CanvasNode[] = clipboard.current.map((c, i) => {
           const nodeId = freshId(c.id, taken);
           taken.add(nodeId);
-          const def = structuredClone(c.def);
-          for (const slot of slotsOf(def)) {
-            let at: unknown = def;
-            for (const k of slot.path.slice(0, -1)) at = (at as Record<string | number, unknown>)[k];
-            if (at && typeof at === 'object') delete (at as Record<string, unknown>)[slot.path[slot.path.length - 1] as string];
-          }
+          const def = unconnected(c.def);
           const from = graph.nodes.find((n) => n.id === c.id)?.position ?? { x: 0, y: 0 };
           return { id: nodeId, type: 'step', position: { x: from.x + 40 + i * 10, y: from.y + 60 }, data: { id: nodeId, def }, selected: true };
         });
@@ -558,7 +553,7 @@ function Properties({ schema, graph, selected, problems, readOnly, onNode, onGra
 }) {
   const node = graph.nodes.find((n) => n.id === selected);
   if (node && node.type === 'step') {
-    const ids = new Set(graph.nodes.filter((n) => n.type === 'step').map((n) => n.id));
+    const ids = stepIds(graph.nodes);
     const def = drawn(node.data, graph.edges, ids);
     const variant = variants(schema, 'NodeDef').get(def.type);
     return (

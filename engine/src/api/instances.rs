@@ -65,26 +65,20 @@ pub async fn at_node(
         after: q.after,
         limit: q.limit,
     };
-    let limit = page.limit();
-    let mut instances = app
+    let read = app
         .runtime
         .store()
-        .live_at_node(&journey_id, &q.node, page.after.as_deref(), limit + 1)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                crate::code::Code::InvalidRequest,
-                "not an instance id (use the `next` of the previous page)",
-            )
-            .at("after")
-        })?;
-    let next = if instances.len() > limit {
-        instances.truncate(limit);
-        instances.last().map(|i| i.id.clone())
-    } else {
-        None
+        .live_at_node(
+            &journey_id,
+            &q.node,
+            page.after.as_deref(),
+            page.limit() + 1,
+        )
+        .await?;
+    let Some(instances) = read else {
+        return Err(Page::not_a_key(page.after.as_deref().unwrap_or_default()));
     };
+    let (instances, next) = page.read_ahead(instances, |i| i.id.clone());
     Ok(Json(json!({"instances": instances, "next": next})))
 }
 

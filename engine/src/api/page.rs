@@ -1,7 +1,8 @@
 //! Pages of list answers: every list endpoint takes `?after=<key>&limit=<n>` and answers
 //! `next`, the `after` of the following page (`null` on the last one).
 //!
-//! Owns the parameters and the slicing of a list the handler read in its order; keys are
+//! Owns the parameters, the slicing of a list the handler read in its order, and the cut
+//! of a page the store read ahead (one item past the page); keys are
 //! those of the items (ids, or a step's `seq`). Must never read the store (a list too
 //! large to read whole, such as profiles, pages in the store by key).
 
@@ -42,16 +43,11 @@ impl Page {
     ) -> Result<(Vec<T>, Option<String>), ApiError> {
         let start = match &self.after {
             None => 0,
-            Some(after) => {
-                items.iter().position(|i| key(i) == *after).map(|p| p + 1).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        Code::InvalidRequest,
-                        format!("{after:?} is not a key of this list (use the `next` of the previous page)"),
-                    )
-                    .at("after")
-                })?
-            }
+            Some(after) => items
+                .iter()
+                .position(|i| key(i) == *after)
+                .map(|p| p + 1)
+                .ok_or_else(|| Self::not_a_key(after))?,
         };
         let limit = self.limit();
         let more = items.len() > start + limit;
@@ -62,6 +58,32 @@ impl Page {
 }
 
 impl Page {
+    /// The answer to an `after` that names no item of the list.
+    pub fn not_a_key(after: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidRequest,
+            format!("{after:?} is not a key of this list (use the `next` of the previous page)"),
+        )
+        .at("after")
+    }
+
+    /// The page of a list the store read itself, from after `after` and in its order,
+    /// asked for `limit() + 1` items: the one past the page only says there is a next.
+    pub fn read_ahead<T>(
+        &self,
+        mut items: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        let limit = self.limit();
+        if items.len() <= limit {
+            return (items, None);
+        }
+        items.truncate(limit);
+        let next = items.last().map(key);
+        (items, next)
+    }
+
     /// The page of `items` (any serializable records) in the order of `key`.
     pub fn sorted<T: serde::Serialize, K: Fn(&serde_json::Value) -> String>(
         &self,
