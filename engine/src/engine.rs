@@ -133,7 +133,8 @@ impl Engine {
         drained
     }
 
-    /// Creates or replaces the audiences and capping rules of a resources file.
+    /// Creates or replaces the audiences, capping rules and templates of a resources
+    /// file (a template changed since its latest version becomes a new version).
     pub async fn apply_resources(&self, path: &Path) -> anyhow::Result<()> {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let format = match path.extension().and_then(|e| e.to_str()) {
@@ -147,6 +148,18 @@ impl Engine {
                 .put_capping_rule(&id, serde_json::to_value(rule)?)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: capping_rules.{id}: {e}", path.display()))?;
+        }
+        for (id, template) in resources.templates {
+            self.runtime
+                .put_template(&id, serde_json::to_value(template)?)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: {}",
+                        path.display(),
+                        located(&format!("templates.{id}"), e)
+                    )
+                })?;
         }
         for (name, audience) in resources.audiences {
             self.runtime
@@ -204,5 +217,21 @@ impl Engine {
             out.push((id, published));
         }
         Ok(out)
+    }
+}
+
+/// A template's problems under its place in a resources file, one per line.
+fn located(at: &str, e: crate::runtime::TemplateError) -> String {
+    match e {
+        crate::runtime::TemplateError::Invalid(problems) => problems
+            .0
+            .iter()
+            .map(|p| match p.path.as_str() {
+                "" => format!("{at}: {}", p.message),
+                path => format!("{at}.{path}: {}", p.message),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => format!("{at}: {other}"),
     }
 }

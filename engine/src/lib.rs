@@ -13,6 +13,7 @@
 // The public API: what the command line, the benchmarks and embedders use.
 pub mod actions;
 pub mod auth;
+pub mod channels;
 pub mod compile;
 pub mod expr;
 pub mod journal;

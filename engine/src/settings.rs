@@ -255,6 +255,15 @@ pub struct Settings {
     /// Re-evaluations after one profile write (journeys entered on a transition may
     /// change the profile again).
     pub max_audience_rounds: u32,
+    /// Message templates (`PUT /v1/templates/{id}`, resources files).
+    pub max_templates: usize,
+    /// One template definition, every locale and part together, in bytes of JSON.
+    pub template_max_bytes: usize,
+    /// One rendered part of a message (a subject, an HTML body), in bytes; a template
+    /// that renders more fails with `TEMPLATE_ERROR`.
+    pub message_max_bytes: usize,
+    /// Time to render one message, in milliseconds; checked as output is written.
+    pub template_render_ms: u64,
     /// Write keys of `/v1/segment/*`; none configured refuses every call.
     pub segment_write_keys: Vec<String>,
     /// Accepted events waiting for their partition (queued or waiting for room); past it,
@@ -341,6 +350,10 @@ impl Default for Settings {
             max_import_bytes: 64 * 1024 * 1024,
             max_audiences: 200,
             max_audience_rounds: 8,
+            max_templates: 1_000,
+            template_max_bytes: 512 * 1024,
+            message_max_bytes: 256 * 1024,
+            template_render_ms: 1_000,
             segment_write_keys: Vec::new(),
             max_ingest_backlog: 50_000,
             require_auth: false,

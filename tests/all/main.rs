@@ -23,4 +23,5 @@ mod runs;
 mod security;
 mod simulation;
 mod support;
+mod templates;
 mod validation;

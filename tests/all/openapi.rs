@@ -103,6 +103,11 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("get", "/v1/alerts/{id}"),
         ("put", "/v1/alerts/{id}"),
         ("delete", "/v1/alerts/{id}"),
+        ("get", "/v1/templates"),
+        ("get", "/v1/templates/{id}"),
+        ("put", "/v1/templates/{id}"),
+        ("get", "/v1/templates/{id}/versions"),
+        ("post", "/v1/templates/{id}/preview"),
     ];
     let mut documented: Vec<(String, String)> = Vec::new();
     let mut operation_ids = Vec::new();

@@ -89,6 +89,11 @@ impl ApiError {
         Self::invalid(Code::InvalidManifest, "invalid manifest", problems)
     }
 
+    /// 422 `INVALID_TEMPLATE`: a message template with located problems.
+    pub fn invalid_template(problems: Problems) -> Self {
+        Self::invalid(Code::InvalidTemplate, "invalid template", problems)
+    }
+
     fn invalid(code: Code, what: &str, problems: Problems) -> Self {
         let first = problems.first().cloned();
         let message = match &first {

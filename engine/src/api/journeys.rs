@@ -18,7 +18,7 @@ use crate::model::{Format, JourneyDef, parse_journey};
 use crate::runtime::{JourneyError, PauseRequest};
 use crate::store::{JourneyStatus, Publication};
 
-fn format_of(headers: &HeaderMap, body: &[u8]) -> Format {
+pub(super) fn format_of(headers: &HeaderMap, body: &[u8]) -> Format {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -20,6 +20,7 @@ mod reports;
 mod schema;
 mod segment;
 mod simulations;
+mod templates;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -213,4 +214,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schema::journey))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::put, alerts::get, alerts::delete))
+        .routes(routes!(templates::list))
+        .routes(routes!(templates::get, templates::put))
+        .routes(routes!(templates::versions))
+        .routes(routes!(templates::preview))
 }

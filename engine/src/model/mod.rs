@@ -14,6 +14,7 @@ mod journey;
 mod problem;
 mod profile;
 mod resources;
+mod template;
 
 pub use alert::{AlertCondition, AlertDef, NotifyDef};
 pub use audience::{AudienceDef, CappingRuleDef};
@@ -21,8 +22,9 @@ pub use depth::MAX_DOCUMENT_DEPTH;
 pub use event::{BusinessEventInput, Event, EventInput, Identity};
 pub use journey::{
     EntryDef, ExitDef, Format, JourneyDef, NodeDef, Properties, QualifyOn, ReentranceDef,
-    ReentranceMode, ScheduleDef, parse_journey,
+    ReentranceMode, ScheduleDef, parse_document, parse_journey,
 };
 pub use problem::{Problem, Problems, serde_problem, syntax_location};
 pub use profile::{Profile, merge_patch};
 pub use resources::{ResourcesDef, parse_resources};
+pub use template::{Channel, MessageParts, TemplateDef};

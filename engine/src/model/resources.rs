@@ -1,4 +1,4 @@
-//! A resources file: audiences and capping rules that journeys refer to, applied before
+//! A resources file: audiences, capping rules and message templates that journeys refer to, applied before
 //! the journeys of a folder are published (`parcours serve --resources FILE`).
 
 use indexmap::IndexMap;
@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::journey::{Format, parse_document};
 use super::problem::Problem;
-use super::{AudienceDef, CappingRuleDef};
+use super::{AudienceDef, CappingRuleDef, TemplateDef};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +15,8 @@ pub struct ResourcesDef {
     pub audiences: IndexMap<String, AudienceDef>,
     #[serde(default)]
     pub capping_rules: IndexMap<String, CappingRuleDef>,
+    #[serde(default)]
+    pub templates: IndexMap<String, TemplateDef>,
 }
 
 /// Parses a resources file (JSON or YAML), locating the first structural error.

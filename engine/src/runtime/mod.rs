@@ -21,6 +21,7 @@ mod plugin_calls;
 pub(crate) mod profile_ops;
 mod publishing;
 mod runs;
+mod templates;
 mod timers;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub use self::lifecycle::{PauseRequest, Transitioned};
 pub use self::plugin_calls::{CallSite, CatalogChange};
 pub use self::profile_ops::{EnterReply, EnterRequest, ProfileOp, ProfileReply, ProfileView};
 pub use self::publishing::{JourneyError, Published};
+pub use self::templates::{Preview, TemplateError};
 
 /// Messages a partition handles, in order.
 pub(crate) enum Msg {

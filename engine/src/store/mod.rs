@@ -2,9 +2,9 @@
 //!
 //! Owns what survives a restart: events (with their processed mark), profiles, instances
 //! with their pending timers, step events, journeys and their published versions, runs,
-//! alerts and report counters. Each concern is a trait ([`EventStore`], [`PartitionStore`],
+//! alerts, report counters and message templates. Each concern is a trait ([`EventStore`], [`PartitionStore`],
 //! [`InstanceStore`], [`ProfileStore`], [`AudienceStore`], [`JourneyStore`], [`RunStore`],
-//! [`AlertStore`], [`ReportStore`]); [`Store`] is all of them, what a backend implements.
+//! [`AlertStore`], [`ReportStore`], [`TemplateStore`]); [`Store`] is all of them, what a backend implements.
 //! The embedded backend is SQLite ([`sqlite`], one file per concern); a PostgreSQL backend
 //! implements the same traits and passes the same conformance cases (`conformance`).
 //!
@@ -30,7 +30,7 @@ pub use batch::{
 };
 pub use records::{
     AudienceRecord, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus, NodeCount,
-    Pause, Publication, RunRecord, RunStatus, TestMode, VersionInfo, VersionRecord,
+    Pause, Publication, RunRecord, RunStatus, TemplateRecord, TestMode, VersionInfo, VersionRecord,
 };
 
 use crate::journal::{Instance, Step};
@@ -51,6 +51,7 @@ pub trait Store:
     + RunStore
     + AlertStore
     + ReportStore
+    + TemplateStore
 {
 }
 
@@ -64,6 +65,7 @@ impl<T> Store for T where
         + RunStore
         + AlertStore
         + ReportStore
+        + TemplateStore
 {
 }
 
@@ -258,6 +260,20 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Every alert rule: (id, definition, state).
     async fn alerts(&self) -> Result<Vec<(String, Value, Option<Value>)>>;
     async fn set_alert_state(&self, id: &str, state: Value) -> Result<()>;
+}
+
+/// Message templates, every version kept.
+#[async_trait]
+pub trait TemplateStore: Send + Sync + 'static {
+    /// Stores `definition` as a template's next version, unless it equals the latest;
+    /// returns the latest version's number either way.
+    async fn put_template(&self, id: &str, definition: Value, now: Timestamp) -> Result<u32>;
+    /// One version of a template, or its latest.
+    async fn get_template(&self, id: &str, version: Option<u32>) -> Result<Option<TemplateRecord>>;
+    /// The latest version of every template, in id order.
+    async fn list_templates(&self) -> Result<Vec<TemplateRecord>>;
+    /// Every version of a template, oldest first.
+    async fn template_versions(&self, id: &str) -> Result<Vec<TemplateRecord>>;
 }
 
 /// What journey reports read: live instances by node, step counts, conversions.

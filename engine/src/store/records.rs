@@ -21,6 +21,15 @@ pub struct AudienceRecord {
     pub updated_at: Timestamp,
 }
 
+/// One version of a message template.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TemplateRecord {
+    pub id: String,
+    pub version: u32,
+    pub definition: Value,
+    pub created_at: Timestamp,
+}
+
 /// A run of a read-audience journey, or the fan-out of a business event: the profiles
 /// of an audience enter one journey version, at a rate, resumably.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

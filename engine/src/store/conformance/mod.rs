@@ -68,6 +68,9 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("alerts_keep_their_state_until_deleted", |s| {
         Box::pin(resources::alerts_keep_their_state_until_deleted(s))
     }),
+    ("templates_keep_every_version", |s| {
+        Box::pin(resources::templates_keep_every_version(s))
+    }),
     ("merges_wait_until_applied", |s| {
         Box::pin(partition::merges_wait_until_applied(s))
     }),

@@ -1,5 +1,5 @@
 //! Conformance cases of the resources a store keeps: audiences and capping rules,
-//! journeys and their versions, held entries, runs, alerts, reports.
+//! journeys and their versions, held entries, runs, alerts, reports, message templates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -446,4 +446,77 @@ pub(super) async fn reports_count_steps_and_live_instances(store: Arc<dyn Store>
             .is_empty(),
         "no split: no branch to convert"
     );
+}
+
+pub(super) async fn templates_keep_every_version(store: Arc<dyn Store>) {
+    let v1 = json!({"channel": "sms", "default_locale": "en", "locales": {"en": {"body": "a"}}});
+    let v2 = json!({"channel": "sms", "default_locale": "en", "locales": {"en": {"body": "b"}}});
+    assert_eq!(
+        store
+            .put_template("t", v1.clone(), at(0))
+            .await
+            .expect("put"),
+        1
+    );
+    assert_eq!(
+        store
+            .put_template("t", v1.clone(), at(1))
+            .await
+            .expect("same"),
+        1,
+        "an unchanged definition is no new version"
+    );
+    assert_eq!(
+        store
+            .put_template("t", v2.clone(), at(2))
+            .await
+            .expect("put"),
+        2
+    );
+    assert_eq!(
+        store
+            .put_template("a", v1.clone(), at(3))
+            .await
+            .expect("put"),
+        1
+    );
+    let latest = store
+        .get_template("t", None)
+        .await
+        .expect("get")
+        .expect("t");
+    assert_eq!(
+        (latest.version, &latest.definition, latest.created_at),
+        (2, &v2, at(2))
+    );
+    let first = store
+        .get_template("t", Some(1))
+        .await
+        .expect("get")
+        .expect("v1");
+    assert_eq!((first.version, &first.definition), (1, &v1));
+    assert!(
+        store
+            .get_template("t", Some(3))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(store.get_template("x", None).await.expect("get").is_none());
+    let listed: Vec<(String, u32)> = store
+        .list_templates()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| (r.id, r.version))
+        .collect();
+    assert_eq!(listed, [("a".to_string(), 1), ("t".to_string(), 2)]);
+    let versions: Vec<u32> = store
+        .template_versions("t")
+        .await
+        .expect("versions")
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, [1, 2]);
 }

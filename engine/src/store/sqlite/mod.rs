@@ -24,6 +24,7 @@ mod runs;
 mod schema;
 mod states;
 mod steps;
+mod templates;
 mod writer;
 
 use std::path::Path;

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 5;
+/// 6: message templates (a new table: older databases gain it at start).
+pub const SCHEMA_VERSION: i64 = 6;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -110,6 +111,14 @@ CREATE TABLE IF NOT EXISTS capping_rules (
     definition  TEXT NOT NULL,
     updated_at  INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS templates (
+    id          TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    definition  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (id, version)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS capping_entries (
     profile_id  TEXT NOT NULL,
