@@ -87,6 +87,7 @@ codes! {
     JumpFailed = "JUMP_FAILED",
     MethodNotAllowed = "METHOD_NOT_ALLOWED",
     NotATestProfile = "NOT_A_TEST_PROFILE",
+    NoAddress = "NO_ADDRESS",
     NotFound = "NOT_FOUND",
     OutsideSchedule = "OUTSIDE_SCHEDULE",
     Overloaded = "OVERLOADED",

@@ -73,6 +73,14 @@ pub fn run_id(journey_id: &str, version: u32, cause: &str) -> String {
     Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
 }
 
+/// The id of a message: derived from its call's idempotency key, so every attempt and
+/// a replay after a crash send the same id (an SMTP `Message-ID`, a provider's
+/// idempotency key) and providers that deduplicate never deliver it twice.
+pub fn message_id(idempotency_key: &str) -> String {
+    let name = format!("message\u{1f}{idempotency_key}");
+    Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// The id of a profile merge: derived from the two profiles and when it was asked for.
 pub fn merge_id(from: &str, into: &str, at: Timestamp) -> String {
     let name = format!("merge\u{1f}{from}\u{1f}{into}\u{1f}{}", at.as_microsecond());

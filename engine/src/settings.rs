@@ -264,6 +264,12 @@ pub struct Settings {
     pub message_max_bytes: usize,
     /// Time to render one message, in milliseconds; checked as output is written.
     pub template_render_ms: u64,
+    /// The provider of email `message` nodes that name none (`outbox`, `smtp`).
+    pub email_provider: String,
+    /// The provider of SMS `message` nodes that name none.
+    pub sms_provider: String,
+    /// The provider of push `message` nodes that name none.
+    pub push_provider: String,
     /// Write keys of `/v1/segment/*`; none configured refuses every call.
     pub segment_write_keys: Vec<String>,
     /// Accepted events waiting for their partition (queued or waiting for room); past it,
@@ -354,6 +360,9 @@ impl Default for Settings {
             template_max_bytes: 512 * 1024,
             message_max_bytes: 256 * 1024,
             template_render_ms: 1_000,
+            email_provider: "outbox".into(),
+            sms_provider: "outbox".into(),
+            push_provider: "outbox".into(),
             segment_write_keys: Vec::new(),
             max_ingest_backlog: 50_000,
             require_auth: false,

@@ -394,6 +394,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                 external,
                 audiences: Vec::new(),
                 capping_rules: Vec::new(),
+                templates: Vec::new(),
             };
             for file in &resources {
                 let text = std::fs::read(file)
@@ -405,6 +406,9 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                 }
                 for (id, rule) in r.capping_rules {
                     cx.capping_rules.push((id, serde_json::to_value(rule)?));
+                }
+                for (id, t) in r.templates {
+                    cx.templates.push((id, serde_json::to_value(t)?));
                 }
             }
             let request = simulation::Request {

@@ -108,6 +108,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("put", "/v1/templates/{id}"),
         ("get", "/v1/templates/{id}/versions"),
         ("post", "/v1/templates/{id}/preview"),
+        ("get", "/v1/outbox"),
     ];
     let mut documented: Vec<(String, String)> = Vec::new();
     let mut operation_ids = Vec::new();

@@ -281,3 +281,186 @@ async fn a_resources_file_stores_templates_and_names_their_problems() {
     );
     assert_eq!(put_yaml(&t, "sms_hi", third).await.0, 200);
 }
+
+const SIGNUP: &str = r#"
+entry: {type: event, event: signed_up}
+start: welcome
+nodes:
+  welcome:
+    type: message
+    template: welcome
+    channel: email
+    category: transactional
+    next: sms
+  sms:
+    type: message
+    template: sms_hi
+    to: "profile.mobile"
+    on_error: done
+  done: {type: end}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_node_renders_its_template_and_the_outbox_keeps_it() {
+    let t = TestEngine::start_with(|_| {}).await;
+    assert_eq!(put_yaml(&t, "welcome", WELCOME).await.0, 200);
+    let sms = "channel: sms\ndefault_locale: en\nlocales:\n  en: {body: \"Hi {{ profile.first_name }}, code {{ event.data.code }}\"}\n";
+    assert_eq!(put_yaml(&t, "sms_hi", sms).await.0, 200);
+
+    // References are checked when the journey is validated, each at its place.
+    let (status, body) = t
+        .validate(
+            "entry: {type: event, event: e}\nstart: m\nnodes:\n  m: {type: message, template: nope}\n  s: {type: message, template: sms_hi, channel: email, provider: carrier_pigeon}\n",
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let problems: Vec<String> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p["path"].as_str().unwrap(),
+                p["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        problems.contains(
+            &"nodes.m.template: unknown template \"nope\" (known: sms_hi, welcome)".to_string()
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .contains(&"nodes.s.channel: template \"sms_hi\" is for sms, not email".to_string()),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p
+            .starts_with("nodes.s.provider: unknown provider \"carrier_pigeon\" (known: outbox")),
+        "{problems:?}"
+    );
+
+    t.publish("signup", SIGNUP).await;
+    let (status, _) = t
+        .post_or_put(
+            Method::PUT,
+            "/v1/profiles/zoe",
+            &json!({"attributes": {"first_name": "Zoé", "email": "zoe@example.com", "locale": "fr", "mobile": "+33600000000"}, "timezone": "Europe/Paris"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    t.event("signed_up", "zoe", json!({"code": "A1"})).await;
+    let instance = t.instance_in("zoe", "signup", "completed").await;
+    let steps = t.steps(instance["id"].as_str().unwrap()).await;
+    let sent: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["kind"] == "message" && s["status"] == "passed")
+        .collect();
+    assert_eq!(sent.len(), 2, "{steps:?}");
+    let detail = &sent[0]["detail"];
+    assert_eq!(detail["action"], "message:outbox", "{detail}");
+    let params = &detail["params"];
+    assert_eq!(params["to"], "zoe@example.com");
+    assert_eq!(
+        (
+            params["template"].clone(),
+            params["template_version"].clone(),
+            params["locale"].clone()
+        ),
+        (json!("welcome"), json!(1), json!("fr"))
+    );
+    assert_eq!(params["category"], "transactional");
+    assert_eq!(
+        params["message"],
+        json!({"subject": "Bienvenue Zoé", "text": "Bonjour Zoé !"})
+    );
+    assert_eq!(detail["outcome"]["result"]["stored"], true, "{detail}");
+
+    // The outbox shows both, rendered, in order; filtered by profile and paged.
+    let (_, outbox) = t.get("/v1/outbox?profile_id=zoe").await;
+    let messages = outbox["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{outbox}");
+    assert_eq!(messages[0]["message_id"], params["message_id"]);
+    assert_eq!(messages[0]["to"], "zoe@example.com");
+    assert_eq!(messages[1]["channel"], "sms");
+    assert_eq!(messages[1]["to"], "+33600000000");
+    assert_eq!(messages[1]["message"]["body"], "Hi Zoé, code A1");
+    let (_, first) = t.get("/v1/outbox?limit=1").await;
+    assert_eq!(first["messages"].as_array().unwrap().len(), 1);
+    let (_, rest) = t
+        .get(&format!(
+            "/v1/outbox?after={}",
+            first["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(rest["messages"][0]["channel"], "sms", "{rest}");
+    assert_eq!(t.get("/v1/outbox?after=x").await.0, 400);
+    assert!(
+        t.get("/v1/outbox?profile_id=nobody").await.1["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A profile without a phone: the SMS is not sent, with a code, and the instance
+    // takes the node's error path.
+    t.post_or_put(
+        Method::PUT,
+        "/v1/profiles/max",
+        &json!({"attributes": {"email": "max@example.com"}}),
+    )
+    .await;
+    t.event("signed_up", "max", json!({})).await;
+    let instance = t.instance_in("max", "signup", "completed").await;
+    let steps = t.steps(instance["id"].as_str().unwrap()).await;
+    let refused = steps.iter().find(|s| s["node"] == "sms").unwrap();
+    assert_eq!(
+        (refused["status"].clone(), refused["code"].clone()),
+        (json!("failed"), json!("NO_ADDRESS")),
+        "{refused}"
+    );
+    assert_eq!(steps.last().unwrap()["node"], "done");
+    let (_, outbox) = t.get("/v1/outbox?profile_id=max").await;
+    assert_eq!(
+        outbox["messages"].as_array().unwrap().len(),
+        1,
+        "only the email"
+    );
+
+    // Deleting a profile deletes what the outbox kept for it.
+    assert_eq!(
+        t.send(Method::DELETE, "/v1/profiles/zoe", None, "").await.0,
+        204
+    );
+    assert!(
+        t.get("/v1/outbox?profile_id=zoe").await.1["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A simulation renders the messages and sends none.
+    let (status, sim) = t
+        .post_json(
+            "/v1/journeys/signup/simulate",
+            &json!({"profiles": [{"id": "sim", "attributes": {"first_name": "Sam", "email": "s@example.com", "mobile": "+1555"}}],
+                    "events": [{"at": "PT0S", "type": "signed_up", "profile_id": "sim", "data": {"code": "Z"}}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sim}");
+    let calls = sim["actions"].as_array().expect("dry-run calls");
+    assert_eq!(calls.len(), 2, "{sim}");
+    assert_eq!(
+        calls[1]["params"]["message"]["body"], "Hi Sam, code Z",
+        "{sim}"
+    );
+    assert!(
+        t.get("/v1/outbox?profile_id=sim").await.1["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

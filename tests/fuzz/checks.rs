@@ -28,6 +28,15 @@ fn fixture() -> &'static Fixture {
             actions: ActionRegistry::with_builtins(),
             audiences: Arc::new(["gold".to_string()].into_iter().collect()),
             capping_rules: Arc::new(Default::default()),
+            templates: Arc::new(
+                [(
+                    "welcome".to_string(),
+                    parcours_engine::model::Channel::Email,
+                )]
+                .into_iter()
+                .collect(),
+            ),
+            providers: Arc::new(["outbox".to_string()].into_iter().collect()),
         },
     })
 }

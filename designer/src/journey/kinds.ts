@@ -19,6 +19,7 @@ export const KINDS: Kind[] = [
   { kind: 'wait', title: 'Wait', glyph: '◷', color: '#0369a1', template: () => ({ type: 'wait', duration: 'P1D' }) },
   { kind: 'reaction', title: 'Reaction', glyph: '⚡', color: '#be185d', template: () => ({ type: 'reaction', events: [{ event: 'purchase' }], timeout: 'P3D' }) },
   { kind: 'action', title: 'Action', glyph: '▶', color: '#15803d', template: () => ({ type: 'action', action: 'log', params: {} }) },
+  { kind: 'message', title: 'Message', glyph: '✉', color: '#0e7490', template: () => ({ type: 'message', template: 'welcome' }) },
   { kind: 'update_profile', title: 'Update profile', glyph: '✎', color: '#4d7c0f', template: () => ({ type: 'update_profile', set: {} }) },
   { kind: 'jump', title: 'Jump', glyph: '↪', color: '#475569', template: () => ({ type: 'jump', journey: 'other_journey' }) },
   { kind: 'end', title: 'End', glyph: '■', color: '#1f2937', template: () => ({ type: 'end' }) },
@@ -71,6 +72,7 @@ export function slotsOf(node: NodeDef): Slot[] {
       return [];
     case 'wait':
     case 'action':
+    case 'message':
     case 'update_profile':
     case 'jump':
       return [next, errorSlot];
@@ -92,6 +94,8 @@ export function summaryOf(node: NodeDef): string {
       return `${list(node.events).map((e) => text(e.event)).join(', ')}${text(node.timeout) ? ` within ${node.timeout}` : ''}`;
     case 'action':
       return text(node.action) ?? '';
+    case 'message':
+      return `${text(node.template) ?? '?'}${text(node.category) === 'transactional' ? ' · transactional' : ''}`;
     case 'update_profile':
       return Object.keys((node.set as JsonObject | undefined) ?? {}).join(', ');
     case 'jump':

@@ -66,6 +66,13 @@ pub struct Action {
     /// The pinned action, `name@version`.
     pub action: String,
     pub params: Vec<(String, Param)>,
+    pub call: CallPolicy,
+}
+
+/// How a node that calls outside the engine calls: its timeout, its retries and where
+/// it goes after (shared by `action` and `message`).
+#[derive(Debug)]
+pub struct CallPolicy {
     pub timeout: Option<StdDuration>,
     pub max_attempts: u32,
     pub backoff: Span,
@@ -144,7 +151,40 @@ impl ActionDef {
                 other => params.push((name.clone(), Param::Literal(other.clone()))),
             }
         }
-        let timeout = match &self.timeout {
+        let call = CallPolicy::compile(
+            path,
+            cx,
+            self.timeout.as_deref(),
+            self.retry.as_ref(),
+            self.next.as_ref(),
+            self.on_error.as_ref(),
+        );
+        let (Some(call), true) = (call, ok) else {
+            return None;
+        };
+        Some(Action {
+            action: pinned,
+            params,
+            call,
+        })
+    }
+}
+impl CallPolicy {
+    pub(super) fn successors(&self) -> Vec<NodeRef> {
+        self.next.into_iter().chain(self.on_error).collect()
+    }
+
+    /// Compiles the timeout, retry policy and paths of a node that makes calls.
+    pub(super) fn compile(
+        path: &str,
+        cx: &mut Cx,
+        timeout_text: Option<&str>,
+        retry: Option<&RetryDef>,
+        next: Option<&String>,
+        on_error: Option<&String>,
+    ) -> Option<CallPolicy> {
+        let mut ok = true;
+        let timeout = match timeout_text {
             Some(t) => match exact(cx, &format!("{path}.timeout"), t) {
                 Some(d) if d.is_positive() => Some(d.unsigned_abs()),
                 Some(_) => {
@@ -155,10 +195,10 @@ impl ActionDef {
             },
             None => None,
         };
-        if self.timeout.is_some() && timeout.is_none() {
+        if timeout_text.is_some() && timeout.is_none() {
             ok = false;
         }
-        let (max_attempts, backoff) = match &self.retry {
+        let (max_attempts, backoff) = match retry {
             None => (1, Span::new().seconds(10)),
             Some(r) => {
                 if !(1..=MAX_ATTEMPTS).contains(&r.max_attempts) {
@@ -179,14 +219,12 @@ impl ActionDef {
                 (r.max_attempts, backoff)
             }
         };
-        let next = cx.opt_target(&format!("{path}.next"), self.next.as_ref());
-        let on_error = cx.opt_target(&format!("{path}.on_error"), self.on_error.as_ref());
+        let next = cx.opt_target(&format!("{path}.next"), next);
+        let on_error = cx.opt_target(&format!("{path}.on_error"), on_error);
         let (Some(next), Some(on_error), true) = (next, on_error, ok) else {
             return None;
         };
-        Some(Action {
-            action: pinned,
-            params,
+        Some(CallPolicy {
             timeout,
             max_attempts,
             backoff,
@@ -198,7 +236,6 @@ impl ActionDef {
 
 impl Action {
     fn attempt(&self, cx: &mut StepCx<'_>) -> Outcome {
-        let attempt = cx.instance.data.attempt.max(1);
         let mut params = Map::new();
         for (name, param) in &self.params {
             let value = match param {
@@ -209,7 +246,7 @@ impl Action {
                         return Outcome::fail(
                             Code::ExprEval,
                             format!("params.{name}: {err}"),
-                            self.on_error,
+                            self.call.on_error,
                         );
                     }
                 },
@@ -221,7 +258,7 @@ impl Action {
             return Outcome::fail(
                 Code::ActionUnknown,
                 format!("action {:?} is not installed", self.action),
-                self.on_error,
+                self.call.on_error,
             );
         };
         if let Some(schema) = &entry.params_schema
@@ -230,12 +267,37 @@ impl Action {
             return Outcome::fail(
                 Code::ActionInvalidInput,
                 format!("params do not match {}'s schema: {e}", self.action),
-                self.on_error,
+                self.call.on_error,
             )
             .with_detail(json!({"action": self.action, "params": params}));
         }
+        self.call
+            .send(cx, &self.action, entry.executor.clone(), params)
+    }
+
+    fn read_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
+        let pinned = cx
+            .actions
+            .resolve(&self.action)
+            .map_or_else(|| self.action.clone(), |e| e.pinned());
+        self.call.read_result(cx, done, &self.action, &pinned)
+    }
+}
+
+impl CallPolicy {
+    /// Makes the call (`name` labels it on the step and in the caps): waits durably
+    /// over a cap, dry-runs in a test with dry runs, with the idempotency key fixed when
+    /// the node was entered.
+    pub(super) fn send(
+        &self,
+        cx: &mut StepCx<'_>,
+        name: &str,
+        executor: std::sync::Arc<dyn crate::actions::ActionExecutor>,
+        params: Value,
+    ) -> Outcome {
+        let attempt = cx.instance.data.attempt.max(1);
         // Caps: a call over one waits, durably (the instance pauses until there is room).
-        let keys = cx.throttle.keys(&self.action, &params);
+        let keys = cx.throttle.keys(name, &params);
         let permit = if keys.is_empty() {
             None
         } else {
@@ -243,7 +305,7 @@ impl Action {
                 Ok(permit) => Some(permit),
                 Err(t) => {
                     return Outcome::pause(Some(t.retry_at)).with_detail(json!({
-                        "action": self.action,
+                        "action": name,
                         "params": params,
                         "throttled": {"by": t.by, "retry_at": t.retry_at.to_string()},
                     }));
@@ -254,7 +316,7 @@ impl Action {
         let executor: std::sync::Arc<dyn crate::actions::ActionExecutor> = if cx.journey.dry_run {
             std::sync::Arc::new(crate::actions::DryRun::default())
         } else {
-            entry.executor.clone()
+            executor
         };
         let timeout = self.timeout.unwrap_or(StdDuration::from_millis(
             cx.settings.default_action_timeout_ms,
@@ -264,19 +326,14 @@ impl Action {
             .checked_add(SignedDuration::try_from(timeout).unwrap_or(SignedDuration::MAX))
             .unwrap_or(cx.now);
         let call = ActionCall {
-            action: self.action.clone(),
+            action: name.to_string(),
             journey_id: cx.journey.id.to_string(),
             version: cx.journey.version,
             node_id: cx.node_id.to_string(),
             instance_id: cx.instance.id.clone(),
             profile_id: cx.instance.profile_id.clone(),
             attempt,
-            // Fixed when the node is entered: the same on every retry and on a replay of
-            // the same step after a crash.
-            idempotency_key: format!(
-                "{}:{}:{}",
-                cx.instance.id, cx.node_id, cx.instance.data.step
-            ),
+            idempotency_key: idempotency_key(cx),
             deadline,
             params,
         };
@@ -290,7 +347,13 @@ impl Action {
 
     /// Reads a call's answer: on to `next` with the result kept, a retry later, or the
     /// error path.
-    fn read_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
+    pub(super) fn read_result(
+        &self,
+        cx: &mut StepCx<'_>,
+        done: CallDone,
+        name: &str,
+        pinned: &str,
+    ) -> Outcome {
         let CallDone {
             call,
             result,
@@ -301,14 +364,10 @@ impl Action {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
-        let pinned = cx
-            .actions
-            .resolve(&self.action)
-            .map_or_else(|| self.action.clone(), |e| e.pinned());
-        cx.metrics.action(&pinned, outcome, elapsed.as_secs_f64());
+        cx.metrics.action(pinned, outcome, elapsed.as_secs_f64());
         let detail = |outcome: Value| {
             json!({
-                "action": self.action,
+                "action": name,
                 "duration_ms": elapsed.as_secs_f64() * 1000.0,
                 "attempt": attempt,
                 "idempotency_key": call.idempotency_key,
@@ -360,7 +419,16 @@ impl Action {
     }
 }
 
-impl Action {
+/// The key of the call a node makes: fixed when the node is entered, the same on every
+/// retry and on a replay of the same step after a crash.
+pub(super) fn idempotency_key(cx: &StepCx<'_>) -> String {
+    format!(
+        "{}:{}:{}",
+        cx.instance.id, cx.node_id, cx.instance.data.step
+    )
+}
+
+impl CallPolicy {
     /// The pause before attempt `next` (2 or more): the backoff doubled after each
     /// failure, plus up to `action_retry_jitter` of it, drawn from the idempotency key and
     /// the attempt so that a replay waits the same.
@@ -379,7 +447,7 @@ impl Action {
 
 impl Activity for Action {
     fn successors(&self) -> Vec<NodeRef> {
-        self.next.into_iter().chain(self.on_error).collect()
+        self.call.successors()
     }
 
     async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {

@@ -5,7 +5,7 @@
 //! It stands in `activities` so that each node kind compiles itself without importing
 //! the journey compiler ([`crate::compile`] drives it). It never runs a node.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use jiff::{Span, Timestamp};
 
 use crate::actions::ActionRegistry;
 use crate::expr::{Expr, ExprEngine, ExternalCall};
-use crate::model::Problems;
+use crate::model::{Channel, Problems};
 
 /// A node of a compiled journey: an index into `compile::Journey::nodes`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +30,10 @@ pub struct Catalog {
     pub audiences: Arc<BTreeSet<String>>,
     /// Ids of the capping rules that exist.
     pub capping_rules: Arc<BTreeSet<String>>,
+    /// Message templates that exist, with their channels.
+    pub templates: Arc<BTreeMap<String, Channel>>,
+    /// Message providers that exist (empty: not known here, not checked).
+    pub providers: Arc<BTreeSet<String>>,
 }
 
 /// A call a journey version makes outside the engine.

@@ -12,6 +12,7 @@ mod compiling;
 pub mod condition;
 pub mod end;
 pub mod jump;
+pub mod message;
 pub mod reaction;
 pub mod split;
 pub mod update_profile;
@@ -135,6 +136,8 @@ pub struct StepCx<'a> {
     pub settings: &'a Settings,
     pub metrics: &'a crate::metrics::Metrics,
     pub throttle: &'a crate::actions::Throttle,
+    /// Templates and providers of `message` nodes.
+    pub messaging: &'a crate::channels::Messaging,
     /// Plugin calls (look-ups, functions) made by this node's expressions.
     pub plugin_calls: PluginCallLog,
     /// The instance's look-up cache while the node runs (written back after).
@@ -343,9 +346,9 @@ impl NodeKind {
     }
 
     /// Whether an instance reaching this node waits while its journey holds actions (a
-    /// pause): only action nodes reach outside the engine.
+    /// pause): only action and message nodes reach outside the engine.
     pub fn held_by_pause(&self) -> bool {
-        matches!(self, NodeKind::Action(_))
+        matches!(self, NodeKind::Action(_) | NodeKind::Message(_))
     }
 }
 
@@ -355,6 +358,7 @@ node_kinds! {
     Wait(wait::Wait, "wait"),
     Reaction(reaction::Reaction, "reaction"),
     Action(action::Action, "action"),
+    Message(message::Message, "message"),
     UpdateProfile(update_profile::UpdateProfile, "update_profile"),
     Jump(jump::Jump, "jump"),
     End(end::End, "end"),

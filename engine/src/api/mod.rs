@@ -13,6 +13,7 @@ mod health;
 mod instances;
 mod journeys;
 mod metrics;
+mod outbox;
 mod page;
 mod plugins;
 mod profiles;
@@ -218,4 +219,5 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::get, templates::put))
         .routes(routes!(templates::versions))
         .routes(routes!(templates::preview))
+        .routes(routes!(outbox::list))
 }

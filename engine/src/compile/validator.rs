@@ -6,7 +6,7 @@
 //! opens a store and never runs a journey: what it accepts, a running engine with the
 //! same plugins and resources accepts too (both call [`compile`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::actions::ActionRegistry;
@@ -24,6 +24,7 @@ pub struct Validator {
     actions: ActionRegistry,
     audiences: BTreeSet<String>,
     capping_rules: BTreeSet<String>,
+    templates: BTreeMap<String, crate::model::Channel>,
 }
 
 impl Validator {
@@ -40,11 +41,18 @@ impl Validator {
             actions,
             audiences: BTreeSet::new(),
             capping_rules: BTreeSet::new(),
+            templates: BTreeMap::new(),
         }
     }
 
-    /// Makes the audiences and capping rules of a resources file known.
+    /// Makes the audiences, capping rules and templates of a resources file known.
     pub fn resources(&mut self, resources: &ResourcesDef) {
+        self.templates.extend(
+            resources
+                .templates
+                .iter()
+                .map(|(id, t)| (id.clone(), t.channel)),
+        );
         self.audiences.extend(resources.audiences.keys().cloned());
         self.capping_rules
             .extend(resources.capping_rules.keys().cloned());
@@ -57,6 +65,9 @@ impl Validator {
             actions: self.actions.clone(),
             audiences: Arc::new(self.audiences.clone()),
             capping_rules: Arc::new(self.capping_rules.clone()),
+            templates: Arc::new(self.templates.clone()),
+            // The providers are the engine's configuration: not checked offline.
+            providers: Arc::default(),
         };
         compile(def, id, 0, &self.exprs, &catalog, &self.settings)
     }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::problem::{Problem, serde_problem};
 use crate::activities::{
-    action::ActionDef, condition::ConditionDef, end::EndDef, jump::JumpDef, reaction::ReactionDef,
-    split::SplitDef, update_profile::UpdateProfileDef, wait::WaitDef,
+    action::ActionDef, condition::ConditionDef, end::EndDef, jump::JumpDef, message::MessageDef,
+    reaction::ReactionDef, split::SplitDef, update_profile::UpdateProfileDef, wait::WaitDef,
 };
 
 /// A journey as its author writes it.
@@ -170,6 +170,7 @@ pub enum NodeDef {
     Wait(WaitDef),
     Reaction(ReactionDef),
     Action(ActionDef),
+    Message(MessageDef),
     UpdateProfile(UpdateProfileDef),
     Jump(JumpDef),
     End(EndDef),

@@ -27,4 +27,4 @@ pub use journey::{
 pub use problem::{Problem, Problems, serde_problem, syntax_location};
 pub use profile::{Profile, merge_patch};
 pub use resources::{ResourcesDef, parse_resources};
-pub use template::{Channel, MessageParts, TemplateDef};
+pub use template::{Category, Channel, MessageParts, TemplateDef};

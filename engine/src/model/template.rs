@@ -35,6 +35,27 @@ impl Channel {
     }
 }
 
+/// Why a message is sent: marketing messages respect consent, caps and quiet hours;
+/// transactional ones (receipts, password resets) are sent regardless.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    #[default]
+    Marketing,
+    Transactional,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Marketing => "marketing",
+            Category::Transactional => "transactional",
+        }
+    }
+}
+
 /// A template: `locales` holds the message in each locale (`en`, `fr`, `pt-BR`); a
 /// profile gets the variant of its `locale` attribute (`fr-CA`, then `fr`), else
 /// `default_locale`'s.

@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub metrics: crate::metrics::Metrics,
     pub alerting: alerting::Alerting,
     pub throttle: crate::actions::Throttle,
+    /// Templates and providers of `message` nodes.
+    pub messaging: crate::channels::Messaging,
     /// Action calls running outside their batches.
     pub calls: Arc<calls::Calls>,
     /// Counts partition commits (a simulation waits on it instead of polling).
@@ -152,7 +154,9 @@ impl Runtime {
             settings.max_calls_in_flight,
             metrics.clone(),
         ));
+        let messaging = messaging(&settings, &store, &clock);
         let shared = Arc::new(Shared {
+            messaging,
             store,
             external,
             clock,
@@ -177,6 +181,7 @@ impl Runtime {
         });
         let runtime = Runtime { shared };
         runtime.load_audiences().await?;
+        runtime.load_templates().await?;
         runtime.load_journeys().await?;
         for (i, rx) in receivers.into_iter().enumerate() {
             partition::spawn(i, runtime.shared.clone(), rx);
@@ -280,6 +285,8 @@ impl Runtime {
             actions: self.shared.actions.clone(),
             audiences: Arc::new(audiences.names()),
             capping_rules: Arc::new(audiences.capping_ids()),
+            templates: Arc::new(self.shared.messaging.channels()),
+            providers: Arc::new(self.shared.messaging.provider_names().into_iter().collect()),
         }
     }
 
@@ -390,6 +397,33 @@ impl Runtime {
     ) -> anyhow::Result<Option<Vec<crate::store::RunRecord>>> {
         runs::business_event(&self.shared, event).await
     }
+}
+
+/// The providers of `message` nodes: the outbox, kept in the store.
+fn messaging(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+) -> crate::channels::Messaging {
+    use crate::model::Channel;
+    let clock = clock.clone();
+    let outbox: Arc<dyn crate::actions::ActionExecutor> = Arc::new(crate::channels::Outbox::new(
+        store.clone(),
+        Arc::new(move || clock.now()),
+    ));
+    let providers = [("outbox".to_string(), outbox)].into_iter().collect();
+    crate::channels::Messaging::new(
+        providers,
+        [
+            (Channel::Email, settings.email_provider.clone()),
+            (Channel::Sms, settings.sms_provider.clone()),
+            (Channel::Push, settings.push_provider.clone()),
+        ],
+        crate::channels::RenderLimits {
+            max_bytes: settings.message_max_bytes,
+            time: std::time::Duration::from_millis(settings.template_render_ms),
+        },
+    )
 }
 
 impl Shared {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Runtime;
-use crate::channels::{RenderError, RenderInput, RenderLimits, Rendered, Template};
+use crate::channels::{Latest, RenderError, RenderInput, RenderLimits, Rendered, Template};
 use crate::model::{Problems, TemplateDef, serde_problem};
 use crate::store::TemplateRecord;
 
@@ -63,7 +63,7 @@ impl Runtime {
             let p = serde_problem(e);
             invalid(&p.path, p.message)
         })?;
-        Template::compile(parsed).map_err(TemplateError::Invalid)?;
+        let template = Template::compile(parsed).map_err(TemplateError::Invalid)?;
         let store = &self.shared.store;
         if store.get_template(id, None).await?.is_none() {
             let count = store.list_templates().await?.len();
@@ -74,7 +74,30 @@ impl Runtime {
                 ));
             }
         }
-        Ok(store.put_template(id, def, self.now()).await?)
+        let version = store.put_template(id, def, self.now()).await?;
+        self.shared.messaging.set(Latest {
+            id: id.to_string(),
+            version,
+            template,
+        });
+        Ok(version)
+    }
+
+    /// Makes the latest version of every stored template what message nodes send.
+    pub(super) async fn load_templates(&self) -> anyhow::Result<()> {
+        for record in self.shared.store.list_templates().await? {
+            match self.template(&record.id, Some(record.version)).await {
+                Ok((_, template)) => self.shared.messaging.set(Latest {
+                    id: record.id,
+                    version: record.version,
+                    template,
+                }),
+                Err(e) => {
+                    tracing::error!(template = %record.id, error = %e, "stored template no longer compiles")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A stored template (a version, or the latest) compiled.
@@ -111,6 +134,14 @@ impl Runtime {
         .map_err(anyhow::Error::from)?
         .map_err(TemplateError::Render)?;
         Ok((record, rendered))
+    }
+
+    /// Message nodes hand their messages to `executor` instead of their providers.
+    pub(crate) fn dry_run_messages(
+        &self,
+        executor: std::sync::Arc<dyn crate::actions::ActionExecutor>,
+    ) {
+        self.shared.messaging.dry_run(executor);
     }
 
     fn render_limits(&self) -> RenderLimits {

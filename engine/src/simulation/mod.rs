@@ -49,6 +49,8 @@ pub struct Context {
     pub audiences: Vec<(String, Value)>,
     /// (id, definition) of each capping rule.
     pub capping_rules: Vec<(String, Value)>,
+    /// (id, latest definition) of each message template.
+    pub templates: Vec<(String, Value)>,
 }
 
 impl Context {
@@ -68,6 +70,12 @@ impl Context {
             external: runtime.external().cloned(),
             audiences,
             capping_rules: store.capping_rules().await?,
+            templates: store
+                .list_templates()
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.definition))
+                .collect(),
         })
     }
 }
@@ -155,6 +163,7 @@ pub async fn simulate(cx: &Context, request: Request) -> Result<Simulation, SimE
         cx.external.clone(),
     )
     .await?;
+    runtime.dry_run_messages(Arc::new(dry_run.clone()));
     let result = drive(cx, &request, &runtime, &clock, start, &times).await;
     runtime.shutdown();
     let end = clock_now(&clock);
@@ -188,6 +197,12 @@ async fn drive(
             .put_capping_rule(id, def.clone())
             .await
             .map_err(|e| anyhow::anyhow!("capping rule {id}: {e}"))?;
+    }
+    for (id, def) in &cx.templates {
+        runtime
+            .put_template(id, def.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("template {id}: {e}"))?;
     }
     for (name, def) in &cx.audiences {
         runtime

@@ -4,7 +4,7 @@
 //! with their pending timers, step events, journeys and their published versions, runs,
 //! alerts, report counters and message templates. Each concern is a trait ([`EventStore`], [`PartitionStore`],
 //! [`InstanceStore`], [`ProfileStore`], [`AudienceStore`], [`JourneyStore`], [`RunStore`],
-//! [`AlertStore`], [`ReportStore`], [`TemplateStore`]); [`Store`] is all of them, what a backend implements.
+//! [`AlertStore`], [`ReportStore`], [`TemplateStore`], [`OutboxStore`]); [`Store`] is all of them, what a backend implements.
 //! The embedded backend is SQLite ([`sqlite`], one file per concern); a PostgreSQL backend
 //! implements the same traits and passes the same conformance cases (`conformance`).
 //!
@@ -30,7 +30,8 @@ pub use batch::{
 };
 pub use records::{
     AudienceRecord, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus, NodeCount,
-    Pause, Publication, RunRecord, RunStatus, TemplateRecord, TestMode, VersionInfo, VersionRecord,
+    OutboxRecord, Pause, Publication, RunRecord, RunStatus, TemplateRecord, TestMode, VersionInfo,
+    VersionRecord,
 };
 
 use crate::journal::{Instance, Step};
@@ -52,6 +53,7 @@ pub trait Store:
     + AlertStore
     + ReportStore
     + TemplateStore
+    + OutboxStore
 {
 }
 
@@ -66,6 +68,7 @@ impl<T> Store for T where
         + AlertStore
         + ReportStore
         + TemplateStore
+        + OutboxStore
 {
 }
 
@@ -274,6 +277,21 @@ pub trait TemplateStore: Send + Sync + 'static {
     async fn list_templates(&self) -> Result<Vec<TemplateRecord>>;
     /// Every version of a template, oldest first.
     async fn template_versions(&self, id: &str) -> Result<Vec<TemplateRecord>>;
+}
+
+/// Messages the `outbox` provider kept instead of sending them.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Keeps a message unless one with its id is kept already; whether it was new.
+    async fn put_outbox(&self, message: OutboxRecord) -> Result<bool>;
+    /// Kept messages in the order they were kept, after `after` (a `seq`), of one
+    /// profile or all: (seq, message).
+    async fn outbox_page(
+        &self,
+        profile_id: Option<String>,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, OutboxRecord)>>;
 }
 
 /// What journey reports read: live instances by node, step counts, conversions.

@@ -30,6 +30,25 @@ pub struct TemplateRecord {
     pub created_at: Timestamp,
 }
 
+/// A message the `outbox` provider kept: rendered, as it would have been sent.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutboxRecord {
+    /// Stable across retries (derived from the call's idempotency key).
+    pub message_id: String,
+    pub channel: String,
+    /// The address: an email address, a phone number, a device token.
+    pub to: String,
+    pub profile_id: String,
+    pub journey_id: String,
+    pub node_id: String,
+    pub template: String,
+    pub template_version: u32,
+    pub locale: String,
+    /// The rendered parts (`subject`, `html`, `text`, `body`, `title`, `data`).
+    pub message: Value,
+    pub at: Timestamp,
+}
+
 /// A run of a read-audience journey, or the fan-out of a business event: the profiles
 /// of an audience enter one journey version, at a rate, resumably.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

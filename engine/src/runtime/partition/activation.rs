@@ -496,6 +496,7 @@ pub(super) fn step_cx<'a>(
         settings: &shared.settings,
         metrics: &shared.metrics,
         throttle: &shared.throttle,
+        messaging: &shared.messaging,
         plugin_calls,
         lookups,
         call,

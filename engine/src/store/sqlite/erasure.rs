@@ -1,6 +1,6 @@
 //! Erasure of a deleted profile's personal data from what the store keeps after it: the
 //! data of its events, the details and messages of its steps, the data of its instances;
-//! its held entries are deleted.
+//! its held entries and the messages the outbox kept for it are deleted.
 //!
 //! What stays is what reports and audits need and what says nothing of the person: ids,
 //! event types, node ids and kinds, statuses, codes, branch labels, timings. Runs in the
@@ -19,6 +19,8 @@ pub fn erase_profile(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE events SET data = '{}' WHERE profile_id = ?1 AND data != '{}'")?
         .execute([id])?;
     conn.prepare_cached("DELETE FROM held_entries WHERE profile_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM outbox WHERE profile_id = ?1")?
         .execute([id])?;
 
     // Step groups of its instances, and of its events that started none (entry refusals).

@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
-/// 6: message templates (a new table: older databases gain it at start).
+/// 6: message templates and the outbox (new tables: older databases gain them at start).
 pub const SCHEMA_VERSION: i64 = 6;
 
 const DDL: &str = r#"
@@ -119,6 +119,22 @@ CREATE TABLE IF NOT EXISTS templates (
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (id, version)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS outbox (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id       TEXT NOT NULL UNIQUE,
+    profile_id       TEXT NOT NULL,
+    channel          TEXT NOT NULL,
+    to_address       TEXT NOT NULL,
+    journey_id       TEXT NOT NULL,
+    node_id          TEXT NOT NULL,
+    template         TEXT NOT NULL,
+    template_version INTEGER NOT NULL,
+    locale           TEXT NOT NULL,
+    message          TEXT NOT NULL,
+    at               INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_profile ON outbox(profile_id, seq);
 
 CREATE TABLE IF NOT EXISTS capping_entries (
     profile_id  TEXT NOT NULL,

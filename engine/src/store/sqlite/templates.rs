@@ -1,4 +1,5 @@
-//! Message templates: every version kept, the latest found by the primary key's order.
+//! Message templates (every version kept, the latest found by the primary key's order)
+//! and the outbox provider's messages.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -7,7 +8,7 @@ use serde_json::Value;
 
 use super::SqliteStore;
 use super::rows::{from_ts, ts};
-use crate::store::{Result, TemplateRecord, TemplateStore};
+use crate::store::{OutboxRecord, OutboxStore, Result, TemplateRecord, TemplateStore};
 
 const COLUMNS: &str = "id, version, definition, created_at";
 
@@ -88,6 +89,70 @@ impl TemplateStore for SqliteStore {
                 "SELECT {COLUMNS} FROM templates WHERE id = ?1 ORDER BY version"
             ))?
             .query_map([&id], record)?
+            .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn put_outbox(&self, m: OutboxRecord) -> Result<bool> {
+        let n = self
+            .execute(
+                "INSERT INTO outbox (message_id, profile_id, channel, to_address, journey_id, \
+                 node_id, template, template_version, locale, message, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT(message_id) DO NOTHING",
+                vec![
+                    m.message_id.into(),
+                    m.profile_id.into(),
+                    m.channel.into(),
+                    m.to.into(),
+                    m.journey_id.into(),
+                    m.node_id.into(),
+                    m.template.into(),
+                    i64::from(m.template_version).into(),
+                    m.locale.into(),
+                    m.message.to_string().into(),
+                    ts(m.at).into(),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn outbox_page(
+        &self,
+        profile_id: Option<String>,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, OutboxRecord)>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT seq, message_id, profile_id, channel, to_address, journey_id, node_id, \
+                 template, template_version, locale, message, at FROM outbox \
+                 WHERE seq > ?1 AND (?2 IS NULL OR profile_id = ?2) ORDER BY seq LIMIT ?3",
+            )?
+            .query_map(params![after.unwrap_or(0), profile_id, limit as i64], |r| {
+                let message: String = r.get(10)?;
+                Ok((
+                    r.get(0)?,
+                    OutboxRecord {
+                        message_id: r.get(1)?,
+                        profile_id: r.get(2)?,
+                        channel: r.get(3)?,
+                        to: r.get(4)?,
+                        journey_id: r.get(5)?,
+                        node_id: r.get(6)?,
+                        template: r.get(7)?,
+                        template_version: r.get(8)?,
+                        locale: r.get(9)?,
+                        message: serde_json::from_str(&message).unwrap_or(Value::Null),
+                        at: from_ts(r.get(11)?)?,
+                    },
+                ))
+            })?
             .collect()
         })
         .await

@@ -1,0 +1,257 @@
+//! `message`: render a template for the profile in its locale and send it through a
+//! provider (the channel's default, or the node's `provider`), with the timeout, retries
+//! and error path of an action call. The message id is derived from the call's
+//! idempotency key, so every attempt sends the same id. The step keeps the rendered
+//! message, its address and the provider's answer; the result is kept as
+//! `actions.<node id>`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::action::{CallPolicy, RetryDef, idempotency_key};
+use super::{Activity, Cx, NodeRef, Outcome, StepCx};
+use crate::actions::CallDone;
+use crate::channels::RenderInput;
+use crate::code::Code;
+use crate::expr::Expr;
+use crate::model::{Category, Channel};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageDef {
+    /// A name for people: shown on the canvas and in reports instead of the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Notes for people; the engine does not read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The template to send; its latest version when the message is sent.
+    pub template: String,
+    /// The template's channel, when written, is checked against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// `marketing` (the default) or `transactional`.
+    #[serde(default)]
+    pub category: Category,
+    /// Who sends it (`outbox`, `smtp`); by default the channel's provider from the
+    /// settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// A rhai expression for the address; by default `profile.email` (email),
+    /// `profile.phone` (SMS) or `profile.push_token` (push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Longest time one send may take (hours, minutes, seconds); default from settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Where to go when the message cannot be sent (no address, a template that does not
+    /// render, a provider that refused it for good); without it the instance fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Message {
+    pub template: String,
+    pub channel: Channel,
+    pub category: Category,
+    /// `None`: the channel's provider when the message is sent.
+    pub provider: Option<String>,
+    pub to: Expr,
+    pub call: CallPolicy,
+}
+
+/// Where a channel's address is when the node does not say.
+fn default_address(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "profile.email",
+        Channel::Sms => "profile.phone",
+        Channel::Push => "profile.push_token",
+    }
+}
+
+impl MessageDef {
+    pub fn compile(&self, path: &str, cx: &mut Cx) -> Option<Message> {
+        let mut ok = true;
+        let channel = match cx.catalog.templates.get(&self.template) {
+            Some(c) => Some(*c),
+            None => {
+                let known: Vec<&str> = cx.catalog.templates.keys().map(String::as_str).collect();
+                cx.problem(
+                    format!("{path}.template"),
+                    format!(
+                        "unknown template {:?} (known: {})",
+                        self.template,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                self.channel
+            }
+        };
+        if let (Some(written), Some(actual)) = (self.channel, channel)
+            && written != actual
+        {
+            cx.problem(
+                format!("{path}.channel"),
+                format!(
+                    "template {:?} is for {}, not {}",
+                    self.template,
+                    actual.as_str(),
+                    written.as_str()
+                ),
+            );
+            ok = false;
+        }
+        if let Some(p) = &self.provider
+            && !cx.catalog.providers.is_empty()
+            && !cx.catalog.providers.contains(p)
+        {
+            cx.problem(
+                format!("{path}.provider"),
+                format!(
+                    "unknown provider {p:?} (known: {})",
+                    cx.catalog
+                        .providers
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            ok = false;
+        }
+        let channel = channel.unwrap_or(Channel::Email);
+        let to = match &self.to {
+            Some(src) => cx.expr(&format!("{path}.to"), src),
+            None => cx.expr(&format!("{path}.to"), default_address(channel)),
+        };
+        let call = CallPolicy::compile(
+            path,
+            cx,
+            self.timeout.as_deref(),
+            self.retry.as_ref(),
+            self.next.as_ref(),
+            self.on_error.as_ref(),
+        );
+        let (Some(to), Some(call), true, true) = (
+            to,
+            call,
+            ok,
+            cx.catalog.templates.contains_key(&self.template),
+        ) else {
+            return None;
+        };
+        Some(Message {
+            template: self.template.clone(),
+            channel,
+            category: self.category,
+            provider: self.provider.clone(),
+            to,
+            call,
+        })
+    }
+}
+
+impl Message {
+    fn provider_name<'a>(&'a self, cx: &'a StepCx<'_>) -> &'a str {
+        self.provider
+            .as_deref()
+            .unwrap_or_else(|| cx.messaging.default_provider(self.channel))
+    }
+
+    fn attempt(&self, cx: &mut StepCx<'_>) -> Outcome {
+        let on_error = self.call.on_error;
+        let provider = self.provider_name(cx).to_string();
+        let fail = |code: Code, message: String, detail: Value| {
+            Outcome::fail(code, message, on_error).with_detail(detail)
+        };
+        let about = json!({"template": self.template, "channel": self.channel.as_str(),
+            "category": self.category.as_str(), "provider": provider});
+        let to = match cx.eval_json(&self.to) {
+            Ok(Value::String(s)) if !s.trim().is_empty() => s,
+            Ok(_) => {
+                return fail(
+                    Code::NoAddress,
+                    format!("the profile has no {} address", self.channel.as_str()),
+                    about,
+                );
+            }
+            Err(e) => return fail(Code::ExprEval, format!("to: {e}"), about),
+        };
+        let Some(latest) = cx.messaging.template(&self.template) else {
+            return fail(
+                Code::TemplateError,
+                format!("template {:?} does not exist", self.template),
+                about,
+            );
+        };
+        let input = RenderInput {
+            profile: cx.profile.clone(),
+            event: Some(cx.instance.data.event.clone()),
+            events: Some(Value::Object(cx.instance.data.events.clone())),
+            journey: Some(cx.journey_value()),
+            actions: Some(Value::Object(cx.instance.data.actions.clone())),
+            now: cx.now,
+        };
+        let rendered = match latest.template.render(&input, None, cx.messaging.limits) {
+            Ok(r) => r,
+            Err(e) => {
+                return fail(
+                    Code::TemplateError,
+                    e.to_string(),
+                    json!({"template": self.template, "template_version": latest.version,
+                        "provider": provider, "part": e.part}),
+                );
+            }
+        };
+        let Some(executor) = cx.messaging.provider(&provider) else {
+            return fail(
+                Code::ActionUnknown,
+                format!("provider {provider:?} is not configured"),
+                about,
+            );
+        };
+        let params = json!({
+            "message_id": crate::ids::message_id(&idempotency_key(cx)),
+            "channel": self.channel.as_str(),
+            "category": self.category.as_str(),
+            "to": to,
+            "template": self.template,
+            "template_version": latest.version,
+            "locale": rendered.locale,
+            "message": rendered.to_json(),
+        });
+        self.call
+            .send(cx, &format!("message:{provider}"), executor, params)
+    }
+}
+
+impl Activity for Message {
+    fn successors(&self) -> Vec<NodeRef> {
+        self.call.successors()
+    }
+
+    async fn enter(&self, cx: &mut StepCx<'_>) -> Outcome {
+        cx.instance.data.attempt = 1;
+        self.attempt(cx)
+    }
+
+    async fn on_timer(&self, cx: &mut StepCx<'_>) -> Outcome {
+        // A retry, or the same attempt again when its answer was lost in a crash: the
+        // same idempotency key, so the same message id.
+        self.attempt(cx)
+    }
+
+    fn on_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
+        let name = format!("message:{}", self.provider_name(cx));
+        self.call.read_result(cx, done, &name, &name)
+    }
+}
