@@ -270,6 +270,15 @@ pub struct Settings {
     pub sms_provider: String,
     /// The provider of push `message` nodes that name none.
     pub push_provider: String,
+    /// The SMTP server of the `smtp` provider: `smtp://host:25` (plain),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host`
+    /// (TLS). Without it there is no `smtp` provider.
+    pub smtp_url: Option<String>,
+    /// The sender of email sent by SMTP (`Name <address>`); its domain ends every
+    /// `Message-ID`.
+    pub smtp_from: String,
+    /// Longest time one SMTP exchange may take, in milliseconds.
+    pub smtp_timeout_ms: u64,
     /// Write keys of `/v1/segment/*`; none configured refuses every call.
     pub segment_write_keys: Vec<String>,
     /// Accepted events waiting for their partition (queued or waiting for room); past it,
@@ -363,6 +372,9 @@ impl Default for Settings {
             email_provider: "outbox".into(),
             sms_provider: "outbox".into(),
             push_provider: "outbox".into(),
+            smtp_url: None,
+            smtp_from: "Parcours <parcours@localhost>".into(),
+            smtp_timeout_ms: 10_000,
             segment_write_keys: Vec::new(),
             max_ingest_backlog: 50_000,
             require_auth: false,

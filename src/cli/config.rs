@@ -191,6 +191,20 @@ const ENV_ALIASES: &[(&str, &str)] = &[
 /// Settings that hold secrets: `config show` prints how many, not what.
 const SECRET_KEYS: &[&str] = &["segment_write_keys"];
 
+/// A URL with its password (`scheme://user:password@host`) hidden.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:(hidden)@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Settings that must be at least 1.
 const AT_LEAST_ONE: &[&str] = &[
     "partitions",
@@ -545,6 +559,7 @@ impl Resolved {
                     Value::Array(items) if SECRET_KEYS.contains(&key.as_str()) => {
                         json!(format!("({} hidden)", items.len()))
                     }
+                    Value::String(url) if key == "smtp_url" => json!(without_password(url)),
                     _ => value,
                 };
                 let origin = self.origins.get(&key).unwrap_or(&Origin::Default);
@@ -750,6 +765,19 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         settings: SettingsArgs,
+    }
+
+    #[test]
+    fn an_smtp_password_is_never_shown() {
+        assert_eq!(
+            without_password("smtps://ann:s3cr3t@mail.example.com:465"),
+            "smtps://ann:(hidden)@mail.example.com:465"
+        );
+        assert_eq!(
+            without_password("smtp://127.0.0.1:25"),
+            "smtp://127.0.0.1:25"
+        );
+        assert_eq!(without_password("smtp://ann@host"), "smtp://ann@host");
     }
 
     fn args(flags: &[&str]) -> SettingsArgs {

@@ -8,6 +8,7 @@ mod backup;
 mod cli;
 mod designer;
 mod docs;
+mod email;
 mod failures;
 mod fuzz_inputs;
 mod journeys;

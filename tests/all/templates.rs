@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::TestEngine;
 
-const WELCOME: &str = r#"
+pub(crate) const WELCOME: &str = r#"
 channel: email
 description: The first email after sign-up
 default_locale: en

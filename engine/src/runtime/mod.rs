@@ -154,7 +154,7 @@ impl Runtime {
             settings.max_calls_in_flight,
             metrics.clone(),
         ));
-        let messaging = messaging(&settings, &store, &clock);
+        let messaging = messaging(&settings, &store, &clock)?;
         let shared = Arc::new(Shared {
             messaging,
             store,
@@ -399,31 +399,56 @@ impl Runtime {
     }
 }
 
-/// The providers of `message` nodes: the outbox, kept in the store.
+/// The providers of `message` nodes: the outbox, kept in the store, and SMTP when a
+/// server is configured. A channel's provider must exist.
 fn messaging(
     settings: &Settings,
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
-) -> crate::channels::Messaging {
+) -> anyhow::Result<crate::channels::Messaging> {
     use crate::model::Channel;
     let clock = clock.clone();
     let outbox: Arc<dyn crate::actions::ActionExecutor> = Arc::new(crate::channels::Outbox::new(
         store.clone(),
         Arc::new(move || clock.now()),
     ));
-    let providers = [("outbox".to_string(), outbox)].into_iter().collect();
-    crate::channels::Messaging::new(
+    let mut providers: std::collections::BTreeMap<String, Arc<dyn crate::actions::ActionExecutor>> =
+        [("outbox".to_string(), outbox)].into_iter().collect();
+    if let Some(url) = &settings.smtp_url {
+        let smtp = crate::channels::Smtp::new(
+            url,
+            &settings.smtp_from,
+            std::time::Duration::from_millis(settings.smtp_timeout_ms),
+        )?;
+        providers.insert("smtp".into(), Arc::new(smtp));
+    }
+    let defaults = [
+        (Channel::Email, settings.email_provider.clone()),
+        (Channel::Sms, settings.sms_provider.clone()),
+        (Channel::Push, settings.push_provider.clone()),
+    ];
+    for (channel, provider) in &defaults {
+        if !providers.contains_key(provider) {
+            anyhow::bail!(
+                "{}_provider: there is no provider {provider:?} (known: {}{})",
+                channel.as_str(),
+                providers.keys().cloned().collect::<Vec<_>>().join(", "),
+                if provider == "smtp" {
+                    "; smtp needs smtp_url"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(crate::channels::Messaging::new(
         providers,
-        [
-            (Channel::Email, settings.email_provider.clone()),
-            (Channel::Sms, settings.sms_provider.clone()),
-            (Channel::Push, settings.push_provider.clone()),
-        ],
+        defaults,
         crate::channels::RenderLimits {
             max_bytes: settings.message_max_bytes,
             time: std::time::Duration::from_millis(settings.template_render_ms),
         },
-    )
+    ))
 }
 
 impl Shared {
