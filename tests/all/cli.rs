@@ -368,7 +368,7 @@ async fn a_copy_of_the_binary_elsewhere_serves_the_examples_and_scaffolds_plugin
             "--profile",
             "ada",
             "--data",
-            r#"{"first_name": "Ada"}"#,
+            r#"{"first_name": "Ada", "email": "ada@example.com"}"#,
         ]);
         c.env("PARCOURS_SERVER", &server.base);
         tokio::task::spawn_blocking(move || c.output())
@@ -406,8 +406,8 @@ async fn a_copy_of_the_binary_elsewhere_serves_the_examples_and_scaffolds_plugin
     assert!(
         steps["steps"].as_array().is_some_and(|s| s
             .iter()
-            .any(|s| s["kind"] == "action" && s["status"] == "passed")),
-        "the welcome journey acted: {steps}"
+            .any(|s| s["kind"] == "message" && s["status"] == "passed")),
+        "the welcome journey sent its email: {steps}"
     );
     assert!(
         work.join("parcours.db").exists(),

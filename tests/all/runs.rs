@@ -1,5 +1,5 @@
 //! Journeys run end to end: an event on `POST /v1/events` to observable effects (log
-//! action calls, step events, profile changes), on a test clock.
+//! action calls, messages in the outbox, step events, profile changes), on a test clock.
 
 use jiff::Span;
 use serde_json::json;
@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::support::{TestEngine, eventually, path};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn welcome_journey_runs_from_event_to_log_action_and_through_a_two_day_wait() {
+async fn welcome_journey_runs_from_event_to_an_email_and_through_a_two_day_wait() {
     let t = TestEngine::start().await;
     t.publish_examples().await;
     let (_, _) = t
@@ -24,24 +24,24 @@ async fn welcome_journey_runs_from_event_to_log_action_and_through_a_two_day_wai
 
     let instance = t.instance_in("ada", "welcome", "waiting").await;
     assert_eq!(instance["node"], "wait_2d");
-    let calls = t.log_calls();
-    let welcome = calls
-        .iter()
-        .find(|c| c.node_id == "send_welcome")
-        .expect("the welcome action ran");
+    let sent = t.outbox("ada").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let welcome = &sent[0];
     assert_eq!(
-        welcome.params,
-        json!({"template": "welcome", "email": "ada@example.com", "first_name": "Ada"})
+        (&welcome["node_id"], &welcome["to"], &welcome["template"]),
+        (
+            &json!("send_welcome"),
+            &json!("ada@example.com"),
+            &json!("welcome")
+        )
     );
-    assert_eq!(welcome.profile_id, "ada");
-    assert_eq!(welcome.attempt, 1);
+    // Her sign-up's time in her zone (New York), her name from the event.
+    assert_eq!(welcome["message"]["subject"], "Welcome, Ada!");
+    assert_eq!(
+        welcome["message"]["text"],
+        "Hi Ada,\n\nThanks for signing up on March 2. Your account is ready.\n"
+    );
     let id = instance["id"].as_str().unwrap();
-    assert!(
-        welcome.idempotency_key.starts_with(id),
-        "{}",
-        welcome.idempotency_key
-    );
-
     // Nothing happens before the two days are over.
     t.advance(Span::new().hours(47));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -69,16 +69,29 @@ async fn welcome_journey_runs_from_event_to_log_action_and_through_a_two_day_wai
     );
     assert_eq!(steps[4]["detail"]["branch"], "otherwise");
     assert_eq!(
-        steps[5]["detail"]["params"],
-        json!({"template": "getting-started-tips"})
+        steps[5]["detail"]["params"]["template"],
+        "getting_started_tips"
     );
-    assert!(t.log_calls().iter().any(|c| c.node_id == "send_tips"));
+    let sent = t.outbox("ada").await;
+    assert_eq!(sent[1]["message"]["subject"], "Three tips to get started");
+    assert_eq!(
+        sent[1]["message_id"],
+        steps[5]["detail"]["params"]["message_id"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reaction_takes_the_event_path_or_the_timeout_path() {
     let t = TestEngine::start().await;
     t.publish_examples().await;
+    for p in ["buyer", "idler", "shopper"] {
+        t.post_or_put(
+            reqwest::Method::PUT,
+            &format!("/v1/profiles/{p}"),
+            &json!({"attributes": {"email": format!("{p}@example.com")}}),
+        )
+        .await;
+    }
 
     // Buyer: checks out within the hour.
     t.event("cart_updated", "buyer", json!({"items": 2})).await;
@@ -120,12 +133,12 @@ async fn reaction_takes_the_event_path_or_the_timeout_path() {
         (i["node"] == "wait_again").then_some(i)
     })
     .await;
-    let reminder = t
-        .log_calls()
-        .into_iter()
-        .find(|c| c.node_id == "remind" && c.profile_id == "idler")
-        .expect("reminder sent");
-    assert_eq!(reminder.params["items"], 3);
+    let sent = t.outbox("idler").await;
+    assert_eq!(sent[0]["node_id"], "remind", "{sent:?}");
+    assert_eq!(
+        sent[0]["message"]["subject"],
+        "You left 3 items in your cart"
+    );
     t.advance(Span::new().days(1));
     let done = t.instance_in("idler", "abandoned_cart", "completed").await;
     assert_eq!(done["id"], waiting["id"]);
@@ -136,17 +149,11 @@ async fn reaction_takes_the_event_path_or_the_timeout_path() {
             .iter()
             .any(|s| s["node"] == "wait_checkout" && s["detail"]["timeout"] == true)
     );
-    assert!(
-        t.log_calls()
-            .iter()
-            .any(|c| c.node_id == "discount" && c.profile_id == "idler")
-    );
+    let sent = t.outbox("idler").await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1]["node_id"], "discount");
     // The buyer never got a reminder.
-    assert!(
-        !t.log_calls()
-            .iter()
-            .any(|c| c.profile_id == "buyer" && c.journey_id == "abandoned_cart")
-    );
+    assert!(t.outbox("buyer").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

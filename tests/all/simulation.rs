@@ -16,6 +16,8 @@ fn simulate_cli(extra: &[&str]) -> (bool, Vec<u8>, String) {
             "examples/simulations/abandoned_cart.profiles.json",
             "--events",
             "examples/simulations/abandoned_cart.events.jsonl",
+            "--resources",
+            "examples/resources.yaml",
         ])
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -168,7 +170,11 @@ fn the_abandoned_cart_simulation_gives_the_expected_paths_byte_for_byte_twice() 
     );
     let text = String::from_utf8(text1).unwrap();
     assert!(text.contains("profile bob"), "{text}");
-    assert!(text.contains("would call log@builtin"), "{text}");
+    assert!(text.contains("would call message:outbox"), "{text}");
+    assert!(
+        text.contains("\"subject\":\"You left 3 items in your cart\""),
+        "{text}"
+    );
 
     // A located error for a bad timeline.
     let dir = tempfile::tempdir().unwrap();
@@ -316,7 +322,7 @@ properties: {reentrance: {mode: always}}
 }
 
 /// `parcours journey simulate` of an example journey with its profiles and timeline
-/// from `examples/simulations/`.
+/// from `examples/simulations/` and the examples' resources (templates, audiences).
 fn simulate_example(name: &str, extra: &[&str]) -> Result<Vec<u8>, String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let journey = ["yaml", "json"]
@@ -332,6 +338,8 @@ fn simulate_example(name: &str, extra: &[&str]) -> Result<Vec<u8>, String> {
         .arg(root.join(format!("examples/simulations/{name}.profiles.json")))
         .arg("--events")
         .arg(root.join(format!("examples/simulations/{name}.events.jsonl")))
+        .arg("--resources")
+        .arg(root.join("examples/resources.yaml"))
         .args(extra)
         .env("RUST_LOG", "warn")
         .current_dir(root)

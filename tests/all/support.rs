@@ -238,6 +238,13 @@ impl TestEngine {
         }
     }
 
+    /// The messages the outbox provider kept for a profile, oldest first.
+    pub async fn outbox(&self, profile: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/outbox?profile_id={profile}")).await;
+        assert_eq!(status, 200, "outbox: {body}");
+        body["messages"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn steps(&self, instance_id: &str) -> Vec<Value> {
         self.all(&format!("/v1/instances/{instance_id}/steps"), "steps")
             .await
