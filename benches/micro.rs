@@ -12,6 +12,10 @@
 //!   `[instances] reuse = true`). The Python and JavaScript guests are built by
 //!   `examples/plugins/build.sh` (python3 and node needed).
 //!
+//! - a message rendered as a `message` node renders it (the examples' welcome email:
+//!   subject, text and HTML in Liquid, the HTML's values escaped) vs the same three
+//!   strings built with `format!` from the same JSON (the floor).
+//!
 //! `cargo bench --bench micro`
 
 mod support;
@@ -339,4 +343,67 @@ fn plugin_call_by_language(bencher: divan::Bencher, case: &str) {
     call.action = name.into();
     call.deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
+/// The examples' welcome email as a `message` node renders it for one profile.
+#[divan::bench(sample_size = 64)]
+fn message_render_welcome(bencher: divan::Bencher) {
+    use parcours_engine::channels::{RenderInput, RenderLimits, Template};
+    let text = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/resources.yaml"
+    ))
+    .expect("resources");
+    let resources =
+        parcours_engine::model::parse_resources(&text, parcours_engine::model::Format::Yaml)
+            .expect("resources parse");
+    let def = resources.templates["welcome"].clone();
+    let template = Template::compile(def).expect("compiles");
+    let (event, profile) = welcome_inputs();
+    let input = RenderInput {
+        profile,
+        event: Some(event),
+        now: "2026-03-02T08:00:00Z".parse().expect("time"),
+        ..Default::default()
+    };
+    let limits = RenderLimits {
+        max_bytes: 1 << 20,
+        time: std::time::Duration::from_secs(1),
+    };
+    bencher.bench_local(|| {
+        template
+            .render(divan::black_box(&input), None, limits)
+            .expect("renders")
+    });
+}
+
+/// The floor: the same subject, text and HTML built by `format!` from the same JSON.
+#[divan::bench(sample_size = 64)]
+fn message_render_native_floor(bencher: divan::Bencher) {
+    let (event, profile) = welcome_inputs();
+    bencher.bench_local(|| {
+        let (event, profile) = divan::black_box((&event, &profile));
+        let name = profile["first_name"].as_str().unwrap_or("there");
+        let at: jiff::Timestamp = event["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default();
+        let day = at
+            .to_zoned(jiff::tz::TimeZone::get("Europe/Paris").expect("zone"))
+            .strftime("%B %-d")
+            .to_string();
+        let escaped = name.replace('&', "&amp;").replace('<', "&lt;");
+        (
+            format!("Welcome, {name}!"),
+            format!("Hi {name},\n\nThanks for signing up on {day}. Your account is ready.\n"),
+            format!("<p>Hi {escaped},</p>\n<p>Thanks for signing up on {day}. Your account is ready.</p>\n"),
+        )
+    });
+}
+
+fn welcome_inputs() -> (Value, Value) {
+    (
+        json!({"type": "signup", "timestamp": "2026-03-02T08:00:00Z", "data": {}}),
+        json!({"id": "ann", "first_name": "Ann", "email": "ann@example.com", "timezone": "Europe/Paris"}),
+    )
 }

@@ -115,6 +115,7 @@ async fn the_page_is_public_its_data_is_not() {
             "wait",
             "reaction",
             "action",
+            "message",
             "update_profile",
             "jump",
             "end"
