@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::action::{CallPolicy, RetryDef, idempotency_key};
+use super::call::{CallPolicy, RetryDef, idempotency_key};
 use super::{Activity, Cx, NodeRef, Outcome, StepCx};
 use crate::actions::CallDone;
 use crate::channels::RenderInput;

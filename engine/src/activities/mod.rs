@@ -8,6 +8,7 @@
 //! file here plus one line in [`node_kinds!`] and one in [`crate::model::NodeDef`].
 
 pub mod action;
+pub mod call;
 mod compiling;
 pub mod condition;
 pub mod end;
