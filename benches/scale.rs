@@ -214,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
                 attributes: json!({"n": i}),
                 timezone: None,
                 aliases: None,
+                source: "api",
             })
             .collect();
         for answer in engine.runtime().profile_ops(ops).await? {

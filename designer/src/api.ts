@@ -79,6 +79,9 @@ export interface NodeReport {
   passed: number;
   failed: number;
   error_codes: Record<string, number>;
+  /** Messages not sent on purpose (unsubscribed, suppressed), by code. */
+  skipped: number;
+  skip_codes?: Record<string, number>;
   waited: number;
   held: number;
   ended: number;

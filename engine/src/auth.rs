@@ -267,6 +267,9 @@ const SEGMENT_ROOT_CALLS: [&str; 7] = [
 pub fn needed(method: &Method, path: &str) -> Option<Scope> {
     if path == "/healthz"
         || ((*method == Method::GET || *method == Method::HEAD) && crate::designer::is_public(path))
+        // A message's unsubscribe link: its signed token is the permission.
+        || (matches!(*method, Method::GET | Method::HEAD | Method::POST)
+            && path.starts_with("/unsubscribe/"))
     {
         return None;
     }
@@ -446,6 +449,13 @@ mod tests {
             needed(&Method::POST, "/v1/journeys/x/publish"),
             Some(Scope::Admin)
         );
+        // A message's unsubscribe link carries its own permission; its neighbours do not.
+        assert_eq!(needed(&Method::POST, "/unsubscribe/tok.en"), None);
+        assert_eq!(
+            needed(&Method::DELETE, "/unsubscribe/tok.en"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(needed(&Method::POST, "/unsubscribe"), Some(Scope::Admin));
         assert!(Scope::Admin.allows(Scope::Ingest) && Scope::Admin.allows(Scope::Read));
         assert!(!Scope::Ingest.allows(Scope::Read) && !Scope::Read.allows(Scope::Ingest));
     }

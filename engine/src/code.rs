@@ -72,6 +72,7 @@ codes! {
     InvalidComponent = "INVALID_COMPONENT",
     InvalidEvent = "INVALID_EVENT",
     InvalidJourney = "INVALID_JOURNEY",
+    InvalidLink = "INVALID_LINK",
     InvalidManifest = "INVALID_MANIFEST",
     InvalidProfile = "INVALID_PROFILE",
     InvalidRequest = "INVALID_REQUEST",
@@ -106,6 +107,7 @@ codes! {
     ReentranceBlocked = "REENTRANCE_BLOCKED",
     SecretNotGranted = "SECRET_NOT_GRANTED",
     StepLimit = "STEP_LIMIT",
+    Suppressed = "SUPPRESSED",
     TemplateError = "TEMPLATE_ERROR",
     TestEnded = "TEST_ENDED",
     TestProfile = "TEST_PROFILE",
@@ -114,6 +116,7 @@ codes! {
     UnexpectedResult = "UNEXPECTED_RESULT",
     UnexpectedTimer = "UNEXPECTED_TIMER",
     UnknownIdentity = "UNKNOWN_IDENTITY",
+    Unsubscribed = "UNSUBSCRIBED",
 }
 
 /// As its text in quotes (`"EXPR_EVAL"`), as the codes read when they were strings:

@@ -133,8 +133,9 @@ impl Engine {
         drained
     }
 
-    /// Creates or replaces the audiences, capping rules and templates of a resources
-    /// file (a template changed since its latest version becomes a new version).
+    /// Creates or replaces the subscription groups, audiences, capping rules and
+    /// templates of a resources file (a template changed since its latest version becomes
+    /// a new version).
     pub async fn apply_resources(&self, path: &Path) -> anyhow::Result<()> {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let format = match path.extension().and_then(|e| e.to_str()) {
@@ -143,6 +144,14 @@ impl Engine {
         };
         let resources = parse_resources(&text, format)
             .map_err(|p| anyhow::anyhow!("{}: {p}", path.display()))?;
+        for (id, group) in resources.subscription_groups {
+            self.runtime
+                .put_subscription_group(&id, serde_json::to_value(group)?)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("{}: subscription_groups.{id}: {e}", path.display())
+                })?;
+        }
         for (id, rule) in resources.capping_rules {
             self.runtime
                 .put_capping_rule(&id, serde_json::to_value(rule)?)

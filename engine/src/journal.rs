@@ -149,6 +149,9 @@ pub enum StepStatus {
     Discarded,
     /// An entry or an action waits for its paused journey to resume.
     Held,
+    /// A node did not do its work, for a reason in its code (a message not sent to a
+    /// profile that unsubscribed); the instance moved on.
+    Skipped,
 }
 
 impl StepStatus {
@@ -161,6 +164,7 @@ impl StepStatus {
             StepStatus::Ended => "ended",
             StepStatus::Discarded => "discarded",
             StepStatus::Held => "held",
+            StepStatus::Skipped => "skipped",
         }
     }
 
@@ -173,6 +177,7 @@ impl StepStatus {
             "ended" => StepStatus::Ended,
             "discarded" => StepStatus::Discarded,
             "held" => StepStatus::Held,
+            "skipped" => StepStatus::Skipped,
             _ => return None,
         })
     }

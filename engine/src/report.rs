@@ -48,6 +48,11 @@ pub struct NodeReport {
     /// Times the node failed (the instance took its error path or ended).
     pub failed: u64,
     pub error_codes: BTreeMap<String, u64>,
+    /// Times the node did not do its work and the instance moved on (a message not sent:
+    /// unsubscribed, suppressed, capped), by code.
+    pub skipped: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub skip_codes: BTreeMap<String, u64>,
     /// Times an instance paused on the node (wait, reaction, retry).
     pub waited: u64,
     /// Times an action waited for a paused journey.
@@ -160,6 +165,10 @@ pub fn build(
                 node.failed += n;
                 hour.failed += n;
                 *node.error_codes.entry(c.code.clone()).or_default() += n;
+            }
+            "skipped" => {
+                node.skipped += n;
+                *node.skip_codes.entry(c.code.clone()).or_default() += n;
             }
             "waiting" => node.waited += n,
             "held" => node.held += n,

@@ -279,6 +279,14 @@ pub struct Settings {
     pub smtp_from: String,
     /// Longest time one SMTP exchange may take, in milliseconds.
     pub smtp_timeout_ms: u64,
+    /// Where people reach this engine from outside, for the links in messages (an
+    /// unsubscribe link is `{public_url}/unsubscribe/{token}`): `https://journeys.example.com`.
+    /// By default `http://` and `listen`, which only suits a test on one machine.
+    pub public_url: Option<String>,
+    /// How long the unsubscribe link of a message works, in days.
+    pub unsubscribe_link_days: u32,
+    /// Most subscription groups (the channels' built-in ones count).
+    pub max_subscription_groups: usize,
     /// Write keys of `/v1/segment/*`; none configured refuses every call.
     pub segment_write_keys: Vec<String>,
     /// Accepted events waiting for their partition (queued or waiting for room); past it,
@@ -375,6 +383,9 @@ impl Default for Settings {
             smtp_url: None,
             smtp_from: "Parcours <parcours@localhost>".into(),
             smtp_timeout_ms: 10_000,
+            public_url: None,
+            unsubscribe_link_days: 365,
+            max_subscription_groups: 1_000,
             segment_write_keys: Vec::new(),
             max_ingest_backlog: 50_000,
             require_auth: false,

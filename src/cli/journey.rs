@@ -395,6 +395,7 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                 audiences: Vec::new(),
                 capping_rules: Vec::new(),
                 templates: Vec::new(),
+                subscription_groups: Vec::new(),
             };
             for file in &resources {
                 let text = std::fs::read(file)
@@ -409,6 +410,9 @@ pub async fn run(cmd: JourneyCommand, server: &Remote) -> anyhow::Result<ExitCod
                 }
                 for (id, t) in r.templates {
                     cx.templates.push((id, serde_json::to_value(t)?));
+                }
+                for (id, g) in r.subscription_groups {
+                    cx.subscription_groups.push((id, serde_json::to_value(g)?));
                 }
             }
             let request = simulation::Request {

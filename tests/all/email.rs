@@ -270,3 +270,228 @@ async fn a_templated_email_reaches_a_real_smtp_server_once_with_a_stable_message
     assert_eq!(failed["detail"]["attempt"], 1);
     assert_eq!(steps.last().unwrap()["node"], "bounced");
 }
+
+const NEWSLETTER: &str = r#"
+channel: email
+default_locale: en
+locales:
+  en:
+    subject: "News for {{ profile.first_name }}"
+    html: '<p>New this week.</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+    text: "New this week. Unsubscribe: {{ unsubscribe_url }}"
+"#;
+
+const RECEIPT: &str = r#"
+channel: email
+default_locale: en
+locales:
+  en:
+    subject: "Your order {{ event.data.order }}"
+    text: "Thank you for order {{ event.data.order }}."
+"#;
+
+const NEWS_JOURNEY: &str = r#"
+entry: {type: event, event: news_due}
+properties: {reentrance: {mode: always}}
+start: news
+nodes:
+  news: {type: message, template: news, subscription_group: newsletter}
+"#;
+
+const RECEIPT_JOURNEY: &str = r#"
+entry: {type: event, event: purchase}
+properties: {reentrance: {mode: always}}
+start: receipt
+nodes:
+  receipt: {type: message, template: receipt, category: transactional}
+"#;
+
+/// The node's step (not the instance's end) in a profile's first completed instance of
+/// a journey.
+async fn last_step(t: &TestEngine, profile: &str, journey: &str, node: &str) -> Value {
+    let instance = t.instance_in(profile, journey, "completed").await;
+    let steps = t.steps(instance["id"].as_str().unwrap()).await;
+    steps
+        .into_iter()
+        .find(|s| s["node"] == node && s["status"] != "ended")
+        .expect("a step of the node")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emails_unsubscribe_link_unsubscribes_in_one_click_and_transactional_mail_still_goes() {
+    let sink = Sink::start();
+    let port = sink.port;
+    let t = TestEngine::start_with(move |s| {
+        s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        s.smtp_from = "Shop <news@shop.example>".into();
+        s.email_provider = "smtp".into();
+        s.public_url = Some("https://journeys.shop.example/".into());
+    })
+    .await;
+    let yaml = |body: &str| body.as_bytes().to_vec();
+    for (path, body) in [
+        ("/v1/templates/news", yaml(NEWSLETTER)),
+        ("/v1/templates/receipt", yaml(RECEIPT)),
+        (
+            "/v1/subscription-groups/newsletter",
+            yaml("{channel: email, default: opt_out, name: The weekly newsletter}"),
+        ),
+    ] {
+        let (status, answer) = t
+            .send(Method::PUT, path, Some(&body), "application/yaml")
+            .await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    t.publish("news", NEWS_JOURNEY).await;
+    t.publish("receipts", RECEIPT_JOURNEY).await;
+    t.post_or_put(
+        Method::PUT,
+        "/v1/profiles/ada",
+        &json!({"attributes": {"first_name": "Ada", "email": "Ada@Example.com"}}),
+    )
+    .await;
+
+    // The newsletter carries its link in the body and in the RFC 8058 headers.
+    t.event("news_due", "ada", json!({})).await;
+    let sent = last_step(&t, "ada", "news", "news").await;
+    assert_eq!(sent["status"], "passed", "{sent}");
+    let message_id = sent["detail"]["params"]["message_id"].as_str().unwrap();
+    let mails = sink.received();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let link = mails[0]["headers"]["List-Unsubscribe"]
+        .as_str()
+        .expect("List-Unsubscribe")
+        .trim_matches(['<', '>'])
+        .to_string();
+    assert!(
+        link.starts_with("https://journeys.shop.example/unsubscribe/"),
+        "{link}"
+    );
+    assert_eq!(
+        mails[0]["headers"]["List-Unsubscribe-Post"],
+        "List-Unsubscribe=One-Click"
+    );
+    let text = mails[0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "text/plain")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&link),
+        "the body's link is the header's: {text}"
+    );
+    let path = link.trim_start_matches("https://journeys.shop.example");
+
+    // The link's page, as a person opening it sees it: what it does, and a button.
+    let page = t.client.get(t.url(path)).send().await.expect("GET");
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["referrer-policy"],
+        "no-referrer",
+        "the token never leaves in a Referer"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("The weekly newsletter") && html.contains("<form method=\"post\">"),
+        "{html}"
+    );
+
+    // A changed token does nothing.
+    let forged = format!("{}x", &path[..path.len() - 1]);
+    let refused = t.client.post(t.url(&forged)).send().await.expect("POST");
+    assert_eq!(refused.status(), 400);
+
+    // The mail client's one-click POST (no API token, as RFC 8058 sends it).
+    let done = t
+        .client
+        .post(t.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("You are unsubscribed"));
+
+    // The change is on the profile, with its source and message.
+    let (status, consent) = t.get("/v1/profiles/ada/consent").await;
+    assert_eq!(status, 200, "{consent}");
+    let newsletter = consent["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "newsletter")
+        .expect("the group");
+    assert_eq!(
+        (newsletter["subscribed"].clone(), newsletter["from"].clone()),
+        (json!(false), json!("stated"))
+    );
+    let change = &consent["changes"][0];
+    assert_eq!(change["source"], "unsubscribe_link", "{consent}");
+    assert_eq!(change["message_id"], message_id);
+    assert_eq!(change["subscribed"], false);
+
+    // The next newsletter is not sent, and the step says why; the instance goes on.
+    t.event("news_due", "ada", json!({})).await;
+    let skipped = eventually_step(&t, "ada", "news", "news", "skipped").await;
+    assert_eq!(skipped["code"], "UNSUBSCRIBED", "{skipped}");
+    // A receipt is transactional: it is sent, without an unsubscribe link.
+    t.event("purchase", "ada", json!({"order": "A-17"})).await;
+    let receipt = last_step(&t, "ada", "receipts", "receipt").await;
+    assert_eq!(receipt["status"], "passed", "{receipt}");
+    let mails = sink.received();
+    assert_eq!(mails.len(), 2, "one newsletter and one receipt: {mails:?}");
+    let receipt_mail = mails
+        .iter()
+        .find(|m| m["headers"]["Subject"] == "Your order A-17")
+        .expect("the receipt");
+    assert!(receipt_mail["headers"].get("List-Unsubscribe").is_none());
+
+    // An address on the suppression list gets nothing, transactional or not.
+    let (status, _) = t
+        .post_or_put(
+            Method::PUT,
+            "/v1/suppressions/ada@example.com",
+            &json!({"reason": "hard_bounce"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    t.event("purchase", "ada", json!({"order": "A-18"})).await;
+    let suppressed = eventually_step(&t, "ada", "receipts", "receipt", "skipped").await;
+    assert_eq!(suppressed["code"], "SUPPRESSED", "{suppressed}");
+    assert_eq!(sink.received().len(), 2);
+
+    // The report counts each node's sends and skips by code.
+    let (_, report) = t.get("/v1/journeys/news/report").await;
+    let node = &report["versions"][0]["nodes"][0];
+    assert_eq!(node["passed"], 1, "{report}");
+    assert_eq!(node["skip_codes"]["UNSUBSCRIBED"], 1, "{report}");
+}
+
+/// Waits for the node's latest step of the profile's journey to have `status`.
+async fn eventually_step(
+    t: &TestEngine,
+    profile: &str,
+    journey: &str,
+    node: &str,
+    status: &str,
+) -> Value {
+    crate::support::eventually(|| async {
+        let instances = t.instances(profile).await;
+        for i in instances.iter().filter(|i| i["journey_id"] == journey) {
+            let steps = t.steps(i["id"].as_str().unwrap()).await;
+            if let Some(s) = steps
+                .into_iter()
+                .find(|s| s["node"] == node && s["status"] == status)
+            {
+                return Some(s);
+            }
+        }
+        None
+    })
+    .await
+}

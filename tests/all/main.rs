@@ -6,6 +6,7 @@ mod auth;
 mod authoring;
 mod backup;
 mod cli;
+mod consent;
 mod designer;
 mod docs;
 mod email;

@@ -109,6 +109,16 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("get", "/v1/templates/{id}/versions"),
         ("post", "/v1/templates/{id}/preview"),
         ("get", "/v1/outbox"),
+        ("get", "/v1/subscription-groups"),
+        ("get", "/v1/subscription-groups/{id}"),
+        ("put", "/v1/subscription-groups/{id}"),
+        ("get", "/v1/profiles/{id}/consent"),
+        ("put", "/v1/profiles/{id}/consent/{group}"),
+        ("get", "/v1/profiles/{id}/messages"),
+        ("get", "/v1/suppressions"),
+        ("get", "/v1/suppressions/{address}"),
+        ("put", "/v1/suppressions/{address}"),
+        ("delete", "/v1/suppressions/{address}"),
     ];
     let mut documented: Vec<(String, String)> = Vec::new();
     let mut operation_ids = Vec::new();

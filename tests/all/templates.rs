@@ -348,7 +348,7 @@ async fn a_message_node_renders_its_template_and_the_outbox_keeps_it() {
         .post_or_put(
             Method::PUT,
             "/v1/profiles/zoe",
-            &json!({"attributes": {"first_name": "Zoé", "email": "zoe@example.com", "locale": "fr", "mobile": "+33600000000"}, "timezone": "Europe/Paris"}),
+            &json!({"attributes": {"first_name": "Zoé", "email": "zoe@example.com", "locale": "fr", "mobile": "+33600000000", "subscriptions": {"sms": true}}, "timezone": "Europe/Paris"}),
         )
         .await;
     assert_eq!(status, 200);
@@ -446,7 +446,7 @@ async fn a_message_node_renders_its_template_and_the_outbox_keeps_it() {
     let (status, sim) = t
         .post_json(
             "/v1/journeys/signup/simulate",
-            &json!({"profiles": [{"id": "sim", "attributes": {"first_name": "Sam", "email": "s@example.com", "mobile": "+1555"}}],
+            &json!({"profiles": [{"id": "sim", "attributes": {"first_name": "Sam", "email": "s@example.com", "mobile": "+1555", "subscriptions": {"sms": true}}}],
                     "events": [{"at": "PT0S", "type": "signed_up", "profile_id": "sim", "data": {"code": "Z"}}]}),
         )
         .await;

@@ -37,6 +37,7 @@ fn fixture() -> &'static Fixture {
                 .collect(),
             ),
             providers: Arc::new(["outbox".to_string()].into_iter().collect()),
+            groups: Arc::default(),
         },
     })
 }

@@ -94,6 +94,7 @@ export function StepNode({ data, selected }: NodeProps<Extract<CanvasNode, { typ
         <div className="counts" data-counts={id}>
           <span title="passed">✓ {count.passed}</span>
           <span title="here now">◷ {count.current}</span>
+          {(count.skipped ?? 0) > 0 && <span className="skipped" title={Object.entries(count.skip_codes ?? {}).map(([c, n]) => `${c}: ${n}`).join('\n')}>not sent {count.skipped}</span>}
           {count.failed > 0 && <span className="failed" title={Object.entries(count.error_codes).map(([c, n]) => `${c}: ${n}`).join('\n')}>✗ {count.failed}</span>}
         </div>
       )}

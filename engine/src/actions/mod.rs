@@ -69,6 +69,9 @@ pub enum ActionError {
     /// The sandbox stopped the call (trap, memory limit, denied host, ...), with a stable
     /// code such as `PLUGIN_TRAP`.
     Sandbox { code: Code, message: String },
+    /// Nothing was sent, on purpose (an address on the suppression list), with a stable
+    /// code: a message node moves on to `next`, the step saying why.
+    Declined { code: Code, message: String },
 }
 
 impl ActionError {
@@ -86,7 +89,7 @@ impl ActionError {
             ActionError::Retryable { .. } => Code::ActionRetryable,
             ActionError::Permanent(_) => Code::ActionFailed,
             ActionError::Timeout { .. } => Code::ActionTimeout,
-            ActionError::Sandbox { code, .. } => *code,
+            ActionError::Sandbox { code, .. } | ActionError::Declined { code, .. } => *code,
         }
     }
 
@@ -111,7 +114,9 @@ impl fmt::Display for ActionError {
             ActionError::Retryable { message, .. } => write!(f, "transient failure: {message}"),
             ActionError::Permanent(m) => write!(f, "failed: {m}"),
             ActionError::Timeout { after_ms } => write!(f, "no answer within {after_ms} ms"),
-            ActionError::Sandbox { message, .. } => f.write_str(message),
+            ActionError::Sandbox { message, .. } | ActionError::Declined { message, .. } => {
+                f.write_str(message)
+            }
         }
     }
 }

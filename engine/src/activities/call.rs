@@ -220,6 +220,14 @@ impl CallPolicy {
                 cx.instance.data.attempt = 0;
                 Outcome::goto(self.next).with_detail(detail(json!({"result": value})))
             }
+            // Declined on purpose (an address on the suppression list): not a failure,
+            // the instance goes on and the step says why.
+            Err(crate::actions::ActionError::Declined { code, message }) => {
+                cx.instance.data.attempt = 0;
+                Outcome::skip(code, message.clone(), self.next).with_detail(detail(
+                    json!({"not_sent": {"code": code, "message": message}}),
+                ))
+            }
             Err(err) if err.is_retryable() && attempt < self.max_attempts => {
                 let backoff = self.backoff_before(attempt + 1, &call.idempotency_key, cx);
                 let mut wake_at = cx.now.checked_add(backoff).unwrap_or(cx.now);

@@ -32,6 +32,9 @@ pub struct Catalog {
     pub capping_rules: Arc<BTreeSet<String>>,
     /// Message templates that exist, with their channels.
     pub templates: Arc<BTreeMap<String, Channel>>,
+    /// Subscription groups defined, with their channels (each channel's built-in group,
+    /// named after it, exists without a definition).
+    pub groups: Arc<BTreeMap<String, Channel>>,
     /// Message providers that exist (empty: not known here, not checked).
     pub providers: Arc<BTreeSet<String>>,
 }

@@ -4,6 +4,11 @@
 //! idempotency key, so every attempt sends the same id. The step keeps the rendered
 //! message, its address and the provider's answer; the result is kept as
 //! `actions.<node id>`.
+//!
+//! A marketing message goes only to a profile subscribed to its group (else the step is
+//! skipped with `UNSUBSCRIBED` and the instance goes on) and carries a signed unsubscribe
+//! link (`unsubscribe_url` in the template, `List-Unsubscribe` in an email); every
+//! message to an address on the suppression list is declined (`SUPPRESSED`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -33,6 +38,11 @@ pub struct MessageDef {
     /// `marketing` (the default) or `transactional`.
     #[serde(default)]
     pub category: Category,
+    /// The subscription group of a marketing message: sent only to profiles subscribed
+    /// to it, whose unsubscribe link leaves it. By default the channel's own group
+    /// (`email`, `sms`, `push`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_group: Option<String>,
     /// Who sends it (`outbox`, `smtp`); by default the channel's provider from the
     /// settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +69,8 @@ pub struct Message {
     pub template: String,
     pub channel: Channel,
     pub category: Category,
+    /// The subscription group (marketing messages).
+    pub group: String,
     /// `None`: the channel's provider when the message is sent.
     pub provider: Option<String>,
     pub to: Expr,
@@ -129,6 +141,53 @@ impl MessageDef {
             ok = false;
         }
         let channel = channel.unwrap_or(Channel::Email);
+        let group = match (&self.subscription_group, self.category) {
+            (Some(_), Category::Transactional) => {
+                cx.problem(
+                    format!("{path}.subscription_group"),
+                    "a transactional message belongs to no subscription group (it is sent \
+                     regardless of consent)",
+                );
+                ok = false;
+                String::new()
+            }
+            (Some(g), Category::Marketing) => {
+                let known = cx.catalog.groups.get(g).copied().or_else(|| {
+                    [Channel::Email, Channel::Sms, Channel::Push]
+                        .into_iter()
+                        .find(|c| c.as_str() == g)
+                });
+                match known {
+                    Some(c) if c == channel => {}
+                    Some(c) => {
+                        cx.problem(
+                            format!("{path}.subscription_group"),
+                            format!(
+                                "{g:?} is a group of {} messages, not {}",
+                                c.as_str(),
+                                channel.as_str()
+                            ),
+                        );
+                        ok = false;
+                    }
+                    None => {
+                        let mut known: Vec<&str> =
+                            cx.catalog.groups.keys().map(String::as_str).collect();
+                        known.extend(["email", "sms", "push"]);
+                        cx.problem(
+                            format!("{path}.subscription_group"),
+                            format!(
+                                "unknown subscription group {g:?} (known: {})",
+                                known.join(", ")
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                g.clone()
+            }
+            (None, _) => channel.as_str().to_string(),
+        };
         let to = match &self.to {
             Some(src) => cx.expr(&format!("{path}.to"), src),
             None => cx.expr(&format!("{path}.to"), default_address(channel)),
@@ -153,6 +212,7 @@ impl MessageDef {
             template: self.template.clone(),
             channel,
             category: self.category,
+            group,
             provider: self.provider.clone(),
             to,
             call,
@@ -186,6 +246,36 @@ impl Message {
             }
             Err(e) => return fail(Code::ExprEval, format!("to: {e}"), about),
         };
+        let marketing = self.category == Category::Marketing;
+        if marketing {
+            let default = cx
+                .messaging
+                .group(&self.group)
+                .map_or(crate::model::ConsentDefault::OptIn, |g| g.default);
+            if !crate::model::consent::subscribed(cx.profile, &self.group, default) {
+                let mut detail = about;
+                detail["subscription_group"] = json!(self.group);
+                return Outcome::skip(
+                    Code::Unsubscribed,
+                    format!(
+                        "the profile is not subscribed to {:?}; a marketing message is not sent",
+                        self.group
+                    ),
+                    self.call.next,
+                )
+                .with_detail(detail);
+            }
+        }
+        let message_id = crate::ids::message_id(&idempotency_key(cx));
+        let unsubscribe_url = match cx.messaging.links() {
+            Some(links) if marketing => Some(links.unsubscribe_url(
+                &cx.instance.profile_id,
+                &self.group,
+                &message_id,
+                cx.now,
+            )),
+            _ => None,
+        };
         let Some(latest) = cx.messaging.template(&self.template) else {
             return fail(
                 Code::TemplateError,
@@ -200,6 +290,7 @@ impl Message {
             journey: Some(cx.journey_value()),
             actions: Some(Value::Object(cx.instance.data.actions.clone())),
             now: cx.now,
+            unsubscribe_url: unsubscribe_url.clone(),
         };
         let rendered = match latest.template.render(&input, None, cx.messaging.limits) {
             Ok(r) => r,
@@ -219,8 +310,8 @@ impl Message {
                 about,
             );
         };
-        let params = json!({
-            "message_id": crate::ids::message_id(&idempotency_key(cx)),
+        let mut params = json!({
+            "message_id": message_id,
             "channel": self.channel.as_str(),
             "category": self.category.as_str(),
             "to": to,
@@ -229,6 +320,12 @@ impl Message {
             "locale": rendered.locale,
             "message": rendered.to_json(),
         });
+        if marketing {
+            params["subscription_group"] = json!(self.group);
+        }
+        if let Some(url) = unsubscribe_url {
+            params["unsubscribe_url"] = json!(url);
+        }
         self.call
             .send(cx, &format!("message:{provider}"), executor, params)
     }

@@ -56,6 +56,13 @@ pub enum Move {
         message: String,
         on_error: Option<NodeRef>,
     },
+    /// The node did not do its work, on purpose and for a reason (a message to a profile
+    /// that unsubscribed): the step records the code, and the instance goes on to `next`.
+    Skip {
+        code: Code,
+        message: String,
+        next: Option<NodeRef>,
+    },
     /// Make this call, then hand its answer to the node ([`Activity::on_result`]). The
     /// runtime decides where the call runs: within the step, or after the instance was
     /// committed as calling (a slow call never holds other profiles up).
@@ -90,6 +97,17 @@ impl Outcome {
                 code,
                 message: message.into(),
                 on_error,
+            },
+            detail: None,
+        }
+    }
+
+    pub fn skip(code: Code, message: impl Into<String>, next: Option<NodeRef>) -> Self {
+        Self {
+            next: Move::Skip {
+                code,
+                message: message.into(),
+                next,
             },
             detail: None,
         }

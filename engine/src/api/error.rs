@@ -94,6 +94,12 @@ impl ApiError {
         Self::invalid(Code::InvalidTemplate, "invalid template", problems)
     }
 
+    /// 422 `INVALID_REQUEST`: a definition (a subscription group, ...) with located
+    /// problems.
+    pub fn invalid_request(what: &str, problems: Problems) -> Self {
+        Self::invalid(Code::InvalidRequest, what, problems)
+    }
+
     fn invalid(code: Code, what: &str, problems: Problems) -> Self {
         let first = problems.first().cloned();
         let message = match &first {

@@ -7,11 +7,13 @@
 mod alerts;
 mod audiences;
 mod cloudevents;
+mod consent;
 mod error;
 mod events;
 mod health;
 mod instances;
 mod journeys;
+mod messages;
 mod metrics;
 mod outbox;
 mod page;
@@ -22,6 +24,7 @@ mod schema;
 mod segment;
 mod simulations;
 mod templates;
+mod unsubscribe;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -77,6 +80,7 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
             }),
         )
         .merge(crate::designer::routes())
+        .merge(unsubscribe::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .route_layer(axum::Extension(limits(max_body, "max_body_bytes")))
@@ -220,4 +224,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::versions))
         .routes(routes!(templates::preview))
         .routes(routes!(outbox::list))
+        .routes(routes!(consent::list_groups))
+        .routes(routes!(consent::get_group, consent::put_group))
+        .routes(routes!(consent::get_consent))
+        .routes(routes!(consent::put_consent))
+        .routes(routes!(messages::of_profile))
+        .routes(routes!(consent::list_suppressions))
+        .routes(routes!(
+            consent::get_suppression,
+            consent::put_suppression,
+            consent::delete_suppression
+        ))
 }

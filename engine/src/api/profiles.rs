@@ -353,16 +353,18 @@ pub async fn put_profile(
         attributes: body.attributes.unwrap_or_else(|| Value::Object(Map::new())),
         timezone: body.timezone.flatten(),
         aliases,
+        source: "api",
     };
     answer(apply(&app, op).await?)
 }
 
-fn patch_op(id: String, body: ProfileBody) -> ProfileOp {
+fn patch_op(id: String, body: ProfileBody, source: &'static str) -> ProfileOp {
     ProfileOp::Patch {
         id,
         attributes: body.attributes,
         timezone: body.timezone,
         aliases: body.aliases.unwrap_or_default(),
+        source,
     }
 }
 
@@ -383,7 +385,7 @@ pub async fn patch_profile(
     Body(bytes): Body,
 ) -> Result<Json<Value>, ApiError> {
     let body = decode(&app, &id, &bytes)?;
-    answer(apply(&app, patch_op(id, body)).await?)
+    answer(apply(&app, patch_op(id, body, "api")).await?)
 }
 
 /// Deletes a profile: its live instances end (`PROFILE_DELETED`), its aliases and
@@ -502,7 +504,7 @@ pub async fn import(
         };
         check_id(&id, &format!("{here}.id"))?;
         let body = decode_fields(&id, record, &here, max)?;
-        ops.push(patch_op(id, body));
+        ops.push(patch_op(id, body, "import"));
     }
     let count = ops.len();
     for answer in app.runtime.profile_ops(ops).await? {

@@ -395,6 +395,7 @@ fn decode(item: &Value, kind: Option<&str>, here: &str) -> Result<Call, ApiError
                     attributes: Some(traits),
                     timezone,
                     aliases,
+                    source: "segment",
                 },
             })
         }
@@ -414,6 +415,7 @@ fn decode(item: &Value, kind: Option<&str>, here: &str) -> Result<Call, ApiError
                     attributes: None,
                     timezone: None,
                     aliases: BTreeMap::from([(ANONYMOUS_ID.to_string(), Some(previous))]),
+                    source: "segment",
                 },
             })
         }

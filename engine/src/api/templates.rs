@@ -232,6 +232,7 @@ pub async fn preview(
             journey: body.journey,
             actions: body.actions,
             now: app.runtime.now(),
+            unsubscribe_url: None,
         },
     };
     let (record, rendered) = app

@@ -1,5 +1,6 @@
 //! What `message` nodes send with: the latest compiled version of every template, the
-//! providers by name, the provider each channel uses by default, and the render limits.
+//! providers by name, the provider each channel uses by default, the render limits, the
+//! subscription groups and the signer of links.
 //!
 //! Owns the set partitions read while they step (a snapshot behind a lock held for a
 //! clone of an `Arc`). Never renders or sends by itself.
@@ -7,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::{RenderLimits, Template};
+use super::{Links, RenderLimits, Template};
 use crate::actions::ActionExecutor;
-use crate::model::Channel;
+use crate::model::{Channel, SubscriptionGroupDef};
 
 /// A template's latest version, compiled.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct Messaging {
     templates: RwLock<Arc<BTreeMap<String, Arc<Latest>>>>,
     providers: RwLock<BTreeMap<String, Arc<dyn ActionExecutor>>>,
     defaults: BTreeMap<&'static str, String>,
+    groups: RwLock<Arc<BTreeMap<String, SubscriptionGroupDef>>>,
+    links: RwLock<Option<Arc<Links>>>,
     pub limits: RenderLimits,
 }
 
@@ -38,6 +41,8 @@ impl Messaging {
             templates: RwLock::default(),
             providers: RwLock::new(providers),
             defaults: defaults.into_iter().map(|(c, p)| (c.as_str(), p)).collect(),
+            groups: RwLock::default(),
+            links: RwLock::default(),
             limits,
         }
     }
@@ -95,6 +100,55 @@ impl Messaging {
         for p in providers.values_mut() {
             *p = executor.clone();
         }
+    }
+
+    /// Defines (or redefines) a subscription group.
+    pub fn set_group(&self, id: &str, def: SubscriptionGroupDef) {
+        let mut guard = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = (**guard).clone();
+        next.insert(id.to_string(), def);
+        *guard = Arc::new(next);
+    }
+
+    /// A subscription group: a defined one, or the built-in group of a channel (its id
+    /// is the channel's name).
+    pub fn group(&self, id: &str) -> Option<SubscriptionGroupDef> {
+        let defined = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        defined.or_else(|| {
+            [Channel::Email, Channel::Sms, Channel::Push]
+                .into_iter()
+                .find(|c| c.as_str() == id)
+                .map(SubscriptionGroupDef::builtin)
+        })
+    }
+
+    /// Every subscription group, the built-in ones included.
+    pub fn groups(&self) -> BTreeMap<String, SubscriptionGroupDef> {
+        let mut all: BTreeMap<String, SubscriptionGroupDef> =
+            [Channel::Email, Channel::Sms, Channel::Push]
+                .into_iter()
+                .map(|c| (c.as_str().to_string(), SubscriptionGroupDef::builtin(c)))
+                .collect();
+        for (id, def) in self.groups.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            all.insert(id.clone(), def.clone());
+        }
+        all
+    }
+
+    /// Sets the signer of links (at start, when the store's secret is known; a
+    /// simulation's fixed one after).
+    pub fn set_links(&self, links: Links) {
+        *self.links.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(links));
+    }
+
+    /// The signer of links, once set.
+    pub fn links(&self) -> Option<Arc<Links>> {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The provider a channel uses when its node names none.

@@ -1,6 +1,9 @@
 //! The `smtp` provider: an email message sent over SMTP (lettre, a pooled connection,
 //! plain, STARTTLS or TLS as the URL says), as multipart text + HTML when the template
-//! has both, with the message id as its `Message-ID` (the same on every retry).
+//! has both, with the message id as its `Message-ID` (the same on every retry), and a
+//! marketing message's unsubscribe link as `List-Unsubscribe` with
+//! `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), which mail clients
+//! show as an unsubscribe button.
 //!
 //! Owns turning a message call into an email and the server's answer into an outcome:
 //! 2yz sent, 4yz and connection failures retried, 5yz failed for good. Never sends to
@@ -9,7 +12,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Value, json};
 
@@ -44,11 +48,22 @@ impl Smtp {
             .map_err(|e| ActionError::InvalidInput(format!("to: not an email address: {e}")))?;
         let id = p["message_id"].as_str().unwrap_or_default();
         let domain = self.from.email.domain().to_string();
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(text("subject").unwrap_or_default())
             .message_id(Some(format!("<{id}@{domain}>")));
+        if let Some(url) = p["unsubscribe_url"].as_str() {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
+        }
         let built = match (text("text"), text("html")) {
             (Some(t), Some(h)) => builder.multipart(MultiPart::alternative_plain_html(
                 t.to_string(),

@@ -44,6 +44,9 @@ pub struct RenderInput {
     pub journey: Option<Value>,
     pub actions: Option<Value>,
     pub now: jiff::Timestamp,
+    /// The link that unsubscribes the profile from the message's group (marketing
+    /// messages): `{{ unsubscribe_url }}`.
+    pub unsubscribe_url: Option<String>,
 }
 
 /// One rendered message.
@@ -168,6 +171,7 @@ impl Template {
             "journey": input.journey,
             "actions": input.actions,
             "now": input.now.to_string(),
+            "unsubscribe_url": input.unsubscribe_url,
         });
         let plain = globals(&doc);
         let mut escaped = None;

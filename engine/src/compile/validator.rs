@@ -25,6 +25,7 @@ pub struct Validator {
     audiences: BTreeSet<String>,
     capping_rules: BTreeSet<String>,
     templates: BTreeMap<String, crate::model::Channel>,
+    groups: BTreeMap<String, crate::model::Channel>,
 }
 
 impl Validator {
@@ -42,16 +43,24 @@ impl Validator {
             audiences: BTreeSet::new(),
             capping_rules: BTreeSet::new(),
             templates: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 
-    /// Makes the audiences, capping rules and templates of a resources file known.
+    /// Makes the audiences, capping rules, templates and subscription groups of a
+    /// resources file known.
     pub fn resources(&mut self, resources: &ResourcesDef) {
         self.templates.extend(
             resources
                 .templates
                 .iter()
                 .map(|(id, t)| (id.clone(), t.channel)),
+        );
+        self.groups.extend(
+            resources
+                .subscription_groups
+                .iter()
+                .map(|(id, g)| (id.clone(), g.channel)),
         );
         self.audiences.extend(resources.audiences.keys().cloned());
         self.capping_rules
@@ -66,6 +75,7 @@ impl Validator {
             audiences: Arc::new(self.audiences.clone()),
             capping_rules: Arc::new(self.capping_rules.clone()),
             templates: Arc::new(self.templates.clone()),
+            groups: Arc::new(self.groups.clone()),
             // The providers are the engine's configuration: not checked offline.
             providers: Arc::default(),
         };

@@ -6,6 +6,7 @@
 
 mod alert;
 mod audience;
+pub mod consent;
 mod depth;
 pub mod diff;
 mod event;
@@ -18,6 +19,7 @@ mod template;
 
 pub use alert::{AlertCondition, AlertDef, NotifyDef};
 pub use audience::{AudienceDef, CappingRuleDef};
+pub use consent::{ConsentDefault, SubscriptionGroupDef};
 pub use depth::MAX_DOCUMENT_DEPTH;
 pub use event::{BusinessEventInput, Event, EventInput, Identity};
 pub use journey::{

@@ -1,12 +1,13 @@
-//! A resources file: audiences, capping rules and message templates that journeys refer to, applied before
-//! the journeys of a folder are published (`parcours serve --resources FILE`).
+//! A resources file: audiences, capping rules, message templates and subscription groups
+//! that journeys refer to, applied before the journeys of a folder are published
+//! (`parcours serve --resources FILE`).
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::journey::{Format, parse_document};
 use super::problem::Problem;
-use super::{AudienceDef, CappingRuleDef, TemplateDef};
+use super::{AudienceDef, CappingRuleDef, SubscriptionGroupDef, TemplateDef};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +18,8 @@ pub struct ResourcesDef {
     pub capping_rules: IndexMap<String, CappingRuleDef>,
     #[serde(default)]
     pub templates: IndexMap<String, TemplateDef>,
+    #[serde(default)]
+    pub subscription_groups: IndexMap<String, SubscriptionGroupDef>,
 }
 
 /// Parses a resources file (JSON or YAML), locating the first structural error.

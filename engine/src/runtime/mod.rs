@@ -11,6 +11,7 @@
 pub(crate) mod alerting;
 pub(crate) mod audiences;
 mod calls;
+mod consent;
 mod definitions;
 pub(crate) mod journeys;
 mod lifecycle;
@@ -40,6 +41,7 @@ use crate::settings::Settings;
 use crate::store::{DueTimer, Store};
 
 use self::audiences::Audiences;
+pub use self::consent::{ConsentError, GroupConsent};
 pub use self::definitions::DefinitionError;
 use self::journeys::Journeys;
 pub use self::lifecycle::{PauseRequest, Transitioned};
@@ -182,6 +184,7 @@ impl Runtime {
         let runtime = Runtime { shared };
         runtime.load_audiences().await?;
         runtime.load_templates().await?;
+        runtime.load_consent().await?;
         runtime.load_journeys().await?;
         for (i, rx) in receivers.into_iter().enumerate() {
             partition::spawn(i, runtime.shared.clone(), rx);
@@ -286,6 +289,14 @@ impl Runtime {
             audiences: Arc::new(audiences.names()),
             capping_rules: Arc::new(audiences.capping_ids()),
             templates: Arc::new(self.shared.messaging.channels()),
+            groups: Arc::new(
+                self.shared
+                    .messaging
+                    .groups()
+                    .into_iter()
+                    .map(|(id, g)| (id, g.channel))
+                    .collect(),
+            ),
             providers: Arc::new(self.shared.messaging.provider_names().into_iter().collect()),
         }
     }
@@ -427,6 +438,15 @@ fn messaging(
         (Channel::Sms, settings.sms_provider.clone()),
         (Channel::Push, settings.push_provider.clone()),
     ];
+    // Every provider is behind the suppression list.
+    let providers = providers
+        .into_iter()
+        .map(|(name, p)| {
+            let guarded: Arc<dyn crate::actions::ActionExecutor> =
+                Arc::new(crate::channels::Suppressed::new(p, store.clone()));
+            (name, guarded)
+        })
+        .collect::<std::collections::BTreeMap<_, _>>();
     for (channel, provider) in &defaults {
         if !providers.contains_key(provider) {
             anyhow::bail!(

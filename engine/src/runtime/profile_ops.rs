@@ -23,6 +23,9 @@ pub enum ProfileOp {
         attributes: Value,
         timezone: Option<String>,
         aliases: Option<BTreeMap<String, String>>,
+        /// Who writes (`api`, `import`, `segment`): the source of the consent changes it
+        /// makes.
+        source: &'static str,
     },
     /// Merges attributes (JSON merge patch), sets the zone if given (`Some(None)` clears
     /// it), and merges aliases (`None` removes one); creates the profile if needed.
@@ -31,6 +34,17 @@ pub enum ProfileOp {
         attributes: Option<Value>,
         timezone: Option<Option<String>>,
         aliases: BTreeMap<String, Option<String>>,
+        source: &'static str,
+    },
+    /// States (or, with `None`, withdraws) the profile's consent to a subscription
+    /// group; creates the profile if needed.
+    Consent {
+        id: String,
+        group: String,
+        subscribed: Option<bool>,
+        source: String,
+        /// The message whose unsubscribe link was used.
+        message_id: Option<String>,
     },
     /// Deletes the profile, ending its live instances.
     Delete { id: String },
@@ -65,6 +79,7 @@ impl ProfileOp {
         match self {
             ProfileOp::Put { id, .. }
             | ProfileOp::Patch { id, .. }
+            | ProfileOp::Consent { id, .. }
             | ProfileOp::Delete { id }
             | ProfileOp::SetMember { id, .. }
             | ProfileOp::Reevaluate { id }

@@ -127,6 +127,19 @@ impl Runtime {
     ) -> Result<(TemplateRecord, Rendered), TemplateError> {
         let (record, template) = self.template(id, preview.version).await?;
         let limits = self.render_limits();
+        let mut preview = preview;
+        // A link as a message would carry (for the channel's group, to no real message).
+        if preview.input.unsubscribe_url.is_none()
+            && let Some(links) = self.shared.messaging.links()
+        {
+            let profile = preview.input.profile["id"].as_str().unwrap_or("preview");
+            preview.input.unsubscribe_url = Some(links.unsubscribe_url(
+                profile,
+                template.def.channel.as_str(),
+                "preview",
+                self.now(),
+            ));
+        }
         let rendered = tokio::task::spawn_blocking(move || {
             template.render(&preview.input, preview.locale.as_deref(), limits)
         })
@@ -137,11 +150,20 @@ impl Runtime {
     }
 
     /// Message nodes hand their messages to `executor` instead of their providers.
+    /// Links are signed with a fixed secret, so that a simulation's messages are the
+    /// same bytes on every run.
     pub(crate) fn dry_run_messages(
         &self,
         executor: std::sync::Arc<dyn crate::actions::ActionExecutor>,
     ) {
         self.shared.messaging.dry_run(executor);
+        if let Some(links) = self.shared.messaging.links() {
+            self.shared.messaging.set_links(crate::channels::Links::new(
+                b"simulation",
+                &links.base_url,
+                links.ttl,
+            ));
+        }
     }
 
     fn render_limits(&self) -> RenderLimits {

@@ -51,6 +51,8 @@ pub struct Context {
     pub capping_rules: Vec<(String, Value)>,
     /// (id, latest definition) of each message template.
     pub templates: Vec<(String, Value)>,
+    /// (id, definition) of each subscription group defined.
+    pub subscription_groups: Vec<(String, Value)>,
 }
 
 impl Context {
@@ -76,6 +78,7 @@ impl Context {
                 .into_iter()
                 .map(|t| (t.id, t.definition))
                 .collect(),
+            subscription_groups: store.subscription_groups().await?,
         })
     }
 }
@@ -198,6 +201,12 @@ async fn drive(
             .await
             .map_err(|e| anyhow::anyhow!("capping rule {id}: {e}"))?;
     }
+    for (id, def) in &cx.subscription_groups {
+        runtime
+            .put_subscription_group(id, def.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("subscription group {id}: {e}"))?;
+    }
     for (id, def) in &cx.templates {
         runtime
             .put_template(id, def.clone())
@@ -218,6 +227,7 @@ async fn drive(
             attributes: p.attributes.clone(),
             timezone: p.timezone.clone(),
             aliases: None,
+            source: "simulation",
         })
         .collect();
     for (i, reply) in runtime.profile_ops(ops).await?.into_iter().enumerate() {

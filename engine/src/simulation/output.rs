@@ -68,6 +68,8 @@ pub struct NodeTotal {
     pub passed: u64,
     pub waiting: u64,
     pub failed: u64,
+    /// Messages not sent on purpose (unsubscribed, suppressed).
+    pub skipped: u64,
     pub ended: u64,
     pub discarded: u64,
     pub held: u64,
@@ -139,6 +141,7 @@ pub fn totals(profiles: &[ProfilePath], order: &[String]) -> Vec<NodeTotal> {
             "passed" => t.passed += 1,
             "waiting" => t.waiting += 1,
             "failed" => t.failed += 1,
+            "skipped" => t.skipped += 1,
             "ended" => t.ended += 1,
             "discarded" => t.discarded += 1,
             "held" => t.held += 1,
@@ -192,14 +195,14 @@ impl Simulation {
         }
         let _ = writeln!(
             out,
-            "\n{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-            "node", "entered", "passed", "waiting", "failed", "ended", "discarded"
+            "\n{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "node", "entered", "passed", "waiting", "failed", "skipped", "ended", "discarded"
         );
         for t in &self.totals {
             let _ = writeln!(
                 out,
-                "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-                t.node, t.entered, t.passed, t.waiting, t.failed, t.ended, t.discarded
+                "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                t.node, t.entered, t.passed, t.waiting, t.failed, t.skipped, t.ended, t.discarded
             );
         }
         let _ = writeln!(

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::journal::{Instance, Step};
 use crate::model::Profile;
+use crate::store::ConsentChange;
 
 /// Everything one partition batch changes, committed atomically.
 #[derive(Debug, Default)]
@@ -45,6 +46,8 @@ pub struct WriteBatch {
     pub merges: Vec<ProfileMerge>,
     /// Profile merges applied in this batch (by id).
     pub merges_done: Vec<String>,
+    /// Consent changes the batch's profile writes made, for the record.
+    pub consent: Vec<ConsentChange>,
 }
 
 impl WriteBatch {
@@ -64,6 +67,7 @@ impl WriteBatch {
             released,
             merges,
             merges_done,
+            consent,
         } = other;
         self.processed_events.extend(processed_events);
         self.profiles.extend(profiles);
@@ -78,6 +82,7 @@ impl WriteBatch {
         self.released.extend(released);
         self.merges.extend(merges);
         self.merges_done.extend(merges_done);
+        self.consent.extend(consent);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,6 +95,7 @@ impl WriteBatch {
             && self.capping.is_empty()
             && self.instances.is_empty()
             && self.steps.is_empty()
+            && self.consent.is_empty()
             && self.held.is_empty()
             && self.released.is_empty()
             && self.merges.is_empty()

@@ -29,9 +29,9 @@ pub use batch::{
     HeldEntry, Membership, ProfileMerge, ProfileState, ProfileWrite, Transition, WriteBatch,
 };
 pub use records::{
-    AudienceRecord, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus, NodeCount,
-    OutboxRecord, Pause, Publication, RunRecord, RunStatus, TemplateRecord, TestMode, VersionInfo,
-    VersionRecord,
+    AudienceRecord, ConsentChange, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus,
+    NodeCount, OutboxRecord, Pause, Publication, RunRecord, RunStatus, Suppression, TemplateRecord,
+    TestMode, VersionInfo, VersionRecord,
 };
 
 use crate::journal::{Instance, Step};
@@ -54,6 +54,7 @@ pub trait Store:
     + ReportStore
     + TemplateStore
     + OutboxStore
+    + ConsentStore
 {
 }
 
@@ -69,6 +70,7 @@ impl<T> Store for T where
         + ReportStore
         + TemplateStore
         + OutboxStore
+        + ConsentStore
 {
 }
 
@@ -292,6 +294,40 @@ pub trait OutboxStore: Send + Sync + 'static {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<(i64, OutboxRecord)>>;
+}
+
+/// Subscription groups, the log of consent changes, the suppression list, and the
+/// secret that signs the links of messages.
+#[async_trait]
+pub trait ConsentStore: Send + Sync + 'static {
+    async fn put_subscription_group(
+        &self,
+        id: &str,
+        definition: Value,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Every subscription group: (id, definition), in id order.
+    async fn subscription_groups(&self) -> Result<Vec<(String, Value)>>;
+    /// A profile's consent changes in the order they were committed, after `after` (a
+    /// `seq`): (seq, change). The changes themselves are written by a partition's commit
+    /// ([`WriteBatch::consent`]).
+    async fn consent_changes(
+        &self,
+        profile_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, ConsentChange)>>;
+    /// Puts an address on the suppression list (replacing its reason); whether it was new.
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool>;
+    /// An address's entry on the suppression list, if it is on it.
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>>;
+    /// Takes an address off the list; whether it was on it.
+    async fn delete_suppression(&self, address: &str) -> Result<bool>;
+    /// Suppressed addresses in address order, after `after`.
+    async fn suppressions(&self, after: Option<String>, limit: usize) -> Result<Vec<Suppression>>;
+    /// The secret that signs unsubscribe links: made (32 random bytes) and kept the first
+    /// time it is asked for, the same afterwards.
+    async fn link_secret(&self) -> Result<Vec<u8>>;
 }
 
 /// What journey reports read: live instances by node, step counts, conversions.

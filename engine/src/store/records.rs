@@ -49,6 +49,33 @@ pub struct OutboxRecord {
     pub at: Timestamp,
 }
 
+/// A change of a profile's consent to a subscription group, with where it came from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConsentChange {
+    pub profile_id: String,
+    pub group: String,
+    /// `true` subscribed, `false` unsubscribed, `None` back to the group's default.
+    pub subscribed: Option<bool>,
+    /// Who changed it: `api`, `import`, `segment`, `unsubscribe_link`, `merge`, ...
+    pub source: String,
+    /// The message whose link was used, for `unsubscribe_link`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub at: Timestamp,
+}
+
+/// An address no message goes to (a hard bounce, a complaint, an operator's decision).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Suppression {
+    /// Normalised: trimmed, lower case.
+    pub address: String,
+    /// `hard_bounce`, `complaint`, `manual`, ...
+    pub reason: String,
+    /// Who put it there: `api`, a provider's feedback, ...
+    pub source: String,
+    pub at: Timestamp,
+}
+
 /// A run of a read-audience journey, or the fan-out of a business event: the profiles
 /// of an audience enter one journey version, at a rate, resumably.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -243,6 +243,19 @@ impl Partition {
                         None => Next::Fail,
                     },
                 ),
+                Move::Skip {
+                    code,
+                    message,
+                    next,
+                } => (
+                    StepStatus::Skipped,
+                    Some(*code),
+                    Some(message.clone()),
+                    match next {
+                        Some(n) => Next::Node(*n),
+                        None => Next::Complete,
+                    },
+                ),
                 Move::Jump { .. } | Move::Call(_) => {
                     unreachable!("jumps and calls are resolved above")
                 }

@@ -6,7 +6,7 @@
 //! the write marks the profile for [`super::membership`].
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::Partition;
@@ -15,9 +15,10 @@ use super::batch::{Batch, ProfileWork};
 use crate::code::Code;
 use crate::ids;
 use crate::journal::{Step, StepStatus, entry_key};
+use crate::model::consent::{self, SUBSCRIPTIONS};
 use crate::model::merge_patch;
 use crate::runtime::profile_ops::{ProfileOp, ProfileReply};
-use crate::store::Transition;
+use crate::store::{ConsentChange, Transition};
 
 impl Partition {
     /// Applies a profile write; the answer waits for the commit (and the audience
@@ -38,13 +39,24 @@ impl Partition {
             }
         };
         let mut transitions = Vec::new();
+        // Consent is the `subscriptions` attribute: what a write changed there is
+        // recorded with the write's source.
+        let consent_before = work
+            .profile
+            .attributes
+            .get(SUBSCRIPTIONS)
+            .cloned()
+            .map(|s| json!({ SUBSCRIPTIONS: s }));
+        let mut consent_source: Option<(String, Option<String>)> = None;
         match op {
             ProfileOp::Put {
                 attributes,
                 timezone,
                 aliases,
+                source,
                 ..
             } => {
+                consent_source = Some((source.to_string(), None));
                 work.ensure_exists(now);
                 work.profile.attributes = attributes;
                 work.profile.timezone = timezone;
@@ -58,8 +70,10 @@ impl Partition {
                 attributes,
                 timezone,
                 aliases,
+                source,
                 ..
             } => {
+                consent_source = Some((source.to_string(), None));
                 work.ensure_exists(now);
                 if let Some(patch) = attributes {
                     merge_patch(&mut work.profile.attributes, &patch);
@@ -74,6 +88,21 @@ impl Partition {
                     };
                     work.aliases_changed |= changed;
                 }
+                work.changed(now);
+            }
+            ProfileOp::Consent {
+                group,
+                subscribed,
+                source,
+                message_id,
+                ..
+            } => {
+                consent_source = Some((source, message_id));
+                work.ensure_exists(now);
+                merge_patch(
+                    &mut work.profile.attributes,
+                    &json!({ SUBSCRIPTIONS: { group: subscribed } }),
+                );
                 work.changed(now);
             }
             ProfileOp::Delete { .. } => {
@@ -99,6 +128,7 @@ impl Partition {
                 }
             }
             ProfileOp::MergeIn { merge, .. } => {
+                consent_source = Some(("merge".to_string(), None));
                 transitions = self.take_merge(batch, &id, merge, now);
             }
             ProfileOp::SetMember {
@@ -112,6 +142,23 @@ impl Partition {
             }
             ProfileOp::Reevaluate { .. } => {
                 work.needs_eval = work.exists;
+            }
+        }
+        if let Some((source, message_id)) = consent_source
+            && let Some(work) = batch.profiles.get(&id)
+            && (consent_before.is_some() || work.profile.attributes.get(SUBSCRIPTIONS).is_some())
+        {
+            let after = json!({ SUBSCRIPTIONS: work.profile.attributes.get(SUBSCRIPTIONS) });
+            let before = consent_before.unwrap_or(Value::Null);
+            for (group, subscribed) in consent::changes(&before, &after) {
+                batch.write.consent.push(ConsentChange {
+                    profile_id: id.clone(),
+                    group,
+                    subscribed,
+                    source: source.clone(),
+                    message_id: message_id.clone(),
+                    at: now,
+                });
             }
         }
         self.settle(batch, &id, transitions).await;

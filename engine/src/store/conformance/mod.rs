@@ -71,6 +71,10 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("templates_keep_every_version", |s| {
         Box::pin(resources::templates_keep_every_version(s))
     }),
+    (
+        "consent_changes_suppressions_and_the_link_secret_are_kept",
+        |s| Box::pin(resources::consent_changes_suppressions_and_the_link_secret_are_kept(s)),
+    ),
     ("merges_wait_until_applied", |s| {
         Box::pin(partition::merges_wait_until_applied(s))
     }),

@@ -1,5 +1,6 @@
 //! Conformance cases of the resources a store keeps: audiences and capping rules,
-//! journeys and their versions, held entries, runs, alerts, reports, message templates.
+//! journeys and their versions, held entries, runs, alerts, reports, message templates,
+//! consent.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -519,4 +520,119 @@ pub(super) async fn templates_keep_every_version(store: Arc<dyn Store>) {
         .map(|r| r.version)
         .collect();
     assert_eq!(versions, [1, 2]);
+}
+
+pub(super) async fn consent_changes_suppressions_and_the_link_secret_are_kept(
+    store: Arc<dyn Store>,
+) {
+    use crate::store::{ConsentChange, Suppression};
+    store
+        .put_subscription_group(
+            "news",
+            json!({"channel": "email", "default": "opt_out"}),
+            at(0),
+        )
+        .await
+        .expect("group");
+    store
+        .put_subscription_group(
+            "news",
+            json!({"channel": "email", "default": "opt_in"}),
+            at(1),
+        )
+        .await
+        .expect("redefined");
+    assert_eq!(
+        store.subscription_groups().await.expect("groups"),
+        vec![(
+            "news".to_string(),
+            json!({"channel": "email", "default": "opt_in"})
+        )]
+    );
+
+    // Consent changes come with a partition's commit, in order, per profile.
+    let change = |profile: &str, subscribed: Option<bool>, source: &str, minute| ConsentChange {
+        profile_id: profile.into(),
+        group: "news".into(),
+        subscribed,
+        source: source.into(),
+        message_id: (source == "unsubscribe_link").then(|| "m-1".to_string()),
+        at: at(minute),
+    };
+    commit(
+        &store,
+        WriteBatch {
+            consent: vec![
+                change("p", Some(true), "import", 2),
+                change("q", Some(true), "api", 2),
+                change("p", Some(false), "unsubscribe_link", 3),
+            ],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let changes = store.consent_changes("p", None, 10).await.expect("changes");
+    assert_eq!(
+        changes.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+        vec![
+            change("p", Some(true), "import", 2),
+            change("p", Some(false), "unsubscribe_link", 3)
+        ]
+    );
+    let after_first = store
+        .consent_changes("p", Some(changes[0].0), 10)
+        .await
+        .expect("page");
+    assert_eq!(after_first.len(), 1, "paged after a seq");
+
+    // The suppression list: one entry per address, replaced, listed in order, deleted.
+    let s = |address: &str, reason: &str| Suppression {
+        address: address.into(),
+        reason: reason.into(),
+        source: "api".into(),
+        at: at(4),
+    };
+    assert!(
+        store
+            .put_suppression(s("b@x.com", "complaint"))
+            .await
+            .expect("put")
+    );
+    assert!(
+        !store
+            .put_suppression(s("b@x.com", "hard_bounce"))
+            .await
+            .expect("again")
+    );
+    assert!(
+        store
+            .put_suppression(s("a@x.com", "manual"))
+            .await
+            .expect("put")
+    );
+    assert_eq!(
+        store.suppression("b@x.com").await.expect("get"),
+        Some(s("b@x.com", "hard_bounce"))
+    );
+    let all = store.suppressions(None, 10).await.expect("list");
+    assert_eq!(
+        all.iter().map(|s| s.address.as_str()).collect::<Vec<_>>(),
+        ["a@x.com", "b@x.com"]
+    );
+    assert_eq!(
+        store
+            .suppressions(Some("a@x.com".into()), 10)
+            .await
+            .expect("page")
+            .len(),
+        1
+    );
+    assert!(store.delete_suppression("a@x.com").await.expect("delete"));
+    assert!(!store.delete_suppression("a@x.com").await.expect("gone"));
+    assert_eq!(store.suppression("a@x.com").await.expect("get"), None);
+
+    // The link secret is made once and kept.
+    let secret = store.link_secret().await.expect("secret");
+    assert_eq!(secret.len(), 32);
+    assert_eq!(store.link_secret().await.expect("again"), secret);
 }

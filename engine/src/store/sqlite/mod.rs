@@ -11,6 +11,7 @@ mod alerts;
 mod audiences;
 mod backup;
 mod checkpoint;
+mod consent;
 mod counts;
 mod erasure;
 mod events;

@@ -4,7 +4,9 @@ use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
 /// 6: message templates and the outbox (new tables: older databases gain them at start).
-pub const SCHEMA_VERSION: i64 = 6;
+/// 7: subscription groups, consent changes, the suppression list, the link secret (new
+/// tables).
+pub const SCHEMA_VERSION: i64 = 7;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -135,6 +137,35 @@ CREATE TABLE IF NOT EXISTS outbox (
     at               INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_profile ON outbox(profile_id, seq);
+
+CREATE TABLE IF NOT EXISTS subscription_groups (
+    id          TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS consent_changes (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    profile_id  TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    subscribed  INTEGER,
+    source      TEXT NOT NULL,
+    message_id  TEXT,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_changes_profile ON consent_changes(profile_id, seq);
+
+CREATE TABLE IF NOT EXISTS suppressions (
+    address     TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS secrets (
+    name        TEXT PRIMARY KEY,
+    value       BLOB NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS capping_entries (
     profile_id  TEXT NOT NULL,

@@ -222,6 +222,7 @@ impl PartitionStore for SqliteStore {
                     conn.prepare_cached("DELETE FROM profile_merges WHERE id = ?1")?
                         .execute([id])?;
                 }
+                super::consent::insert_changes(conn, &batch.consent)?;
                 let mut done =
                     conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
                 for id in &batch.processed_events {
