@@ -104,6 +104,7 @@ codes! {
     ProfileMerged = "PROFILE_MERGED",
     ProfileMissing = "PROFILE_MISSING",
     ProfileTooLarge = "PROFILE_TOO_LARGE",
+    QuietHours = "QUIET_HOURS",
     ReentranceBlocked = "REENTRANCE_BLOCKED",
     SecretNotGranted = "SECRET_NOT_GRANTED",
     StepLimit = "STEP_LIMIT",

@@ -264,6 +264,10 @@ pub struct Settings {
     pub message_max_bytes: usize,
     /// Time to render one message, in milliseconds; checked as output is written.
     pub template_render_ms: u64,
+    /// Quiet hours per channel (`email`, `sms`, `push`): a daily window of the profile's
+    /// local time in which no marketing message of the channel is sent; one due inside it
+    /// is held until the window ends (`{sms = "21:00-08:00"}`). None by default.
+    pub quiet_hours: std::collections::BTreeMap<String, String>,
     /// The provider of email `message` nodes that name none (`outbox`, `smtp`).
     pub email_provider: String,
     /// The provider of SMS `message` nodes that name none.
@@ -377,6 +381,7 @@ impl Default for Settings {
             template_max_bytes: 512 * 1024,
             message_max_bytes: 256 * 1024,
             template_render_ms: 1_000,
+            quiet_hours: std::collections::BTreeMap::new(),
             email_provider: "outbox".into(),
             sms_provider: "outbox".into(),
             push_provider: "outbox".into(),

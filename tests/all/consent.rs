@@ -48,6 +48,7 @@ async fn promo_steps(t: &TestEngine, profile: &str, n: usize) -> Vec<Value> {
                     .filter(|s| s["node"] == "promo"),
             );
         }
+        steps.sort_by_key(|s| s["seq"].as_i64());
         Some(steps)
     })
     .await
@@ -327,4 +328,78 @@ async fn consent_from_every_source_decides_marketing_messages_and_is_listed() {
     use parcours_engine::store::ConsentStore;
     let kept = t.store.consent_changes("cy", None, 10).await.unwrap();
     assert!(kept.is_empty(), "{kept:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_a_marketing_sms_until_local_morning_across_a_dst_change() {
+    let t = TestEngine::start_with(|s| {
+        s.quiet_hours = [("sms".to_string(), "21:00-08:00".to_string())].into();
+    })
+    .await;
+    let (status, _) = put(
+        &t,
+        "/v1/subscription-groups/sms_offers",
+        json!({"channel": "sms", "default": "opt_in"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    t.send(
+        Method::PUT,
+        "/v1/templates/promo",
+        Some(PROMO.as_bytes()),
+        "application/yaml",
+    )
+    .await;
+    t.publish("promos", JOURNEY).await;
+    put(
+        &t,
+        "/v1/profiles/nyc",
+        json!({"attributes": {"phone": "+12125550100", "subscriptions": {"sms_offers": true}}, "timezone": "America/New_York"}),
+    )
+    .await;
+    // 22:00 EST on Saturday 7 March 2026 (the test clock starts 2 March 08:00Z). Clocks
+    // go forward at 02:00 that night: 08:00 on Sunday is 12:00Z, not 13:00Z.
+    t.advance(jiff::Span::new().days(5).hours(19));
+    assert_eq!(t.now().to_string(), "2026-03-08T03:00:00Z");
+    t.event("promo_due", "nyc", json!({})).await;
+    let held = t.instance_in("nyc", "promos", "waiting").await;
+    assert_eq!(held["wake_at"], "2026-03-08T12:00:00Z", "{held}");
+    let steps = t.steps(held["id"].as_str().unwrap()).await;
+    let step = steps
+        .iter()
+        .find(|s| s["node"] == "promo")
+        .expect("held step");
+    assert_eq!(
+        (step["status"].clone(), step["code"].clone()),
+        (json!("waiting"), json!("QUIET_HOURS")),
+        "{step}"
+    );
+    assert_eq!(
+        step["detail"]["quiet_hours"]["until"],
+        "2026-03-08T12:00:00Z"
+    );
+    let (_, list) = t.get("/v1/profiles/nyc/messages").await;
+    assert_eq!(list["messages"][0]["state"], "held", "{list}");
+
+    // A minute before the end it is still held; at 08:00 EDT it goes.
+    t.advance(jiff::Span::new().hours(8).minutes(59));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(t.outbox("nyc").await.is_empty(), "not before 08:00 local");
+    t.advance(jiff::Span::new().minutes(1));
+    t.instance_in("nyc", "promos", "completed").await;
+    let sent = t.outbox("nyc").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["at"], "2026-03-08T12:00:00Z", "{sent:?}");
+    let (_, list) = t.get("/v1/profiles/nyc/messages").await;
+    let states: Vec<&str> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["sent"],
+        "the held attempt is the same message: {list}"
+    );
 }

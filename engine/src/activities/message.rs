@@ -247,6 +247,9 @@ impl Message {
             Err(e) => return fail(Code::ExprEval, format!("to: {e}"), about),
         };
         let marketing = self.category == Category::Marketing;
+        let message_id = crate::ids::message_id(&idempotency_key(cx));
+        let mut about = about;
+        about["message_id"] = json!(message_id);
         if marketing {
             let default = cx
                 .messaging
@@ -266,7 +269,26 @@ impl Message {
                 .with_detail(detail);
             }
         }
-        let message_id = crate::ids::message_id(&idempotency_key(cx));
+        // Quiet hours: a marketing message due inside the channel's window waits, durably,
+        // for its end in the profile's zone.
+        if marketing && let Some(window) = cx.messaging.quiet.get(self.channel.as_str()) {
+            let tz = cx.profile["timezone"]
+                .as_str()
+                .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+                .unwrap_or_else(|| cx.tz.clone());
+            if let Some(until) = window.release(cx.now, &tz) {
+                let zone = tz.iana_name().unwrap_or("UTC").to_string();
+                let mut detail = about;
+                detail["quiet_hours"] = json!({"window": window.to_string(), "timezone": zone,
+                    "until": until.to_string()});
+                return Outcome::defer(
+                    until,
+                    Code::QuietHours,
+                    format!("quiet hours ({window} in {zone}): held until {until}"),
+                )
+                .with_detail(detail);
+            }
+        }
         let unsubscribe_url = match cx.messaging.links() {
             Some(links) if marketing => Some(links.unsubscribe_url(
                 &cx.instance.profile_id,

@@ -56,6 +56,13 @@ pub enum Move {
         message: String,
         on_error: Option<NodeRef>,
     },
+    /// Stay on this node until `until`, for a reason the step records with `code` (a
+    /// message held by quiet hours); the timer then runs the node again.
+    Defer {
+        until: Timestamp,
+        code: Code,
+        message: String,
+    },
     /// The node did not do its work, on purpose and for a reason (a message to a profile
     /// that unsubscribed): the step records the code, and the instance goes on to `next`.
     Skip {
@@ -97,6 +104,17 @@ impl Outcome {
                 code,
                 message: message.into(),
                 on_error,
+            },
+            detail: None,
+        }
+    }
+
+    pub fn defer(until: Timestamp, code: Code, message: impl Into<String>) -> Self {
+        Self {
+            next: Move::Defer {
+                until,
+                code,
+                message: message.into(),
             },
             detail: None,
         }

@@ -21,6 +21,7 @@ fn entry(step: &Step) -> Option<Value> {
     let state = match step.status {
         StepStatus::Passed => "sent",
         StepStatus::Skipped | StepStatus::Failed => "not_sent",
+        StepStatus::Waiting if step.code.as_deref() == Some("QUIET_HOURS") => "held",
         StepStatus::Waiting => "pending",
         StepStatus::Held => "held",
         _ => return None,
@@ -37,6 +38,9 @@ fn entry(step: &Step) -> Option<Value> {
         }
     };
     let why = match step.status {
+        StepStatus::Waiting if !detail["quiet_hours"].is_null() => {
+            json!({"quiet_hours": detail["quiet_hours"]})
+        }
         StepStatus::Waiting if !detail["throttled"].is_null() => {
             json!({"throttled": detail["throttled"]})
         }
@@ -53,7 +57,7 @@ fn entry(step: &Step) -> Option<Value> {
         "version": step.version,
         "instance_id": step.instance_id,
         "node": step.node,
-        "message_id": params["message_id"],
+        "message_id": pick("message_id"),
         "channel": pick("channel"),
         "category": pick("category"),
         "template": pick("template"),

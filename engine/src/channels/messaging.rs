@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::{Links, RenderLimits, Template};
+use super::{Links, QuietHours, RenderLimits, Template};
 use crate::actions::ActionExecutor;
 use crate::model::{Channel, SubscriptionGroupDef};
 
@@ -27,6 +27,8 @@ pub struct Messaging {
     defaults: BTreeMap<&'static str, String>,
     groups: RwLock<Arc<BTreeMap<String, SubscriptionGroupDef>>>,
     links: RwLock<Option<Arc<Links>>>,
+    /// Quiet hours of each channel that has them.
+    pub quiet: BTreeMap<&'static str, QuietHours>,
     pub limits: RenderLimits,
 }
 
@@ -43,6 +45,7 @@ impl Messaging {
             defaults: defaults.into_iter().map(|(c, p)| (c.as_str(), p)).collect(),
             groups: RwLock::default(),
             links: RwLock::default(),
+            quiet: BTreeMap::new(),
             limits,
         }
     }

@@ -461,14 +461,26 @@ fn messaging(
             );
         }
     }
-    Ok(crate::channels::Messaging::new(
+    let mut messaging = crate::channels::Messaging::new(
         providers,
         defaults,
         crate::channels::RenderLimits {
             max_bytes: settings.message_max_bytes,
             time: std::time::Duration::from_millis(settings.template_render_ms),
         },
-    ))
+    );
+    for (channel, window) in &settings.quiet_hours {
+        let Some(channel) = [Channel::Email, Channel::Sms, Channel::Push]
+            .into_iter()
+            .find(|c| c.as_str() == channel)
+        else {
+            anyhow::bail!("quiet_hours.{channel}: not a channel (email, sms or push)");
+        };
+        let window = crate::channels::QuietHours::parse(window)
+            .map_err(|e| anyhow::anyhow!("quiet_hours.{}: {e}", channel.as_str()))?;
+        messaging.quiet.insert(channel.as_str(), window);
+    }
+    Ok(messaging)
 }
 
 impl Shared {

@@ -230,6 +230,16 @@ impl Partition {
                     Next::Pause(*wake_at),
                 ),
                 Move::Pause { wake_at } => (StepStatus::Waiting, None, None, Next::Pause(*wake_at)),
+                Move::Defer {
+                    until,
+                    code,
+                    message,
+                } => (
+                    StepStatus::Waiting,
+                    Some(*code),
+                    Some(message.clone()),
+                    Next::Pause(Some(*until)),
+                ),
                 Move::Fail {
                     code,
                     message,
