@@ -276,6 +276,7 @@ pub fn needed(method: &Method, path: &str) -> Option<Scope> {
     if *method == Method::POST
         && (path == "/v1/events"
             || path == "/v1/business-events"
+            || path.starts_with("/v1/deliveries/")
             || path.starts_with("/v1/segment/")
             || SEGMENT_ROOT_CALLS.contains(&path))
     {
@@ -438,6 +439,10 @@ mod tests {
             Some(Scope::Ingest)
         );
         assert_eq!(needed(&Method::POST, "/v1/batch"), Some(Scope::Ingest));
+        assert_eq!(
+            needed(&Method::POST, "/v1/deliveries/smtp"),
+            Some(Scope::Ingest)
+        );
         assert_eq!(needed(&Method::POST, "/v1/identify"), Some(Scope::Ingest));
         assert_eq!(
             needed(&Method::POST, "/v1/profiles/a/merge"),

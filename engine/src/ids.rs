@@ -182,6 +182,16 @@ pub fn check_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// The id of the event that delivery feedback about a message becomes: the same feedback
+/// posted twice (a provider's webhook retried) is one event.
+pub fn delivery_event_id(message_id: &str, kind: &str, url: Option<&str>) -> String {
+    let name = format!(
+        "delivery\u{1f}{message_id}\u{1f}{kind}\u{1f}{}",
+        url.unwrap_or_default()
+    );
+    Uuid::new_v5(&INSTANCE_NAMESPACE, name.as_bytes()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -403,3 +403,113 @@ async fn quiet_hours_hold_a_marketing_sms_until_local_morning_across_a_dst_chang
         "the held attempt is the same message: {list}"
     );
 }
+
+const NEWS: &str = r#"
+channel: email
+default_locale: en
+locales:
+  en: {subject: "This week", text: "New things. {{ unsubscribe_url }}"}
+"#;
+
+const ENGAGE: &str = r#"
+entry: {type: event, event: news_due}
+start: news
+nodes:
+  news: {type: message, template: news, next: read}
+  read:
+    type: reaction
+    events:
+      - {event: message.clicked, when: 'events["message.clicked"].data.message_id == actions.news.message_id', next: clicked}
+    timeout: P3D
+    on_timeout: ignored
+  clicked: {type: end, label: Clicked}
+  ignored: {type: end}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_feedback_becomes_profile_events_and_a_hard_bounce_suppresses_the_address() {
+    let t = TestEngine::start().await;
+    t.send(
+        Method::PUT,
+        "/v1/templates/news",
+        Some(NEWS.as_bytes()),
+        "application/yaml",
+    )
+    .await;
+    t.publish("engage", ENGAGE).await;
+    put(
+        &t,
+        "/v1/profiles/ada",
+        json!({"attributes": {"email": "ada@example.com"}}),
+    )
+    .await;
+    t.event("news_due", "ada", json!({})).await;
+    t.instance_in("ada", "engage", "waiting").await;
+    let sent = t.outbox("ada").await;
+    let message_id = sent[0]["message_id"].as_str().unwrap().to_string();
+
+    // The provider's webhook: delivered, then clicked; the click completes the reaction.
+    let feedback = json!([
+        {"type": "delivered", "message_id": message_id},
+        {"type": "clicked", "message_id": message_id, "url": "https://shop.example/sale"},
+        {"type": "opened", "message_id": "not-ours"}
+    ]);
+    let (status, answer) = t.post_json("/v1/deliveries/outbox", &feedback).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        (answer["accepted"].clone(), answer["unknown"].clone()),
+        (json!(2), json!(["not-ours"])),
+        "{answer}"
+    );
+    let done = t.instance_in("ada", "engage", "completed").await;
+    assert_eq!(done["node"], "clicked", "{done}");
+    let steps = t.steps(done["id"].as_str().unwrap()).await;
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["node"] == "read" && s["status"] == "passed"),
+        "{steps:?}"
+    );
+    // The same feedback again (a webhook retried) is the same events.
+    let (_, again) = t.post_json("/v1/deliveries/outbox", &feedback).await;
+    assert_eq!(again["duplicates"], 2, "{again}");
+
+    // A hard bounce puts the address on the suppression list, with where it came from.
+    let (status, answer) = t
+        .post_json(
+            "/v1/deliveries/outbox",
+            &json!({"type": "bounced", "message_id": message_id, "reason": "550 5.1.1 no such user"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["suppressed"].clone()),
+        (202, json!(1)),
+        "{answer}"
+    );
+    let (status, s) = t.get("/v1/suppressions/ada@example.com").await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(
+        (s["reason"].clone(), s["source"].clone()),
+        (json!("hard_bounce"), json!("delivery:outbox"))
+    );
+
+    // Located errors; an unknown provider.
+    let (status, err) = t
+        .post_json(
+            "/v1/deliveries/outbox",
+            &json!([{"type": "exploded", "message_id": "x"}]),
+        )
+        .await;
+    assert_eq!(
+        (status, err["location"].clone()),
+        (400, json!("[0].type")),
+        "{err}"
+    );
+    let (status, _) = t
+        .post_json(
+            "/v1/deliveries/pigeon",
+            &json!({"type": "opened", "message_id": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}

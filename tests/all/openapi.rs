@@ -115,6 +115,7 @@ async fn the_openapi_document_describes_every_operation_and_its_answers() {
         ("get", "/v1/profiles/{id}/consent"),
         ("put", "/v1/profiles/{id}/consent/{group}"),
         ("get", "/v1/profiles/{id}/messages"),
+        ("post", "/v1/deliveries/{provider}"),
         ("get", "/v1/suppressions"),
         ("get", "/v1/suppressions/{address}"),
         ("put", "/v1/suppressions/{address}"),

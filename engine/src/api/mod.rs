@@ -8,6 +8,7 @@ mod alerts;
 mod audiences;
 mod cloudevents;
 mod consent;
+mod deliveries;
 mod error;
 mod events;
 mod health;
@@ -229,6 +230,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consent::get_consent))
         .routes(routes!(consent::put_consent))
         .routes(routes!(messages::of_profile))
+        .routes(routes!(deliveries::post))
         .routes(routes!(consent::list_suppressions))
         .routes(routes!(
             consent::get_suppression,

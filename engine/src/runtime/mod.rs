@@ -13,6 +13,7 @@ pub(crate) mod audiences;
 mod calls;
 mod consent;
 mod definitions;
+mod deliveries;
 pub(crate) mod journeys;
 mod lifecycle;
 pub(crate) mod matching;
@@ -43,6 +44,7 @@ use crate::store::{DueTimer, Store};
 use self::audiences::Audiences;
 pub use self::consent::{ConsentError, GroupConsent};
 pub use self::definitions::DefinitionError;
+pub use self::deliveries::{Feedback, FeedbackKind, FeedbackReport};
 use self::journeys::Journeys;
 pub use self::lifecycle::{PauseRequest, Transitioned};
 pub use self::plugin_calls::{CallSite, CatalogChange};
@@ -418,11 +420,12 @@ fn messaging(
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<crate::channels::Messaging> {
     use crate::model::Channel;
-    let clock = clock.clone();
-    let outbox: Arc<dyn crate::actions::ActionExecutor> = Arc::new(crate::channels::Outbox::new(
-        store.clone(),
-        Arc::new(move || clock.now()),
-    ));
+    let now: Arc<dyn Fn() -> Timestamp + Send + Sync> = {
+        let clock = clock.clone();
+        Arc::new(move || clock.now())
+    };
+    let outbox: Arc<dyn crate::actions::ActionExecutor> =
+        Arc::new(crate::channels::Outbox::new(store.clone(), now.clone()));
     let mut providers: std::collections::BTreeMap<String, Arc<dyn crate::actions::ActionExecutor>> =
         [("outbox".to_string(), outbox)].into_iter().collect();
     if let Some(url) = &settings.smtp_url {
@@ -438,12 +441,13 @@ fn messaging(
         (Channel::Sms, settings.sms_provider.clone()),
         (Channel::Push, settings.push_provider.clone()),
     ];
-    // Every provider is behind the suppression list.
+    // Every provider is behind the suppression list, and records what it sent.
     let providers = providers
         .into_iter()
         .map(|(name, p)| {
-            let guarded: Arc<dyn crate::actions::ActionExecutor> =
-                Arc::new(crate::channels::Suppressed::new(p, store.clone()));
+            let guarded: Arc<dyn crate::actions::ActionExecutor> = Arc::new(
+                crate::channels::Suppressed::new(&name, p, store.clone(), now.clone()),
+            );
             (name, guarded)
         })
         .collect::<std::collections::BTreeMap<_, _>>();

@@ -30,8 +30,8 @@ pub use batch::{
 };
 pub use records::{
     AudienceRecord, ConsentChange, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus,
-    NodeCount, OutboxRecord, Pause, Publication, RunRecord, RunStatus, Suppression, TemplateRecord,
-    TestMode, VersionInfo, VersionRecord,
+    NodeCount, OutboxRecord, Pause, Publication, RunRecord, RunStatus, SentMessage, Suppression,
+    TemplateRecord, TestMode, VersionInfo, VersionRecord,
 };
 
 use crate::journal::{Instance, Step};
@@ -55,6 +55,7 @@ pub trait Store:
     + TemplateStore
     + OutboxStore
     + ConsentStore
+    + DeliveryStore
 {
 }
 
@@ -71,6 +72,7 @@ impl<T> Store for T where
         + TemplateStore
         + OutboxStore
         + ConsentStore
+        + DeliveryStore
 {
 }
 
@@ -328,6 +330,14 @@ pub trait ConsentStore: Send + Sync + 'static {
     /// The secret that signs unsubscribe links: made (32 random bytes) and kept the first
     /// time it is asked for, the same afterwards.
     async fn link_secret(&self) -> Result<Vec<u8>>;
+}
+
+/// Messages providers accepted, found by their id when delivery feedback arrives.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync + 'static {
+    /// Records a message a provider accepted (the same id again is kept once).
+    async fn put_sent(&self, message: SentMessage) -> Result<()>;
+    async fn sent_message(&self, message_id: &str) -> Result<Option<SentMessage>>;
 }
 
 /// What journey reports read: live instances by node, step counts, conversions.

@@ -64,6 +64,21 @@ pub struct ConsentChange {
     pub at: Timestamp,
 }
 
+/// A message a provider accepted: what delivery feedback about it is matched to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SentMessage {
+    pub message_id: String,
+    pub profile_id: String,
+    pub journey_id: String,
+    pub instance_id: String,
+    pub node_id: String,
+    pub channel: String,
+    pub provider: String,
+    /// The address it went to.
+    pub to: String,
+    pub at: Timestamp,
+}
+
 /// An address no message goes to (a hard bounce, a complaint, an operator's decision).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Suppression {

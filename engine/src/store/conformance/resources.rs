@@ -631,6 +631,26 @@ pub(super) async fn consent_changes_suppressions_and_the_link_secret_are_kept(
     assert!(!store.delete_suppression("a@x.com").await.expect("gone"));
     assert_eq!(store.suppression("a@x.com").await.expect("get"), None);
 
+    // Messages providers accepted, found by id; the first record stays.
+    let sent = |provider: &str| crate::store::SentMessage {
+        message_id: "m-9".into(),
+        profile_id: "p".into(),
+        journey_id: "j".into(),
+        instance_id: "i".into(),
+        node_id: "n".into(),
+        channel: "email".into(),
+        provider: provider.into(),
+        to: "p@x.com".into(),
+        at: at(5),
+    };
+    store.put_sent(sent("smtp")).await.expect("sent");
+    store.put_sent(sent("outbox")).await.expect("again");
+    assert_eq!(
+        store.sent_message("m-9").await.expect("get"),
+        Some(sent("smtp"))
+    );
+    assert_eq!(store.sent_message("m-0").await.expect("get"), None);
+
     // The link secret is made once and kept.
     let secret = store.link_secret().await.expect("secret");
     assert_eq!(secret.len(), 32);

@@ -1,7 +1,7 @@
 //! Erasure of a deleted profile's personal data from what the store keeps after it: the
 //! data of its events, the details and messages of its steps, the data of its instances;
-//! its held entries, the messages the outbox kept for it and its consent changes are
-//! deleted.
+//! its held entries, the messages the outbox kept for it, its consent changes and the
+//! record of its sent messages are deleted.
 //!
 //! What stays is what reports and audits need and what says nothing of the person: ids,
 //! event types, node ids and kinds, statuses, codes, branch labels, timings. Runs in the
@@ -24,6 +24,8 @@ pub fn erase_profile(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM outbox WHERE profile_id = ?1")?
         .execute([id])?;
     conn.prepare_cached("DELETE FROM consent_changes WHERE profile_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM sent_messages WHERE profile_id = ?1")?
         .execute([id])?;
 
     // Step groups of its instances, and of its events that started none (entry refusals).

@@ -13,6 +13,7 @@ mod backup;
 mod checkpoint;
 mod consent;
 mod counts;
+mod deliveries;
 mod erasure;
 mod events;
 mod instances;

@@ -4,8 +4,8 @@ use rusqlite::Connection;
 
 /// Bumped when the schema changes; stored in `PRAGMA user_version`.
 /// 6: message templates and the outbox (new tables: older databases gain them at start).
-/// 7: subscription groups, consent changes, the suppression list, the link secret (new
-/// tables).
+/// 7: subscription groups, consent changes, the suppression list, the link secret, the
+/// messages providers accepted (new tables).
 pub const SCHEMA_VERSION: i64 = 7;
 
 const DDL: &str = r#"
@@ -161,6 +161,19 @@ CREATE TABLE IF NOT EXISTS suppressions (
     source      TEXT NOT NULL,
     at          INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS sent_messages (
+    message_id  TEXT PRIMARY KEY,
+    profile_id  TEXT NOT NULL,
+    journey_id  TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    node_id     TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    to_address  TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sent_messages_profile ON sent_messages(profile_id);
 
 CREATE TABLE IF NOT EXISTS secrets (
     name        TEXT PRIMARY KEY,

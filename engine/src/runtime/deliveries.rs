@@ -1,0 +1,154 @@
+//! Delivery feedback: what a provider says happened to a message after it accepted it
+//! (delivered, bounced, opened, clicked, complained), turned into an event of the
+//! message's profile (`message.bounced`, ...) that reactions and success events use; a
+//! hard bounce or a complaint also puts the address on the suppression list.
+//!
+//! Owns matching feedback to the message it is about (by message id, and only from the
+//! provider that sent it) and the event's stable id (feedback posted twice is one event).
+//! Never changes an instance: the event does, through the profile's partition.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Runtime;
+use crate::model::Event;
+
+/// What happened to a message.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Delivered,
+    Bounced,
+    Opened,
+    Clicked,
+    Complained,
+}
+
+impl FeedbackKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackKind::Delivered => "delivered",
+            FeedbackKind::Bounced => "bounced",
+            FeedbackKind::Opened => "opened",
+            FeedbackKind::Clicked => "clicked",
+            FeedbackKind::Complained => "complained",
+        }
+    }
+}
+
+/// A bounce that will not change (`hard`: no such mailbox) or may (`soft`: a full one).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Bounce {
+    #[default]
+    Hard,
+    Soft,
+}
+
+/// One piece of feedback, in the engine's own format (docs/channels.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    #[serde(rename = "type")]
+    pub kind: FeedbackKind,
+    pub message_id: String,
+    /// When it happened; when it arrived without one.
+    #[serde(default)]
+    pub at: Option<Timestamp>,
+    /// `bounced`: `hard` (the default) or `soft`.
+    #[serde(default)]
+    pub bounce: Option<Bounce>,
+    /// A provider's words (`550 5.1.1 no such user`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `clicked`: the link.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// What became of a request's feedback.
+#[derive(Debug, Default, Serialize)]
+pub struct FeedbackReport {
+    /// Events accepted for the first time.
+    pub accepted: usize,
+    /// Feedback posted before (the same event).
+    pub duplicates: usize,
+    /// Message ids this provider never sent.
+    pub unknown: Vec<String>,
+    /// Addresses put on the suppression list.
+    pub suppressed: usize,
+}
+
+impl Runtime {
+    /// Turns a provider's feedback into events of the messages' profiles (durable when
+    /// this answers) and suppresses the addresses of hard bounces and complaints.
+    pub async fn delivery_feedback(
+        &self,
+        provider: &str,
+        items: Vec<Feedback>,
+    ) -> anyhow::Result<FeedbackReport> {
+        let store = &self.shared.store;
+        let now = self.now();
+        let mut report = FeedbackReport::default();
+        let mut events = Vec::new();
+        for f in items {
+            let sent = match store.sent_message(&f.message_id).await? {
+                Some(s) if s.provider == provider => s,
+                _ => {
+                    report.unknown.push(f.message_id);
+                    continue;
+                }
+            };
+            let kind = f.kind.as_str();
+            let bounce = (f.kind == FeedbackKind::Bounced).then(|| f.bounce.unwrap_or_default());
+            let suppress = match (f.kind, bounce) {
+                (FeedbackKind::Complained, _) => Some("complaint"),
+                (_, Some(Bounce::Hard)) => Some("hard_bounce"),
+                _ => None,
+            };
+            if let Some(reason) = suppress
+                && self
+                    .suppress(&sent.to, reason, &format!("delivery:{provider}"))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                report.suppressed += 1;
+            }
+            let mut data = json!({
+                "message_id": sent.message_id,
+                "journey_id": sent.journey_id,
+                "instance_id": sent.instance_id,
+                "node": sent.node_id,
+                "channel": sent.channel,
+                "provider": sent.provider,
+                "to": sent.to,
+            });
+            if let Some(b) = bounce {
+                data["bounce"] = json!(b);
+            }
+            if let Some(r) = &f.reason {
+                data["reason"] = json!(r);
+            }
+            if let Some(u) = &f.url {
+                data["url"] = json!(u);
+            }
+            events.push(Event {
+                id: crate::ids::delivery_event_id(&sent.message_id, kind, f.url.as_deref()),
+                event_type: format!("message.{kind}"),
+                profile_id: sent.profile_id,
+                timestamp: f.at.unwrap_or(now),
+                received_at: now,
+                data,
+            });
+        }
+        for fresh in self.accept(events).await? {
+            if fresh {
+                report.accepted += 1;
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        Ok(report)
+    }
+}
