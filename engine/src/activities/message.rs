@@ -152,11 +152,12 @@ impl MessageDef {
                 String::new()
             }
             (Some(g), Category::Marketing) => {
-                let known = cx.catalog.groups.get(g).copied().or_else(|| {
-                    [Channel::Email, Channel::Sms, Channel::Push]
-                        .into_iter()
-                        .find(|c| c.as_str() == g)
-                });
+                let known = cx
+                    .catalog
+                    .groups
+                    .get(g)
+                    .copied()
+                    .or_else(|| Channel::parse(g));
                 match known {
                     Some(c) if c == channel => {}
                     Some(c) => {
@@ -173,7 +174,7 @@ impl MessageDef {
                     None => {
                         let mut known: Vec<&str> =
                             cx.catalog.groups.keys().map(String::as_str).collect();
-                        known.extend(["email", "sms", "push"]);
+                        known.extend(Channel::ALL.map(Channel::as_str));
                         cx.problem(
                             format!("{path}.subscription_group"),
                             format!(

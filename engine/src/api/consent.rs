@@ -168,14 +168,7 @@ pub async fn put_consent(
     Path((id, group)): Path<(String, String)>,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    crate::ids::check_id(&id).map_err(|m| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            crate::code::Code::InvalidRequest,
-            m,
-        )
-        .at("id")
-    })?;
+    super::profiles::check_id(&id, "id")?;
     let body: ConsentBody = parse_json(&body)?;
     let source = match body.source.as_deref().map(str::trim) {
         None => "api".to_string(),

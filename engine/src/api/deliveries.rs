@@ -33,13 +33,7 @@ pub async fn post(
     Path(provider): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !app
-        .runtime
-        .catalog()
-        .providers
-        .iter()
-        .any(|p| *p == provider)
-    {
+    if !app.runtime.has_provider(&provider) {
         return Err(ApiError::not_found(format!(
             "there is no provider {provider:?}"
         )));

@@ -196,7 +196,7 @@ fn invalid(message: impl Into<String>, at: impl Into<String>) -> ApiError {
 }
 
 /// 422 `INVALID_PROFILE` for a profile id that is empty, too long or not printable.
-fn check_id(id: &str, at: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(id: &str, at: &str) -> Result<(), ApiError> {
     crate::ids::check_text_id(id, "id").map_err(|message| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -122,21 +122,15 @@ impl Messaging {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned();
-        defined.or_else(|| {
-            [Channel::Email, Channel::Sms, Channel::Push]
-                .into_iter()
-                .find(|c| c.as_str() == id)
-                .map(SubscriptionGroupDef::builtin)
-        })
+        defined.or_else(|| Channel::parse(id).map(SubscriptionGroupDef::builtin))
     }
 
     /// Every subscription group, the built-in ones included.
     pub fn groups(&self) -> BTreeMap<String, SubscriptionGroupDef> {
-        let mut all: BTreeMap<String, SubscriptionGroupDef> =
-            [Channel::Email, Channel::Sms, Channel::Push]
-                .into_iter()
-                .map(|c| (c.as_str().to_string(), SubscriptionGroupDef::builtin(c)))
-                .collect();
+        let mut all: BTreeMap<String, SubscriptionGroupDef> = Channel::ALL
+            .into_iter()
+            .map(|c| (c.as_str().to_string(), SubscriptionGroupDef::builtin(c)))
+            .collect();
         for (id, def) in self.groups.read().unwrap_or_else(|p| p.into_inner()).iter() {
             all.insert(id.clone(), def.clone());
         }

@@ -23,6 +23,13 @@ pub enum ConsentDefault {
     OptOut,
 }
 
+impl ConsentDefault {
+    /// Whether a profile that said nothing is subscribed.
+    pub fn subscribed(self) -> bool {
+        self == ConsentDefault::OptOut
+    }
+}
+
 /// A subscription group: marketing messages of one channel that a profile can accept or
 /// refuse as a whole (`newsletter`, `promotions`, `sms_offers`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -71,7 +78,7 @@ pub fn stated(attributes: &Value, group: &str) -> Option<bool> {
 
 /// Whether a profile with these attributes accepts a group's marketing messages.
 pub fn subscribed(attributes: &Value, group: &str, default: ConsentDefault) -> bool {
-    stated(attributes, group).unwrap_or(default == ConsentDefault::OptOut)
+    stated(attributes, group).unwrap_or(default.subscribed())
 }
 
 /// The groups whose stated consent differs between two versions of a profile's

@@ -129,7 +129,7 @@ impl Runtime {
                 let said = stated(attributes, &group);
                 GroupConsent {
                     channel: def.channel.as_str(),
-                    subscribed: said.unwrap_or(def.default == crate::model::ConsentDefault::OptOut),
+                    subscribed: said.unwrap_or(def.default.subscribed()),
                     from: if said.is_some() { "stated" } else { "default" },
                     group,
                 }

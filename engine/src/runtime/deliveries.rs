@@ -81,6 +81,11 @@ pub struct FeedbackReport {
 }
 
 impl Runtime {
+    /// Whether a message provider of this name is configured.
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.shared.messaging.provider(name).is_some()
+    }
+
     /// Turns a provider's feedback into events of the messages' profiles (durable when
     /// this answers) and suppresses the addresses of hard bounces and complaints.
     pub async fn delivery_feedback(

@@ -474,10 +474,7 @@ fn messaging(
         },
     );
     for (channel, window) in &settings.quiet_hours {
-        let Some(channel) = [Channel::Email, Channel::Sms, Channel::Push]
-            .into_iter()
-            .find(|c| c.as_str() == channel)
-        else {
+        let Some(channel) = Channel::parse(channel) else {
             anyhow::bail!("quiet_hours.{channel}: not a channel (email, sms or push)");
         };
         let window = crate::channels::QuietHours::parse(window)
