@@ -42,6 +42,18 @@ const GUESTS: &[(&str, &str, &str, bool)] = &[
         false,
     ),
     (
+        "parcours-plugin-sms",
+        "plugins/sms",
+        "parcours_plugin_sms.wasm",
+        false,
+    ),
+    (
+        "parcours-plugin-push",
+        "plugins/push",
+        "parcours_plugin_push.wasm",
+        false,
+    ),
+    (
         "parcours-test-hostile",
         "tests/guests/hostile",
         "parcours_test_hostile.wasm",

@@ -270,6 +270,8 @@ pub fn needed(method: &Method, path: &str) -> Option<Scope> {
         // A message's unsubscribe link: its signed token is the permission.
         || (matches!(*method, Method::GET | Method::HEAD | Method::POST)
             && path.starts_with("/unsubscribe/"))
+        // A tracked link of a message: the same.
+        || (matches!(*method, Method::GET | Method::HEAD) && path.starts_with("/r/"))
     {
         return None;
     }
@@ -461,6 +463,8 @@ mod tests {
             Some(Scope::Admin)
         );
         assert_eq!(needed(&Method::POST, "/unsubscribe"), Some(Scope::Admin));
+        assert_eq!(needed(&Method::GET, "/r/tok.en"), None);
+        assert_eq!(needed(&Method::POST, "/r/tok.en"), Some(Scope::Admin));
         assert!(Scope::Admin.allows(Scope::Ingest) && Scope::Admin.allows(Scope::Read));
         assert!(!Scope::Ingest.allows(Scope::Read) && !Scope::Read.allows(Scope::Ingest));
     }

@@ -63,6 +63,7 @@ codes! {
     ExprEval = "EXPR_EVAL",
     Failed = "FAILED",
     Forbidden = "FORBIDDEN",
+    FrequencyCapped = "FREQUENCY_CAPPED",
     Held = "HELD",
     Internal = "INTERNAL",
     InvalidAlert = "INVALID_ALERT",

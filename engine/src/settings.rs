@@ -268,6 +268,19 @@ pub struct Settings {
     /// local time in which no marketing message of the channel is sent; one due inside it
     /// is held until the window ends (`{sms = "21:00-08:00"}`). None by default.
     pub quiet_hours: std::collections::BTreeMap<String, String>,
+    /// Frequency caps: at most `max` messages of a channel and category (`marketing` by
+    /// default) per profile in a rolling window (`within = "PT24H"`) or a calendar one
+    /// in the profile's zone (`per = "day"` or `"week"`); over one a message is skipped
+    /// (`FREQUENCY_CAPPED`) or, with `when_capped = "defer"`, held until there is room.
+    /// None by default.
+    pub frequency_caps: Vec<crate::channels::FrequencyCapDef>,
+    /// Days a profile's sent messages are counted (kept with the profile for frequency
+    /// caps) when no cap looks further back; older counts are deleted as new ones come.
+    pub message_count_days: u32,
+    /// Click tracking: the `http(s)` links of an email's HTML part lead through the
+    /// engine (`{public_url}/r/{token}`), which records `message.clicked` and redirects.
+    /// Off by default; the unsubscribe link and the text part are never rewritten.
+    pub click_tracking: bool,
     /// The provider of email `message` nodes that name none (`outbox`, `smtp`).
     pub email_provider: String,
     /// The provider of SMS `message` nodes that name none.
@@ -382,6 +395,9 @@ impl Default for Settings {
             message_max_bytes: 256 * 1024,
             template_render_ms: 1_000,
             quiet_hours: std::collections::BTreeMap::new(),
+            frequency_caps: Vec::new(),
+            message_count_days: 31,
+            click_tracking: false,
             email_provider: "outbox".into(),
             sms_provider: "outbox".into(),
             push_provider: "outbox".into(),

@@ -16,7 +16,10 @@ pub struct Context {
     pub deadline_unix_ms: u64,
 }
 
-#[allow(unused_macros, reason = "used by the action and data-source features")]
+#[allow(
+    unused_macros,
+    reason = "used by the action, data-source and channel-provider features"
+)]
 macro_rules! from_wit {
     ($module:ident) => {
         impl From<crate::$module::bindings::parcours::plugin::types::CallContext> for Context {
@@ -40,3 +43,5 @@ macro_rules! from_wit {
 from_wit!(action);
 #[cfg(feature = "data-source")]
 from_wit!(data_source);
+#[cfg(feature = "channel-provider")]
+from_wit!(channel_provider);

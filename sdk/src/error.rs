@@ -10,6 +10,11 @@ pub enum Error {
     InvalidInput(String),
     /// A transient failure (timeout, 5xx, 429).
     Retryable(String),
+    /// A transient failure, and how long the receiver asked the caller to wait (a
+    /// `Retry-After`, or a rate limit in its answer). Channel providers pass the wait on
+    /// to the engine; the worlds of 0.1.0 see a plain `Retryable` (the engine still
+    /// reads the `Retry-After` header of the plugin's HTTP answers itself).
+    RetryAfter(String, std::time::Duration),
     /// A failure that retrying will not fix.
     Permanent(String),
 }
@@ -19,6 +24,9 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
             Error::Retryable(m) => write!(f, "retryable: {m}"),
+            Error::RetryAfter(m, after) => {
+                write!(f, "retryable after {} ms: {m}", after.as_millis())
+            }
             Error::Permanent(m) => write!(f, "permanent: {m}"),
         }
     }
@@ -32,6 +40,10 @@ impl From<serde_json::Error> for Error {
     }
 }
 
+#[allow(
+    unused_macros,
+    reason = "used by the worlds of 0.1.0; a channel provider converts on its own"
+)]
 macro_rules! to_wit {
     ($module:ident) => {
         impl From<Error> for crate::$module::bindings::parcours::plugin::types::PluginError {
@@ -39,7 +51,7 @@ macro_rules! to_wit {
                 use crate::$module::bindings::parcours::plugin::types::PluginError as W;
                 match e {
                     Error::InvalidInput(m) => W::InvalidInput(m),
-                    Error::Retryable(m) => W::Retryable(m),
+                    Error::Retryable(m) | Error::RetryAfter(m, _) => W::Retryable(m),
                     Error::Permanent(m) => W::Permanent(m),
                 }
             }

@@ -21,12 +21,36 @@ impl Response {
             .map_err(|e| Error::Permanent(format!("response is not JSON: {e}")))
     }
 
+    /// A header's value (the first, by case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The wait a `Retry-After: <seconds>` header asks for.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.header("retry-after")?
+            .trim()
+            .parse()
+            .ok()
+            .map(std::time::Duration::from_secs)
+    }
+
     /// Maps the status to the engine's error kinds: 2xx is `Ok`; 408, 429 and 5xx are
-    /// retryable; other statuses are permanent.
+    /// retryable (after the answer's `Retry-After`, when it has one); other statuses are
+    /// permanent.
     pub fn error_for_status(self) -> Result<Response, Error> {
         match self.status {
             200..=299 => Ok(self),
-            408 | 429 | 500..=599 => Err(Error::Retryable(format!("HTTP {}", self.status))),
+            408 | 429 | 500..=599 => {
+                let message = format!("HTTP {}", self.status);
+                Err(match self.retry_after() {
+                    Some(after) => Error::RetryAfter(message, after),
+                    None => Error::Retryable(message),
+                })
+            }
             s => Err(Error::Permanent(format!("HTTP {s}"))),
         }
     }

@@ -1,8 +1,9 @@
 //! `parcours-sdk`: write Parcours plugins in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2` against the WIT package
-//! in `wit/` (`parcours:plugin@0.1.0`). Pick the plugin's kind with one cargo feature
-//! (`action`, `data-source` or `functions`), implement its trait, and export it:
+//! in `wit/` (`parcours:plugin@0.1.0`; a channel provider against 0.2.0 in `wit/v0.2`).
+//! Pick the plugin's kind with one cargo feature (`action`, `data-source`, `functions`
+//! or `channel-provider`), implement its trait, and export it:
 //!
 //! ```ignore
 //! use parcours_sdk::action::{Action, Context};
@@ -28,6 +29,8 @@ extern crate self as parcours_sdk;
 
 #[cfg(feature = "action")]
 pub mod action;
+#[cfg(feature = "channel-provider")]
+pub mod channel_provider;
 #[cfg(feature = "data-source")]
 pub mod data_source;
 #[cfg(feature = "functions")]
@@ -61,8 +64,21 @@ pub(crate) use data_source::bindings as world;
 ))]
 pub(crate) use functions::bindings as world;
 
-#[cfg(not(any(feature = "action", feature = "data-source", feature = "functions")))]
-compile_error!("enable one of the features `action`, `data-source` or `functions`");
+#[cfg(all(
+    feature = "channel-provider",
+    not(any(feature = "action", feature = "data-source", feature = "functions"))
+))]
+pub(crate) use channel_provider::bindings as world;
+
+#[cfg(not(any(
+    feature = "action",
+    feature = "data-source",
+    feature = "functions",
+    feature = "channel-provider"
+)))]
+compile_error!(
+    "enable one of the features `action`, `data-source`, `functions` or `channel-provider`"
+);
 
 /// A configuration value from the plugin's manifest `[config]` table.
 pub fn config(key: &str) -> Option<String> {

@@ -513,3 +513,88 @@ async fn delivery_feedback_becomes_profile_events_and_a_hard_bounce_suppresses_t
         .await;
     assert_eq!(status, 404);
 }
+
+const SALE: &str = r#"
+channel: email
+default_locale: en
+locales:
+  en:
+    subject: "Sale"
+    html: '<p><a href="https://shop.example/sale?from=mail&amp;id={{ profile.id }}">See the sale</a> or <a href="{{ unsubscribe_url }}">unsubscribe</a>.</p>'
+    text: "See the sale: https://shop.example/sale"
+"#;
+
+const CLICKS: &str = r#"
+entry: {type: event, event: sale_due}
+start: news
+nodes:
+  news: {type: message, template: sale, next: read}
+  read:
+    type: reaction
+    events:
+      - {event: message.clicked, when: 'events["message.clicked"].data.message_id == actions.news.message_id', next: clicked}
+    timeout: P3D
+    on_timeout: ignored
+  clicked: {type: end, label: Clicked}
+  ignored: {type: end}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracked_link_records_the_click_and_leads_on() {
+    let t = TestEngine::start_with(|s| s.click_tracking = true).await;
+    t.send(
+        Method::PUT,
+        "/v1/templates/sale",
+        Some(SALE.as_bytes()),
+        "application/yaml",
+    )
+    .await;
+    t.publish("clicks", CLICKS).await;
+    put(
+        &t,
+        "/v1/profiles/ada",
+        json!({"attributes": {"email": "ada@example.com"}}),
+    )
+    .await;
+    t.event("sale_due", "ada", json!({})).await;
+    t.instance_in("ada", "clicks", "waiting").await;
+    let sent = t.outbox("ada").await;
+    let html = sent[0]["message"]["html"]
+        .as_str()
+        .expect("html")
+        .to_string();
+    // The sale link leads through the engine; the unsubscribe link and the text do not.
+    let tracked = html
+        .split('"')
+        .find(|s| s.contains("/r/"))
+        .expect("a tracked link")
+        .to_string();
+    assert!(html.contains("/unsubscribe/"), "{html}");
+    assert!(!html.contains("shop.example"), "{html}");
+    assert_eq!(
+        sent[0]["message"]["text"],
+        "See the sale: https://shop.example/sale"
+    );
+
+    // Following it: no API token, a redirect to the original link, the click recorded.
+    let path = &tracked[tracked.find("/r/").expect("path")..];
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = client.get(t.url(path)).send().await.expect("follow");
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()["location"],
+        "https://shop.example/sale?from=mail&id=ada"
+    );
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    t.instance_in("ada", "clicks", "completed").await;
+
+    // A link the engine did not make leads nowhere.
+    let last = if path.ends_with('A') { "B" } else { "A" };
+    let forged = format!("{}{last}", &path[..path.len() - 1]);
+    let response = client.get(t.url(&forged)).send().await.expect("forged");
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+}

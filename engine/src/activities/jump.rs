@@ -97,6 +97,7 @@ impl Activity for Jump {
                 on_error: self.on_error,
             },
             detail: None,
+            counted: None,
         }
     }
 }

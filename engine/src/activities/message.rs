@@ -8,15 +8,18 @@
 //! A marketing message goes only to a profile subscribed to its group (else the step is
 //! skipped with `UNSUBSCRIBED` and the instance goes on) and carries a signed unsubscribe
 //! link (`unsubscribe_url` in the template, `List-Unsubscribe` in an email); every
-//! message to an address on the suppression list is declined (`SUPPRESSED`).
+//! message to an address on the suppression list is declined (`SUPPRESSED`). A message
+//! over a frequency cap of its channel and category is skipped or held
+//! (`FREQUENCY_CAPPED`); a marketing one due in its channel's quiet hours is held
+//! (`QUIET_HOURS`). Each sent message is counted for the caps.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::call::{CallPolicy, RetryDef, idempotency_key};
-use super::{Activity, Cx, NodeRef, Outcome, StepCx};
+use super::{Activity, Cx, Move, NodeRef, Outcome, StepCx};
 use crate::actions::CallDone;
-use crate::channels::RenderInput;
+use crate::channels::{FrequencyCap, RenderInput, WhenCapped};
 use crate::code::Code;
 use crate::expr::Expr;
 use crate::model::{Category, Channel};
@@ -228,6 +231,49 @@ impl Message {
             .unwrap_or_else(|| cx.messaging.default_provider(self.channel))
     }
 
+    /// Frequency caps: every rule of the message's channel and category must have room
+    /// for one more. Over a rule that skips, the message is skipped; over rules that
+    /// defer only, it waits until the last of them has room.
+    fn over_cap(&self, cx: &StepCx<'_>, tz: &jiff::tz::TimeZone, about: &Value) -> Option<Outcome> {
+        let key = FrequencyCap::key(self.channel, self.category);
+        let sent = cx
+            .counted
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, at)| *at);
+        let over: Vec<_> = cx
+            .messaging
+            .caps
+            .iter()
+            .filter(|c| c.channel == self.channel && c.category == self.category)
+            .filter_map(|c| c.check(sent.clone(), cx.now, tz))
+            .collect();
+        let skip = over.iter().find(|c| c.rule.when_capped == WhenCapped::Skip);
+        let worst = skip.or_else(|| over.iter().max_by_key(|c| c.room_at))?;
+        let mut detail = about.clone();
+        detail["frequency_cap"] = json!({"rule": worst.rule.to_string(), "sent": worst.sent,
+            "room_at": worst.room_at.to_string(),
+            "when_capped": if skip.is_some() { "skip" } else { "defer" }});
+        Some(
+            match skip {
+                Some(c) => Outcome::skip(
+                    Code::FrequencyCapped,
+                    format!("{} ({} sent): not sent", c.rule, c.sent),
+                    self.call.next,
+                ),
+                None => Outcome::defer(
+                    worst.room_at,
+                    Code::FrequencyCapped,
+                    format!(
+                        "{} ({} sent): held until {}",
+                        worst.rule, worst.sent, worst.room_at
+                    ),
+                ),
+            }
+            .with_detail(detail),
+        )
+    }
+
     fn attempt(&self, cx: &mut StepCx<'_>) -> Outcome {
         let on_error = self.call.on_error;
         let provider = self.provider_name(cx).to_string();
@@ -270,25 +316,29 @@ impl Message {
                 .with_detail(detail);
             }
         }
+        let tz = cx.profile["timezone"]
+            .as_str()
+            .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+            .unwrap_or_else(|| cx.tz.clone());
+        if let Some(capped) = self.over_cap(cx, &tz, &about) {
+            return capped;
+        }
         // Quiet hours: a marketing message due inside the channel's window waits, durably,
         // for its end in the profile's zone.
-        if marketing && let Some(window) = cx.messaging.quiet.get(self.channel.as_str()) {
-            let tz = cx.profile["timezone"]
-                .as_str()
-                .and_then(|z| jiff::tz::TimeZone::get(z).ok())
-                .unwrap_or_else(|| cx.tz.clone());
-            if let Some(until) = window.release(cx.now, &tz) {
-                let zone = tz.iana_name().unwrap_or("UTC").to_string();
-                let mut detail = about;
-                detail["quiet_hours"] = json!({"window": window.to_string(), "timezone": zone,
-                    "until": until.to_string()});
-                return Outcome::defer(
-                    until,
-                    Code::QuietHours,
-                    format!("quiet hours ({window} in {zone}): held until {until}"),
-                )
-                .with_detail(detail);
-            }
+        if marketing
+            && let Some(window) = cx.messaging.quiet.get(self.channel.as_str())
+            && let Some(until) = window.release(cx.now, &tz)
+        {
+            let zone = tz.iana_name().unwrap_or("UTC").to_string();
+            let mut detail = about;
+            detail["quiet_hours"] = json!({"window": window.to_string(), "timezone": zone,
+                "until": until.to_string()});
+            return Outcome::defer(
+                until,
+                Code::QuietHours,
+                format!("quiet hours ({window} in {zone}): held until {until}"),
+            )
+            .with_detail(detail);
         }
         let unsubscribe_url = match cx.messaging.links() {
             Some(links) if marketing => Some(links.unsubscribe_url(
@@ -315,7 +365,7 @@ impl Message {
             now: cx.now,
             unsubscribe_url: unsubscribe_url.clone(),
         };
-        let rendered = match latest.template.render(&input, None, cx.messaging.limits) {
+        let mut rendered = match latest.template.render(&input, None, cx.messaging.limits) {
             Ok(r) => r,
             Err(e) => {
                 return fail(
@@ -326,6 +376,15 @@ impl Message {
                 );
             }
         };
+        // Click tracking: the email's links lead through the engine's redirect.
+        if cx.messaging.click_tracking
+            && let Some(links) = cx.messaging.links()
+            && let Some(html) = rendered.parts.get_mut("html")
+        {
+            *html = crate::channels::track_links(html, unsubscribe_url.as_deref(), |url| {
+                links.click_url(&message_id, url, cx.now)
+            });
+        }
         let Some(executor) = cx.messaging.provider(&provider) else {
             return fail(
                 Code::ActionUnknown,
@@ -372,6 +431,11 @@ impl Activity for Message {
 
     fn on_result(&self, cx: &mut StepCx<'_>, done: CallDone) -> Outcome {
         let name = format!("message:{}", self.provider_name(cx));
-        self.call.read_result(cx, done, &name, &name)
+        let mut outcome = self.call.read_result(cx, done, &name, &name);
+        if matches!(outcome.next, Move::Goto(_)) {
+            // Sent: it counts for the frequency caps of its channel and category.
+            outcome.counted = Some(FrequencyCap::key(self.channel, self.category));
+        }
+        outcome
     }
 }

@@ -81,6 +81,9 @@ pub enum Move {
 pub struct Outcome {
     pub next: Move,
     pub detail: Option<Value>,
+    /// A message sent by this step, counted for frequency caps under this key
+    /// ([`crate::channels::FrequencyCap::key`]).
+    pub counted: Option<String>,
 }
 
 impl Outcome {
@@ -88,6 +91,7 @@ impl Outcome {
         Self {
             next: Move::Goto(next),
             detail: None,
+            counted: None,
         }
     }
 
@@ -95,6 +99,7 @@ impl Outcome {
         Self {
             next: Move::Pause { wake_at },
             detail: None,
+            counted: None,
         }
     }
 
@@ -106,6 +111,7 @@ impl Outcome {
                 on_error,
             },
             detail: None,
+            counted: None,
         }
     }
 
@@ -117,6 +123,7 @@ impl Outcome {
                 message: message.into(),
             },
             detail: None,
+            counted: None,
         }
     }
 
@@ -128,6 +135,7 @@ impl Outcome {
                 next,
             },
             detail: None,
+            counted: None,
         }
     }
 
@@ -135,6 +143,7 @@ impl Outcome {
         Self {
             next: Move::Call(Box::new(request)),
             detail: None,
+            counted: None,
         }
     }
 
@@ -165,6 +174,9 @@ pub struct StepCx<'a> {
     pub profile: &'a mut Value,
     /// Merge patches to apply to the stored profile, in order.
     pub profile_patches: &'a mut Vec<Value>,
+    /// The profile's counted entries (capping rule or message key, time): what
+    /// frequency caps count.
+    pub counted: &'a [(String, Timestamp)],
     pub now: Timestamp,
     /// The zone for waits and time expressions (the journey's or the profile's).
     pub tz: TimeZone,

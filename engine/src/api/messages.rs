@@ -21,7 +21,14 @@ fn entry(step: &Step) -> Option<Value> {
     let state = match step.status {
         StepStatus::Passed => "sent",
         StepStatus::Skipped | StepStatus::Failed => "not_sent",
-        StepStatus::Waiting if step.code.as_deref() == Some("QUIET_HOURS") => "held",
+        StepStatus::Waiting
+            if matches!(
+                step.code.as_deref(),
+                Some("QUIET_HOURS" | "FREQUENCY_CAPPED")
+            ) =>
+        {
+            "held"
+        }
         StepStatus::Waiting => "pending",
         StepStatus::Held => "held",
         _ => return None,
@@ -40,6 +47,9 @@ fn entry(step: &Step) -> Option<Value> {
     let why = match step.status {
         StepStatus::Waiting if !detail["quiet_hours"].is_null() => {
             json!({"quiet_hours": detail["quiet_hours"]})
+        }
+        StepStatus::Waiting if !detail["frequency_cap"].is_null() => {
+            json!({"frequency_cap": detail["frequency_cap"]})
         }
         StepStatus::Waiting if !detail["throttled"].is_null() => {
             json!({"throttled": detail["throttled"]})
@@ -84,7 +94,7 @@ fn entry(step: &Step) -> Option<Value> {
     tag = "consent",
     operation_id = "listProfileMessages",
     params(("id" = String, Path, description = "Profile id"), Page),
-    responses((status = 200, description = "Every message of the profile's journeys, oldest first: `state` sent, pending (a retry, a cap), held (a paused journey) or not_sent with its `code` and `reason`; `next` pages", body = Object), Errors)
+    responses((status = 200, description = "Every message of the profile's journeys, oldest first: `state` sent, pending (a retry, an action cap), held (quiet hours, a frequency cap, a paused journey) or not_sent with its `code` and `reason`; `next` pages", body = Object), Errors)
 )]
 pub async fn of_profile(
     State(app): State<AppState>,

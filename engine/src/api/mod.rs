@@ -6,6 +6,7 @@
 
 mod alerts;
 mod audiences;
+mod clicks;
 mod cloudevents;
 mod consent;
 mod deliveries;
@@ -82,6 +83,7 @@ pub fn router(runtime: Runtime, plugins: Arc<PluginRegistry>) -> Router {
         )
         .merge(crate::designer::routes())
         .merge(unsubscribe::routes())
+        .merge(clicks::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .route_layer(axum::Extension(limits(max_body, "max_body_bytes")))

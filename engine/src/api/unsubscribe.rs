@@ -53,16 +53,21 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
+/// The page of a link the engine did not make, or one that expired.
+pub(super) fn link_refused(why: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This link does not work",
+        &format!(
+            "<p>{}. Use the link of a more recent message.</p>",
+            escape(why)
+        ),
+    )
+}
+
 fn refused(e: ConsentError) -> Response {
     match e {
-        ConsentError::Link(l) => page(
-            StatusCode::BAD_REQUEST,
-            "This link does not work",
-            &format!(
-                "<p>{}. To stop receiving these messages, use the link of a more recent one.</p>",
-                escape(&l.to_string())
-            ),
-        ),
+        ConsentError::Link(l) => link_refused(&l.to_string()),
         other => {
             tracing::error!(error = %other, "unsubscribe link failed");
             page(

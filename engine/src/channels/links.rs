@@ -1,8 +1,11 @@
-//! The links a message carries: a signed, expiring token per message and group
-//! (`{public_url}/unsubscribe/{token}`), that the engine serves without an API token.
+//! The links a message carries, that the engine serves without an API token: a signed,
+//! expiring token per message and group (`{public_url}/unsubscribe/{token}`), and one
+//! per tracked link of an email (`{public_url}/r/{token}`, which records the click and
+//! redirects to the link).
 //!
-//! Owns making a token (HMAC-SHA256 with the store's link secret over what it names and
-//! when it expires) and checking one (tag first, in constant time; then the expiry).
+//! Owns making a token (HMAC-SHA256 with the store's link secret over its kind, what it
+//! names and when it expires) and checking one (tag first, in constant time; then the
+//! expiry). The kind is signed too: an unsubscribe token never passes as a click token.
 //! Never reads the store or changes consent: the runtime does, through the profile's
 //! partition.
 
@@ -28,6 +31,24 @@ pub struct LinkClaims {
     #[serde(rename = "e")]
     pub expires: i64,
 }
+
+/// What a tracked link names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClickClaims {
+    /// The message the link came in.
+    #[serde(rename = "m")]
+    pub message_id: String,
+    /// Where it leads.
+    #[serde(rename = "u")]
+    pub url: String,
+    /// Unix seconds after which a click is no longer recorded (the link still leads on).
+    #[serde(rename = "e")]
+    pub expires: i64,
+}
+
+/// The kinds of token, signed as a prefix of the payload.
+const UNSUBSCRIBE: &[u8] = b"";
+const CLICK: &[u8] = b"click\0";
 
 /// Why a link was refused.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -65,19 +86,65 @@ impl Links {
 
     /// A token for `claims`' profile, group and message, valid `ttl` from `now`.
     pub fn token(&self, profile_id: &str, group: &str, message_id: &str, now: Timestamp) -> String {
-        let expires = now
-            .checked_add(self.ttl)
-            .unwrap_or(Timestamp::MAX)
-            .as_second();
         let claims = LinkClaims {
             profile_id: profile_id.to_string(),
             group: group.to_string(),
             message_id: message_id.to_string(),
-            expires,
+            expires: self.expiry(now),
         };
-        let payload = serde_json::to_vec(&claims).unwrap_or_default();
-        let tag = hmac::sign(&self.key, &payload);
+        self.sign(UNSUBSCRIBE, &claims)
+    }
+
+    fn expiry(&self, now: Timestamp) -> i64 {
+        now.checked_add(self.ttl)
+            .unwrap_or(Timestamp::MAX)
+            .as_second()
+    }
+
+    /// `payload.tag`, the tag over the kind and the payload.
+    fn sign(&self, kind: &[u8], claims: &impl Serialize) -> String {
+        let payload = serde_json::to_vec(claims).unwrap_or_default();
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(kind);
+        ctx.update(&payload);
+        let tag = ctx.sign();
         format!("{}.{}", B64.encode(&payload), B64.encode(tag.as_ref()))
+    }
+
+    /// The payload of a token of `kind` the engine made, decoded.
+    fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &[u8],
+        token: &str,
+    ) -> Result<T, LinkError> {
+        let (payload, tag) = token.split_once('.').ok_or(LinkError::Invalid)?;
+        let payload = B64.decode(payload).map_err(|_| LinkError::Invalid)?;
+        let tag = B64.decode(tag).map_err(|_| LinkError::Invalid)?;
+        let signed = [kind, payload.as_slice()].concat();
+        hmac::verify(&self.key, &signed, &tag).map_err(|_| LinkError::Invalid)?;
+        serde_json::from_slice(&payload).map_err(|_| LinkError::Invalid)
+    }
+
+    /// The tracked form of `url` in message `message_id`: recorded for `ttl` from `now`.
+    pub fn click_url(&self, message_id: &str, url: &str, now: Timestamp) -> String {
+        let claims = ClickClaims {
+            message_id: message_id.to_string(),
+            url: url.to_string(),
+            expires: self.expiry(now),
+        };
+        format!("{}/r/{}", self.base_url, self.sign(CLICK, &claims))
+    }
+
+    /// What a click token names, if the engine made it (expired or not: a click on an
+    /// old message still leads on), and whether it is still recorded at `now`.
+    pub fn check_click(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(ClickClaims, bool), LinkError> {
+        let claims: ClickClaims = self.verify(CLICK, token)?;
+        let live = now.as_second() <= claims.expires;
+        Ok((claims, live))
     }
 
     /// The unsubscribe link of a message.
@@ -97,12 +164,7 @@ impl Links {
 
     /// What a token names, if the engine made it and it has not expired at `now`.
     pub fn check(&self, token: &str, now: Timestamp) -> Result<LinkClaims, LinkError> {
-        let (payload, tag) = token.split_once('.').ok_or(LinkError::Invalid)?;
-        let payload = B64.decode(payload).map_err(|_| LinkError::Invalid)?;
-        let tag = B64.decode(tag).map_err(|_| LinkError::Invalid)?;
-        hmac::verify(&self.key, &payload, &tag).map_err(|_| LinkError::Invalid)?;
-        let claims: LinkClaims =
-            serde_json::from_slice(&payload).map_err(|_| LinkError::Invalid)?;
+        let claims: LinkClaims = self.verify(UNSUBSCRIBE, token)?;
         if now.as_second() > claims.expires {
             return Err(LinkError::Expired(
                 Timestamp::from_second(claims.expires).unwrap_or(Timestamp::MIN),
@@ -165,5 +227,26 @@ mod tests {
         );
         assert_eq!(other.check(&token, now), Err(LinkError::Invalid));
         assert_eq!(l.check("garbage", now), Err(LinkError::Invalid));
+    }
+
+    #[test]
+    fn a_click_token_leads_to_its_url_and_never_passes_as_another_kind() {
+        let now = Timestamp::UNIX_EPOCH;
+        let l = links();
+        let url = l.click_url("m-1", "https://shop.example/sale?a=1&b=2", now);
+        let token = url
+            .strip_prefix("https://example.com/r/")
+            .expect("click url");
+        let (claims, live) = l.check_click(token, now).expect("valid");
+        assert_eq!(claims.url, "https://shop.example/sale?a=1&b=2");
+        assert!(live);
+        let later = now
+            .checked_add(SignedDuration::from_hours(25))
+            .expect("time");
+        assert!(!l.check_click(token, later).expect("still leads on").1);
+        // Kinds do not mix, even over the same bytes.
+        assert_eq!(l.check(token, now), Err(LinkError::Invalid));
+        let unsubscribe = l.token("ada", "newsletter", "m-1", now);
+        assert_eq!(l.check_click(&unsubscribe, now), Err(LinkError::Invalid));
     }
 }

@@ -1,6 +1,6 @@
 //! What `message` nodes send with: the latest compiled version of every template, the
 //! providers by name, the provider each channel uses by default, the render limits, the
-//! subscription groups and the signer of links.
+//! subscription groups, the signer of links, quiet hours and frequency caps.
 //!
 //! Owns the set partitions read while they step (a snapshot behind a lock held for a
 //! clone of an `Arc`). Never renders or sends by itself.
@@ -8,9 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::{Links, QuietHours, RenderLimits, Template};
+use jiff::Timestamp;
+
+use super::{FrequencyCap, Links, ProviderPlugins, QuietHours, RenderLimits, Suppressed, Template};
 use crate::actions::ActionExecutor;
 use crate::model::{Channel, SubscriptionGroupDef};
+use crate::store::Store;
 
 /// A template's latest version, compiled.
 #[derive(Debug)]
@@ -20,15 +23,33 @@ pub struct Latest {
     pub template: Template,
 }
 
+/// The provider plugins, and what puts each behind the suppression list.
+struct FromPlugins {
+    plugins: Arc<dyn ProviderPlugins>,
+    store: Arc<dyn Store>,
+    now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
 /// Templates and providers for message nodes.
 pub struct Messaging {
     templates: RwLock<Arc<BTreeMap<String, Arc<Latest>>>>,
     providers: RwLock<BTreeMap<String, Arc<dyn ActionExecutor>>>,
+    /// Providers that are plugins, found by name when a message is sent.
+    plugins: Option<FromPlugins>,
+    /// A dry run's executor, in place of every provider, built-in or plugin.
+    dry: RwLock<Option<Arc<dyn ActionExecutor>>>,
     defaults: BTreeMap<&'static str, String>,
     groups: RwLock<Arc<BTreeMap<String, SubscriptionGroupDef>>>,
     links: RwLock<Option<Arc<Links>>>,
     /// Quiet hours of each channel that has them.
     pub quiet: BTreeMap<&'static str, QuietHours>,
+    /// Frequency caps, in the order of the settings.
+    pub caps: Vec<FrequencyCap>,
+    /// How long a profile's sends are counted when no cap looks further back
+    /// (`message_count_days`).
+    pub count_days: u32,
+    /// The links of emails' HTML parts lead through the engine's redirect.
+    pub click_tracking: bool,
     pub limits: RenderLimits,
 }
 
@@ -42,10 +63,15 @@ impl Messaging {
         Messaging {
             templates: RwLock::default(),
             providers: RwLock::new(providers),
+            plugins: None,
+            dry: RwLock::default(),
             defaults: defaults.into_iter().map(|(c, p)| (c.as_str(), p)).collect(),
             groups: RwLock::default(),
             links: RwLock::default(),
             quiet: BTreeMap::new(),
+            caps: Vec::new(),
+            count_days: 31,
+            click_tracking: false,
             limits,
         }
     }
@@ -78,31 +104,90 @@ impl Messaging {
             .clone()
     }
 
+    /// How far back a profile's sends counted under `key` are kept: the longest reach
+    /// of the caps counting them, and at least `count_days`.
+    pub fn count_reach(&self, key: &str) -> jiff::SignedDuration {
+        let floor = jiff::SignedDuration::from_hours(24 * i64::from(self.count_days));
+        self.caps
+            .iter()
+            .filter(|c| FrequencyCap::key(c.channel, c.category) == key)
+            .map(FrequencyCap::reach)
+            .fold(floor, jiff::SignedDuration::max)
+    }
+
+    /// Adds the providers that are plugins (found by name when a message is sent, each
+    /// behind the suppression list of `store`).
+    pub fn set_plugins(
+        &mut self,
+        plugins: Arc<dyn ProviderPlugins>,
+        store: Arc<dyn Store>,
+        now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    ) {
+        self.plugins = Some(FromPlugins {
+            plugins,
+            store,
+            now,
+        });
+    }
+
+    /// A provider by name: a built-in one, else a provider plugin (its latest version).
     pub fn provider(&self, name: &str) -> Option<Arc<dyn ActionExecutor>> {
-        self.providers
+        let found = self
+            .providers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned()
+            .or_else(|| {
+                let p = self.plugins.as_ref()?;
+                let plugin = p.plugins.provider(name)?;
+                Some(Arc::new(Suppressed::new(
+                    name,
+                    plugin,
+                    p.store.clone(),
+                    p.now.clone(),
+                )) as Arc<dyn ActionExecutor>)
+            })?;
+        Some(
+            self.dry
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or(found),
+        )
     }
 
-    /// The names of the providers.
+    /// Whether provider `name` is a plugin (whose webhooks it reads itself).
+    pub fn plugin(&self, name: &str) -> Option<&Arc<dyn ProviderPlugins>> {
+        let p = self.plugins.as_ref()?;
+        p.plugins
+            .names()
+            .iter()
+            .any(|n| n == name)
+            .then_some(&p.plugins)
+    }
+
+    /// The names of the providers, built-in and plugins.
     pub fn provider_names(&self) -> Vec<String> {
-        self.providers
+        let mut names: Vec<String> = self
+            .providers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
             .cloned()
-            .collect()
+            .collect();
+        if let Some(p) = &self.plugins {
+            names.extend(p.plugins.names());
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Every provider replaced by `executor` (a simulation's dry run, which records the
     /// messages instead of sending them).
     pub fn dry_run(&self, executor: Arc<dyn ActionExecutor>) {
-        let mut providers = self.providers.write().unwrap_or_else(|p| p.into_inner());
-        for p in providers.values_mut() {
-            *p = executor.clone();
-        }
+        *self.dry.write().unwrap_or_else(|p| p.into_inner()) = Some(executor);
     }
 
     /// Defines (or redefines) a subscription group.

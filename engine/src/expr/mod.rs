@@ -251,6 +251,11 @@ pub trait ExternalFunctions: Send + Sync {
     ) -> Result<Value, String>;
     /// Looks a key up in a data source.
     fn lookup(&self, source: &str, key: &str, call: &CallInfo) -> Result<Option<Value>, String>;
+    /// The same plugins' channel providers, when they can have some (the runtime finds
+    /// message providers there: one handle to the plugins, not two).
+    fn provider_plugins(self: Arc<Self>) -> Option<Arc<dyn crate::channels::ProviderPlugins>> {
+        None
+    }
 }
 
 /// The values an expression sees, as JSON.

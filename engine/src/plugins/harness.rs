@@ -23,7 +23,8 @@ use crate::actions::ActionRegistry;
 use crate::settings::PluginSettings;
 
 /// What to call: `params` for an action, `key` for a data source, `function` and `args`
-/// for a functions plugin (`describe` when no function is named). `context` overrides
+/// for a functions plugin (`describe` when no function is named), `params` (a message)
+/// or `webhook` for a channel provider. `context` overrides
 /// the call context's fields (`journey_id`, `profile_id`, `attempt`, ...).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +39,12 @@ pub struct HarnessInput {
     pub args: Option<Vec<Value>>,
     #[serde(default)]
     pub context: Option<HarnessContext>,
+    /// A channel provider's webhook body to read (`parse-feedback`), instead of a send.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// The webhook's content type (`application/json` by default).
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// The call context a plugin sees; every field has a test default.
@@ -220,6 +227,37 @@ pub async fn run_once(
             Some(name) => {
                 let args = Value::Array(input.args.unwrap_or_default()).to_string();
                 outcome(host.call_function(target, name, args).await, |t| {
+                    parse_text(t)
+                })
+            }
+        },
+        Kind::ChannelProvider => match input.webhook {
+            Some(body) => {
+                let content_type = input
+                    .content_type
+                    .unwrap_or_else(|| "application/json".into());
+                outcome(
+                    host.parse_feedback(target, body, content_type).await,
+                    |events| {
+                        Value::Array(
+                            events
+                                .iter()
+                                .map(|e| {
+                                    json!({"kind": e.kind, "message_id": e.message_id,
+                                        "at_unix_ms": e.at_unix_ms, "bounce": e.bounce,
+                                        "reason": e.reason, "url": e.url})
+                                })
+                                .collect(),
+                        )
+                    },
+                )
+            }
+            None => {
+                let params = input.params.unwrap_or_else(|| json!({}));
+                let message = super::provider::outgoing(&params)
+                    .map_err(|e| anyhow::anyhow!("params: {e}"))?;
+                let ctx = super::provider::v2_context(&ctx);
+                outcome(host.send_message(target, ctx, message).await, |t| {
                     parse_text(t)
                 })
             }

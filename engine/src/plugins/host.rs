@@ -23,6 +23,8 @@ use wasmtime::{
 };
 
 use super::bindings::action::{Action, ActionPre};
+use super::bindings::channel_provider::parcours::plugin::types as v2;
+use super::bindings::channel_provider::{ChannelProvider, ChannelProviderPre};
 use super::bindings::data_source::{DataSource, DataSourcePre};
 use super::bindings::functions::{Functions, FunctionsPre};
 use super::bindings::types::{CallContext, FunctionSignature, Lookup, PluginError};
@@ -38,6 +40,7 @@ pub enum Prepared {
     Action(ActionPre<CallState>),
     DataSource(DataSourcePre<CallState>),
     Functions(FunctionsPre<CallState>),
+    ChannelProvider(ChannelProviderPre<CallState>),
 }
 
 /// The limits of one call.
@@ -130,6 +133,13 @@ impl PluginHost {
             .map_err(wasm_err)?;
         types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(wasm_err)?;
+        // parcours:plugin@0.2.0 (the channel-provider world) beside 0.1.0.
+        super::bindings::channel_provider::parcours::plugin::host::add_to_linker::<
+            CallState,
+            HasSelf<CallState>,
+        >(&mut linker, |s| s)
+        .map_err(wasm_err)?;
+        v2::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).map_err(wasm_err)?;
 
         // The epoch ticks from one thread for the life of the engine.
         let weak = engine.weak();
@@ -240,6 +250,9 @@ impl PluginHost {
             Kind::Action => Prepared::Action(ActionPre::new(pre).map_err(wasm_err)?),
             Kind::DataSource => Prepared::DataSource(DataSourcePre::new(pre).map_err(wasm_err)?),
             Kind::Functions => Prepared::Functions(FunctionsPre::new(pre).map_err(wasm_err)?),
+            Kind::ChannelProvider => {
+                Prepared::ChannelProvider(ChannelProviderPre::new(pre).map_err(wasm_err)?)
+            }
         })
     }
 
@@ -428,6 +441,37 @@ impl PluginHost {
             })
     }
 
+    /// Calls a channel provider's `send`. A `retryable` error's `after-ms` is kept as the
+    /// call's `retry_after` (beside any `Retry-After` its HTTP answers carried).
+    pub async fn send_message(
+        &self,
+        target: Target<'_>,
+        ctx: v2::CallContext,
+        message: v2::OutgoingMessage,
+    ) -> Called<String> {
+        self.run(target, Request::Send(ctx, message))
+            .await
+            .map(|a| match a {
+                Answer::Text(t) => Some(t),
+                _ => None,
+            })
+    }
+
+    /// Calls a channel provider's `parse-feedback` on a webhook's body.
+    pub async fn parse_feedback(
+        &self,
+        target: Target<'_>,
+        body: String,
+        content_type: String,
+    ) -> Called<Vec<v2::DeliveryEvent>> {
+        self.run(target, Request::ParseFeedback(body, content_type))
+            .await
+            .map(|a| match a {
+                Answer::Feedback(f) => Some(f),
+                _ => None,
+            })
+    }
+
     /// Calls a data source's `fetch`.
     pub async fn fetch(&self, target: Target<'_>, ctx: CallContext, key: String) -> Called<Lookup> {
         self.run(target, Request::Fetch(ctx, key))
@@ -468,6 +512,8 @@ enum Request {
     Fetch(CallContext, String),
     Describe,
     Call(String, String),
+    Send(v2::CallContext, v2::OutgoingMessage),
+    ParseFeedback(String, String),
 }
 
 /// What a plugin answered.
@@ -475,6 +521,7 @@ enum Answer {
     Text(String),
     Lookup(Lookup),
     Signatures(Vec<FunctionSignature>),
+    Feedback(Vec<v2::DeliveryEvent>),
 }
 
 impl Answer {
@@ -486,6 +533,16 @@ impl Answer {
             Answer::Signatures(v) => v
                 .iter()
                 .map(|s| s.name.len() + s.description.len() + 16 * s.params.len())
+                .sum(),
+            Answer::Feedback(v) => v
+                .iter()
+                .map(|e| {
+                    e.kind.len()
+                        + e.message_id.len()
+                        + e.reason.as_ref().map_or(0, String::len)
+                        + e.url.as_ref().map_or(0, String::len)
+                        + 32
+                })
                 .sum(),
         }
     }
@@ -524,6 +581,9 @@ async fn call(
             Prepared::Action(p) => Live::Action(p.instantiate_async(&mut *store).await?),
             Prepared::DataSource(p) => Live::DataSource(p.instantiate_async(&mut *store).await?),
             Prepared::Functions(p) => Live::Functions(p.instantiate_async(&mut *store).await?),
+            Prepared::ChannelProvider(p) => {
+                Live::ChannelProvider(p.instantiate_async(&mut *store).await?)
+            }
         },
     };
     let answer = match (&live, request) {
@@ -542,6 +602,15 @@ async fn call(
             .call_call(&mut *store, &name, &args)
             .await?
             .map(Answer::Text),
+        (Live::ChannelProvider(i), Request::Send(ctx, message)) => {
+            let answer = i.call_send_message(&mut *store, &ctx, &message).await?;
+            answer.map(Answer::Text).map_err(|e| from_v2(e, store))
+        }
+        (Live::ChannelProvider(i), Request::ParseFeedback(body, content_type)) => i
+            .call_parse_feedback(&mut *store, &body, &content_type)
+            .await?
+            .map(Answer::Feedback)
+            .map_err(|e| from_v2(e, store)),
         _ => {
             return Err(wasmtime::format_err!(
                 "the plugin is not of the kind this call needs"
@@ -566,6 +635,31 @@ pub enum Live {
     Action(Action),
     DataSource(DataSource),
     Functions(Functions),
+    ChannelProvider(ChannelProvider),
+}
+
+/// A 0.2.0 error as the host handles every plugin's: a `retryable` one's `after-ms`
+/// joins the `Retry-After` the call's HTTP answers carried.
+fn from_v2(e: v2::PluginError, store: &mut Store<CallState>) -> PluginError {
+    match e {
+        v2::PluginError::InvalidInput(m) => PluginError::InvalidInput(m),
+        v2::PluginError::Permanent(m) => PluginError::Permanent(m),
+        v2::PluginError::Retryable(r) => {
+            if let Some(ms) = r.after_ms {
+                let asked = crate::actions::RetryAfter::Seconds(ms.div_ceil(1000));
+                let mut observed = store
+                    .data()
+                    .observed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                observed.retry_after = Some(match observed.retry_after {
+                    Some(earlier) => earlier.later(asked),
+                    None => asked,
+                });
+            }
+            PluginError::Retryable(r.message)
+        }
+    }
 }
 
 /// An idle instance kept for the next call, with its store.

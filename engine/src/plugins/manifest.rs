@@ -15,6 +15,8 @@ pub enum Kind {
     Action,
     DataSource,
     Functions,
+    /// A channel provider (`parcours:plugin@0.2.0`): sends messages.
+    ChannelProvider,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
             Kind::Action => "action",
             Kind::DataSource => "data-source",
             Kind::Functions => "functions",
+            Kind::ChannelProvider => "channel-provider",
         }
     }
 }

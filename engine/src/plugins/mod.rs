@@ -1,5 +1,6 @@
 //! WebAssembly plugins: actions, data-source connectors and expression functions, as
-//! components built against `wit/plugin.wit`.
+//! components built against `wit/plugin.wit` (`parcours:plugin@0.1.0`), and channel
+//! providers, built against `wit/v0.2/plugin.wit` (0.2.0).
 //!
 //! Owns the sandbox (wasmtime host with the pooling allocator, fresh instance per call
 //! or opt-in warm instances, epoch deadlines, memory and output caps, default-deny WASI,
@@ -14,6 +15,7 @@ mod host;
 pub mod manifest;
 mod network;
 mod outbound;
+mod provider;
 mod registry;
 pub mod secrets;
 mod state;

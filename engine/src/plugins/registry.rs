@@ -1,6 +1,7 @@
 //! The installed plugins: loaded from folders at start and through the API, by name and
 //! version. Action plugins are registered as action executors; data sources and function
-//! plugins are offered to expressions.
+//! plugins are offered to expressions; channel providers to `message` nodes
+//! (`provider.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -540,6 +541,11 @@ impl PluginRegistry {
         gone
     }
 
+    /// The host the plugins run on.
+    pub(super) fn host(&self) -> &Arc<PluginHost> {
+        &self.host
+    }
+
     /// A plugin by `name` (latest version) or `name@version`.
     pub fn get(&self, reference: &str) -> Option<Arc<Plugin>> {
         let (name, version) = match reference.split_once('@') {
@@ -678,6 +684,10 @@ impl ExternalFunctions for PluginRegistry {
         }
     }
 
+    fn provider_plugins(self: Arc<Self>) -> Option<Arc<dyn crate::channels::ProviderPlugins>> {
+        Some(self)
+    }
+
     fn lookup(&self, source: &str, key: &str, info: &CallInfo) -> Result<Option<Value>, String> {
         let memo_key = format!("{source}\u{1f}{key}");
         if let Some(memo) = &info.lookups
@@ -767,6 +777,20 @@ impl PluginRegistry {
 }
 
 /// An action plugin as an action executor.
+/// An action call's context as a plugin sees it.
+pub(super) fn call_context_of(call: &ActionCall) -> CallContext {
+    CallContext {
+        journey_id: call.journey_id.clone(),
+        journey_version: call.version,
+        node_id: call.node_id.clone(),
+        instance_id: call.instance_id.clone(),
+        profile_id: call.profile_id.clone(),
+        attempt: call.attempt,
+        idempotency_key: call.idempotency_key.clone(),
+        deadline_unix_ms: call.deadline.as_millisecond().max(0) as u64,
+    }
+}
+
 struct PluginAction {
     plugin: Arc<Plugin>,
     host: Arc<PluginHost>,
@@ -775,32 +799,28 @@ struct PluginAction {
 #[async_trait]
 impl ActionExecutor for PluginAction {
     async fn call(&self, call: &ActionCall) -> Result<Value, ActionError> {
-        let ctx = CallContext {
-            journey_id: call.journey_id.clone(),
-            journey_version: call.version,
-            node_id: call.node_id.clone(),
-            instance_id: call.instance_id.clone(),
-            profile_id: call.profile_id.clone(),
-            attempt: call.attempt,
-            idempotency_key: call.idempotency_key.clone(),
-            deadline_unix_ms: call.deadline.as_millisecond().max(0) as u64,
-        };
+        let ctx = call_context_of(call);
         let called = self
             .host
             .invoke(self.plugin.target(), ctx, call.params.to_string())
             .await;
         tracing::debug!(plugin = %self.plugin.manifest.name, elapsed_us = called.elapsed.as_micros() as u64, "plugin call");
-        match called.result {
-            Ok(Ok(text)) => serde_json::from_str(&text).map_err(|e| {
-                ActionError::Permanent(format!("the plugin returned invalid JSON: {e}"))
-            }),
-            Ok(Err(PluginError::InvalidInput(m))) => Err(ActionError::InvalidInput(m)),
-            Ok(Err(PluginError::Retryable(message))) => Err(ActionError::Retryable {
-                message,
-                retry_after: called.usage.retry_after,
-            }),
-            Ok(Err(PluginError::Permanent(m))) => Err(ActionError::Permanent(m)),
-            Err(Fault { code, message }) => Err(ActionError::Sandbox { code, message }),
-        }
+        action_result(called)
+    }
+}
+
+/// A call's JSON answer, or its error as an action's (a `retryable` one waits at least
+/// as long as the call's answers asked).
+pub(super) fn action_result(called: Called<String>) -> Result<Value, ActionError> {
+    match called.result {
+        Ok(Ok(text)) => serde_json::from_str(&text)
+            .map_err(|e| ActionError::Permanent(format!("the plugin returned invalid JSON: {e}"))),
+        Ok(Err(PluginError::InvalidInput(m))) => Err(ActionError::InvalidInput(m)),
+        Ok(Err(PluginError::Retryable(message))) => Err(ActionError::Retryable {
+            message,
+            retry_after: called.usage.retry_after,
+        }),
+        Ok(Err(PluginError::Permanent(m))) => Err(ActionError::Permanent(m)),
+        Err(Fault { code, message }) => Err(ActionError::Sandbox { code, message }),
     }
 }

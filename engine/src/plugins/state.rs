@@ -221,3 +221,32 @@ impl host::Host for CallState {
 }
 
 impl super::bindings::types::Host for CallState {}
+
+/// The host interface of 0.2.0 is the one of 0.1.0.
+impl super::bindings::channel_provider::parcours::plugin::host::Host for CallState {
+    fn log(
+        &mut self,
+        level: super::bindings::channel_provider::parcours::plugin::host::Level,
+        message: String,
+        fields: String,
+    ) {
+        use super::bindings::channel_provider::parcours::plugin::host::Level as L2;
+        let level = match level {
+            L2::Debug => Level::Debug,
+            L2::Info => Level::Info,
+            L2::Warn => Level::Warn,
+            L2::Error => Level::Error,
+        };
+        host::Host::log(self, level, message, fields);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        host::Host::config(self, key)
+    }
+
+    fn secret(&mut self, key: String) -> Option<String> {
+        host::Host::secret(self, key)
+    }
+}
+
+impl super::bindings::channel_provider::parcours::plugin::types::Host for CallState {}

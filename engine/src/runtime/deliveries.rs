@@ -86,6 +86,51 @@ impl Runtime {
         self.shared.messaging.provider(name).is_some()
     }
 
+    /// Follows a tracked link: where it leads, once the click is recorded as
+    /// `message.clicked` of its message (when the link is still recorded and its
+    /// message known; a click that cannot be recorded still leads on).
+    pub async fn follow_click(&self, token: &str) -> Result<String, crate::channels::LinkError> {
+        let links = self
+            .shared
+            .messaging
+            .links()
+            .ok_or(crate::channels::LinkError::Invalid)?;
+        let (claims, live) = links.check_click(token, self.now())?;
+        if live {
+            let recorded = async {
+                let Some(sent) = self.shared.store.sent_message(&claims.message_id).await? else {
+                    return anyhow::Ok(());
+                };
+                let click = Feedback {
+                    kind: FeedbackKind::Clicked,
+                    message_id: claims.message_id.clone(),
+                    at: None,
+                    bounce: None,
+                    reason: None,
+                    url: Some(claims.url.clone()),
+                };
+                self.delivery_feedback(&sent.provider, vec![click]).await?;
+                Ok(())
+            };
+            if let Err(e) = recorded.await {
+                tracing::warn!(message = %claims.message_id, error = %e, "a click could not be recorded");
+            }
+        }
+        Ok(claims.url)
+    }
+
+    /// Reads a webhook request of a provider that is a plugin, by the plugin; `None`
+    /// for a built-in provider (whose feedback comes in the engine's format).
+    pub async fn provider_webhook(
+        &self,
+        provider: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Option<Result<Vec<Feedback>, String>> {
+        let plugins = self.shared.messaging.plugin(provider)?.clone();
+        plugins.parse_feedback(provider, body, content_type).await
+    }
+
     /// Turns a provider's feedback into events of the messages' profiles (durable when
     /// this answers) and suppresses the addresses of hard bounces and complaints.
     pub async fn delivery_feedback(

@@ -44,7 +44,7 @@ use crate::store::{DueTimer, Store};
 use self::audiences::Audiences;
 pub use self::consent::{ConsentError, GroupConsent};
 pub use self::definitions::DefinitionError;
-pub use self::deliveries::{Feedback, FeedbackKind, FeedbackReport};
+pub use self::deliveries::{Bounce, Feedback, FeedbackKind, FeedbackReport};
 use self::journeys::Journeys;
 pub use self::lifecycle::{PauseRequest, Transitioned};
 pub use self::plugin_calls::{CallSite, CatalogChange};
@@ -158,7 +158,8 @@ impl Runtime {
             settings.max_calls_in_flight,
             metrics.clone(),
         ));
-        let messaging = messaging(&settings, &store, &clock)?;
+        let plugins = external.clone().and_then(|e| e.provider_plugins());
+        let messaging = messaging(&settings, &store, &clock, plugins)?;
         let shared = Arc::new(Shared {
             messaging,
             store,
@@ -418,6 +419,7 @@ fn messaging(
     settings: &Settings,
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
+    plugins: Option<Arc<dyn crate::channels::ProviderPlugins>>,
 ) -> anyhow::Result<crate::channels::Messaging> {
     use crate::model::Channel;
     let now: Arc<dyn Fn() -> Timestamp + Send + Sync> = {
@@ -451,12 +453,25 @@ fn messaging(
             (name, guarded)
         })
         .collect::<std::collections::BTreeMap<_, _>>();
+    let mut messaging = crate::channels::Messaging::new(
+        providers,
+        defaults.clone(),
+        crate::channels::RenderLimits {
+            max_bytes: settings.message_max_bytes,
+            time: std::time::Duration::from_millis(settings.template_render_ms),
+        },
+    );
+    if let Some(plugins) = plugins {
+        messaging.set_plugins(plugins, store.clone(), now.clone());
+    }
+    // A channel's provider exists: built in, or a plugin loaded from `plugin_dirs`.
+    let known = messaging.provider_names();
     for (channel, provider) in &defaults {
-        if !providers.contains_key(provider) {
+        if !known.contains(provider) {
             anyhow::bail!(
                 "{}_provider: there is no provider {provider:?} (known: {}{})",
                 channel.as_str(),
-                providers.keys().cloned().collect::<Vec<_>>().join(", "),
+                known.join(", "),
                 if provider == "smtp" {
                     "; smtp needs smtp_url"
                 } else {
@@ -465,14 +480,6 @@ fn messaging(
             );
         }
     }
-    let mut messaging = crate::channels::Messaging::new(
-        providers,
-        defaults,
-        crate::channels::RenderLimits {
-            max_bytes: settings.message_max_bytes,
-            time: std::time::Duration::from_millis(settings.template_render_ms),
-        },
-    );
     for (channel, window) in &settings.quiet_hours {
         let Some(channel) = Channel::parse(channel) else {
             anyhow::bail!("quiet_hours.{channel}: not a channel (email, sms or push)");
@@ -480,6 +487,13 @@ fn messaging(
         let window = crate::channels::QuietHours::parse(window)
             .map_err(|e| anyhow::anyhow!("quiet_hours.{}: {e}", channel.as_str()))?;
         messaging.quiet.insert(channel.as_str(), window);
+    }
+    messaging.click_tracking = settings.click_tracking;
+    messaging.count_days = settings.message_count_days;
+    for (i, def) in settings.frequency_caps.iter().enumerate() {
+        let cap = crate::channels::FrequencyCap::compile(def)
+            .map_err(|e| anyhow::anyhow!("frequency_caps[{i}].{e}"))?;
+        messaging.caps.push(cap);
     }
     Ok(messaging)
 }

@@ -33,6 +33,9 @@ pub struct WriteBatch {
     pub transitions: Vec<Transition>,
     /// Entries counted by capping rules (profile, rule, time).
     pub capping: Vec<(String, String, Timestamp)>,
+    /// Counted entries no rule reads any more, deleted: (profile, rule, time before which
+    /// they go). Applied before `capping`.
+    pub capping_expired: Vec<(String, String, Timestamp)>,
     /// Instances to insert or replace.
     pub instances: Vec<Instance>,
     /// Step events to append.
@@ -61,6 +64,7 @@ impl WriteBatch {
             memberships,
             transitions,
             capping,
+            capping_expired,
             instances,
             steps,
             held,
@@ -76,6 +80,7 @@ impl WriteBatch {
         self.memberships.extend(memberships);
         self.transitions.extend(transitions);
         self.capping.extend(capping);
+        self.capping_expired.extend(capping_expired);
         self.instances.extend(instances);
         self.steps.extend(steps);
         self.held.extend(held);
@@ -93,6 +98,7 @@ impl WriteBatch {
             && self.memberships.is_empty()
             && self.transitions.is_empty()
             && self.capping.is_empty()
+            && self.capping_expired.is_empty()
             && self.instances.is_empty()
             && self.steps.is_empty()
             && self.consent.is_empty()

@@ -290,6 +290,27 @@ impl Partition {
                 }
                 (next, _) => next,
             };
+            // A message sent: counted for frequency caps, with the profile, in this commit
+            // (a dry run sends nothing).
+            if let Some(key) = outcome.counted.take()
+                && !journey.test.as_ref().is_some_and(|t| t.dry_run)
+                && let Some(work) = batch.profiles.get_mut(&profile_id)
+            {
+                // Counts no cap reads any more go as new ones come.
+                let before = now
+                    .checked_sub(self.shared.messaging.count_reach(&key))
+                    .unwrap_or(Timestamp::MIN);
+                let expired = work.capping.len();
+                work.capping.retain(|(k, at)| *k != key || *at >= before);
+                if work.capping.len() < expired {
+                    batch
+                        .write
+                        .capping_expired
+                        .push((profile_id.clone(), key.clone(), before));
+                }
+                work.capping.push((key.clone(), now));
+                batch.write.capping.push((profile_id.clone(), key, now));
+            }
             tracing::debug!(node = %node.id, kind = node.kind.name(), status = status.as_str(), code = code.map(Code::as_str), "step");
             batch.write.steps.push(Step {
                 event_id: event_id.map(str::to_string),
@@ -513,6 +534,7 @@ pub(super) fn step_cx<'a>(
         tz: instance_tz(journey, work.profile.timezone.as_deref()),
         profile: &mut work.doc,
         profile_patches: patches,
+        counted: &work.capping,
         now: act.now,
         exprs,
         actions: &shared.actions,

@@ -97,8 +97,21 @@ pub(super) async fn a_commit_reads_back_as_profile_state(store: Arc<dyn Store>) 
                 direction: "entered",
                 at: at(1),
             }],
-            capping: vec![("p1".into(), "weekly".into(), at(1))],
+            capping: vec![
+                ("p1".into(), "weekly".into(), at(1)),
+                ("p1".into(), "message:sms:marketing".into(), at(0)),
+                ("p1".into(), "message:sms:marketing".into(), at(2)),
+            ],
             instances: vec![instance("i1", "welcome", "p1", Status::Waiting, Some(60))],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    // Counted entries older than a rule reads are deleted, of that rule only.
+    commit(
+        &store,
+        WriteBatch {
+            capping_expired: vec![("p1".into(), "message:sms:marketing".into(), at(2))],
             ..WriteBatch::default()
         },
     )
@@ -117,7 +130,13 @@ pub(super) async fn a_commit_reads_back_as_profile_state(store: Arc<dyn Store>) 
     );
     assert_eq!(state.last_entered["welcome"], (at(1), "i1".to_string()));
     assert_eq!(state.audiences.get("vip"), Some(&at(1)));
-    assert_eq!(state.capping, [("weekly".to_string(), at(1))]);
+    assert_eq!(
+        state.capping,
+        [
+            ("weekly".to_string(), at(1)),
+            ("message:sms:marketing".to_string(), at(2))
+        ]
+    );
     let ghost = &states["ghost"];
     assert!(
         ghost.profile.is_none() && ghost.live.is_empty(),

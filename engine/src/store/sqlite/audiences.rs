@@ -101,6 +101,20 @@ pub fn insert_capping(
     Ok(())
 }
 
+/// Deletes a profile's entries counted by `rule` before `before`.
+pub fn delete_capping_before(
+    conn: &Connection,
+    profile: &str,
+    rule: &str,
+    before: Timestamp,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM capping_entries WHERE profile_id = ?1 AND rule = ?2 AND at < ?3",
+    )?
+    .execute(params![profile, rule, ts(before)])?;
+    Ok(())
+}
+
 pub fn memberships_of(
     conn: &Connection,
     id: &str,

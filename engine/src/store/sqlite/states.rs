@@ -193,6 +193,9 @@ impl PartitionStore for SqliteStore {
                 for t in &batch.transitions {
                     audiences::insert_transition(conn, t)?;
                 }
+                for (profile, rule, before) in &batch.capping_expired {
+                    audiences::delete_capping_before(conn, profile, rule, *before)?;
+                }
                 for (profile, rule, at) in &batch.capping {
                     audiences::insert_capping(conn, profile, rule, *at)?;
                 }
