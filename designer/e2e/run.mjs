@@ -4,7 +4,8 @@
 // Builds a journey from an empty canvas by drag and drop, connects it, sees a problem
 // appear on a node and disappear when fixed, edits branches, parameters and exit
 // criteria in sub-forms, renames a node, copies, pastes, deletes, undoes and redoes,
-// publishes, sends events through the API and sees the counts change on the nodes, lists
+// publishes, sends events through the API and sees the counts change on the nodes (and a
+// message node's delivery feedback), lists
 // a node's instances and draws one's path, runs a simulation drawn on the graph,
 // highlights a version diff (a removed node drawn faded), runs the draft in test mode for
 // a test profile and finds it by a profile search, asks for a token and shows a read
@@ -243,6 +244,31 @@ async function main() {
       await page.locator('[data-counts="condition"]', { hasText: '✓ 3' }).waitFor({ timeout: 20000 });
       await page.locator('[data-counts="wait"]', { hasText: '◷ 3' }).waitFor({ timeout: 20000 });
       await shot('07-live-counts');
+    });
+
+    await step("a message node shows the delivery feedback on what it sent", async () => {
+      const json = { 'Content-Type': 'application/json' };
+      const put = await fetch(`${base}/v1/profiles/fb-ada`, { method: 'PUT', headers: json, body: JSON.stringify({ attributes: { email: 'ada@example.com', first_name: 'Ada' } }) });
+      if (put.status >= 300) throw new Error(`profile: ${put.status}`);
+      const r = await fetch(`${base}/v1/events`, { method: 'POST', headers: json, body: JSON.stringify([{ type: 'signup', profile_id: 'fb-ada' }]) });
+      if (r.status !== 202) throw new Error(`event: ${r.status}`);
+      let sent;
+      for (let i = 0; i < 100 && !sent; i++) {
+        sent = (await (await fetch(`${base}/v1/outbox?profile_id=fb-ada`)).json()).messages?.[0];
+        if (!sent) await new Promise((done) => setTimeout(done, 200));
+      }
+      if (!sent) throw new Error('the welcome email was not sent');
+      const feedback = [
+        { type: 'delivered', message_id: sent.message_id },
+        { type: 'clicked', message_id: sent.message_id, url: 'https://shop.example/' },
+      ];
+      const f = await fetch(`${base}/v1/deliveries/outbox`, { method: 'POST', headers: json, body: JSON.stringify(feedback) });
+      if (f.status !== 202) throw new Error(`feedback: ${f.status}`);
+      const other = await context.newPage();
+      await other.goto(`${base}/#/journeys/welcome`);
+      await other.locator('[data-counts="send_welcome"]', { hasText: 'clicked 1' }).waitFor({ timeout: 20000 });
+      await other.screenshot({ path: join(out, '07a-message-feedback.png') });
+      await other.close();
     });
 
     await step("a node lists its instances; one instance's path is drawn", async () => {

@@ -82,6 +82,8 @@ export interface NodeReport {
   /** Messages not sent on purpose (unsubscribed, suppressed), by code. */
   skipped: number;
   skip_codes?: Record<string, number>;
+  /** Delivery feedback about the messages the node sent, by kind (delivered, opened, clicked, ...). */
+  feedback?: Record<string, number>;
   waited: number;
   held: number;
   ended: number;

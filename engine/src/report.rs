@@ -53,6 +53,10 @@ pub struct NodeReport {
     pub skipped: u64,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub skip_codes: BTreeMap<String, u64>,
+    /// Delivery feedback about the messages the node sent, by kind (`delivered`,
+    /// `opened`, `clicked`, `bounced`, `complained`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub feedback: BTreeMap<String, u64>,
     /// Times an instance paused on the node (wait, reaction, retry).
     pub waited: u64,
     /// Times an action waited for a paused journey.
@@ -170,6 +174,7 @@ pub fn build(
                 node.skipped += n;
                 *node.skip_codes.entry(c.code.clone()).or_default() += n;
             }
+            "feedback" => *node.feedback.entry(c.code.clone()).or_default() += n,
             "waiting" => node.waited += n,
             "held" => node.held += n,
             "ended" => {

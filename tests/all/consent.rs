@@ -473,6 +473,20 @@ async fn delivery_feedback_becomes_profile_events_and_a_hard_bounce_suppresses_t
     // The same feedback again (a webhook retried) is the same events.
     let (_, again) = t.post_json("/v1/deliveries/outbox", &feedback).await;
     assert_eq!(again["duplicates"], 2, "{again}");
+    // The report counts it, once, on the node that sent the message.
+    let (_, report) = t.get("/v1/journeys/engage/report").await;
+    let news = report["versions"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "news")
+        .cloned()
+        .expect("the message node");
+    assert_eq!(
+        news["feedback"],
+        json!({"clicked": 1, "delivered": 1}),
+        "{report}"
+    );
 
     // A hard bounce puts the address on the suppression list, with where it came from.
     let (status, answer) = t

@@ -40,6 +40,16 @@ function SlotHandles({ slots, connectable = true }: { slots: Slot[]; connectable
   );
 }
 
+
+/** A message node's strongest delivery feedback: clicks, else opens, else deliveries. */
+function engagement(feedback: Record<string, number> | undefined): string | null {
+  for (const kind of ['clicked', 'opened', 'delivered']) {
+    const n = feedback?.[kind] ?? 0;
+    if (n > 0) return `${kind} ${n}`;
+  }
+  return null;
+}
+
 export function EntryNode({ data, selected }: NodeProps<Extract<CanvasNode, { type: 'entry' }>>) {
   const { problems, entry, path } = useContext(OverlayContext);
   const { title, detail } = entrySummary((data as EntryData).entry);
@@ -95,6 +105,7 @@ export function StepNode({ data, selected }: NodeProps<Extract<CanvasNode, { typ
           <span title="passed">✓ {count.passed}</span>
           <span title="here now">◷ {count.current}</span>
           {(count.skipped ?? 0) > 0 && <span className="skipped" title={Object.entries(count.skip_codes ?? {}).map(([c, n]) => `${c}: ${n}`).join('\n')}>not sent {count.skipped}</span>}
+          {engagement(count.feedback) && <span className="engaged" title={Object.entries(count.feedback ?? {}).map(([k, n]) => `${k}: ${n}`).join('\n')}>{engagement(count.feedback)}</span>}
           {count.failed > 0 && <span className="failed" title={Object.entries(count.error_codes).map(([c, n]) => `${c}: ${n}`).join('\n')}>✗ {count.failed}</span>}
         </div>
       )}

@@ -130,7 +130,7 @@ function DesignerInner({ id }: { id: string }) {
         for (const v of report.versions) {
           for (const n of v.nodes) {
             const at = sum.get(n.node);
-            if (!at) sum.set(n.node, { ...n, error_codes: { ...n.error_codes }, skip_codes: { ...n.skip_codes } });
+            if (!at) sum.set(n.node, { ...n, error_codes: { ...n.error_codes }, skip_codes: { ...n.skip_codes }, feedback: { ...n.feedback } });
             else {
               at.passed += n.passed;
               at.failed += n.failed;
@@ -138,6 +138,7 @@ function DesignerInner({ id }: { id: string }) {
               at.waited += n.waited;
               at.skipped += n.skipped ?? 0;
               for (const [c, k] of Object.entries(n.skip_codes ?? {})) at.skip_codes![c] = (at.skip_codes![c] ?? 0) + k;
+              for (const [c, k] of Object.entries(n.feedback ?? {})) at.feedback![c] = (at.feedback![c] ?? 0) + k;
               for (const [c, k] of Object.entries(n.error_codes)) at.error_codes[c] = (at.error_codes[c] ?? 0) + k;
             }
           }

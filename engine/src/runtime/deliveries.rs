@@ -80,6 +80,34 @@ pub struct FeedbackReport {
     pub suppressed: usize,
 }
 
+/// The feedback an event carries about a message a journey node sent, when it is one
+/// that delivery feedback made (its id derived from the message, the kind and the URL,
+/// its data naming the journey, version and node).
+pub(crate) fn feedback_count(event: &Event) -> Option<crate::store::FeedbackCount> {
+    let kind = event.event_type.strip_prefix("message.")?;
+    let kind = [
+        FeedbackKind::Delivered,
+        FeedbackKind::Bounced,
+        FeedbackKind::Opened,
+        FeedbackKind::Clicked,
+        FeedbackKind::Complained,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == kind)?;
+    let data = &event.data;
+    let message_id = data["message_id"].as_str()?;
+    if event.id != crate::ids::delivery_event_id(message_id, kind.as_str(), data["url"].as_str()) {
+        return None;
+    }
+    Some(crate::store::FeedbackCount {
+        journey_id: data["journey_id"].as_str()?.to_string(),
+        version: u32::try_from(data["version"].as_u64()?).ok()?,
+        node: data["node"].as_str()?.to_string(),
+        kind: kind.as_str().to_string(),
+        at: event.timestamp,
+    })
+}
+
 impl Runtime {
     /// Whether a message provider of this name is configured.
     pub fn has_provider(&self, name: &str) -> bool {
@@ -165,9 +193,15 @@ impl Runtime {
             {
                 report.suppressed += 1;
             }
+            // The version of the journey that sent it, for its node's report.
+            let version = store
+                .get_instance(&sent.instance_id)
+                .await?
+                .map(|i| i.version);
             let mut data = json!({
                 "message_id": sent.message_id,
                 "journey_id": sent.journey_id,
+                "version": version,
                 "instance_id": sent.instance_id,
                 "node": sent.node_id,
                 "channel": sent.channel,

@@ -51,6 +51,20 @@ pub struct WriteBatch {
     pub merges_done: Vec<String>,
     /// Consent changes the batch's profile writes made, for the record.
     pub consent: Vec<ConsentChange>,
+    /// Delivery feedback the batch's events carried, counted for their message nodes'
+    /// reports.
+    pub feedback: Vec<FeedbackCount>,
+}
+
+/// One piece of delivery feedback about a message a node sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackCount {
+    pub journey_id: String,
+    pub version: u32,
+    pub node: String,
+    /// `delivered`, `bounced`, `opened`, `clicked`, `complained`.
+    pub kind: String,
+    pub at: Timestamp,
 }
 
 impl WriteBatch {
@@ -72,6 +86,7 @@ impl WriteBatch {
             merges,
             merges_done,
             consent,
+            feedback,
         } = other;
         self.processed_events.extend(processed_events);
         self.profiles.extend(profiles);
@@ -88,6 +103,7 @@ impl WriteBatch {
         self.merges.extend(merges);
         self.merges_done.extend(merges_done);
         self.consent.extend(consent);
+        self.feedback.extend(feedback);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,6 +118,7 @@ impl WriteBatch {
             && self.instances.is_empty()
             && self.steps.is_empty()
             && self.consent.is_empty()
+            && self.feedback.is_empty()
             && self.held.is_empty()
             && self.released.is_empty()
             && self.merges.is_empty()

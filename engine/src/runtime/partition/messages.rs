@@ -68,6 +68,12 @@ impl Partition {
             }
         }
 
+        // 4. Delivery feedback counts for its message node's report, in the commit that
+        // marks the event processed (once per event).
+        if let Some(f) = crate::runtime::deliveries::feedback_count(&event) {
+            batch.write.feedback.push(f);
+        }
+
         batch.received.push(event.received_at);
         batch.write.processed_events.push(event.id);
         Ok(())

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 
 use super::rows::{from_ts, ts};
 use crate::journal::Step;
-use crate::store::{Conversion, NodeCount};
+use crate::store::{Conversion, FeedbackCount, NodeCount};
 
 const HOUR_US: i64 = 3_600_000_000;
 
@@ -159,6 +159,26 @@ pub fn aggregate(steps: &[Step]) -> BTreeMap<Key, i64> {
 }
 
 /// Adds counters (inside the caller's transaction).
+/// Folds delivery feedback into counters of its message node: kind `message`, status
+/// `feedback`, the feedback's kind as code, in the hour it happened.
+pub fn add_feedback(counts: &mut BTreeMap<Key, i64>, feedback: &[FeedbackCount]) {
+    for f in feedback {
+        let at = ts(f.at);
+        *counts
+            .entry((
+                f.journey_id.clone(),
+                f.version,
+                f.node.clone(),
+                "message".to_string(),
+                at - at.rem_euclid(HOUR_US),
+                "feedback",
+                f.kind.clone(),
+                String::new(),
+            ))
+            .or_default() += 1;
+    }
+}
+
 pub fn add(conn: &Connection, counts: &BTreeMap<Key, i64>) -> rusqlite::Result<()> {
     if counts.is_empty() {
         return Ok(());

@@ -167,7 +167,8 @@ impl PartitionStore for SqliteStore {
             .map(|p| p.profile.attributes.to_string())
             .collect();
         let groups = steps::group(&batch.steps);
-        let counts = counts::aggregate(&batch.steps);
+        let mut counts = counts::aggregate(&batch.steps);
+        counts::add_feedback(&mut counts, &batch.feedback);
         let assignments = counts::assignments(&batch.steps);
         let held: Vec<String> = batch
             .held
