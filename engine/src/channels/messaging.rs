@@ -157,8 +157,17 @@ impl Messaging {
         )
     }
 
-    /// Whether provider `name` is a plugin (whose webhooks it reads itself).
+    /// The plugins, when provider `name` is one of them (whose webhooks it reads
+    /// itself); a built-in provider of the same name wins, as it does for sends.
     pub fn plugin(&self, name: &str) -> Option<&Arc<dyn ProviderPlugins>> {
+        if self
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+        {
+            return None;
+        }
         let p = self.plugins.as_ref()?;
         p.plugins
             .names()

@@ -441,7 +441,7 @@ impl PluginHost {
             })
     }
 
-    /// Calls a channel provider's `send`. A `retryable` error's `after-ms` is kept as the
+    /// Calls a channel provider's `send-message`. A `retryable` error's `after-ms` is kept as the
     /// call's `retry_after` (beside any `Retry-After` its HTTP answers carried).
     pub async fn send_message(
         &self,
