@@ -1,7 +1,8 @@
 //! Channel providers that are plugins (`parcours:plugin@0.2.0`), end to end: the `sms`
 //! plugin sends a journey's message to a local SMS API that first answers 429 with
 //! `Retry-After`, and the retry waits that long and carries the same message id; the
-//! API's delivery receipt, read by the plugin, suppresses the number.
+//! API's delivery receipt, read by the plugin, suppresses the number; `parcours plugin
+//! test` runs both exports against stubs.
 
 use std::sync::{Arc, Mutex};
 
@@ -198,5 +199,68 @@ async fn the_sms_plugin_waits_for_retry_after_and_its_receipts_suppress_a_number
             .unwrap_or_default()
             .contains("plugin \"sms\""),
         "{body}"
+    );
+}
+
+/// `parcours plugin test` on the first-party sms plugin: a send against a stubbed API
+/// (what the plugin sent is shown), a refused one, and a receipt read by
+/// `parse-feedback`.
+#[test]
+fn plugin_test_sends_through_a_stub_and_reads_a_receipt() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = format!("{}/sms/plugin.toml", env!("PARCOURS_BUILTIN_PLUGINS_DIR"));
+    let run = |input: Value, stubs: Value| -> Value {
+        let input_path = dir.path().join("input.json");
+        let stubs_path = dir.path().join("stubs.json");
+        std::fs::write(&input_path, input.to_string()).expect("input");
+        std::fs::write(&stubs_path, stubs.to_string()).expect("stubs");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_parcours"))
+            .args(["plugin", "test", &manifest, "--json", "--input"])
+            .arg(&input_path)
+            .arg("--stubs")
+            .arg(&stubs_path)
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text}{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let send = json!({"params": {"message_id": "m-1", "channel": "sms", "category": "marketing",
+        "to": "+15550100", "message": {"body": "Hello"}}});
+    let api = "http://127.0.0.1:9/sms";
+    let report = run(
+        send.clone(),
+        json!([{"method": "POST", "url": api, "status": 201, "body": {"id": "SM-9"}}]),
+    );
+    assert_eq!(report["kind"], "channel-provider", "{report}");
+    assert_eq!(
+        report["outcome"]["ok"]["provider_message_id"], "SM-9",
+        "{report}"
+    );
+    assert_eq!(
+        report["http"][0]["request_body"],
+        json!({"from": "Parcours", "to": "+15550100", "text": "Hello", "client_ref": "m-1"}),
+        "{report}"
+    );
+    assert_eq!(
+        report["http"][0]["request_headers"]["idempotency-key"],
+        "m-1"
+    );
+
+    let report = run(
+        send,
+        json!([{"method": "POST", "url": api, "status": 429, "headers": {"retry-after": "30"}}]),
+    );
+    assert_eq!(report["outcome"]["error"]["kind"], "retryable", "{report}");
+
+    let report = run(
+        json!({"webhook": "client_ref=m-1&status=delivered", "content_type": "application/x-www-form-urlencoded"}),
+        json!([]),
+    );
+    assert_eq!(
+        report["outcome"]["ok"],
+        json!([{"kind": "delivered", "message_id": "m-1", "at_unix_ms": null, "bounce": null,
+            "reason": null, "url": null}]),
+        "{report}"
     );
 }
