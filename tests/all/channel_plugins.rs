@@ -200,6 +200,27 @@ async fn the_sms_plugin_waits_for_retry_after_and_its_receipts_suppress_a_number
             .contains("plugin \"sms\""),
         "{body}"
     );
+
+    // The plugin is not removed while a live version sends through it.
+    let (status, body) = t
+        .send(Method::DELETE, "/v1/plugins/sms", None, "application/json")
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("PLUGIN_IN_USE")),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            body["problems"][0]["path"].clone(),
+            body["problems"][0]["message"].clone()
+        ),
+        (
+            json!("journeys.flash.versions.1.nodes.text.provider"),
+            json!("calls provider sms")
+        ),
+        "{body}"
+    );
 }
 
 /// `parcours plugin test` on the first-party sms plugin: a send against a stubbed API
@@ -263,4 +284,35 @@ fn plugin_test_sends_through_a_stub_and_reads_a_receipt() {
             "reason": null, "url": null}]),
         "{report}"
     );
+}
+
+/// A provider plugin loaded at start may be a channel's default provider, and is then
+/// not removed while the engine runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_plugin_can_be_a_channels_default_and_stays_while_it_is() {
+    let t = TestEngine::start_with(|s| {
+        crate::support::with_plugins(s);
+        s.sms_provider = "sms".into();
+    })
+    .await;
+    let (status, body) = t
+        .send(Method::DELETE, "/v1/plugins/sms", None, "application/json")
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("PLUGIN_IN_USE")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sms_provider"),
+        "{body}"
+    );
+    // The push plugin is no channel's default: it goes.
+    let (status, body) = t
+        .send(Method::DELETE, "/v1/plugins/push", None, "application/json")
+        .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -46,6 +46,8 @@ pub enum PluginCall {
     Action { name: String, version: String },
     /// A plugin function or data source called from an expression.
     Expr(ExternalCall),
+    /// A `message` node's provider, by name (a provider plugin's latest version).
+    Provider { name: String },
 }
 
 impl std::fmt::Display for PluginCall {
@@ -53,6 +55,7 @@ impl std::fmt::Display for PluginCall {
         match self {
             PluginCall::Action { name, version } => write!(f, "action {name}@{version}"),
             PluginCall::Expr(call) => call.fmt(f),
+            PluginCall::Provider { name } => write!(f, "provider {name}"),
         }
     }
 }

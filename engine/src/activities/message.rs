@@ -125,6 +125,13 @@ impl MessageDef {
             );
             ok = false;
         }
+        if let Some(p) = &self.provider {
+            // A provider plugin may not be removed while this version can still send.
+            cx.call(
+                &format!("{path}.provider"),
+                super::PluginCall::Provider { name: p.clone() },
+            );
+        }
         if let Some(p) = &self.provider
             && !cx.catalog.providers.is_empty()
             && !cx.catalog.providers.contains(p)

@@ -14,7 +14,7 @@ use super::error::{Body, parse_json};
 use super::{ApiError, AppState};
 use crate::code::Code;
 use crate::model::{Problem, Problems};
-use crate::plugins::{InstallError, Origin, parse_manifest};
+use crate::plugins::{InstallError, Kind, Origin, parse_manifest};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +187,27 @@ pub async fn delete(
             None => format!("plugin {name:?} is not installed"),
         }));
     };
+    // A channel's default provider stays while the engine runs (the settings name it).
+    let gone_provider = removal
+        .removed
+        .iter()
+        .any(|p| p.manifest.kind == Kind::ChannelProvider)
+        && !removal
+            .remaining
+            .as_ref()
+            .is_some_and(|p| p.manifest.kind == Kind::ChannelProvider);
+    let channels = app.runtime.channels_defaulting_to(&name);
+    if gone_provider && let Some(channel) = channels.first() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Code::PluginInUse,
+            format!(
+                "{name} is the provider of {} messages ({}_provider in the settings); set another and restart before removing it",
+                channel.as_str(),
+                channel.as_str()
+            ),
+        ));
+    }
     let broken: Vec<_> = app
         .runtime
         .runnable_calls(&change)

@@ -128,8 +128,8 @@ pub struct Removal {
 
 impl Removal {
     /// Whether `call` would fail once the versions are gone: an action pinned to one of
-    /// them, or a function or data source that the remaining latest version (which calls
-    /// by name resolve to) does not offer.
+    /// them, or a function, data source or message provider that the remaining latest
+    /// version (which calls by name resolve to) does not offer.
     pub fn breaks(&self, call: &PluginCall) -> bool {
         let remaining = self.remaining.as_ref().map(|p| (p.manifest.kind, p));
         match call {
@@ -149,6 +149,14 @@ impl Removal {
                     .iter()
                     .any(|p| p.manifest.kind == Kind::DataSource)
                     && !matches!(remaining, Some((Kind::DataSource, _)))
+            }
+            PluginCall::Provider { name } => {
+                *name == self.name
+                    && self
+                        .removed
+                        .iter()
+                        .any(|p| p.manifest.kind == Kind::ChannelProvider)
+                    && !matches!(remaining, Some((Kind::ChannelProvider, _)))
             }
         }
     }

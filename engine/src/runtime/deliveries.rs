@@ -114,6 +114,15 @@ impl Runtime {
         self.shared.messaging.provider(name).is_some()
     }
 
+    /// The channels whose messages go through provider `name` when their node names none
+    /// (`email_provider`, `sms_provider`, `push_provider`).
+    pub fn channels_defaulting_to(&self, name: &str) -> Vec<crate::model::Channel> {
+        crate::model::Channel::ALL
+            .into_iter()
+            .filter(|c| self.shared.messaging.default_provider(*c) == name)
+            .collect()
+    }
+
     /// Follows a tracked link: where it leads, once the click is recorded as
     /// `message.clicked` of its message (when the link is still recorded and its
     /// message known; a click that cannot be recorded still leads on).
