@@ -57,6 +57,24 @@ async fn sms_api() -> (String, Arc<Mutex<Vec<Sent>>>) {
     (crate::support::serve(app).await, seen)
 }
 
+/// `DELETE /v1/plugins/{name}`, refused with `PLUGIN_IN_USE`: the answer.
+async fn removal_refused(t: &TestEngine, name: &str) -> Value {
+    let (status, body) = t
+        .send(
+            Method::DELETE,
+            &format!("/v1/plugins/{name}"),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (409, json!("PLUGIN_IN_USE")),
+        "{body}"
+    );
+    body
+}
+
 const FLASH: &str = r#"
 channel: sms
 default_locale: en
@@ -202,14 +220,7 @@ async fn the_sms_plugin_waits_for_retry_after_and_its_receipts_suppress_a_number
     );
 
     // The plugin is not removed while a live version sends through it.
-    let (status, body) = t
-        .send(Method::DELETE, "/v1/plugins/sms", None, "application/json")
-        .await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (409, json!("PLUGIN_IN_USE")),
-        "{body}"
-    );
+    let body = removal_refused(&t, "sms").await;
     assert_eq!(
         (
             body["problems"][0]["path"].clone(),
@@ -295,14 +306,7 @@ async fn a_provider_plugin_can_be_a_channels_default_and_stays_while_it_is() {
         s.sms_provider = "sms".into();
     })
     .await;
-    let (status, body) = t
-        .send(Method::DELETE, "/v1/plugins/sms", None, "application/json")
-        .await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (409, json!("PLUGIN_IN_USE")),
-        "{body}"
-    );
+    let body = removal_refused(&t, "sms").await;
     assert!(
         body["message"]
             .as_str()
