@@ -538,21 +538,6 @@ locales:
     text: "See the sale: https://shop.example/sale"
 "#;
 
-const CLICKS: &str = r#"
-entry: {type: event, event: sale_due}
-start: news
-nodes:
-  news: {type: message, template: sale, next: read}
-  read:
-    type: reaction
-    events:
-      - {event: message.clicked, when: 'events["message.clicked"].data.message_id == actions.news.message_id', next: clicked}
-    timeout: P3D
-    on_timeout: ignored
-  clicked: {type: end, label: Clicked}
-  ignored: {type: end}
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tracked_link_records_the_click_and_leads_on() {
     let t = TestEngine::start_with(|s| s.click_tracking = true).await;
@@ -563,14 +548,18 @@ async fn a_tracked_link_records_the_click_and_leads_on() {
         "application/yaml",
     )
     .await;
-    t.publish("clicks", CLICKS).await;
+    t.publish(
+        "clicks",
+        &ENGAGE.replace("template: news", "template: sale"),
+    )
+    .await;
     put(
         &t,
         "/v1/profiles/ada",
         json!({"attributes": {"email": "ada@example.com"}}),
     )
     .await;
-    t.event("sale_due", "ada", json!({})).await;
+    t.event("news_due", "ada", json!({})).await;
     t.instance_in("ada", "clicks", "waiting").await;
     let sent = t.outbox("ada").await;
     let html = sent[0]["message"]["html"]

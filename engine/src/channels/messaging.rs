@@ -33,7 +33,8 @@ struct FromPlugins {
 /// Templates and providers for message nodes.
 pub struct Messaging {
     templates: RwLock<Arc<BTreeMap<String, Arc<Latest>>>>,
-    providers: RwLock<BTreeMap<String, Arc<dyn ActionExecutor>>>,
+    /// The built-in providers, fixed at start (a dry run replaces them through `dry`).
+    providers: BTreeMap<String, Arc<dyn ActionExecutor>>,
     /// Providers that are plugins, found by name when a message is sent.
     plugins: Option<FromPlugins>,
     /// A dry run's executor, in place of every provider, built-in or plugin.
@@ -62,7 +63,7 @@ impl Messaging {
     ) -> Messaging {
         Messaging {
             templates: RwLock::default(),
-            providers: RwLock::new(providers),
+            providers,
             plugins: None,
             dry: RwLock::default(),
             defaults: defaults.into_iter().map(|(c, p)| (c.as_str(), p)).collect(),
@@ -132,22 +133,16 @@ impl Messaging {
 
     /// A provider by name: a built-in one, else a provider plugin (its latest version).
     pub fn provider(&self, name: &str) -> Option<Arc<dyn ActionExecutor>> {
-        let found = self
-            .providers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-            .or_else(|| {
-                let p = self.plugins.as_ref()?;
-                let plugin = p.plugins.provider(name)?;
-                Some(Arc::new(Suppressed::new(
-                    name,
-                    plugin,
-                    p.store.clone(),
-                    p.now.clone(),
-                )) as Arc<dyn ActionExecutor>)
-            })?;
+        let found = self.providers.get(name).cloned().or_else(|| {
+            let p = self.plugins.as_ref()?;
+            let plugin = p.plugins.provider(name)?;
+            Some(Arc::new(Suppressed::new(
+                name,
+                plugin,
+                p.store.clone(),
+                p.now.clone(),
+            )) as Arc<dyn ActionExecutor>)
+        })?;
         Some(
             self.dry
                 .read()
@@ -160,12 +155,7 @@ impl Messaging {
     /// The plugins, when provider `name` is one of them (whose webhooks it reads
     /// itself); a built-in provider of the same name wins, as it does for sends.
     pub fn plugin(&self, name: &str) -> Option<&Arc<dyn ProviderPlugins>> {
-        if self
-            .providers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(name)
-        {
+        if self.providers.contains_key(name) {
             return None;
         }
         let p = self.plugins.as_ref()?;
@@ -178,13 +168,7 @@ impl Messaging {
 
     /// The names of the providers, built-in and plugins.
     pub fn provider_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .providers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.providers.keys().cloned().collect();
         if let Some(p) = &self.plugins {
             names.extend(p.plugins.names());
         }

@@ -647,15 +647,12 @@ fn from_v2(e: v2::PluginError, store: &mut Store<CallState>) -> PluginError {
         v2::PluginError::Retryable(r) => {
             if let Some(ms) = r.after_ms {
                 let asked = crate::actions::RetryAfter::Seconds(ms.div_ceil(1000));
-                let mut observed = store
+                store
                     .data()
                     .observed
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                observed.retry_after = Some(match observed.retry_after {
-                    Some(earlier) => earlier.later(asked),
-                    None => asked,
-                });
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ask_retry_after(asked);
             }
             PluginError::Retryable(r.message)
         }

@@ -164,6 +164,16 @@ pub struct Observed {
     pub retry_after: Option<RetryAfter>,
 }
 
+impl Observed {
+    /// Joins one more request to wait: the latest of all asks is kept.
+    pub fn ask_retry_after(&mut self, asked: RetryAfter) {
+        self.retry_after = Some(match self.retry_after {
+            Some(earlier) => earlier.later(asked),
+            None => asked,
+        });
+    }
+}
+
 /// The hooks of one call.
 pub struct Outbound {
     pub allow: Arc<AllowList>,
@@ -191,11 +201,10 @@ fn observe(observed: &Mutex<Observed>, headers: &http::HeaderMap) {
     else {
         return;
     };
-    let mut observed = observed.lock().unwrap_or_else(|p| p.into_inner());
-    observed.retry_after = Some(match observed.retry_after {
-        Some(earlier) => earlier.later(asked),
-        None => asked,
-    });
+    observed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ask_retry_after(asked);
 }
 
 /// The request with a `Content-Length`, as ordinary clients send a body they hold: a

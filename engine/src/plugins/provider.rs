@@ -88,17 +88,11 @@ impl ActionExecutor for PluginProvider {
 
 /// One delivery event as the engine's feedback; `i` locates a bad one.
 fn feedback(i: usize, e: v2::DeliveryEvent) -> Result<Feedback, String> {
-    let kind = match e.kind.as_str() {
-        "delivered" => FeedbackKind::Delivered,
-        "bounced" => FeedbackKind::Bounced,
-        "opened" => FeedbackKind::Opened,
-        "clicked" => FeedbackKind::Clicked,
-        "complained" => FeedbackKind::Complained,
-        other => {
-            return Err(format!(
-                "[{i}].kind: {other:?} is not delivered, bounced, opened, clicked or complained"
-            ));
-        }
+    let Some(kind) = FeedbackKind::parse(&e.kind) else {
+        return Err(format!(
+            "[{i}].kind: {:?} is not delivered, bounced, opened, clicked or complained",
+            e.kind
+        ));
     };
     let bounce = match e.bounce.as_deref() {
         None => None,

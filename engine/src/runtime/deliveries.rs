@@ -26,6 +26,20 @@ pub enum FeedbackKind {
 }
 
 impl FeedbackKind {
+    /// Every kind, weakest news first.
+    pub const ALL: [FeedbackKind; 5] = [
+        FeedbackKind::Delivered,
+        FeedbackKind::Bounced,
+        FeedbackKind::Opened,
+        FeedbackKind::Clicked,
+        FeedbackKind::Complained,
+    ];
+
+    /// The kind a name (`clicked`) stands for.
+    pub fn parse(name: &str) -> Option<FeedbackKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FeedbackKind::Delivered => "delivered",
@@ -85,15 +99,7 @@ pub struct FeedbackReport {
 /// its data naming the journey, version and node).
 pub(crate) fn feedback_count(event: &Event) -> Option<crate::store::FeedbackCount> {
     let kind = event.event_type.strip_prefix("message.")?;
-    let kind = [
-        FeedbackKind::Delivered,
-        FeedbackKind::Bounced,
-        FeedbackKind::Opened,
-        FeedbackKind::Clicked,
-        FeedbackKind::Complained,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == kind)?;
+    let kind = FeedbackKind::parse(kind)?;
     let data = &event.data;
     let message_id = data["message_id"].as_str()?;
     if event.id != crate::ids::delivery_event_id(message_id, kind.as_str(), data["url"].as_str()) {
