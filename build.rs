@@ -1,6 +1,7 @@
-//! Builds the first-party plugins and the test guests to WebAssembly components (profile `guest`,
-//! `wasm32-wasip2`), so that `cargo run -- serve --examples` and `cargo test` find them
-//! without an extra step. Each plugin is built by its own cargo invocation, so that each
+//! Builds the first-party plugins and the test guests to WebAssembly (profile `guest`):
+//! the SDK plugins to core modules (`wasm32-unknown-unknown`, encoded as components when
+//! the host installs them), the sandbox test guests to components (`wasm32-wasip2`), so
+//! that `cargo run -- serve --examples` and `cargo test` find them without an extra step. Each plugin is built by its own cargo invocation, so that each
 //! gets the SDK with only its own world (features unify within one build).
 //!
 //! Outputs, as compile-time environment variables of this package:
@@ -12,58 +13,79 @@
 //!   one changes: the first-party plugins, the example journeys and resources, the SDK's
 //!   sources and the WIT (for `plugin new`). The binary then runs from any folder.
 //!
-//! A toolchain without the `wasm32-wasip2` target (rustup does not install the targets of
-//! `rust-toolchain.toml` by itself when `RUSTUP_AUTO_INSTALL=0`) gets it through
-//! `rustup target add` before any guest is built; without rustup, the build stops at once
+//! A toolchain without the `wasm32-wasip2` or `wasm32-unknown-unknown` target (rustup
+//! does not install the targets of `rust-toolchain.toml` by itself when
+//! `RUSTUP_AUTO_INSTALL=0`) gets it through `rustup target add` before any guest is built; without rustup, the build stops at once
 //! with the one command to run. A guest that fails to build stops the build with its
 //! compiler errors in the message, not buried above it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (package, folder with its manifest, component file name, test-only)
-const GUESTS: &[(&str, &str, &str, bool)] = &[
+/// The target of plugins that need no WASI beyond what they import by name
+/// (`wasi:http`): a core module, which the host encodes as a component at install, and
+/// which imports only what its code calls (src `engine/src/plugins/encode.rs`).
+const CORE: &str = "wasm32-unknown-unknown";
+/// The target of guests that reach WASI through the standard library (the sandbox tests).
+const WASIP2: &str = "wasm32-wasip2";
+
+/// (package, folder with its manifest, component file name, test-only, target)
+const GUESTS: &[(&str, &str, &str, bool, &str)] = &[
     (
         "parcours-plugin-webhook",
         "plugins/webhook",
         "parcours_plugin_webhook.wasm",
         false,
+        CORE,
     ),
     (
         "parcours-plugin-http-json",
         "plugins/http-json",
         "parcours_plugin_http_json.wasm",
         false,
+        CORE,
     ),
     (
         "parcours-plugin-std",
         "plugins/std",
         "parcours_plugin_std.wasm",
         false,
+        CORE,
     ),
     (
         "parcours-plugin-sms",
         "plugins/sms",
         "parcours_plugin_sms.wasm",
         false,
+        CORE,
     ),
     (
         "parcours-plugin-push",
         "plugins/push",
         "parcours_plugin_push.wasm",
         false,
+        CORE,
     ),
     (
         "parcours-test-hostile",
         "tests/guests/hostile",
         "parcours_test_hostile.wasm",
         true,
+        WASIP2,
     ),
     (
         "parcours-test-lean",
         "tests/guests/lean",
         "parcours_test_lean.wasm",
         true,
+        WASIP2,
+    ),
+    (
+        "parcours-test-echo",
+        "tests/guests/echo",
+        "parcours_test_echo.wasm",
+        true,
+        CORE,
     ),
 ];
 
@@ -87,11 +109,11 @@ fn main() {
     }
     // A folder of its own, so the nested build never waits on the outer one's lock.
     let target_dir = root.join("target").join("guests");
-    ensure_wasm_target();
+    ensure_wasm_targets();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let builtin = out.join("plugins");
     let test = out.join("test-plugins");
-    for (package, folder, wasm, test_only) in GUESTS {
+    for (package, folder, wasm, test_only, target) in GUESTS {
         let output = Command::new(&cargo)
             .current_dir(&root)
             .args([
@@ -99,7 +121,7 @@ fn main() {
                 "--profile",
                 "guest",
                 "--target",
-                "wasm32-wasip2",
+                target,
                 "--package",
                 package,
             ])
@@ -119,7 +141,7 @@ fn main() {
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             panic!(
-                "building {package} for wasm32-wasip2 failed:\n{}",
+                "building {package} for {target} failed:\n{}",
                 errors_of(&stderr)
             );
         }
@@ -127,7 +149,7 @@ fn main() {
         let name = Path::new(folder).file_name().expect("folder name");
         let dir = dest.join(name);
         std::fs::create_dir_all(&dir).expect("creating the plugin folder");
-        let built = target_dir.join("wasm32-wasip2/guest").join(wasm);
+        let built = target_dir.join(target).join("guest").join(wasm);
         std::fs::copy(&built, dir.join(wasm))
             .unwrap_or_else(|e| panic!("copying {}: {e}", built.display()));
         std::fs::copy(
@@ -261,32 +283,32 @@ fn sysroot() -> Option<PathBuf> {
         .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-fn wasm_target_installed() -> bool {
-    sysroot().is_some_and(|root| root.join("lib/rustlib/wasm32-wasip2/lib").is_dir())
+fn wasm_target_installed(target: &str) -> bool {
+    sysroot().is_some_and(|root| root.join("lib/rustlib").join(target).join("lib").is_dir())
 }
 
-/// Installs the wasm32-wasip2 target through rustup when it is missing, or stops the build
-/// at once, naming the command to run.
-fn ensure_wasm_target() {
-    if wasm_target_installed() {
-        return;
-    }
-    // Under a rustup proxy, RUSTUP_TOOLCHAIN names the toolchain this build runs with.
-    let added = Command::new("rustup")
-        .args(["target", "add", "wasm32-wasip2"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if added && wasm_target_installed() {
-        println!(
-            "cargo:warning=installed the wasm32-wasip2 target (rustup target add wasm32-wasip2)"
+/// Installs the WebAssembly targets the guests are built for through rustup when they
+/// are missing, or stops the build at once, naming the command to run.
+fn ensure_wasm_targets() {
+    for target in [WASIP2, CORE] {
+        if wasm_target_installed(target) {
+            continue;
+        }
+        // Under a rustup proxy, RUSTUP_TOOLCHAIN names the toolchain this build runs with.
+        let added = Command::new("rustup")
+            .args(["target", "add", target])
+            .status()
+            .is_ok_and(|status| status.success());
+        if added && wasm_target_installed(target) {
+            println!("cargo:warning=installed the {target} target (rustup target add {target})");
+            continue;
+        }
+        panic!(
+            "the {target} target, needed to build the first-party plugins, is not installed \
+             for this toolchain and rustup could not add it; run `rustup target add {target}` \
+             (or install the target with your distribution's Rust) and build again"
         );
-        return;
     }
-    panic!(
-        "the wasm32-wasip2 target, needed to build the first-party plugins, is not installed \
-         for this toolchain and rustup could not add it; run `rustup target add wasm32-wasip2` \
-         (or install the target with your distribution's Rust) and build again"
-    );
 }
 
 /// The lines of a failed guest build that say why: its `error` lines and what follows each,

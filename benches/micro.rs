@@ -7,6 +7,9 @@
 //!   the built-in `log` action (no WebAssembly: the floor of the executor path);
 //! - a bare wasmtime instantiation and call of an empty export of a core module, with
 //!   the same pooling allocator and epoch interruption (the floor of any plugin call);
+//! - the same SDK action built as a core module (`wasm32-unknown-unknown`, encoded as a
+//!   component at install: no WASI imports, the SDK's arena allocator) beside the same
+//!   SDK built for `wasm32-wasip2` (`hostile`'s `ok` mode), and the `no_std` lean guest;
 //! - the same call for a Rust, a Python (componentize-py) and a JavaScript
 //!   (componentize-js) guest, on a fresh instance and on a warm reused one (manifest
 //!   `[instances] reuse = true`). The Python and JavaScript guests are built by
@@ -231,6 +234,19 @@ fn plugin_call_fresh_lean(bencher: divan::Bencher) {
     let entry = actions.resolve("lean").expect("lean plugin");
     let mut call = call();
     call.action = "lean".into();
+    bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
+}
+
+/// A fresh call of an SDK action built as a core module (tests/guests/echo: what
+/// `hostile` answers in its `ok` mode, without the WASI imports of a `wasm32-wasip2`
+/// build, allocating from the SDK's arena): compare with `plugin_call_fresh_instance`.
+#[divan::bench]
+fn plugin_call_fresh_sdk_core(bencher: divan::Bencher) {
+    let rt = runtime();
+    let actions = installed(&rt, std::path::Path::new(env!("PARCOURS_TEST_PLUGINS_DIR")));
+    let entry = actions.resolve("core_echo").expect("core_echo plugin");
+    let mut call = call();
+    call.action = "core_echo".into();
     bencher.bench_local(|| rt.block_on(entry.executor.call(&call)).expect("call"));
 }
 

@@ -29,6 +29,7 @@ pub trait Action {
 
 #[doc(hidden)]
 pub fn __invoke<A: Action>(ctx: CallContext, params: String) -> Result<String, PluginError> {
+    crate::__log_panics();
     let ctx = Context::from(ctx);
     let params: A::Params = serde_json::from_str(&params).map_err(Error::from)?;
     let out = A::invoke(&ctx, params)?;

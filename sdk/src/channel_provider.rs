@@ -138,6 +138,7 @@ pub fn __send<P: ChannelProvider>(
     ctx: CallContext,
     m: OutgoingMessage,
 ) -> Result<String, PluginError> {
+    crate::__log_panics();
     let content: Value = serde_json::from_str(&m.content).map_err(Error::from)?;
     let message = Message {
         id: m.message_id,
@@ -164,6 +165,7 @@ pub fn __parse_feedback<P: ChannelProvider>(
     body: String,
     content_type: String,
 ) -> Result<Vec<DeliveryEvent>, PluginError> {
+    crate::__log_panics();
     Ok(P::parse_feedback(&body, &content_type)?
         .into_iter()
         .map(|d| DeliveryEvent {

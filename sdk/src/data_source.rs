@@ -33,6 +33,7 @@ pub trait DataSource {
 
 #[doc(hidden)]
 pub fn __fetch<D: DataSource>(ctx: CallContext, key: String) -> Result<Lookup, PluginError> {
+    crate::__log_panics();
     let found = D::fetch(&Context::from(ctx), &key)?;
     Ok(Lookup {
         value: found.value.map(|v| v.to_string()),

@@ -36,6 +36,7 @@ pub trait Functions {
 
 #[doc(hidden)]
 pub fn __describe<F: Functions>() -> Vec<FunctionSignature> {
+    crate::__log_panics();
     F::describe()
         .into_iter()
         .map(|s| FunctionSignature {
@@ -49,6 +50,7 @@ pub fn __describe<F: Functions>() -> Vec<FunctionSignature> {
 
 #[doc(hidden)]
 pub fn __call<F: Functions>(name: String, args: String) -> Result<String, PluginError> {
+    crate::__log_panics();
     let args: Vec<Value> = serde_json::from_str(&args).map_err(Error::from)?;
     Ok(F::call(&name, args)?.to_string())
 }

@@ -1,7 +1,6 @@
 //! `parcours-sdk`: write Parcours plugins in Rust.
 //!
-//! A plugin is a WebAssembly component built for `wasm32-wasip2` against the WIT package
-//! in `wit/` (`parcours:plugin@0.1.0`; a channel provider against 0.2.0 in `wit/v0.2`).
+//! A plugin is WebAssembly built against the WIT package in `wit/` (`parcours:plugin@0.1.0`; a channel provider against 0.2.0 in `wit/v0.2`).
 //! Pick the plugin's kind with one cargo feature (`action`, `data-source`, `functions`
 //! or `channel-provider`), implement its trait, and export it:
 //!
@@ -22,7 +21,12 @@
 //! parcours_sdk::export_action!(Shout);
 //! ```
 //!
-//! Build with `cargo build --release --target wasm32-wasip2`.
+//! Build with `cargo build --release --target wasm32-wasip2` (a component), or for
+//! `wasm32-unknown-unknown`: a core module carrying its component type, which the engine
+//! encodes as a component at install and which imports only what the plugin calls (no
+//! standard-library WASI: no clock, randomness, files or stderr). Such a build allocates
+//! from an arena first (feature `arena`, on by default) and logs its panics through the
+//! host.
 
 // Lets the generated bindings name this crate by its public path, inside and outside.
 extern crate self as parcours_sdk;
@@ -36,12 +40,14 @@ pub mod data_source;
 #[cfg(feature = "functions")]
 pub mod functions;
 
-#[cfg(all(feature = "testing", not(target_os = "wasi")))]
+#[cfg(all(feature = "testing", not(target_family = "wasm")))]
 pub mod testing;
 
+#[cfg(all(feature = "arena", target_arch = "wasm32", target_os = "unknown"))]
+mod allocator;
 mod context;
 mod error;
-#[cfg(target_os = "wasi")]
+#[cfg(target_family = "wasm")]
 pub mod http;
 pub mod log;
 
@@ -79,6 +85,21 @@ pub(crate) use channel_provider::bindings as world;
 compile_error!(
     "enable one of the features `action`, `data-source`, `functions` or `channel-provider`"
 );
+
+/// Sends a panic's message to the host's log (`error`) before the call traps. A
+/// core-module build (`wasm32-unknown-unknown`) has no stderr, so without it a panic
+/// would leave only "unreachable" in the host's error; a `wasm32-wasip2` build prints it
+/// to stderr, which the host captures. Called by every export before the plugin's code.
+#[doc(hidden)]
+pub fn __log_panics() {
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    {
+        static SET: std::sync::Once = std::sync::Once::new();
+        SET.call_once(|| {
+            std::panic::set_hook(Box::new(|info| log::error(&format!("panicked: {info}"))));
+        });
+    }
+}
 
 /// A configuration value from the plugin's manifest `[config]` table.
 pub fn config(key: &str) -> Option<String> {

@@ -16,7 +16,7 @@ include!(env!("PARCOURS_ASSETS"));
 /// dependencies are the repository SDK's, checked by a test.
 const SDK_MANIFEST: &str = r#"[package]
 name = "parcours-sdk"
-description = "Write Parcours plugins (actions, data sources, expression functions) in Rust"
+description = "Write Parcours plugins (actions, data sources, expression functions, channel providers) in Rust"
 version = "{version}"
 edition = "2024"
 license = "Apache-2.0"
@@ -25,18 +25,26 @@ license = "Apache-2.0"
 # that engine's plugin contract (wit/), with nothing else of the engine.
 
 [features]
+default = ["arena"]
+# A core-module build (wasm32-unknown-unknown) allocates from a static arena before it
+# grows its memory (src/allocator.rs); off for a plugin with its own global allocator.
+arena = ["dep:talc"]
 # Exactly one world per plugin crate.
 action = []
 data-source = []
 functions = []
+channel-provider = []
 
 [dependencies]
 serde = { version = "1", features = ["derive"] }
 serde_json = { version = "1", features = ["preserve_order"] }
 wit-bindgen = { version = "0.61", default-features = false, features = ["macros", "realloc"] }
 
-[target.'cfg(target_os = "wasi")'.dependencies]
+[target.'cfg(target_family = "wasm")'.dependencies]
 wasi = { version = "0.14", default-features = false, features = ["std"] }
+
+[target.'cfg(all(target_arch = "wasm32", target_os = "unknown"))'.dependencies]
+talc = { version = "5.1", default-features = false, optional = true }
 
 [lints.rust]
 # `testing` (running a plugin from native tests) needs the engine: only in the repository.
@@ -181,11 +189,21 @@ mod tests {
                 );
             }
         }
-        let wasi =
-            |t: &toml::Table| t["target"]["cfg(target_os = \"wasi\")"]["dependencies"].clone();
-        assert_eq!(wasi(&repo), wasi(&standalone));
-        for feature in ["action", "data-source", "functions"] {
-            assert!(standalone["features"].get(feature).is_some(), "{feature}");
+        // Every target's dependencies but the native one (the test harness's engine).
+        for (cfg, deps) in repo["target"].as_table().unwrap() {
+            if cfg.starts_with("cfg(not(") {
+                continue;
+            }
+            assert_eq!(Some(deps), standalone["target"].get(cfg), "{cfg}");
+        }
+        for (feature, enables) in repo["features"].as_table().unwrap() {
+            if feature != "testing" {
+                assert_eq!(
+                    Some(enables),
+                    standalone["features"].get(feature),
+                    "{feature}"
+                );
+            }
         }
     }
 

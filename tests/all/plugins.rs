@@ -1030,14 +1030,20 @@ async fn the_lean_guest_imports_only_the_plugin_interface_and_runs() {
         .collect();
     assert_eq!(imports, ["parcours:plugin/types@0.1.0"]);
 
+    let steps = steps_of_one_call("lean").await;
+    assert!(steps.contains(r#""echo":{"n":41}"#), "{steps}");
+}
+
+/// The steps of a journey that calls action `action` once with `{n: 41}`, as JSON text.
+async fn steps_of_one_call(action: &str) -> String {
     let t = TestEngine::start_with(with_plugins).await;
     t.publish(
-        "lean",
-        "entry: {type: event, event: ping}\nstart: a\nnodes:\n  a: {type: action, action: lean, params: {n: 41}, next: b}\n  b: {type: end}\n",
+        "calls",
+        &format!("entry: {{type: event, event: ping}}\nstart: a\nnodes:\n  a: {{type: action, action: {action}, params: {{n: 41}}, next: b}}\n  b: {{type: end}}\n"),
     )
     .await;
     t.event("ping", "p", json!({})).await;
-    let done = t.instance_in("p", "lean", "completed").await;
+    let done = t.instance_in("p", "calls", "completed").await;
     let (status, steps) = t
         .get(&format!(
             "/v1/instances/{}/steps",
@@ -1045,5 +1051,51 @@ async fn the_lean_guest_imports_only_the_plugin_interface_and_runs() {
         ))
         .await;
     assert_eq!(status, 200, "{steps}");
-    assert!(steps.to_string().contains(r#""echo":{"n":41}"#), "{steps}");
+    steps.to_string()
+}
+
+/// An SDK plugin built as a core module (`wasm32-unknown-unknown`) is encoded as a
+/// component at install, imports nothing it does not call, runs in a journey, and a
+/// panic's message reaches the plugin's log (such a build has no stderr).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_module_plugin_is_encoded_at_install_and_runs() {
+    let dir = format!("{}/echo", env!("PARCOURS_TEST_PLUGINS_DIR"));
+    let module = std::fs::read(format!("{dir}/parcours_test_echo.wasm")).expect("echo");
+    assert!(module.starts_with(b"\0asm\x01\0\0\0"), "a core module");
+    let encoded = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).encode())
+        .expect("encoded");
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, &encoded).expect("compiled");
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    // The SDK's types and its log (for panics): no WASI at all.
+    assert_eq!(
+        imports,
+        ["parcours:plugin/host@0.1.0", "parcours:plugin/types@0.1.0"],
+        "{imports:?}"
+    );
+
+    let steps = steps_of_one_call("core_echo").await;
+    assert!(steps.contains(r#""params":{"n":41}"#), "{steps}");
+
+    // A panic: the call fails, and the plugin's log says why.
+    let report = parcours_engine::plugins::harness::run_once(
+        std::path::Path::new(&format!("{dir}/plugin.toml")),
+        serde_json::from_value(json!({"params": {"panic": "no stock"}})).expect("input"),
+        parcours_engine::plugins::harness::HarnessHttp::Record,
+        &parcours_engine::settings::PluginSettings::default(),
+    )
+    .await
+    .expect("ran");
+    assert!(report.ok().is_none(), "{:?}", report.outcome);
+    let logs = serde_json::to_string(&report.logs).expect("logs");
+    assert!(
+        logs.contains("panicked") && logs.contains("asked to: no stock"),
+        "{logs}"
+    );
 }

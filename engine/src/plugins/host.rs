@@ -188,11 +188,12 @@ impl PluginHost {
         }
     }
 
-    /// Compiles a component, or loads the artifact this engine compiled for the same bytes
+    /// Compiles a component (or a core module encoded as one), or loads the artifact this engine compiled for the same bytes
     /// before (cached on disk by content hash and engine build).
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
         let Some(dir) = &self.settings.cache_dir else {
-            return Component::new(&self.engine, bytes).map_err(wasm_err);
+            let bytes = super::encode::component(bytes)?;
+            return Component::new(&self.engine, &bytes).map_err(wasm_err);
         };
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
         self.engine
@@ -216,7 +217,8 @@ impl PluginHost {
         if let Some(c) = self.load_cached(&path) {
             return Ok(c);
         }
-        let component = Component::new(&self.engine, bytes).map_err(wasm_err)?;
+        let component =
+            Component::new(&self.engine, &super::encode::component(bytes)?).map_err(wasm_err)?;
         if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| {
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             std::fs::write(&tmp, component.serialize().map_err(std::io::Error::other)?)?;

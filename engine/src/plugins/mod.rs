@@ -10,6 +10,7 @@
 //! beyond its size and JSON shape.
 
 mod bindings;
+mod encode;
 pub mod harness;
 mod host;
 pub mod manifest;

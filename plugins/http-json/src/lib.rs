@@ -28,7 +28,7 @@ pub fn url_for(template: &str, key: &str) -> String {
 pub struct HttpJson;
 
 impl DataSource for HttpJson {
-    #[cfg(target_os = "wasi")]
+    #[cfg(target_family = "wasm")]
     fn fetch(_ctx: &Context, key: &str) -> Result<Found, Error> {
         use parcours_sdk::http::Request;
         let template = parcours_sdk::config("url_template")
@@ -57,7 +57,7 @@ impl DataSource for HttpJson {
         })
     }
 
-    #[cfg(not(target_os = "wasi"))]
+    #[cfg(not(target_family = "wasm"))]
     fn fetch(_ctx: &Context, _key: &str) -> Result<Found, Error> {
         Err(Error::Permanent(
             "http-json runs as a WebAssembly component".into(),

@@ -42,7 +42,7 @@ pub fn request_body(message: &Message) -> Result<Value, Error> {
 pub struct Push;
 
 impl ChannelProvider for Push {
-    #[cfg(target_os = "wasi")]
+    #[cfg(target_family = "wasm")]
     fn send(_ctx: &Context, message: Message) -> Result<Value, Error> {
         use parcours_sdk::http::Request;
         let url = parcours_sdk::config("api_url")
@@ -62,7 +62,7 @@ impl ChannelProvider for Push {
         Ok(json!({"status": resp.status, "provider_message_id": answer["name"]}))
     }
 
-    #[cfg(not(target_os = "wasi"))]
+    #[cfg(not(target_family = "wasm"))]
     fn send(_ctx: &Context, _message: Message) -> Result<Value, Error> {
         Err(Error::Permanent(
             "the push plugin runs as a WebAssembly component".into(),

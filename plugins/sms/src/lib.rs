@@ -103,7 +103,7 @@ fn decode(s: &str) -> String {
 pub struct Sms;
 
 impl ChannelProvider for Sms {
-    #[cfg(target_os = "wasi")]
+    #[cfg(target_family = "wasm")]
     fn send(_ctx: &Context, message: Message) -> Result<Value, Error> {
         use parcours_sdk::http::Request;
         let url = parcours_sdk::config("api_url")
@@ -125,7 +125,7 @@ impl ChannelProvider for Sms {
         Ok(json!({"status": resp.status, "provider_message_id": id}))
     }
 
-    #[cfg(not(target_os = "wasi"))]
+    #[cfg(not(target_family = "wasm"))]
     fn send(_ctx: &Context, _message: Message) -> Result<Value, Error> {
         Err(Error::Permanent(
             "the sms plugin runs as a WebAssembly component".into(),

@@ -43,7 +43,7 @@ pub struct Webhook;
 impl Action for Webhook {
     type Params = Params;
 
-    #[cfg(target_os = "wasi")]
+    #[cfg(target_family = "wasm")]
     fn invoke(ctx: &Context, p: Params) -> Result<Value, Error> {
         use parcours_sdk::http::Request;
         let method = p.method.as_deref().unwrap_or("POST");
@@ -64,7 +64,7 @@ impl Action for Webhook {
         Ok(parcours_sdk::json!({"status": resp.status, "body": decode_body(&resp.body)}))
     }
 
-    #[cfg(not(target_os = "wasi"))]
+    #[cfg(not(target_family = "wasm"))]
     fn invoke(_ctx: &Context, _p: Params) -> Result<Value, Error> {
         Err(Error::Permanent(
             "the webhook plugin runs as a WebAssembly component".into(),
