@@ -1,8 +1,9 @@
 //! Builds the first-party plugins and the test guests to WebAssembly (profile `guest`):
 //! the SDK plugins to core modules (`wasm32-unknown-unknown`, encoded as components when
 //! the host installs them), the sandbox test guests to components (`wasm32-wasip2`), so
-//! that `cargo run -- serve --examples` and `cargo test` find them without an extra step. Each plugin is built by its own cargo invocation, so that each
-//! gets the SDK with only its own world (features unify within one build).
+//! that `cargo run -- serve --examples` and `cargo test` find them without an extra step.
+//! Each plugin is built by its own cargo invocation, so that each gets the SDK with only
+//! its own world (features unify within one build).
 //!
 //! Outputs, as compile-time environment variables of this package:
 //! - `PARCOURS_BUILTIN_PLUGINS_DIR`: one folder per first-party plugin (manifest +
@@ -15,16 +16,17 @@
 //!
 //! A toolchain without the `wasm32-wasip2` or `wasm32-unknown-unknown` target (rustup
 //! does not install the targets of `rust-toolchain.toml` by itself when
-//! `RUSTUP_AUTO_INSTALL=0`) gets it through `rustup target add` before any guest is built; without rustup, the build stops at once
-//! with the one command to run. A guest that fails to build stops the build with its
-//! compiler errors in the message, not buried above it.
+//! `RUSTUP_AUTO_INSTALL=0`) gets it through `rustup target add` before any guest is
+//! built; without rustup, the build stops at once with the one command to run. A guest
+//! that fails to build stops the build with its compiler errors in the message, not
+//! buried above it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The target of plugins that need no WASI beyond what they import by name
 /// (`wasi:http`): a core module, which the host encodes as a component at install, and
-/// which imports only what its code calls (src `engine/src/plugins/encode.rs`).
+/// which imports only what its code calls (see `engine/src/plugins/encode.rs`).
 const CORE: &str = "wasm32-unknown-unknown";
 /// The target of guests that reach WASI through the standard library (the sandbox tests).
 const WASIP2: &str = "wasm32-wasip2";

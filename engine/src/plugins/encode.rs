@@ -45,9 +45,19 @@ mod tests {
     }
 
     #[test]
-    fn a_core_module_without_a_component_type_is_refused_with_a_reason() {
-        let module = b"\0asm\x01\0\0\0";
-        let e = component(module).expect_err("no component type");
+    fn a_broken_core_module_is_refused_with_a_reason() {
+        // A core module's preamble, then a section id that does not exist.
+        let module = b"\0asm\x01\0\0\0\x7f\x00";
+        let e = component(module).expect_err("not a valid module");
         assert!(e.to_string().contains("cannot be made a component"), "{e}");
+    }
+
+    #[test]
+    fn a_core_module_becomes_a_component() {
+        // Without an embedded component type it becomes an empty component, which the
+        // host then refuses for not exporting what its kind needs.
+        let module = b"\0asm\x01\0\0\0";
+        let encoded = component(module).expect("encoded");
+        assert!(encoded.starts_with(b"\0asm\x0d\0\x01\0"), "{encoded:?}");
     }
 }
