@@ -2,6 +2,12 @@
 //! (or one refused entry) are one row holding a JSON array. An activation writes one row
 //! and two index entries instead of a row and two index entries per step, which is what
 //! bounds the single writer. Steps read back with `seq = row seq × 1000 + position`.
+//!
+//! A group's row names the event of its first step; the steps of the same activation
+//! that name no event (an instance's `ended` step) join it, marked `no_event`, so that
+//! an event's activation is one row and its event still lists exactly the steps that
+//! name it. A step's time is kept only when it differs from the row's (the steps of
+//! an activation share one).
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
@@ -31,8 +37,12 @@ struct Item {
     node: String,
     kind: String,
     status: StepStatus,
-    /// Microseconds since the Unix epoch.
-    at: i64,
+    /// Microseconds since the Unix epoch; absent when the same as the row's `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+    /// The step names no event, although its row does.
+    #[serde(default, skip_serializing_if = "is_false")]
+    no_event: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,13 +61,15 @@ pub fn group(steps: &[Step]) -> Vec<GroupRow> {
         while end < steps.len() && end - start < MAX_GROUP && same_group(first, &steps[end]) {
             end += 1;
         }
+        let at = ts(first.at);
         let items: Vec<Item> = steps[start..end]
             .iter()
             .map(|s| Item {
                 node: s.node.clone(),
                 kind: s.kind.clone(),
                 status: s.status,
-                at: ts(s.at),
+                at: Some(ts(s.at)).filter(|t| *t != at),
+                no_event: first.event_id.is_some() && s.event_id.is_none(),
                 code: s.code.clone(),
                 message: s.message.clone(),
                 detail: s.detail.clone(),
@@ -69,7 +81,7 @@ pub fn group(steps: &[Step]) -> Vec<GroupRow> {
             version: first.version,
             profile_id: first.profile_id.clone(),
             event_id: first.event_id.clone(),
-            at: ts(first.at),
+            at,
             steps: serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()),
         });
         start = end;
@@ -77,9 +89,15 @@ pub fn group(steps: &[Step]) -> Vec<GroupRow> {
     out
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Whether `b` joins the group that `a` starts: the same instance, journey version and
+/// profile, and `a`'s event or none.
 fn same_group(a: &Step, b: &Step) -> bool {
     a.instance_id == b.instance_id
-        && a.event_id == b.event_id
+        && (a.event_id == b.event_id || b.event_id.is_none())
         && a.journey_id == b.journey_id
         && a.version == b.version
         && a.profile_id == b.profile_id
@@ -118,7 +136,7 @@ pub fn select(conn: &Connection, of: Of, key: &str) -> rusqlite::Result<Vec<Step
         Of::Event => "event_seq = (SELECT seq FROM events WHERE id = ?1)",
     };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT seq, instance_id, journey_id, version, profile_id, event_id, steps \
+        "SELECT seq, instance_id, journey_id, version, profile_id, event_id, steps, at \
          FROM step_groups WHERE {filter} ORDER BY seq"
     ))?;
     let mut rows = stmt.query([key])?;
@@ -126,21 +144,26 @@ pub fn select(conn: &Connection, of: Of, key: &str) -> rusqlite::Result<Vec<Step
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let text: String = r.get(6)?;
+        let row_at: i64 = r.get(7)?;
         let items: Vec<Item> = serde_json::from_str(&text).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
         })?;
         for (i, item) in items.into_iter().enumerate() {
+            // An event lists only the steps that name it.
+            if item.no_event && matches!(of, Of::Event) {
+                continue;
+            }
             out.push(Step {
                 seq: seq * 1000 + i as i64,
                 instance_id: r.get(1)?,
                 journey_id: r.get(2)?,
                 version: r.get(3)?,
                 profile_id: r.get(4)?,
-                event_id: r.get(5)?,
+                event_id: if item.no_event { None } else { r.get(5)? },
                 node: item.node,
                 kind: item.kind,
                 status: item.status,
-                at: from_ts(item.at)?,
+                at: from_ts(item.at.unwrap_or(row_at))?,
                 code: item.code,
                 message: item.message,
                 detail: item.detail,
@@ -192,8 +215,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn consecutive_steps_of_an_instance_share_a_row_and_read_back_in_order() {
+    /// A fresh database holding event `e`.
+    fn with_event_e() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&conn).unwrap();
         conn.execute(
@@ -202,6 +225,12 @@ mod tests {
             [],
         )
         .unwrap();
+        conn
+    }
+
+    #[test]
+    fn consecutive_steps_of_an_instance_share_a_row_and_read_back_in_order() {
+        let conn = with_event_e();
         let steps = vec![
             step(Some("i1"), "a"),
             step(Some("i1"), "b"),
@@ -220,6 +249,51 @@ mod tests {
         assert_eq!(nodes, ["a", "b", "c"]);
         assert!(back.windows(2).all(|w| w[0].seq < w[1].seq));
         assert_eq!(select(&conn, Of::Event, "e").unwrap().len(), 6);
+    }
+
+    #[test]
+    fn an_activations_steps_without_an_event_join_its_row_and_stay_off_the_events_list() {
+        let conn = with_event_e();
+        let mut ended = step(Some("i1"), "done");
+        ended.event_id = None;
+        ended.at = "2026-03-02T08:00:01Z".parse().unwrap();
+        // So does a later event-less step of the same instance in the same batch.
+        let mut timer = step(Some("i1"), "wait");
+        timer.event_id = None;
+        let steps = vec![step(Some("i1"), "a"), step(Some("i1"), "b"), ended, timer];
+        let groups = group(&steps);
+        assert_eq!(groups.len(), 1, "the event-less steps join the event's row");
+        assert_eq!(
+            groups[0].steps.matches("\"at\"").count(),
+            1,
+            "only the step at another time keeps its own: {}",
+            groups[0].steps
+        );
+        insert(&conn, &groups[0]).unwrap();
+        let back = select(&conn, Of::Instance, "i1").unwrap();
+        let seen: Vec<(&str, Option<&str>, String)> = back
+            .iter()
+            .map(|s| (s.node.as_str(), s.event_id.as_deref(), s.at.to_string()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", Some("e"), "2026-03-02T08:00:00Z".to_string()),
+                ("b", Some("e"), "2026-03-02T08:00:00Z".to_string()),
+                ("done", None, "2026-03-02T08:00:01Z".to_string()),
+                ("wait", None, "2026-03-02T08:00:00Z".to_string()),
+            ]
+        );
+        let of_event: Vec<String> = select(&conn, Of::Event, "e")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.node)
+            .collect();
+        assert_eq!(of_event, ["a", "b"]);
+        // A step that names another event starts a row of its own.
+        let mut other = step(Some("i1"), "c");
+        other.event_id = Some("f".into());
+        assert_eq!(group(&[step(Some("i1"), "a"), other]).len(), 2);
     }
 
     #[test]
