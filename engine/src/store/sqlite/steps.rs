@@ -41,7 +41,7 @@ struct Item {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<i64>,
     /// The step names no event, although its row does.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     no_event: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     code: Option<String>,
@@ -87,10 +87,6 @@ pub fn group(steps: &[Step]) -> Vec<GroupRow> {
         start = end;
     }
     out
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// Whether `b` joins the group that `a` starts: the same instance, journey version and
