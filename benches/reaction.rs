@@ -13,7 +13,10 @@
 //!   natively);
 //! - `read_and_match`: the batch's profile states read from the store
 //!   (`Store::profile_states`, as a partition does), then matched;
-//! - `read_floor`: the same read for profiles of the same database with nothing pending.
+//! - `read_floor`: the same read for profiles of the same database with nothing pending;
+//! - `read_with_history`: the read for profiles with a long history (100 ended instances
+//!   each of an always-reentrant journey, nothing live), beside `read_history_floor`, the
+//!   same read in the same database for profiles with none.
 //!
 //! Moving the matched instance on (its step, the durable commit) is not part of the
 //! match; `benches/scale.rs` measures matches end to end.
@@ -81,20 +84,11 @@ fn world(pending: usize) -> &'static World {
 }
 
 fn build(pending: usize) -> anyhow::Result<World> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let dir = tempfile::tempdir()?;
+    let (rt, dir) = runtime_and_dir()?;
     let path = dir.path().join("reaction.db");
     let start: Timestamp = "2026-03-02T08:00:00Z".parse()?;
-    let (engine, store, set, journey) = rt.block_on(async {
-        let (engine, store) = support::open(&path, Arc::new(TestClock::new(start))).await?;
-        support::publish(&engine, "waiting", WAITING).await?;
-        let journey = engine
-            .runtime()
-            .compiled_versions("waiting")
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("no compiled version"))?;
+    let (engine, store, journey) = rt.block_on(async {
+        let (engine, store, journey) = open_waiting(&path, start).await?;
         // The waiting instances and their profiles, and as many profiles with nothing
         // pending (the read floor), 10,000 per commit.
         let ids: Vec<usize> = (0..pending).collect();
@@ -102,53 +96,112 @@ fn build(pending: usize) -> anyhow::Result<World> {
             let mut batch = WriteBatch::default();
             for &i in chunk {
                 for id in [waiting_profile(i), free_profile(i)] {
-                    batch.profiles.push(ProfileWrite {
-                        profile: Profile {
-                            id,
-                            attributes: json!({"tier": "gold", "n": i}),
-                            timezone: None,
-                            aliases: Default::default(),
-                            created_at: start,
-                            updated_at: start,
-                        },
-                        aliases_changed: false,
-                    });
+                    batch.profiles.push(profile_write(id, i, start));
                 }
-                batch.instances.push(Instance {
-                    id: format!("i{i:08}"),
-                    journey_id: "waiting".into(),
-                    version: journey.version,
-                    profile_id: waiting_profile(i),
-                    status: Status::Waiting,
-                    node: Some("wait_pong".into()),
-                    entered_at: start,
-                    updated_at: start,
-                    ended_at: None,
-                    wake_at: Some(start.checked_add(Span::new().hours(72))?),
-                    deadline: start.checked_add(Span::new().hours(24 * 30))?,
-                    end_reason: None,
-                    data: InstanceData {
-                        event: json!({"type": "ping", "data": {"n": i}}),
-                        step: 1,
-                        ..Default::default()
-                    },
-                });
+                batch.instances.push(ping_instance(
+                    format!("i{i:08}"),
+                    &journey,
+                    waiting_profile(i),
+                    i,
+                    start,
+                )?);
             }
             store.commit(Arc::new(batch)).await?;
         }
-        let set = engine.runtime().journeys();
-        anyhow::Ok((engine, store, set, journey))
+        anyhow::Ok((engine, store, journey))
     })?;
-    Ok(World {
-        rt,
-        _dir: dir,
-        _engine: engine,
-        store,
-        set,
-        journey,
-        pending,
-        cursor: Default::default(),
+    Ok(World::new(rt, dir, engine, store, journey, pending))
+}
+
+impl World {
+    fn new(
+        rt: tokio::runtime::Runtime,
+        dir: tempfile::TempDir,
+        engine: Engine,
+        store: Arc<dyn Store>,
+        journey: Arc<Journey>,
+        pending: usize,
+    ) -> World {
+        World {
+            rt,
+            _dir: dir,
+            set: engine.runtime().journeys(),
+            _engine: engine,
+            store,
+            journey,
+            pending,
+            cursor: Default::default(),
+        }
+    }
+}
+
+/// Profile `profile`'s instance (number `i`) of the waiting journey, entered at `at`
+/// and waiting on the reaction with a timer.
+fn ping_instance(
+    id: String,
+    journey: &Journey,
+    profile: String,
+    i: usize,
+    at: Timestamp,
+) -> anyhow::Result<Instance> {
+    Ok(Instance {
+        id,
+        journey_id: "waiting".into(),
+        version: journey.version,
+        profile_id: profile,
+        status: Status::Waiting,
+        node: Some("wait_pong".into()),
+        entered_at: at,
+        updated_at: at,
+        ended_at: None,
+        wake_at: Some(at.checked_add(Span::new().hours(72))?),
+        deadline: at.checked_add(Span::new().hours(24 * 30))?,
+        end_reason: None,
+        data: InstanceData {
+            event: json!({"type": "ping", "data": {"n": i}}),
+            step: 1,
+            ..Default::default()
+        },
     })
+}
+
+/// The runtime and the temporary folder of a world.
+fn runtime_and_dir() -> anyhow::Result<(tokio::runtime::Runtime, tempfile::TempDir)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok((rt, tempfile::tempdir()?))
+}
+
+/// An engine on a new database at `path` with the waiting journey published, its store
+/// and the journey's compiled version.
+async fn open_waiting(
+    path: &std::path::Path,
+    start: Timestamp,
+) -> anyhow::Result<(Engine, Arc<dyn Store>, Arc<Journey>)> {
+    let (engine, store) = support::open(path, Arc::new(TestClock::new(start))).await?;
+    support::publish(&engine, "waiting", WAITING).await?;
+    let journey = engine
+        .runtime()
+        .compiled_versions("waiting")
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no compiled version"))?;
+    Ok((engine, store, journey))
+}
+
+/// Profile `id` (number `i`) as the worlds write it.
+fn profile_write(id: String, i: usize, start: Timestamp) -> ProfileWrite {
+    ProfileWrite {
+        profile: Profile {
+            id,
+            attributes: json!({"tier": "gold", "n": i}),
+            timezone: None,
+            aliases: Default::default(),
+            created_at: start,
+            updated_at: start,
+        },
+        aliases_changed: false,
+    }
 }
 
 fn waiting_profile(i: usize) -> String {
@@ -331,5 +384,103 @@ fn read_floor(bencher: divan::Bencher, pending: usize) {
         .bench_local_values(|batch| {
             let states = w.read(batch.iter().map(|&i| free_profile(i)).collect());
             assert!(states.values().all(|s| s.live.is_empty()));
+        });
+}
+
+/// Profiles of the history world, each with `HISTORY` ended instances.
+const HISTORY_PROFILES: usize = 10_240;
+/// Ended instances per profile: an always-reentrant journey's past entries.
+const HISTORY: usize = 100;
+
+/// A database of `HISTORY_PROFILES` profiles with `HISTORY` ended instances each of one
+/// journey (`h…`), and as many profiles with none (`f…`, the floor).
+fn history_world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| build_history().expect("history world"))
+}
+
+fn build_history() -> anyhow::Result<World> {
+    let (rt, dir) = runtime_and_dir()?;
+    let path = dir.path().join("history.db");
+    let start: Timestamp = "2026-03-02T08:00:00Z".parse()?;
+    let (engine, store, journey) = rt.block_on(async {
+        let (engine, store, journey) = open_waiting(&path, start).await?;
+        // One commit per round of entries, so that each profile's instances are spread
+        // over the table as a long-lived profile's are.
+        for round in 0..HISTORY {
+            let at = start.checked_add(Span::new().minutes(round as i64))?;
+            let mut batch = WriteBatch::default();
+            for i in 0..HISTORY_PROFILES {
+                if round == 0 {
+                    for id in [history_profile(i), free_profile(i)] {
+                        batch.profiles.push(profile_write(id, i, start));
+                    }
+                }
+                let mut ended = ping_instance(
+                    format!("i{round:04}{i:08}"),
+                    &journey,
+                    history_profile(i),
+                    i,
+                    at,
+                )?;
+                ended.status = Status::Completed;
+                ended.node = Some("done".into());
+                ended.ended_at = Some(at);
+                ended.wake_at = None;
+                ended.data.step = 2;
+                ended.data.entry_at = Some(at);
+                batch.instances.push(ended);
+            }
+            store.commit(Arc::new(batch)).await?;
+        }
+        anyhow::Ok((engine, store, journey))
+    })?;
+    Ok(World::new(
+        rt,
+        dir,
+        engine,
+        store,
+        journey,
+        HISTORY_PROFILES,
+    ))
+}
+
+fn history_profile(i: usize) -> String {
+    format!("h{i:08}")
+}
+
+/// A batch's profile states read for profiles with a long history (`HISTORY` ended
+/// instances each, nothing live): what a partition reads for the regular customers of
+/// an always-reentrant journey. Its floor is `read_history_floor`.
+#[divan::bench(sample_size = 1)]
+fn read_with_history(bencher: divan::Bencher) {
+    let w = history_world();
+    bencher
+        .counter(ItemsCount::new(BATCH))
+        .with_inputs(|| w.next_batch())
+        .bench_local_values(|batch| {
+            let states = w.read(batch.iter().map(|&i| history_profile(i)).collect());
+            assert!(states.values().all(|s| s.live.is_empty()));
+            // The latest of the history, whatever the read walks.
+            assert!(states.values().all(|s| {
+                s.last_entered.len() == 1
+                    && s.last_entered["waiting"]
+                        .1
+                        .starts_with(&format!("i{:04}", HISTORY - 1))
+            }));
+        });
+}
+
+/// The floor of `read_with_history`: the same read for profiles of the same database
+/// with no instances.
+#[divan::bench(sample_size = 1)]
+fn read_history_floor(bencher: divan::Bencher) {
+    let w = history_world();
+    bencher
+        .counter(ItemsCount::new(BATCH))
+        .with_inputs(|| w.next_batch())
+        .bench_local_values(|batch| {
+            let states = w.read(batch.iter().map(|&i| free_profile(i)).collect());
+            assert!(states.values().all(|s| s.last_entered.is_empty()));
         });
 }

@@ -38,6 +38,10 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("an_ended_instance_is_no_longer_live", |s| {
         Box::pin(partition::an_ended_instance_is_no_longer_live(s))
     }),
+    (
+        "the_last_entry_of_each_journey_is_read_whatever_the_history",
+        |s| Box::pin(partition::the_last_entry_of_each_journey_is_read_whatever_the_history(s)),
+    ),
     ("live_instances_page_by_node_in_creation_order", |s| {
         Box::pin(partition::live_instances_page_by_node_in_creation_order(s))
     }),

@@ -276,6 +276,68 @@ pub(super) async fn an_ended_instance_is_no_longer_live(store: Arc<dyn Store>) {
     assert_eq!(store.get_instance("i1").await.expect("read"), Some(ended));
 }
 
+pub(super) async fn the_last_entry_of_each_journey_is_read_whatever_the_history(
+    store: Arc<dyn Store>,
+) {
+    // p1's history: ended entries into `welcome` under two versions and the draft,
+    // and into `other`; one live instance; two entries processed at the same time.
+    let entry = |id: &str, journey: &str, version: u32, entered: i64, entry: i64, status| {
+        let mut i = instance(id, journey, "p1", status, None);
+        i.version = version;
+        i.entered_at = at(entered);
+        i.data.entry_at = Some(at(entry));
+        i
+    };
+    let mut instances = Vec::new();
+    for n in 0..50_i64 {
+        let version = 1 + (n % 2) as u32;
+        instances.push(entry(
+            &format!("w{n:02}"),
+            "welcome",
+            version,
+            n,
+            n,
+            Status::Completed,
+        ));
+    }
+    instances.extend([
+        // The latest entry of the published versions: processed last, its event earlier.
+        entry("late", "welcome", 2, 60, 55, Status::Completed),
+        // The draft's entries count apart.
+        entry("draft1", "welcome", 0, 70, 70, Status::Completed),
+        entry("draft2", "welcome", 0, 65, 65, Status::Completed),
+        // Two entries of `other` processed at the same time: the later event wins.
+        entry("o-b", "other", 1, 40, 38, Status::Completed),
+        entry("o-a", "other", 1, 40, 39, Status::Completed),
+        entry("live", "third", 1, 30, 30, Status::Waiting),
+    ]);
+    commit(
+        &store,
+        WriteBatch {
+            profiles: vec![ProfileWrite {
+                profile: profile("p1"),
+                aliases_changed: false,
+            }],
+            instances,
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let states = store
+        .profile_states(vec!["p1".into(), "p2".into()])
+        .await
+        .expect("states");
+    let last = &states["p1"].last_entered;
+    assert_eq!(last.len(), 4, "{last:?}");
+    assert_eq!(last["welcome"], (at(55), "late".to_string()));
+    assert_eq!(last["welcome\u{1f}test"], (at(70), "draft1".to_string()));
+    assert_eq!(last["other"], (at(39), "o-a".to_string()));
+    assert_eq!(last["third"], (at(30), "live".to_string()));
+    let live: Vec<&str> = states["p1"].live.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(live, ["live"]);
+    assert!(states["p2"].last_entered.is_empty());
+}
+
 pub(super) async fn live_instances_page_by_node_in_creation_order(store: Arc<dyn Store>) {
     let mut elsewhere = instance("i3", "welcome", "p3", Status::Waiting, Some(10));
     elsewhere.node = Some("send".into());

@@ -8,7 +8,10 @@ use rusqlite::Connection;
 /// messages providers accepted (new tables).
 /// 8: step groups hold an activation's event-less steps too (`no_event`) and omit a step's
 /// time when it is its row's: nothing to migrate, but an engine of 7 could not read them.
-pub const SCHEMA_VERSION: i64 = 8;
+/// 9: a profile's instances are indexed by journey, version and entry time
+/// (`instances_entries`, built at start from the instances) and its live ones apart
+/// (`instances_live_profile`): a batch's read no longer grows with profiles' histories.
+pub const SCHEMA_VERSION: i64 = 9;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -47,7 +50,14 @@ CREATE TABLE IF NOT EXISTS instances (
     end_reason  TEXT,
     data        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS instances_profile ON instances(profile_id, journey_id, entered_at);
+-- A profile's instances by journey, version and entry time (schema 9): a batch reads each
+-- profile's last entry in each journey version from this index's entries alone, then
+-- one row per version, however long the profile's history (`states.rs`).
+DROP INDEX IF EXISTS instances_profile;
+CREATE INDEX IF NOT EXISTS instances_entries ON instances(profile_id, journey_id, version, entered_at);
+-- A profile's live instances (schema 9): an instance created and ended in one commit
+-- never enters it, and the batch read does not visit the profile's ended ones.
+CREATE INDEX IF NOT EXISTS instances_live_profile ON instances(profile_id) WHERE status IN ('active', 'waiting');
 CREATE INDEX IF NOT EXISTS instances_due ON instances(wake_at, id) WHERE wake_at IS NOT NULL;
 DROP INDEX IF EXISTS instances_wake;
 CREATE INDEX IF NOT EXISTS instances_live ON instances(journey_id) WHERE status IN ('active', 'waiting');

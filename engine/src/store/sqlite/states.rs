@@ -79,42 +79,41 @@ fn load_chunk(
             Ok(())
         },
     )?;
-    each(
-        format!(
-            "SELECT {} FROM instances WHERE profile_id IN ({list}) \
-             AND status IN ('active', 'waiting') ORDER BY entered_at",
-            rows::INSTANCE_COLUMNS
-        ),
-        &mut |r| {
-            let inst = rows::instance(r)?;
-            if let Some(state) = out.get_mut(&inst.profile_id) {
-                state.live.push(inst);
-            }
-            Ok(())
-        },
-    )?;
-    // SQLite returns the other columns of the row that holds the MAX.
-    each(
-        format!(
-            "SELECT profile_id, journey_id, MAX(entered_at), id, \
-             json_extract(data, '$.entry_at'), MIN(version) FROM instances \
-             WHERE profile_id IN ({list}) GROUP BY profile_id, journey_id, version = 0"
-        ),
-        &mut |r| {
-            if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
-                // The entry's time (event time); `entered_at` for older instances.
-                let entry_at: Option<String> = r.get(4)?;
-                let at = match entry_at.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
-                    Some(t) => t,
-                    None => from_ts(r.get(2)?)?,
-                };
-                let journey: String = r.get(1)?;
-                let key = crate::journal::entry_key(&journey, r.get(5)?).into_owned();
-                state.last_entered.insert(key, (at, r.get(3)?));
-            }
-            Ok(())
-        },
-    )?;
+    each(live_sql(&list), &mut |r| {
+        let inst = rows::instance(r)?;
+        if let Some(state) = out.get_mut(&inst.profile_id) {
+            state.live.push(inst);
+        }
+        Ok(())
+    })?;
+    // (profile, entry key) → (`entered_at`, entry time, id) of the latest entry: the
+    // versions of a journey fold into one key (the draft into its own), and entries
+    // processed at the same time are told apart by their entry time, then their id.
+    let mut latest: HashMap<(String, String), (i64, jiff::Timestamp, String)> = HashMap::new();
+    each(last_entered_sql(&list), &mut |r| {
+        let entered: i64 = r.get(3)?;
+        // The entry's time (event time); `entered_at` for older instances.
+        let entry_at: Option<String> = r.get(5)?;
+        let at = match entry_at.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+            Some(t) => t,
+            None => from_ts(entered)?,
+        };
+        let journey: String = r.get(1)?;
+        let key = crate::journal::entry_key(&journey, r.get(2)?).into_owned();
+        let entry = (entered, at, r.get::<_, String>(4)?);
+        let slot = latest
+            .entry((r.get(0)?, key))
+            .or_insert_with(|| entry.clone());
+        if *slot < entry {
+            *slot = entry;
+        }
+        Ok(())
+    })?;
+    for ((profile, key), (_, at, id)) in latest {
+        if let Some(state) = out.get_mut(&profile) {
+            state.last_entered.insert(key, (at, id));
+        }
+    }
     each(
         format!(
             "SELECT profile_id, audience, since FROM audience_members WHERE profile_id IN ({list})"
@@ -138,6 +137,32 @@ fn load_chunk(
         },
     )?;
     Ok(())
+}
+
+/// A chunk's live instances, through the index of live instances only: ended ones are
+/// never visited.
+fn live_sql(list: &str) -> String {
+    format!(
+        "SELECT {} FROM instances INDEXED BY instances_live_profile \
+         WHERE profile_id IN ({list}) AND status IN ('active', 'waiting') ORDER BY entered_at",
+        rows::INSTANCE_COLUMNS
+    )
+}
+
+/// A chunk's last entry in each journey version: the grouping reads the index's entries
+/// only, then one row is visited per group, for its id and entry time, however many
+/// instances the profile had.
+fn last_entered_sql(list: &str) -> String {
+    format!(
+        "SELECT i.profile_id, i.journey_id, i.version, i.entered_at, i.id, \
+           json_extract(i.data, '$.entry_at') \
+         FROM (SELECT profile_id, journey_id, version, MAX(entered_at) AS at \
+               FROM instances INDEXED BY instances_entries WHERE profile_id IN ({list}) \
+               GROUP BY profile_id, journey_id, version) AS g \
+         JOIN instances AS i INDEXED BY instances_entries \
+           ON i.profile_id = g.profile_id AND i.journey_id = g.journey_id \
+          AND i.version = g.version AND i.entered_at = g.at"
+    )
 }
 
 #[async_trait]
@@ -254,5 +279,89 @@ impl PartitionStore for SqliteStore {
             .iter()
             .map(|t| serde_json::from_str(t).map_err(anyhow::Error::from))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query plan of `sql` with `?` for the list, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let steps = stmt
+            .query_map([Some("p1")], |r| r.get::<_, String>(3))
+            .expect("plan rows")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("plan rows");
+        steps.join("\n")
+    }
+
+    #[test]
+    fn the_batch_read_never_walks_a_profiles_ended_instances() {
+        let conn = Connection::open_in_memory().expect("db");
+        super::super::schema::migrate(&conn).expect("schema");
+        let live = plan(&conn, &live_sql("?"));
+        assert!(
+            live.contains("USING INDEX instances_live_profile"),
+            "{live}"
+        );
+        let last = plan(&conn, &last_entered_sql("?"));
+        // The grouping from the index's entries alone; the row of each group's latest
+        // entry found by the whole key.
+        assert!(
+            last.contains("USING COVERING INDEX instances_entries (profile_id=?)"),
+            "{last}"
+        );
+        assert!(
+            last.contains(
+                "USING INDEX instances_entries (profile_id=? AND journey_id=? AND version=? AND entered_at=?)"
+            ),
+            "{last}"
+        );
+        assert!(!last.contains("TEMP B-TREE"), "{last}");
+    }
+
+    #[test]
+    fn a_version_8_database_gains_the_entries_and_live_indexes() {
+        let conn = Connection::open_in_memory().expect("db");
+        super::super::schema::migrate(&conn).expect("schema");
+        // As schema 8 left it: the history index on (profile, journey, entry time) only.
+        conn.execute_batch(
+            "INSERT INTO instances (id, journey_id, version, profile_id, status, entered_at,
+                updated_at, deadline, data)
+             VALUES ('i1', 'j', 1, 'p', 'completed', 1, 1, 9, '{\"event\": {}}'),
+                    ('i2', 'j', 1, 'p', 'waiting', 2, 2, 9, '{\"event\": {}}'),
+                    ('t1', 'j', 0, 'p', 'completed', 3, 3, 9, '{\"event\": {}}');
+             DROP INDEX instances_entries;
+             DROP INDEX instances_live_profile;
+             CREATE INDEX instances_profile ON instances(profile_id, journey_id, entered_at);
+             PRAGMA user_version = 8;",
+        )
+        .expect("version 8");
+        super::super::schema::migrate(&conn).expect("migrate");
+        let index = |name: &str| {
+            conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")
+                .expect("query")
+                .exists([name])
+                .expect("index")
+        };
+        assert!(!index("instances_profile"));
+        assert!(index("instances_entries"));
+        assert!(index("instances_live_profile"));
+        let states = load(&conn, &["p".to_string()]).expect("load");
+        let state = &states["p"];
+        let live: Vec<&str> = state.live.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(live, ["i2"]);
+        assert_eq!(
+            state.last_entered["j"],
+            (from_ts(2).expect("ts"), "i2".to_string())
+        );
+        assert_eq!(
+            state.last_entered["j\u{1f}test"],
+            (from_ts(3).expect("ts"), "t1".to_string())
+        );
     }
 }
