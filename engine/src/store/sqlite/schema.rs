@@ -341,3 +341,11 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
+
+/// Whether the database has an index named `name` (for the migrations' tests).
+#[cfg(test)]
+pub(super) fn has_index(conn: &Connection, name: &str) -> bool {
+    conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")
+        .and_then(|mut q| q.exists([name]))
+        .expect("sqlite_master")
+}

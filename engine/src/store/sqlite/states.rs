@@ -342,12 +342,7 @@ mod tests {
         )
         .expect("version 8");
         super::super::schema::migrate(&conn).expect("migrate");
-        let index = |name: &str| {
-            conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")
-                .expect("query")
-                .exists([name])
-                .expect("index")
-        };
+        let index = |name: &str| super::super::schema::has_index(&conn, name);
         assert!(!index("instances_profile"));
         assert!(index("instances_entries"));
         assert!(index("instances_live_profile"));

@@ -315,12 +315,7 @@ mod tests {
         super::super::schema::migrate(&conn).unwrap();
         assert_eq!(select(&conn, Of::Event, "e").unwrap().len(), 2);
         assert!(select(&conn, Of::Event, "other").unwrap().is_empty());
-        let index = |name: &str| {
-            conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1")
-                .unwrap()
-                .exists([name])
-                .unwrap()
-        };
+        let index = |name: &str| super::super::schema::has_index(&conn, name);
         assert!(!index("step_groups_event"));
         assert!(index("step_groups_event_seq"));
     }
