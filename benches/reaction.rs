@@ -465,7 +465,7 @@ fn read_with_history(bencher: divan::Bencher) {
             assert!(states.values().all(|s| {
                 s.last_entered.len() == 1
                     && s.last_entered["waiting"]
-                        .1
+                        .id
                         .starts_with(&format!("i{:04}", HISTORY - 1))
             }));
         });

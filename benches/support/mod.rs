@@ -62,6 +62,7 @@ pub async fn open_with(
         db_path: path.to_path_buf(),
         store_wal_limit_bytes: env_usize("WAL_LIMIT", defaults.store_wal_limit_bytes),
         partition_lanes: env_usize("LANES", defaults.partition_lanes),
+        partition_cache_profiles: env_usize("STATE_CACHE", defaults.partition_cache_profiles),
         ..defaults
     };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);

@@ -89,6 +89,8 @@ struct Inner {
     partitions_unhealthy: Gauge,
     action_calls_in_flight: Gauge,
     action_calls_left_batch: Counter,
+    profile_states_cached: Counter,
+    profile_states_read: Counter,
 }
 
 impl Default for Metrics {
@@ -98,6 +100,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A batch took `cached` profile states from its partition's cache and read `read`
+    /// from the store.
+    pub fn profile_states(&self, cached: usize, read: usize) {
+        self.inner.profile_states_cached.inc_by(cached as u64);
+        self.inner.profile_states_read.inc_by(read as u64);
+    }
+
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn http_connection(&self, delta: i64) {
         self.inner.http_connections.inc_by(delta);
@@ -149,6 +158,8 @@ impl Metrics {
         let partitions_unhealthy = Gauge::default();
         let action_calls_in_flight = Gauge::default();
         let action_calls_left_batch = Counter::default();
+        let profile_states_cached = Counter::default();
+        let profile_states_read = Counter::default();
         registry.register(
             "events_accepted",
             "Events accepted (stored durably) by ingestion",
@@ -247,6 +258,17 @@ impl Metrics {
              partition's batch",
             action_calls_left_batch.clone(),
         );
+        registry.register(
+            "profile_states_cached",
+            "Profile states a partition batch took from its partition's cache \
+             (partition_cache_profiles) instead of reading them from the store",
+            profile_states_cached.clone(),
+        );
+        registry.register(
+            "profile_states_read",
+            "Profile states a partition batch read from the store",
+            profile_states_read.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -269,6 +291,8 @@ impl Metrics {
                 partitions_unhealthy,
                 action_calls_in_flight,
                 action_calls_left_batch,
+                profile_states_cached,
+                profile_states_read,
             }),
         }
     }

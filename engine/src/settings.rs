@@ -186,6 +186,17 @@ pub struct Settings {
     /// by `max_calls_in_flight` (and `plugins.max_concurrent_calls` bounds plugin calls
     /// in all).
     pub partition_lanes: usize,
+    /// Profiles whose committed state each partition keeps in memory (least recently
+    /// used first out), so that a batch reads from the store only the profiles it does
+    /// not hold; 0 (the default) keeps none. A state is kept for a profile seen twice
+    /// while its id is among the last this many. A partition is the only writer of its
+    /// profiles' states, so what it keeps is what the store holds. It pays where the
+    /// same profiles come back within seconds (sessions of events); where most profiles
+    /// come once (timers due after days, audience runs) it costs a few percent of the
+    /// rate, and a cached profile with a waiting instance takes about 4 KB
+    /// (docs/performance.md). `parcours_profile_states_cached_total` against
+    /// `parcours_profile_states_read_total` shows what it saves.
+    pub partition_cache_profiles: usize,
     /// Nodes an instance may pass in one activation (from an entry, a timer or an event
     /// to the next wait or reaction). Validation refuses a journey with a longer path
     /// without a pause, at the node where an instance would fail, naming this setting; at
@@ -371,6 +382,7 @@ impl Default for Settings {
             partitions: 8,
             partition_batch: 512,
             partition_lanes: 16,
+            partition_cache_profiles: 0,
             max_steps_per_activation: 200,
             timer_batch: 1_024,
             store_commit_batch: 2_048,

@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// Lanes of the local engine's partition batches (its default when absent).
     #[arg(long, env = "PARCOURS_PARTITION_LANES")]
     partition_lanes: Option<usize>,
+    /// Profile states each partition of the local engine keeps in memory (its default
+    /// when absent).
+    #[arg(long, env = "PARCOURS_PARTITION_CACHE_PROFILES")]
+    partition_cache_profiles: Option<usize>,
     /// An API token for the target (sent as `Authorization: Bearer`; the events need the
     /// `ingest` scope, the latency read from `/metrics` the `read` scope; an `admin` token
     /// does both).
@@ -552,6 +556,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if let Some(lanes) = args.partition_lanes {
         settings.partition_lanes = lanes;
+    }
+    if let Some(profiles) = args.partition_cache_profiles {
+        settings.partition_cache_profiles = profiles;
     }
     if let Some(ms) = args.action_wait_ms {
         settings.action_wait_ms = ms;

@@ -516,6 +516,20 @@ async fn metrics_expose_events_entries_transitions_actions_timers_and_commits() 
         "parcours_timer_lateness_seconds_count 2",
         "parcours_store_commit_seconds_count",
         "parcours_timers_pending 0",
+        // Each profile's event, then its timer: read both times (a state is kept for a
+        // profile seen a second time).
+        "parcours_profile_states_cached_total 0",
+        "parcours_profile_states_read_total 4",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    // A third batch for `a` takes its state from its partition's cache (64 in tests).
+    let e = t.event("e", "a", json!({"n": 2})).await;
+    t.processed(&e).await;
+    let text = metrics().await;
+    for needle in [
+        "parcours_profile_states_cached_total 1",
+        "parcours_profile_states_read_total 4",
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }

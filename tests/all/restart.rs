@@ -59,6 +59,9 @@ impl Server {
     pub fn spawn(mut command: Command) -> Server {
         let mut child = command
             .env("RUST_LOG", "info")
+            // A small cache of profile states: batches take some from it and read the
+            // others, and this debug build checks each one taken against the store.
+            .env("PARCOURS_PARTITION_CACHE_PROFILES", "64")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

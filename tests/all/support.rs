@@ -37,6 +37,10 @@ impl TestEngine {
         let mut settings = Settings {
             db_path: dir.path().join("test.db"),
             partitions: 2,
+            // A small cache of profile states (off by default): batches take some from
+            // it and read the others, and this debug build checks each one taken against
+            // the store's read.
+            partition_cache_profiles: 64,
             ..Settings::default()
         };
         settings.plugins.max_concurrent_calls = 16;

@@ -152,19 +152,55 @@ pub struct Transition {
 }
 
 /// What a partition needs to know about one profile to step its instances.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ProfileState {
     pub profile: Option<Profile>,
     /// Instances still active or waiting.
     pub live: Vec<Instance>,
-    /// For each journey the profile ever entered: the entry time of its latest entry
-    /// (event time for an entry by an event; see `InstanceData::entry_at`), and the id
-    /// of that latest instance.
-    pub last_entered: HashMap<String, (Timestamp, String)>,
+    /// For each journey the profile ever entered (by [`crate::journal::entry_key`]): its
+    /// latest entry.
+    pub last_entered: HashMap<String, LastEntry>,
     /// Audiences the profile belongs to, with the time it joined.
     pub audiences: BTreeMap<String, Timestamp>,
     /// Entries counted by capping rules (rule, time).
     pub capping: Vec<(String, Timestamp)>,
+}
+
+/// A profile's latest entry into a journey. Entries compare as the latest is chosen:
+/// by the time they were processed (`entered_at`, in the store's microseconds), then by
+/// their entry time, then by instance id, so that a batch's working set and a read of
+/// the store agree on which is the latest whatever the order they were admitted in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LastEntry {
+    /// When the entry was processed (the instance's `entered_at`), in microseconds.
+    pub entered_at: Timestamp,
+    /// The entry time: the event's time for an entry by an event (see
+    /// `InstanceData::entry_at`), re-entrance rules are judged by it.
+    pub at: Timestamp,
+    /// The instance it created.
+    pub id: String,
+}
+
+impl LastEntry {
+    pub fn new(entered_at: Timestamp, at: Timestamp, id: String) -> Self {
+        LastEntry {
+            entered_at: Timestamp::from_microsecond(entered_at.as_microsecond())
+                .unwrap_or(entered_at),
+            at,
+            id,
+        }
+    }
+
+    /// Records `entry` under `key` unless a later entry is there already.
+    pub fn record(latest: &mut HashMap<String, LastEntry>, key: String, entry: LastEntry) {
+        match latest.get_mut(&key) {
+            Some(slot) if *slot >= entry => {}
+            Some(slot) => *slot = entry,
+            None => {
+                latest.insert(key, entry);
+            }
+        }
+    }
 }
 
 /// An entry held while its journey was paused; it is tried again, in `seq` order, when
@@ -211,4 +247,35 @@ pub struct ProfileMerge {
     /// Its live instances, as they were when they were ended.
     #[serde(default)]
     pub instances: Vec<Instance>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_entry_is_the_same_whatever_the_order_it_was_recorded_in() {
+        let t = |s: i64| Timestamp::from_second(s).expect("a time");
+        let entries = [
+            LastEntry::new(t(10), t(9), "b".into()),
+            // Processed at the same time, with the same entry time: the larger id.
+            LastEntry::new(t(10), t(9), "c".into()),
+            LastEntry::new(t(10), t(8), "z".into()),
+            // Processed earlier, whatever its entry time.
+            LastEntry::new(t(5), t(20), "a".into()),
+        ];
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]] {
+            let mut latest = HashMap::new();
+            for i in order {
+                LastEntry::record(&mut latest, "j".into(), entries[i].clone());
+            }
+            assert_eq!(latest["j"], entries[1], "{order:?}");
+        }
+        // The processing time is kept in the store's microseconds.
+        let ns = Timestamp::from_nanosecond(1_000_000_001_999).expect("a time");
+        assert_eq!(
+            LastEntry::new(ns, ns, "x".into()).entered_at,
+            Timestamp::from_microsecond(1_000_000_001).expect("a time")
+        );
+    }
 }

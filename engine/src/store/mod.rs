@@ -26,8 +26,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 pub use batch::{
-    FeedbackCount, HeldEntry, Membership, ProfileMerge, ProfileState, ProfileWrite, Transition,
-    WriteBatch,
+    FeedbackCount, HeldEntry, LastEntry, Membership, ProfileMerge, ProfileState, ProfileWrite,
+    Transition, WriteBatch,
 };
 pub use records::{
     AudienceRecord, ConsentChange, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus,

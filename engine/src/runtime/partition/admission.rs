@@ -23,7 +23,7 @@ use crate::expr::time::add_span;
 use crate::expr::{CallInfo, EvalEnv, ScopeData};
 use crate::ids;
 use crate::journal::{Instance, InstanceData, Status, Step, StepStatus, entry_key};
-use crate::store::HeldEntry;
+use crate::store::{HeldEntry, LastEntry};
 
 /// What caused an entry: its id and its time (instance ids derive from both, so both
 /// must be the same when the trigger is replayed), the entry event as expressions see it,
@@ -131,7 +131,7 @@ impl Partition {
         );
         let key = entry_key(&journey.id, journey.version);
         let last = work.last_entered.get(key.as_ref());
-        if last.is_some_and(|(_, last_id)| *last_id == id) {
+        if last.is_some_and(|last| last.id == id) {
             return Err(Discard {
                 code: Code::Duplicate,
                 message: "the profile already entered for this trigger".into(),
@@ -144,7 +144,7 @@ impl Partition {
             .iter()
             .any(|i| i.journey_id == journey.id && i.status.is_live() && (i.version == 0) == draft);
         let entry_at = trigger.entry_time(now);
-        entry::check(journey, now, entry_at, live, last.map(|(at, _)| *at))?;
+        entry::check(journey, now, entry_at, live, last.map(|last| last.at))?;
         entry::check_capping(journey, &batch.audiences.capping, &work.capping, entry_at)?;
         let tz = instance_tz(journey, work.profile.timezone.as_deref());
         if let (Some(when), EntryKind::Event { .. }) = (&journey.entry.when, &journey.entry.kind) {
@@ -206,7 +206,11 @@ impl Partition {
                 ..Default::default()
             },
         };
-        work.last_entered.insert(key.into_owned(), (entry_at, id));
+        LastEntry::record(
+            &mut work.last_entered,
+            key.into_owned(),
+            LastEntry::new(now, entry_at, id),
+        );
         for rule_id in &journey.props.capping {
             work.capping.push((rule_id.clone(), entry_at));
             batch

@@ -3,7 +3,8 @@
 //! Owns what a batch knows of each profile it touches (state, instances, memberships,
 //! entry history), the writes it collects, and the commit that makes them durable in one
 //! store write with bounded retries (then the partition reports itself unhealthy). Reads
-//! every profile's state once per batch. Never decides what happens to an instance: the
+//! every profile's state once per batch (from the partition's cache when it holds it),
+//! and gives the cache the states a durable batch leaves. Never decides what happens to an instance: the
 //! other rooms do, and record their decisions here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -24,7 +25,7 @@ use crate::runtime::Msg;
 use crate::runtime::audiences::AudienceSet;
 use crate::runtime::journeys::JourneySet;
 use crate::runtime::profile_ops::ProfileView;
-use crate::store::{ProfileState, ProfileWrite, WriteBatch};
+use crate::store::{LastEntry, ProfileState, ProfileWrite, WriteBatch};
 
 /// The first wait before a failed commit or read is tried again; it doubles up to
 /// [`RETRY_MAX`].
@@ -46,8 +47,8 @@ pub(super) struct ProfileWork {
     pub(super) needs_eval: bool,
     /// Live instances, plus those created or ended in this batch.
     pub(super) instances: Vec<Instance>,
-    /// Journey id -> (time of the latest entry, id of that instance).
-    pub(super) last_entered: HashMap<String, (Timestamp, String)>,
+    /// Entry key (journey, draft apart) -> the latest entry.
+    pub(super) last_entered: HashMap<String, LastEntry>,
     /// Audience -> time the profile joined.
     pub(super) audiences: BTreeMap<String, Timestamp>,
     /// The audience names, shared with expressions (`in_audience`).
@@ -149,6 +150,8 @@ pub(super) struct Batch {
     pub(super) parked: Vec<Msg>,
     /// Profiles whose calls all answered in this batch: what they set aside goes on.
     pub(super) unparked: Vec<String>,
+    /// Profiles whose states came from the partition's cache (they go back to it).
+    pub(super) from_cache: HashSet<String>,
 }
 
 impl Batch {
@@ -168,6 +171,7 @@ impl Batch {
             parked_before: Arc::default(),
             parked: Vec::new(),
             unparked: Vec::new(),
+            from_cache: HashSet::new(),
         }
     }
 
@@ -204,6 +208,7 @@ impl Batch {
             parked_before: _,
             parked,
             unparked,
+            from_cache: _,
         } = lane;
         self.profiles.extend(profiles);
         self.dirty.extend(dirty);
@@ -224,7 +229,9 @@ impl Batch {
 }
 
 impl Partition {
-    pub(super) async fn commit(&self, mut batch: Batch) {
+    /// Makes the batch durable, then answers what waited for it and keeps its
+    /// profiles' states in the partition's cache.
+    pub(super) async fn commit(&mut self, mut batch: Batch) {
         for (profile_id, instance_id) in std::mem::take(&mut batch.dirty) {
             if let Some(inst) = batch
                 .profiles
@@ -242,6 +249,7 @@ impl Partition {
                 });
             }
         }
+        let unmodelled = super::cache::unmodelled(&batch.write);
         let write = Arc::new(std::mem::take(&mut batch.write));
         let mut delay = RETRY_FIRST;
         let mut failures = 0u32;
@@ -282,11 +290,15 @@ impl Partition {
         for reply in batch.replies {
             reply(&batch.profiles);
         }
+        self.cache
+            .keep(batch.profiles, &batch.from_cache, unmodelled);
         self.shared.commits.send_modify(|n| *n += 1);
     }
 
-    /// Reads the state of every profile the messages touch, in one store round trip.
-    pub(super) async fn preload(&self, batch: &mut Batch, msgs: &[Msg]) {
+    /// Takes the state of every profile the messages touch from the partition's cache,
+    /// and reads the others in one store round trip. In debug builds the cached ones are
+    /// read too, and must be what the store holds.
+    pub(super) async fn preload(&mut self, batch: &mut Batch, msgs: &[Msg]) {
         let mut ids: Vec<String> = msgs
             .iter()
             .map(|m| m.profile_id().to_string())
@@ -295,16 +307,49 @@ impl Partition {
         ids.sort_unstable();
         ids.dedup();
         let now = self.shared.clock.now();
-        match self.shared.store.profile_states(ids).await {
-            Ok(states) => {
-                for (id, state) in states {
-                    batch
-                        .profiles
-                        .insert(id.clone(), ProfileWork::new(&id, state, now));
-                }
-            }
+        let cached = self.cache.take(&ids);
+        batch.from_cache = cached.keys().cloned().collect();
+        self.shared
+            .metrics
+            .profile_states(cached.len(), ids.len() - cached.len());
+        let read: Vec<String> = if cfg!(debug_assertions) {
+            ids
+        } else {
+            ids.into_iter()
+                .filter(|id| !cached.contains_key(id))
+                .collect()
+        };
+        let stored = if read.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.shared.store.profile_states(read).await
+        };
+        let stored = match stored {
+            Ok(states) => states,
             // Each message loads its own profile then (and reports a lasting failure).
-            Err(e) => tracing::warn!(partition = self.index, error = %e, "batch read failed"),
+            Err(e) => {
+                tracing::warn!(partition = self.index, error = %e, "batch read failed");
+                HashMap::new()
+            }
+        };
+        let mut stored = stored;
+        for (id, state) in cached {
+            if let Some(read) = stored.remove(&id)
+                && let Some(diff) = super::cache::same_as_stored(&state, &read)
+            {
+                panic!(
+                    "partition {}: the cached state of profile {id:?} is not the store's: {diff}",
+                    self.index
+                );
+            }
+            batch
+                .profiles
+                .insert(id.clone(), ProfileWork::new(&id, state, now));
+        }
+        for (id, state) in stored {
+            batch
+                .profiles
+                .insert(id.clone(), ProfileWork::new(&id, state, now));
         }
     }
 
@@ -349,6 +394,7 @@ impl Partition {
         profile_id: &str,
     ) -> anyhow::Result<&'b mut ProfileWork> {
         if !batch.profiles.contains_key(profile_id) {
+            self.shared.metrics.profile_states(0, 1);
             let mut states = self.read_state(profile_id).await?;
             let state = states.remove(profile_id).unwrap_or_default();
             let now = self.shared.clock.now();

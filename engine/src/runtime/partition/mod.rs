@@ -1,7 +1,8 @@
 //! A partition: the single task that steps the instances of the profiles hashing to it.
 //!
 //! It takes every message waiting (up to `partition_batch`), handles each profile's
-//! messages in order against an in-memory working set loaded from the store (the batch's
+//! messages in order against an in-memory working set taken from its cache or loaded
+//! from the store (the batch's
 //! profiles spread over `partition_lanes` lanes that run concurrently, so that their
 //! action calls and reads overlap; a call slower than `action_wait_ms` leaves the batch,
 //! see [`crate::runtime::calls`]), commits everything the batch changed in one store
@@ -11,6 +12,7 @@
 //! idempotency keys.
 //!
 //! The loop lives here; its rooms are [`batch`] (the working set and the commit),
+//! [`cache`] (the profiles' committed states, so that a batch reads only the others),
 //! [`messages`] (one handler per message kind), [`profiles`] (profile writes, deletion
 //! and merges), [`membership`] (audience transitions and exit criteria), [`admission`]
 //! (whether a profile may enter, and its first node) and [`activation`] (the step
@@ -20,6 +22,7 @@
 mod activation;
 mod admission;
 mod batch;
+mod cache;
 mod entry;
 mod membership;
 mod messages;
@@ -35,10 +38,12 @@ use crate::expr::ExprEngine;
 use crate::runtime::{Msg, Shared};
 
 use batch::Batch;
+use cache::StateCache;
 
 pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) {
     shared.clone().spawn(async move {
         let exprs = shared.exprs();
+        let cache = StateCache::new(shared.settings.partition_cache_profiles);
         let mut partition = Partition {
             index,
             shared,
@@ -46,6 +51,7 @@ pub(super) fn spawn(index: usize, shared: Arc<Shared>, rx: mpsc::Receiver<Msg>) 
             spare: Vec::new(),
             parked: HashMap::new(),
             ready: VecDeque::new(),
+            cache,
         };
         partition.run(rx).await;
     });
@@ -63,6 +69,8 @@ struct Partition {
     parked: HashMap<String, VecDeque<Msg>>,
     /// Set-aside messages whose profile's calls answered: the next batch starts with them.
     ready: VecDeque<Msg>,
+    /// Its profiles' committed states (a lane's is empty: the batch loads for it).
+    cache: StateCache,
 }
 
 /// Spreads a batch's messages over at most `max` lanes: all the messages of one profile
@@ -193,6 +201,7 @@ impl Partition {
                 spare: Vec::new(),
                 parked: HashMap::new(),
                 ready: VecDeque::new(),
+                cache: StateCache::new(0),
             };
             async move {
                 for msg in msgs {

@@ -18,7 +18,7 @@ use crate::journal::{Step, StepStatus, entry_key};
 use crate::model::consent::{self, SUBSCRIPTIONS};
 use crate::model::merge_patch;
 use crate::runtime::profile_ops::{ProfileOp, ProfileReply};
-use crate::store::{ConsentChange, Transition};
+use crate::store::{ConsentChange, LastEntry, Transition};
 
 impl Partition {
     /// Applies a profile write; the answer waits for the commit (and the audience
@@ -310,7 +310,11 @@ impl Partition {
             inst.updated_at = now;
             let entry_at = inst.data.entry_at.unwrap_or(inst.entered_at);
             let key = entry_key(&inst.journey_id, inst.version).into_owned();
-            work.last_entered.insert(key, (entry_at, inst.id.clone()));
+            LastEntry::record(
+                &mut work.last_entered,
+                key,
+                LastEntry::new(inst.entered_at, entry_at, inst.id.clone()),
+            );
             batch.new_timer |= inst.wake_at.is_some();
             batch.write.steps.push(Step {
                 code: Some(Code::ProfileMerged.into()),

@@ -128,7 +128,8 @@ pub(super) async fn a_commit_reads_back_as_profile_state(store: Arc<dyn Store>) 
         state.live[0],
         instance("i1", "welcome", "p1", Status::Waiting, Some(60))
     );
-    assert_eq!(state.last_entered["welcome"], (at(1), "i1".to_string()));
+    let welcome = &state.last_entered["welcome"];
+    assert_eq!((welcome.at, welcome.id.as_str()), (at(1), "i1"));
     assert_eq!(state.audiences.get("vip"), Some(&at(1)));
     assert_eq!(
         state.capping,
@@ -259,9 +260,10 @@ pub(super) async fn an_ended_instance_is_no_longer_live(store: Arc<dyn Store>) {
         .await
         .expect("states");
     assert!(states["p1"].live.is_empty());
+    let welcome = &states["p1"].last_entered["welcome"];
     assert_eq!(
-        states["p1"].last_entered["welcome"],
-        (at(1), "i1".to_string()),
+        (welcome.at, welcome.id.as_str()),
+        (at(1), "i1"),
         "an ended entry still counts for re-entrance"
     );
     assert!(
@@ -327,12 +329,13 @@ pub(super) async fn the_last_entry_of_each_journey_is_read_whatever_the_history(
         .profile_states(vec!["p1".into(), "p2".into()])
         .await
         .expect("states");
-    let last = &states["p1"].last_entered;
-    assert_eq!(last.len(), 4, "{last:?}");
-    assert_eq!(last["welcome"], (at(55), "late".to_string()));
-    assert_eq!(last["welcome\u{1f}test"], (at(70), "draft1".to_string()));
-    assert_eq!(last["other"], (at(39), "o-a".to_string()));
-    assert_eq!(last["third"], (at(30), "live".to_string()));
+    let latest = &states["p1"].last_entered;
+    assert_eq!(latest.len(), 4, "{latest:?}");
+    let last = |key: &str| (latest[key].at, latest[key].id.as_str());
+    assert_eq!(last("welcome"), (at(55), "late"));
+    assert_eq!(last("welcome\u{1f}test"), (at(70), "draft1"));
+    assert_eq!(last("other"), (at(39), "o-a"));
+    assert_eq!(last("third"), (at(30), "live"));
     let live: Vec<&str> = states["p1"].live.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(live, ["live"]);
     assert!(states["p2"].last_entered.is_empty());

@@ -11,7 +11,7 @@ use rusqlite::{Connection, params_from_iter};
 use super::instances::upsert_instance;
 use super::rows::{self, from_ts};
 use super::{Faults, SqliteStore, audiences, counts, steps};
-use crate::store::ProfileState;
+use crate::store::{LastEntry, ProfileState};
 use crate::store::{PartitionStore, ProfileMerge, Result, WriteBatch};
 use async_trait::async_trait;
 use rusqlite::params;
@@ -86,10 +86,8 @@ fn load_chunk(
         }
         Ok(())
     })?;
-    // (profile, entry key) → (`entered_at`, entry time, id) of the latest entry: the
-    // versions of a journey fold into one key (the draft into its own), and entries
-    // processed at the same time are told apart by their entry time, then their id.
-    let mut latest: HashMap<(String, String), (i64, jiff::Timestamp, String)> = HashMap::new();
+    // The versions of a journey fold into one key (the draft into its own); the latest
+    // entry is chosen as `LastEntry` orders them.
     each(last_entered_sql(&list), &mut |r| {
         let entered: i64 = r.get(3)?;
         // The entry's time (event time); `entered_at` for older instances.
@@ -100,20 +98,12 @@ fn load_chunk(
         };
         let journey: String = r.get(1)?;
         let key = crate::journal::entry_key(&journey, r.get(2)?).into_owned();
-        let entry = (entered, at, r.get::<_, String>(4)?);
-        let slot = latest
-            .entry((r.get(0)?, key))
-            .or_insert_with(|| entry.clone());
-        if *slot < entry {
-            *slot = entry;
+        if let Some(state) = out.get_mut(&r.get::<_, String>(0)?) {
+            let entry = LastEntry::new(from_ts(entered)?, at, r.get(4)?);
+            LastEntry::record(&mut state.last_entered, key, entry);
         }
         Ok(())
     })?;
-    for ((profile, key), (_, at, id)) in latest {
-        if let Some(state) = out.get_mut(&profile) {
-            state.last_entered.insert(key, (at, id));
-        }
-    }
     each(
         format!(
             "SELECT profile_id, audience, since FROM audience_members WHERE profile_id IN ({list})"
@@ -350,12 +340,13 @@ mod tests {
         let state = &states["p"];
         let live: Vec<&str> = state.live.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(live, ["i2"]);
+        let last = |key: &str| {
+            let e = &state.last_entered[key];
+            (e.at, e.id.clone())
+        };
+        assert_eq!(last("j"), (from_ts(2).expect("ts"), "i2".to_string()));
         assert_eq!(
-            state.last_entered["j"],
-            (from_ts(2).expect("ts"), "i2".to_string())
-        );
-        assert_eq!(
-            state.last_entered["j\u{1f}test"],
+            last("j\u{1f}test"),
             (from_ts(3).expect("ts"), "t1".to_string())
         );
     }
