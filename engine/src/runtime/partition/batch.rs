@@ -4,8 +4,8 @@
 //! entry history), the writes it collects, and the commit that makes them durable in one
 //! store write with bounded retries (then the partition reports itself unhealthy). Reads
 //! every profile's state once per batch (from the partition's cache when it holds it),
-//! and gives the cache the states a durable batch leaves. Never decides what happens to an instance: the
-//! other rooms do, and record their decisions here.
+//! and gives the cache the states a durable batch leaves. Never decides what happens to
+//! an instance: the other rooms do, and record their decisions here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -324,7 +324,7 @@ impl Partition {
         } else {
             self.shared.store.profile_states(read).await
         };
-        let stored = match stored {
+        let mut stored = match stored {
             Ok(states) => states,
             // Each message loads its own profile then (and reports a lasting failure).
             Err(e) => {
@@ -332,7 +332,6 @@ impl Partition {
                 HashMap::new()
             }
         };
-        let mut stored = stored;
         for (id, state) in cached {
             if let Some(read) = stored.remove(&id)
                 && let Some(diff) = super::cache::same_as_stored(&state, &read)

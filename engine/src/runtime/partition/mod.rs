@@ -2,11 +2,11 @@
 //!
 //! It takes every message waiting (up to `partition_batch`), handles each profile's
 //! messages in order against an in-memory working set taken from its cache or loaded
-//! from the store (the batch's
-//! profiles spread over `partition_lanes` lanes that run concurrently, so that their
-//! action calls and reads overlap; a call slower than `action_wait_ms` leaves the batch,
-//! see [`crate::runtime::calls`]), commits everything the batch changed in one store
-//! write, and only then acknowledges timers and lets the next batch start.
+//! from the store (the batch's profiles spread over `partition_lanes` lanes that run
+//! concurrently, so that their action calls and reads overlap; a call slower than
+//! `action_wait_ms` leaves the batch, see [`crate::runtime::calls`]), commits everything
+//! the batch changed in one store write, and only then acknowledges timers and lets the
+//! next batch start.
 //! A crash before the commit loses nothing: the events are still unprocessed in the store
 //! and the timers still due, so both are handled again, with the same instance ids and
 //! idempotency keys.
