@@ -166,6 +166,11 @@ pub struct ProfileState {
     pub capping: Vec<(String, Timestamp)>,
 }
 
+/// A time as the store keeps it: cut to microseconds.
+pub fn stored_time(t: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
+
 /// A profile's latest entry into a journey. Entries compare as the latest is chosen:
 /// by the time they were processed (`entered_at`, in the store's microseconds), then by
 /// their entry time, then by instance id, so that a batch's working set and a read of
@@ -184,8 +189,7 @@ pub struct LastEntry {
 impl LastEntry {
     pub fn new(entered_at: Timestamp, at: Timestamp, id: String) -> Self {
         LastEntry {
-            entered_at: Timestamp::from_microsecond(entered_at.as_microsecond())
-                .unwrap_or(entered_at),
+            entered_at: stored_time(entered_at),
             at,
             id,
         }

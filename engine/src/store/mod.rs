@@ -27,7 +27,7 @@ use serde_json::Value;
 
 pub use batch::{
     FeedbackCount, HeldEntry, LastEntry, Membership, ProfileMerge, ProfileState, ProfileWrite,
-    Transition, WriteBatch,
+    Transition, WriteBatch, stored_time,
 };
 pub use records::{
     AudienceRecord, ConsentChange, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus,

@@ -25,7 +25,7 @@ use jiff::Timestamp;
 
 use super::batch::ProfileWork;
 use crate::journal::Instance;
-use crate::store::{ProfileState, WriteBatch};
+use crate::store::{ProfileState, WriteBatch, stored_time as stored};
 
 pub(super) struct StateCache {
     /// `None` when the cache is off.
@@ -88,11 +88,6 @@ pub(super) fn unmodelled(write: &WriteBatch) -> bool {
         || !write.profile_erasures.is_empty()
         || !write.merges.is_empty()
         || !write.merges_done.is_empty()
-}
-
-/// A timestamp as the store keeps it (microseconds).
-fn stored(t: Timestamp) -> Timestamp {
-    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
 }
 
 fn stored_instance(mut i: Instance) -> Instance {
@@ -160,25 +155,19 @@ pub(super) fn same_as_stored(cached: &ProfileState, read: &ProfileState) -> Opti
     if a == b {
         return None;
     }
-    let mut parts = Vec::new();
-    if a.profile != b.profile {
-        parts.push(format!("profile {:?} vs {:?}", a.profile, b.profile));
+    fn differs<T: PartialEq + std::fmt::Debug>(name: &str, a: &T, b: &T) -> Option<String> {
+        (a != b).then(|| format!("{name} {a:?} vs {b:?}"))
     }
-    if a.live != b.live {
-        parts.push(format!("live {:?} vs {:?}", a.live, b.live));
-    }
-    if a.last_entered != b.last_entered {
-        parts.push(format!(
-            "last_entered {:?} vs {:?}",
-            a.last_entered, b.last_entered
-        ));
-    }
-    if a.audiences != b.audiences {
-        parts.push(format!("audiences {:?} vs {:?}", a.audiences, b.audiences));
-    }
-    if a.capping != b.capping {
-        parts.push(format!("capping {:?} vs {:?}", a.capping, b.capping));
-    }
+    let parts: Vec<String> = [
+        differs("profile", &a.profile, &b.profile),
+        differs("live", &a.live, &b.live),
+        differs("last_entered", &a.last_entered, &b.last_entered),
+        differs("audiences", &a.audiences, &b.audiences),
+        differs("capping", &a.capping, &b.capping),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     Some(parts.join("; "))
 }
 
