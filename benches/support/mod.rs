@@ -18,6 +18,12 @@ use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
 use parcours_engine::{Clock, Engine, Settings};
 
+/// The allocator `parcours` runs with (src/main.rs), so that the in-process benchmarks
+/// measure what the command does.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A count from the environment variable `name`, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
