@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 
 use jiff::{SignedDuration, Span};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{Cx, NodeRef, Outcome, StepCx};
 use crate::actions::{ActionCall, CallDone, CallRequest};
@@ -195,30 +195,45 @@ impl CallPolicy {
             result,
             elapsed,
         } = done;
-        let attempt = call.attempt;
+        let ActionCall {
+            attempt,
+            idempotency_key,
+            params,
+            ..
+        } = call;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
         cx.metrics.action(pinned, outcome, elapsed.as_secs_f64());
+        // The step's detail takes the call's key and parameters as they are (a `json!`
+        // of a `Value` would copy it through its serializer).
         let detail = |outcome: Value| {
-            json!({
-                "action": name,
-                "duration_ms": elapsed.as_secs_f64() * 1000.0,
-                "attempt": attempt,
-                "idempotency_key": call.idempotency_key,
-                "params": call.params,
-                "outcome": outcome,
-            })
+            let mut d = Map::with_capacity(6);
+            d.insert("action".into(), Value::from(name));
+            d.insert(
+                "duration_ms".into(),
+                Value::from(elapsed.as_secs_f64() * 1000.0),
+            );
+            d.insert("attempt".into(), Value::from(attempt));
+            d.insert(
+                "idempotency_key".into(),
+                Value::from(idempotency_key.as_str()),
+            );
+            d.insert("params".into(), params);
+            d.insert("outcome".into(), outcome);
+            Value::Object(d)
         };
         match result {
             Ok(value) => {
+                let mut answer = Map::with_capacity(1);
+                answer.insert("result".into(), value.clone());
                 cx.instance
                     .data
                     .actions
-                    .insert(cx.node_id.to_string(), value.clone());
+                    .insert(cx.node_id.to_string(), value);
                 cx.instance.data.attempt = 0;
-                Outcome::goto(self.next).with_detail(detail(json!({"result": value})))
+                Outcome::goto(self.next).with_detail(detail(Value::Object(answer)))
             }
             // Declined on purpose (an address on the suppression list): not a failure,
             // the instance goes on and the step says why.
@@ -229,7 +244,7 @@ impl CallPolicy {
                 ))
             }
             Err(err) if err.is_retryable() && attempt < self.max_attempts => {
-                let backoff = self.backoff_before(attempt + 1, &call.idempotency_key, cx);
+                let backoff = self.backoff_before(attempt + 1, &idempotency_key, cx);
                 let mut wake_at = cx.now.checked_add(backoff).unwrap_or(cx.now);
                 let mut error = json!({"code": err.code(), "message": err.to_string()});
                 if let Some(asked) = err.retry_after() {

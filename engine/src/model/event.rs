@@ -60,12 +60,13 @@ pub struct Event {
 impl Event {
     /// The event as expressions see it (`event.type`, `event.data.amount`, ...).
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "type": self.event_type,
-            "profile_id": self.profile_id,
-            "timestamp": self.timestamp.to_string(),
-            "data": self.data,
-        })
+        // Built by hand: `json!` would copy `data` through its serializer.
+        let mut doc = serde_json::Map::with_capacity(5);
+        doc.insert("id".into(), Value::from(self.id.as_str()));
+        doc.insert("type".into(), Value::from(self.event_type.as_str()));
+        doc.insert("profile_id".into(), Value::from(self.profile_id.as_str()));
+        doc.insert("timestamp".into(), Value::from(self.timestamp.to_string()));
+        doc.insert("data".into(), self.data.clone());
+        Value::Object(doc)
     }
 }

@@ -232,14 +232,22 @@ impl Partition {
     /// Makes the batch durable, then answers what waited for it and keeps its
     /// profiles' states in the partition's cache.
     pub(super) async fn commit(&mut self, mut batch: Batch) {
+        // An instance that ended in this batch leaves the working set for the write:
+        // nothing after the commit reads it (the cache keeps live instances only, the
+        // replies read profiles), so it is moved rather than copied.
         for (profile_id, instance_id) in std::mem::take(&mut batch.dirty) {
-            if let Some(inst) = batch
-                .profiles
-                .get(&profile_id)
-                .and_then(|p| p.instances.iter().find(|i| i.id == instance_id))
-            {
-                batch.write.instances.push(inst.clone());
-            }
+            let Some(work) = batch.profiles.get_mut(&profile_id) else {
+                continue;
+            };
+            let Some(pos) = work.instances.iter().position(|i| i.id == instance_id) else {
+                continue;
+            };
+            let inst = if work.instances[pos].status.is_live() {
+                work.instances[pos].clone()
+            } else {
+                work.instances.remove(pos)
+            };
+            batch.write.instances.push(inst);
         }
         for work in batch.profiles.values() {
             if work.dirty && work.exists {

@@ -9,6 +9,8 @@
 //! name it. A step's time is kept only when it differs from the row's (the steps of
 //! an activation share one).
 
+use std::borrow::Cow;
+
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,11 +33,12 @@ pub struct GroupRow {
     steps: String,
 }
 
-/// What a step keeps in its group (the key columns live on the row).
+/// What a step keeps in its group (the key columns live on the row). Written from the
+/// batch's steps by reference (nothing is copied to serialize them), read back owned.
 #[derive(Serialize, Deserialize)]
-struct Item {
-    node: String,
-    kind: String,
+struct Item<'a> {
+    node: Cow<'a, str>,
+    kind: Cow<'a, str>,
     status: StepStatus,
     /// Microseconds since the Unix epoch; absent when the same as the row's `at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,11 +47,11 @@ struct Item {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     no_event: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    code: Option<String>,
+    code: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
+    message: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    detail: Option<Value>,
+    detail: Option<Cow<'a, Value>>,
 }
 
 /// Groups consecutive steps with the same instance, event, journey version and profile.
@@ -65,14 +68,14 @@ pub fn group(steps: &[Step]) -> Vec<GroupRow> {
         let items: Vec<Item> = steps[start..end]
             .iter()
             .map(|s| Item {
-                node: s.node.clone(),
-                kind: s.kind.clone(),
+                node: Cow::Borrowed(&s.node),
+                kind: Cow::Borrowed(&s.kind),
                 status: s.status,
                 at: Some(ts(s.at)).filter(|t| *t != at),
                 no_event: first.event_id.is_some() && s.event_id.is_none(),
-                code: s.code.clone(),
-                message: s.message.clone(),
-                detail: s.detail.clone(),
+                code: s.code.as_deref().map(Cow::Borrowed),
+                message: s.message.as_deref().map(Cow::Borrowed),
+                detail: s.detail.as_ref().map(Cow::Borrowed),
             })
             .collect();
         out.push(GroupRow {
@@ -156,13 +159,13 @@ pub fn select(conn: &Connection, of: Of, key: &str) -> rusqlite::Result<Vec<Step
                 version: r.get(3)?,
                 profile_id: r.get(4)?,
                 event_id: if item.no_event { None } else { r.get(5)? },
-                node: item.node,
-                kind: item.kind,
+                node: item.node.into_owned(),
+                kind: item.kind.into_owned(),
                 status: item.status,
                 at: from_ts(item.at.unwrap_or(row_at))?,
-                code: item.code,
-                message: item.message,
-                detail: item.detail,
+                code: item.code.map(Cow::into_owned),
+                message: item.message.map(Cow::into_owned),
+                detail: item.detail.map(Cow::into_owned),
             });
         }
     }
