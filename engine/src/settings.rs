@@ -288,6 +288,13 @@ pub struct Settings {
     /// Days a profile's sent messages are counted (kept with the profile for frequency
     /// caps) when no cap looks further back; older counts are deleted as new ones come.
     pub message_count_days: u32,
+    /// Days beyond a capping rule's period that a profile's counted journey entries are
+    /// kept: an event arriving up to this late is still judged against every entry
+    /// within its period, and a rule's period lengthened by up to this much still
+    /// counts the entries before the change. Older counts of a rule are deleted in the
+    /// commit of the profile's next entry it counts, so a profile keeps a bounded number
+    /// of them.
+    pub capping_count_days: u32,
     /// Click tracking: the `http(s)` links of an email's HTML part lead through the
     /// engine (`{public_url}/r/{token}`), which records `message.clicked` and redirects.
     /// Off by default; the unsubscribe link and the text part are never rewritten.
@@ -409,6 +416,7 @@ impl Default for Settings {
             quiet_hours: std::collections::BTreeMap::new(),
             frequency_caps: Vec::new(),
             message_count_days: 31,
+            capping_count_days: 31,
             click_tracking: false,
             email_provider: "outbox".into(),
             sms_provider: "outbox".into(),

@@ -166,3 +166,49 @@ async fn reentrance_and_capping_count_in_event_time() {
     assert_eq!(send("bob", "promo", ago(12)).await, refused("CAPPED"));
     assert_eq!(send("bob", "promo", ago(48)).await, entered);
 }
+
+/// A profile's capping counts stay bounded: counts that no entry up to
+/// `capping_count_days` late could find within its period are deleted in the commit of
+/// the next counted entry, and the counts kept still refuse a late event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capping_counts_no_late_entry_could_find_are_deleted() {
+    let t = TestEngine::start_with(|s| s.capping_count_days = 2).await;
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/capping-rules/daily",
+            &json!({"max": 1, "period": "P1D"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    t.publish("daily", "entry: {type: event, event: promo}\nstart: a\nnodes:\n  a: {type: end}\nproperties: {reentrance: {mode: always}, capping: [daily]}\n").await;
+    let t = &t;
+    let send = |at: jiff::Timestamp| async move {
+        let body = json!({"type": "promo", "profile_id": "cal", "timestamp": at.to_string()});
+        let (status, answer) = t.post_json("/v1/events", &body).await;
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["events"][0]["id"].as_str().unwrap().to_string();
+        let event = t.processed(&id).await;
+        event["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["node"] == "entry").cloned())
+            .map(|s| s["code"].as_str().unwrap_or("entered").to_string())
+            .expect("an entry step")
+    };
+    let first = t.now();
+    assert_eq!(send(first).await, "entered");
+    // Ten days on, the next entry's commit deletes the first count: it lies more than
+    // the period before anything up to 2 days late.
+    t.advance(Span::new().hours(24 * 10));
+    let now = t.now();
+    assert_eq!(send(now).await, "entered");
+    // Half a day late: the count kept from `now` refuses it.
+    let half_a_day = Span::new().hours(12);
+    assert_eq!(send(now.checked_sub(half_a_day).unwrap()).await, "CAPPED");
+    // Ten days late, an hour after the first entry: that count is gone, and the entry
+    // is let in (with the count, it would have been refused).
+    assert_eq!(
+        send(first.checked_add(Span::new().hours(1)).unwrap()).await,
+        "entered"
+    );
+}

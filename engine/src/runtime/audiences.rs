@@ -46,6 +46,17 @@ impl CappingRule {
             .count();
         near < self.max as usize
     }
+
+    /// The oldest counted entry still kept at `now`: one that an entry up to
+    /// `late_days` late (in entry time) may still find within its period. Older ones
+    /// can be deleted.
+    pub fn kept_since(&self, now: Timestamp, late_days: u32) -> Timestamp {
+        let late = jiff::SignedDuration::from_hours(24 * i64::from(late_days));
+        now.checked_sub(late)
+            .ok()
+            .and_then(|t| add_span(t, self.period.negate(), &jiff::tz::TimeZone::UTC).ok())
+            .unwrap_or(Timestamp::MIN)
+    }
 }
 
 /// A consistent view of every audience and capping rule.
@@ -109,5 +120,25 @@ mod tests {
         let recent: Timestamp = "2026-03-09T00:00:00Z".parse().unwrap();
         assert!(rule.allows([old, old, recent].into_iter(), now));
         assert!(!rule.allows([recent, recent].into_iter(), now));
+    }
+
+    #[test]
+    fn counts_are_kept_for_the_period_before_the_latest_late_entry() {
+        let rule = CappingRule {
+            max: 1,
+            period: Span::new().months(1),
+        };
+        let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
+        // 2 days late at most: 2026-03-08T12:00Z, and a calendar month before it.
+        let since: Timestamp = "2026-02-08T12:00:00Z".parse().unwrap();
+        assert_eq!(rule.kept_since(now, 2), since);
+        // An entry at the edge of what is kept still counts for the latest late entry.
+        let latest_late: Timestamp = "2026-03-08T12:00:00Z".parse().unwrap();
+        let kept = since
+            .checked_add(jiff::SignedDuration::from_secs(1))
+            .unwrap();
+        assert!(!rule.allows([kept].into_iter(), latest_late));
+        // One before it no longer could.
+        assert!(rule.allows([since].into_iter(), latest_late));
     }
 }

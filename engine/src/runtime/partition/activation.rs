@@ -297,19 +297,10 @@ impl Partition {
                 && let Some(work) = batch.profiles.get_mut(&profile_id)
             {
                 // Counts no cap reads any more go as new ones come.
-                let before = now
+                let since = now
                     .checked_sub(self.shared.messaging.count_reach(&key))
                     .unwrap_or(Timestamp::MIN);
-                let expired = work.capping.len();
-                work.capping.retain(|(k, at)| *k != key || *at >= before);
-                if work.capping.len() < expired {
-                    batch
-                        .write
-                        .capping_expired
-                        .push((profile_id.clone(), key.clone(), before));
-                }
-                work.capping.push((key.clone(), now));
-                batch.write.capping.push((profile_id.clone(), key, now));
+                work.count(&mut batch.write, key, since, now);
             }
             tracing::debug!(node = %node.id, kind = node.kind.name(), status = status.as_str(), code = code.map(Code::as_str), "step");
             batch.write.steps.push(Step {

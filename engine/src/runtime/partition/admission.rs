@@ -211,12 +211,16 @@ impl Partition {
             key.into_owned(),
             LastEntry::new(now, entry_at, id),
         );
+        // Counted in entry time; counts no entry up to `capping_count_days` late would
+        // find any more go as new ones come (a rule that no longer exists keeps them).
+        let late_days = self.shared.settings.capping_count_days;
         for rule_id in &journey.props.capping {
-            work.capping.push((rule_id.clone(), entry_at));
-            batch
-                .write
+            let since = batch
+                .audiences
                 .capping
-                .push((trigger.profile_id.to_string(), rule_id.clone(), entry_at));
+                .get(rule_id)
+                .map_or(Timestamp::MIN, |rule| rule.kept_since(now, late_days));
+            work.count(&mut batch.write, rule_id.clone(), since, entry_at);
         }
         batch.write.steps.push(Step {
             event_id: trigger.event_id.map(str::to_string),

@@ -58,6 +58,28 @@ pub(super) struct ProfileWork {
 }
 
 impl ProfileWork {
+    /// Counts an entry or a send under `key` (a capping rule, a frequency cap's
+    /// channel and category) at `at`, after dropping the profile's counts under `key`
+    /// older than `since` (nothing reads them any more); both go to `write`, so the
+    /// store keeps what this state holds.
+    pub(super) fn count(
+        &mut self,
+        write: &mut WriteBatch,
+        key: String,
+        since: Timestamp,
+        at: Timestamp,
+    ) {
+        let counted = self.capping.len();
+        self.capping.retain(|(k, t)| *k != key || *t >= since);
+        if self.capping.len() < counted {
+            write
+                .capping_expired
+                .push((self.profile.id.clone(), key.clone(), since));
+        }
+        self.capping.push((key.clone(), at));
+        write.capping.push((self.profile.id.clone(), key, at));
+    }
+
     pub(super) fn new(profile_id: &str, state: ProfileState, now: Timestamp) -> Self {
         let exists = state.profile.is_some();
         let profile = state.profile.unwrap_or_else(|| Profile {
