@@ -108,6 +108,36 @@ async fn a_profile_keeps_its_split_branch_on_reentry() {
     }
 }
 
+/// Posts `event` and answers its entry step's status and code once it is processed.
+async fn entry_of(
+    t: &TestEngine,
+    event: serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    let (status, answer) = t.post_json("/v1/events", &event).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["events"][0]["id"].as_str().unwrap().to_string();
+    let event = t.processed(&id).await;
+    event["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["node"] == "entry").cloned())
+        .map(|s| (s["status"].clone(), s["code"].clone()))
+        .expect("an entry step")
+}
+
+/// The capping rule `daily` (one entry a day) and the journey `daily` it caps, entered
+/// by `promo` events.
+async fn publish_daily_promo(t: &TestEngine) {
+    let (status, body) = t
+        .post_or_put(
+            reqwest::Method::PUT,
+            "/v1/capping-rules/daily",
+            &json!({"max": 1, "period": "P1D"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    t.publish("daily", "entry: {type: event, event: promo}\nstart: a\nnodes:\n  a: {type: end}\nproperties: {reentrance: {mode: always}, capping: [daily]}\n").await;
+}
+
 /// Re-entrance periods and capping windows count in event time: a late event is judged
 /// by when it happened, not by when it arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,18 +151,10 @@ async fn reentrance_and_capping_count_in_event_time() {
     };
     let t = &t;
     let send = |profile: &str, journey_event: &str, at: String| {
-        let body = json!({"type": journey_event, "profile_id": profile, "timestamp": at});
-        async move {
-            let (status, answer) = t.post_json("/v1/events", &body).await;
-            assert_eq!(status, 202, "{answer}");
-            let id = answer["events"][0]["id"].as_str().unwrap().to_string();
-            let event = t.processed(&id).await;
-            event["steps"]
-                .as_array()
-                .and_then(|s| s.iter().find(|s| s["node"] == "entry").cloned())
-                .map(|s| (s["status"].clone(), s["code"].clone()))
-                .expect("an entry step")
-        }
+        entry_of(
+            t,
+            json!({"type": journey_event, "profile_id": profile, "timestamp": at}),
+        )
     };
     let entered = (json!("entered"), serde_json::Value::Null);
     let refused = |code: &str| (json!("discarded"), json!(code));
@@ -153,15 +175,7 @@ async fn reentrance_and_capping_count_in_event_time() {
     assert_eq!(send("ann", "visit", ago(2)).await, entered);
 
     // At most one entry a day by a capping rule.
-    let (status, body) = t
-        .post_or_put(
-            reqwest::Method::PUT,
-            "/v1/capping-rules/daily",
-            &json!({"max": 1, "period": "P1D"}),
-        )
-        .await;
-    assert!(status == 200 || status == 201, "{body}");
-    t.publish("daily", "entry: {type: event, event: promo}\nstart: a\nnodes:\n  a: {type: end}\nproperties: {reentrance: {mode: always}, capping: [daily]}\n").await;
+    publish_daily_promo(t).await;
     assert_eq!(send("bob", "promo", now.to_string()).await, entered);
     assert_eq!(send("bob", "promo", ago(12)).await, refused("CAPPED"));
     assert_eq!(send("bob", "promo", ago(48)).await, entered);
@@ -173,27 +187,15 @@ async fn reentrance_and_capping_count_in_event_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capping_counts_no_late_entry_could_find_are_deleted() {
     let t = TestEngine::start_with(|s| s.capping_count_days = 2).await;
-    let (status, body) = t
-        .post_or_put(
-            reqwest::Method::PUT,
-            "/v1/capping-rules/daily",
-            &json!({"max": 1, "period": "P1D"}),
-        )
-        .await;
-    assert!(status == 200 || status == 201, "{body}");
-    t.publish("daily", "entry: {type: event, event: promo}\nstart: a\nnodes:\n  a: {type: end}\nproperties: {reentrance: {mode: always}, capping: [daily]}\n").await;
+    publish_daily_promo(&t).await;
     let t = &t;
     let send = |at: jiff::Timestamp| async move {
-        let body = json!({"type": "promo", "profile_id": "cal", "timestamp": at.to_string()});
-        let (status, answer) = t.post_json("/v1/events", &body).await;
-        assert_eq!(status, 202, "{answer}");
-        let id = answer["events"][0]["id"].as_str().unwrap().to_string();
-        let event = t.processed(&id).await;
-        event["steps"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["node"] == "entry").cloned())
-            .map(|s| s["code"].as_str().unwrap_or("entered").to_string())
-            .expect("an entry step")
+        let (_, code) = entry_of(
+            t,
+            json!({"type": "promo", "profile_id": "cal", "timestamp": at.to_string()}),
+        )
+        .await;
+        code.as_str().unwrap_or("entered").to_string()
     };
     let first = t.now();
     assert_eq!(send(first).await, "entered");
