@@ -138,7 +138,7 @@ mod tests {
             .checked_add(jiff::SignedDuration::from_secs(1))
             .unwrap();
         assert!(!rule.allows([kept].into_iter(), latest_late));
-        // One before it no longer could.
+        // The cutoff itself no longer counts for it (kept all the same, harmlessly).
         assert!(rule.allows([since].into_iter(), latest_late));
     }
 }
