@@ -54,7 +54,8 @@ pub use self::templates::{Preview, TemplateError};
 
 /// Messages a partition handles, in order.
 pub(crate) enum Msg {
-    Event(Event),
+    /// An accepted event and its place in the store's order (`seq`).
+    Event(i64, Event),
     Timer(DueTimer, oneshot::Sender<()>),
     Profile(ProfileOp, oneshot::Sender<ProfileReply>),
     Enter(EnterRequest, oneshot::Sender<EnterReply>),
@@ -311,21 +312,21 @@ impl Runtime {
     /// whether it was new; once it answers, every event is durable.
     pub async fn accept(&self, events: Vec<Event>) -> anyhow::Result<Vec<bool>> {
         let fresh = self.shared.store.ingest(&events).await?;
-        let new: Vec<Event> = events
+        let new: Vec<(i64, Event)> = events
             .into_iter()
             .zip(&fresh)
-            .filter_map(|(e, is_new)| is_new.then_some(e))
+            .filter_map(|(e, seq)| seq.map(|seq| (seq, e)))
             .collect();
         self.shared
             .metrics
             .events(new.len(), fresh.len().saturating_sub(new.len()));
         self.dispatch(new).await?;
-        Ok(fresh)
+        Ok(fresh.iter().map(Option::is_some).collect())
     }
 
     /// Hands accepted (durable) events to their partitions, in order: one hand-over per
     /// partition for the whole request (see [`Shared::send_all`]).
-    async fn dispatch(&self, events: Vec<Event>) -> anyhow::Result<()> {
+    async fn dispatch(&self, events: Vec<(i64, Event)>) -> anyhow::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let waiting = &self.shared.dispatching;
         let total = events.len();
@@ -333,10 +334,16 @@ impl Runtime {
         let mut left = total;
         let sent = self
             .shared
-            .send_all(events.into_iter().map(Msg::Event).collect(), |n| {
-                waiting.fetch_sub(n, Relaxed);
-                left -= n;
-            })
+            .send_all(
+                events
+                    .into_iter()
+                    .map(|(seq, e)| Msg::Event(seq, e))
+                    .collect(),
+                |n| {
+                    waiting.fetch_sub(n, Relaxed);
+                    left -= n;
+                },
+            )
             .await;
         if sent.is_err() {
             waiting.fetch_sub(left, Relaxed);
@@ -367,8 +374,7 @@ impl Runtime {
             let Some((last, _)) = batch.last() else { break };
             after = *last;
             count += batch.len();
-            self.dispatch(batch.into_iter().map(|(_, e)| e).collect())
-                .await?;
+            self.dispatch(batch).await?;
         }
         if count > 0 {
             tracing::info!(

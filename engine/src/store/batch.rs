@@ -18,7 +18,7 @@ use crate::store::ConsentChange;
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     /// Events whose processing this batch completes.
-    pub processed_events: Vec<String>,
+    pub processed_events: Vec<ProcessedEvent>,
     /// Profiles to insert or replace (attributes, zone), in their final state.
     pub profiles: Vec<ProfileWrite>,
     /// Profiles to delete (with their aliases and memberships).
@@ -54,6 +54,15 @@ pub struct WriteBatch {
     /// Delivery feedback the batch's events carried, counted for their message nodes'
     /// reports.
     pub feedback: Vec<FeedbackCount>,
+}
+
+/// An event a batch processed: its id and its place in the store's order (the `seq`
+/// that ingest gave it), by which the store marks it and finds it for the batch's steps
+/// without looking its id up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedEvent {
+    pub seq: i64,
+    pub id: String,
 }
 
 /// One piece of delivery feedback about a message a node sent.

@@ -26,8 +26,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 pub use batch::{
-    FeedbackCount, HeldEntry, LastEntry, Membership, ProfileMerge, ProfileState, ProfileWrite,
-    Transition, WriteBatch, stored_time,
+    FeedbackCount, HeldEntry, LastEntry, Membership, ProcessedEvent, ProfileMerge, ProfileState,
+    ProfileWrite, Transition, WriteBatch, stored_time,
 };
 pub use records::{
     AudienceRecord, ConsentChange, Conversion, DueTimer, EventRecord, JourneyRecord, JourneyStatus,
@@ -80,9 +80,10 @@ impl<T> Store for T where
 /// Accepted events: stored once each, read back in arrival order.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Stores new events; returns, for each, whether it was new (false: a repeat of an id
-    /// already stored, which is not processed again).
-    async fn ingest(&self, events: &[Event]) -> Result<Vec<bool>>;
+    /// Stores new events; returns, for each, its place in the store's order (`seq`,
+    /// rising) if it was new, `None` for a repeat of an id already stored (which is not
+    /// processed again).
+    async fn ingest(&self, events: &[Event]) -> Result<Vec<Option<i64>>>;
     /// Events not yet processed, oldest first, after sequence `after`.
     async fn unprocessed_events(&self, after: i64, limit: usize) -> Result<Vec<(i64, Event)>>;
     async fn get_event(&self, id: &str) -> Result<Option<EventRecord>>;

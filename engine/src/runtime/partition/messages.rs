@@ -23,10 +23,15 @@ use crate::model::Event;
 use crate::runtime::calls::Called;
 use crate::runtime::matching;
 use crate::runtime::profile_ops::{EnterReply, EnterRequest};
-use crate::store::{DueTimer, HeldEntry, JourneyStatus};
+use crate::store::{DueTimer, HeldEntry, JourneyStatus, ProcessedEvent};
 
 impl Partition {
-    pub(super) async fn on_event(&mut self, batch: &mut Batch, event: Event) -> anyhow::Result<()> {
+    pub(super) async fn on_event(
+        &mut self,
+        batch: &mut Batch,
+        seq: i64,
+        event: Event,
+    ) -> anyhow::Result<()> {
         let now = self.shared.clock.now();
         self.load(batch, &event.profile_id)
             .await?
@@ -75,7 +80,10 @@ impl Partition {
         }
 
         batch.received.push(event.received_at);
-        batch.write.processed_events.push(event.id);
+        batch
+            .write
+            .processed_events
+            .push(ProcessedEvent { seq, id: event.id });
         Ok(())
     }
 

@@ -94,7 +94,7 @@ fn lanes(msgs: impl Iterator<Item = Msg>, max: usize) -> Vec<Vec<Msg>> {
 impl Msg {
     fn kind(&self) -> &'static str {
         match self {
-            Msg::Event(_) => "event",
+            Msg::Event(..) => "event",
             Msg::Timer(..) => "timer",
             Msg::Profile(..) => "profile",
             Msg::Enter(..) => "enter",
@@ -109,12 +109,12 @@ impl Msg {
     /// start or move instances (an event, an entry request, a released entry). Timers,
     /// profile writes, end requests and answers do not wait.
     fn waits_for_calls(&self) -> bool {
-        matches!(self, Msg::Event(_) | Msg::Enter(..) | Msg::Release(..))
+        matches!(self, Msg::Event(..) | Msg::Enter(..) | Msg::Release(..))
     }
 
     pub(super) fn profile_id(&self) -> &str {
         match self {
-            Msg::Event(e) => &e.profile_id,
+            Msg::Event(_, e) => &e.profile_id,
             Msg::Timer(t, _) => &t.profile_id,
             Msg::Profile(op, _) => op.profile_id(),
             Msg::Enter(r, _) => &r.profile_id,
@@ -241,7 +241,7 @@ impl Partition {
         );
         let result = async {
             match msg {
-                Msg::Event(event) => self.on_event(batch, event).await,
+                Msg::Event(seq, event) => self.on_event(batch, seq, event).await,
                 Msg::Timer(timer, ack) => {
                     batch.acks.push(ack);
                     self.on_timer(batch, timer).await
@@ -279,14 +279,15 @@ mod tests {
     use serde_json::Value;
 
     fn event(id: &str, profile: &str) -> Msg {
-        Msg::Event(Event {
+        let event = Event {
             id: id.into(),
             event_type: "e".into(),
             profile_id: profile.into(),
             timestamp: Timestamp::UNIX_EPOCH,
             received_at: Timestamp::UNIX_EPOCH,
             data: Value::Null,
-        })
+        };
+        Msg::Event(0, event)
     }
 
     /// The lanes as event ids.
@@ -296,7 +297,7 @@ mod tests {
             .map(|lane| {
                 lane.into_iter()
                     .map(|m| match m {
-                        Msg::Event(e) => e.id,
+                        Msg::Event(_, e) => e.id,
                         _ => unreachable!("events only"),
                     })
                     .collect()

@@ -11,7 +11,7 @@ use crate::store::{EventRecord, EventStore, Result};
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn ingest(&self, events: &[Event]) -> Result<Vec<bool>> {
+    async fn ingest(&self, events: &[Event]) -> Result<Vec<Option<i64>>> {
         // Rows are built here, on the caller's thread: the one writer thread only runs SQL.
         let rows: Vec<(String, String, String, i64, i64, String)> = events
             .iter()
@@ -36,7 +36,8 @@ impl EventStore for SqliteStore {
                 for (id, event_type, profile_id, at, received_at, data) in &rows {
                     let n =
                         stmt.execute(params![id, event_type, profile_id, at, received_at, data])?;
-                    fresh.push(n == 1);
+                    // `seq` is the rowid: the row just inserted's.
+                    fresh.push((n == 1).then(|| conn.last_insert_rowid()));
                 }
                 Ok(fresh)
             })

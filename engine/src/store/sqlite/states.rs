@@ -181,7 +181,7 @@ impl PartitionStore for SqliteStore {
             .iter()
             .map(|p| p.profile.attributes.to_string())
             .collect();
-        let groups = steps::group(&batch.steps);
+        let groups = steps::group(&batch.steps, &batch.processed_events);
         let mut counts = counts::aggregate(&batch.steps);
         counts::add_feedback(&mut counts, &batch.feedback);
         let assignments = counts::assignments(&batch.steps);
@@ -243,9 +243,9 @@ impl PartitionStore for SqliteStore {
                 }
                 super::consent::insert_changes(conn, &batch.consent)?;
                 let mut done =
-                    conn.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
-                for id in &batch.processed_events {
-                    done.execute([id])?;
+                    conn.prepare_cached("UPDATE events SET processed = 1 WHERE seq = ?1")?;
+                for e in &batch.processed_events {
+                    done.execute([e.seq])?;
                 }
                 // Last: the instances and steps this batch wrote for the profile are
                 // erased too.

@@ -10,6 +10,7 @@
 //! an activation share one).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use serde_json::Value;
 
 use super::rows::{from_ts, ts};
 use crate::journal::{Step, StepStatus};
+use crate::store::ProcessedEvent;
 
 /// Most steps in one group (their `seq` must stay below the next row's).
 const MAX_GROUP: usize = 999;
@@ -29,6 +31,9 @@ pub struct GroupRow {
     version: u32,
     profile_id: String,
     event_id: Option<String>,
+    /// The event's `seq` when the batch processed that event; otherwise (a call's
+    /// answer, a released entry: the event was processed before) the insert looks it up.
+    event_seq: Option<i64>,
     at: i64,
     steps: String,
 }
@@ -54,8 +59,10 @@ struct Item<'a> {
     detail: Option<Cow<'a, Value>>,
 }
 
-/// Groups consecutive steps with the same instance, event, journey version and profile.
-pub fn group(steps: &[Step]) -> Vec<GroupRow> {
+/// Groups consecutive steps with the same instance, event, journey version and profile;
+/// `processed` are the batch's events, whose `seq` the groups naming them take.
+pub fn group(steps: &[Step], processed: &[ProcessedEvent]) -> Vec<GroupRow> {
+    let seqs: HashMap<&str, i64> = processed.iter().map(|e| (e.id.as_str(), e.seq)).collect();
     let mut out = Vec::new();
     let mut start = 0;
     while start < steps.len() {
@@ -84,6 +91,10 @@ pub fn group(steps: &[Step]) -> Vec<GroupRow> {
             version: first.version,
             profile_id: first.profile_id.clone(),
             event_id: first.event_id.clone(),
+            event_seq: first
+                .event_id
+                .as_deref()
+                .and_then(|id| seqs.get(id).copied()),
             at,
             steps: serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()),
         });
@@ -107,7 +118,8 @@ fn same_group(a: &Step, b: &Step) -> bool {
 pub fn insert(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO step_groups (instance_id, journey_id, version, profile_id, event_id, at, steps, \
-         event_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT seq FROM events WHERE id = ?5))",
+         event_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+         COALESCE(?8, (SELECT seq FROM events WHERE id = ?5)))",
     )?
     .execute(params![
         g.instance_id,
@@ -116,7 +128,8 @@ pub fn insert(conn: &Connection, g: &GroupRow) -> rusqlite::Result<()> {
         g.profile_id,
         g.event_id,
         g.at,
-        g.steps
+        g.steps,
+        g.event_seq
     ])?;
     Ok(())
 }
@@ -238,7 +251,7 @@ mod tests {
             step(Some("i2"), "a"),
             step(Some("i1"), "c"),
         ];
-        let groups = group(&steps);
+        let groups = group(&steps, &[]);
         assert_eq!(groups.len(), 5);
         for g in &groups {
             insert(&conn, g).unwrap();
@@ -260,7 +273,7 @@ mod tests {
         let mut timer = step(Some("i1"), "wait");
         timer.event_id = None;
         let steps = vec![step(Some("i1"), "a"), step(Some("i1"), "b"), ended, timer];
-        let groups = group(&steps);
+        let groups = group(&steps, &[]);
         assert_eq!(groups.len(), 1, "the event-less steps join the event's row");
         assert_eq!(
             groups[0].steps.matches("\"at\"").count(),
@@ -292,7 +305,54 @@ mod tests {
         // A step that names another event starts a row of its own.
         let mut other = step(Some("i1"), "c");
         other.event_id = Some("f".into());
-        assert_eq!(group(&[step(Some("i1"), "a"), other]).len(), 2);
+        assert_eq!(group(&[step(Some("i1"), "a"), other], &[]).len(), 2);
+    }
+
+    #[test]
+    fn a_group_takes_the_seq_of_an_event_its_batch_processed_and_looks_up_the_others() {
+        let conn = with_event_e();
+        conn.execute(
+            "INSERT INTO events (id, type, profile_id, ts, received_at, data) \
+             VALUES ('f', 't', 'p', 0, 0, '{}')",
+            [],
+        )
+        .unwrap();
+        let seq_of = |id: &str| -> i64 {
+            conn.query_row("SELECT seq FROM events WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        let (e, f) = (seq_of("e"), seq_of("f"));
+        let mut of_f = step(Some("i2"), "b");
+        of_f.event_id = Some("f".into());
+        // The batch processed `f` (its seq comes with it); `e` was processed before
+        // (a call's answer continues its activation).
+        let processed = [ProcessedEvent {
+            seq: f,
+            id: "f".into(),
+        }];
+        let groups = group(&[step(Some("i1"), "a"), of_f], &processed);
+        assert_eq!(groups[0].event_seq, None);
+        assert_eq!(groups[1].event_seq, Some(f));
+        for g in &groups {
+            insert(&conn, g).unwrap();
+        }
+        let stored: Vec<Option<i64>> = conn
+            .prepare("SELECT event_seq FROM step_groups ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(stored, [Some(e), Some(f)]);
+        let of_event = |id: &str| -> Vec<String> {
+            select(&conn, Of::Event, id)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.node)
+                .collect()
+        };
+        assert_eq!(of_event("e"), ["a"]);
+        assert_eq!(of_event("f"), ["b"]);
     }
 
     #[test]
@@ -304,7 +364,7 @@ mod tests {
                 VALUES ('other', 't', 'p', 0, 0, '{}'), ('e', 't', 'p', 0, 0, '{}');",
         )
         .unwrap();
-        for g in &group(&[step(Some("i1"), "a"), step(None, "entry")]) {
+        for g in &group(&[step(Some("i1"), "a"), step(None, "entry")], &[]) {
             insert(&conn, g).unwrap();
         }
         // As schema 4 left it: no seq, the index on the event's id.
