@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         accept(engine.runtime(), pings, 500).await?;
     }
-    drained(&store).await?;
+    drained(&*store).await?;
     let created = began.elapsed();
     let waiting = count(&store, "waiting", "waiting").await?;
     println!(
@@ -133,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let began = Instant::now();
     accept(engine.runtime(), floor_events, 500).await?;
-    drained(&store).await?;
+    drained(&*store).await?;
     let floor = matches as f64 / began.elapsed().as_secs_f64();
     let step = (profiles / matches).max(1);
     let match_events = (0..matches)
@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let began = Instant::now();
     accept(engine.runtime(), match_events, 500).await?;
-    drained(&store).await?;
+    drained(&*store).await?;
     let matched = matches as f64 / began.elapsed().as_secs_f64();
     println!(
         "reaction match: {matched:.0} events/s with {waiting} reactions pending ({:.0} µs each) vs {floor:.0} events/s with none (floor): {:.2}x",

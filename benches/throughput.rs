@@ -62,17 +62,19 @@ async fn run(
     publish(&engine, "bench", journey).await?;
     let all = events(name, n);
     let written = support::bytes_written();
+    let rows = store.rows_written();
     let started = Instant::now();
     accept(engine.runtime(), all, batch).await?;
     let accepted = started.elapsed().as_secs_f64();
-    drained(&store).await?;
+    drained(&*store).await?;
     let processed = started.elapsed().as_secs_f64();
     let rate = n as f64 / processed;
     println!(
-        "{:<38} {rate:>10.0} events/s  ({:.2}x floor; accepted in {accepted:.2}s, processed in {processed:.2}s; {})",
+        "{:<38} {rate:>10.0} events/s  ({:.2}x floor; accepted in {accepted:.2}s, processed in {processed:.2}s; {}, {})",
         format!("engine, {label}:"),
         rate / floor,
         support::per_event(written, n),
+        support::rows_per_event(&store, rows, n),
     );
     Ok(())
 }
@@ -135,8 +137,9 @@ async fn main() -> anyhow::Result<()> {
 
     println!("events: {n}, batch: {batch}");
     println!(
-        "floor (durable accept only):           {floor:>10.0} events/s  ({})",
-        support::per_event(written, n)
+        "floor (durable accept only):           {floor:>10.0} events/s  ({}, {})",
+        support::per_event(written, n),
+        support::rows_per_event(&floor_store, 0, n),
     );
 
     // The engine, with the built-in action, then with the test guest.

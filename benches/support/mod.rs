@@ -42,6 +42,13 @@ pub fn bytes_written() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// "N rows/event" for the rows the store wrote (inserted, updated or deleted) since it
+/// had written `before`, over `events` events.
+pub fn rows_per_event(store: &SqliteStore, before: u64, events: usize) -> String {
+    let rows = store.rows_written().saturating_sub(before);
+    format!("{:.2} rows/event", rows as f64 / events.max(1) as f64)
+}
+
 /// "N B/event" for the bytes written since `before` over `events` events.
 pub fn per_event(before: Option<u64>, events: usize) -> String {
     match (before, bytes_written()) {
@@ -54,7 +61,8 @@ pub fn per_event(before: Option<u64>, events: usize) -> String {
 /// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
 /// the SQLite file at `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
-    open_with(path, clock, ActionRegistry::with_builtins()).await
+    let (engine, store) = open_with(path, clock, ActionRegistry::with_builtins()).await?;
+    Ok((engine, store))
 }
 
 /// [`open`] with the actions of `actions`.
@@ -62,7 +70,7 @@ pub async fn open_with(
     path: &Path,
     clock: Arc<dyn Clock>,
     actions: ActionRegistry,
-) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
+) -> anyhow::Result<(Engine, Arc<SqliteStore>)> {
     let defaults = Settings::default();
     let settings = Settings {
         db_path: path.to_path_buf(),
@@ -71,7 +79,7 @@ pub async fn open_with(
         partition_cache_profiles: env_usize("STATE_CACHE", defaults.partition_cache_profiles),
         ..defaults
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
+    let store = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
     let engine = Engine::with_parts(settings, clock, store.clone(), actions).await?;
     Ok((engine, store))
 }
@@ -123,7 +131,7 @@ pub async fn accept(runtime: &Runtime, events: Vec<Event>, batch: usize) -> anyh
 }
 
 /// Waits until every accepted event is processed.
-pub async fn drained(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+pub async fn drained(store: &dyn Store) -> anyhow::Result<()> {
     while !store.unprocessed_events(0, 1).await?.is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

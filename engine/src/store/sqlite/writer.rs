@@ -15,7 +15,8 @@
 //! and SQLite only starts a WAL over after one that did.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -84,6 +85,9 @@ where
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
+    /// Rows the writer's connection inserted, updated or deleted since it opened (SQLite's
+    /// `total_changes`, index entries not counted), as of its last group commit.
+    rows: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -91,10 +95,18 @@ impl Writer {
     /// started over once it is larger than `wal_limit` bytes.
     pub fn start(conn: Connection, max_batch: usize, wal_limit: usize) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let rows = Arc::new(AtomicU64::new(0));
+        let counted = rows.clone();
         std::thread::Builder::new()
             .name("parcours-store-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1), wal_limit as u64))?;
-        Ok(Writer { tx })
+            .spawn(move || run(conn, rx, (max_batch.max(1), wal_limit as u64), &counted))?;
+        Ok(Writer { tx, rows })
+    }
+
+    /// Rows written since the store opened (inserted, updated or deleted; a row rolled
+    /// back counts too): what the benchmarks divide by the events they ran.
+    pub fn rows_written(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
     }
 
     /// Runs `f` in the next group commit; resolves once it is durable. `f` runs again
@@ -115,7 +127,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: usize, wal_limit: u64) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn Job>>,
+    (max_batch, wal_limit): (usize, u64),
+    rows: &AtomicU64,
+) {
     let mut restart = WalRestart::new(&conn, wal_limit);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -126,6 +143,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, max_batch: usize, wal
             }
         }
         commit(&conn, jobs);
+        rows.store(conn.total_changes(), Ordering::Relaxed);
         restart.after_commit(&conn);
     }
 }
