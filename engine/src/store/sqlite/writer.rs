@@ -34,10 +34,16 @@ trait Job: Send {
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
 
+/// A job's answer, and the job itself (its closure with what it captured) sent back so
+/// that the caller's thread, which allocated what the closure holds, frees it: a block
+/// freed on another thread than its own costs the allocator more (a write's rows and
+/// JSON text, built on the caller's thread, would all be freed on the writer's).
+type Answer<T> = (anyhow::Result<T>, Box<dyn Send>);
+
 struct Pending<T, F> {
     f: F,
     result: Option<anyhow::Result<T>>,
-    reply: oneshot::Sender<anyhow::Result<T>>,
+    reply: Option<oneshot::Sender<Answer<T>>>,
 }
 
 impl<T, F> Pending<T, F>
@@ -46,12 +52,12 @@ where
     F: FnMut(&Connection) -> anyhow::Result<T> + Send + 'static,
 {
     /// The job that runs `f`, and where its answer arrives.
-    fn job(f: F) -> (Box<dyn Job>, oneshot::Receiver<anyhow::Result<T>>) {
+    fn job(f: F) -> (Box<dyn Job>, oneshot::Receiver<Answer<T>>) {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             f,
             result: None,
-            reply,
+            reply: Some(reply),
         });
         (job, answer)
     }
@@ -69,15 +75,18 @@ where
         ok
     }
 
-    fn finish(self: Box<Self>, commit: Result<(), String>) {
-        let outcome = match (self.result, commit) {
+    fn finish(mut self: Box<Self>, commit: Result<(), String>) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let outcome = match (self.result.take(), commit) {
             (Some(Ok(v)), Ok(())) => Ok(v),
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(_)), Err(e)) => Err(anyhow::anyhow!("commit failed: {e}")),
             (None, Err(e)) => Err(anyhow::anyhow!("{e}")),
             (None, Ok(())) => Err(anyhow::anyhow!("the store writer did not run the write")),
         };
-        let _ = self.reply.send(outcome);
+        let _ = reply.send((outcome, self));
     }
 }
 
@@ -121,9 +130,12 @@ impl Writer {
         self.tx
             .send(job)
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
-        answer
+        let (result, job) = answer
             .await
-            .map_err(|_| anyhow::anyhow!("the store writer stopped before answering"))?
+            .map_err(|_| anyhow::anyhow!("the store writer stopped before answering"))?;
+        // Freed here, on the thread that built what the job captured.
+        drop(job);
+        result
     }
 }
 
@@ -271,7 +283,7 @@ mod tests {
     use super::*;
 
     /// A job and the receiver of its answer.
-    type Queued = (Box<dyn Job>, oneshot::Receiver<anyhow::Result<()>>);
+    type Queued = (Box<dyn Job>, oneshot::Receiver<Answer<()>>);
 
     /// A job that inserts `value` and then fails when `fail` is set; counts its runs.
     fn insert(value: &'static str, fail: bool, runs: &Arc<AtomicUsize>) -> Queued {
@@ -306,7 +318,7 @@ mod tests {
         answers
             .iter_mut()
             .map(|a| match a.try_recv() {
-                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Ok((answer, _job)) => answer.map_err(|e| e.to_string()),
                 Err(e) => Err(format!("no answer: {e}")),
             })
             .collect()
