@@ -27,6 +27,14 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("events_are_stored_once_per_id", |s| {
         Box::pin(partition::events_are_stored_once_per_id(s))
     }),
+    (
+        "events_processed_out_of_order_over_many_commits_leave_the_rest_as_backlog",
+        |s| {
+            Box::pin(
+                partition::events_processed_out_of_order_over_many_commits_leave_the_rest_as_backlog(s),
+            )
+        },
+    ),
     ("a_commit_reads_back_as_profile_state", |s| {
         Box::pin(partition::a_commit_reads_back_as_profile_state(s))
     }),

@@ -88,6 +88,83 @@ pub(super) async fn events_are_stored_once_per_id(store: Arc<dyn Store>) {
     assert_eq!(all.len(), 2, "the limit holds");
 }
 
+/// A store may record what is processed in bulk (SQLite folds its marks every few dozen
+/// commits): whatever it does, the backlog and each event's flag answer the same, however
+/// many commits processed events out of their order, and events set aside long behind
+/// later ones stay in the backlog until a commit takes them.
+pub(super) async fn events_processed_out_of_order_over_many_commits_leave_the_rest_as_backlog(
+    store: Arc<dyn Store>,
+) {
+    let events: Vec<_> = (0..1000)
+        .map(|i: usize| event(&format!("e{i}"), "t", &format!("p{}", i % 7), i as i64))
+        .collect();
+    let seqs: Vec<i64> = store
+        .ingest(&events)
+        .await
+        .expect("ingest")
+        .into_iter()
+        .map(|s| s.expect("new"))
+        .collect();
+    let processed = |i: usize| ProcessedEvent {
+        seq: seqs[i],
+        id: format!("e{i}"),
+    };
+    // 200 commits of 4 events each, every one taking events from two places (two
+    // partitions), leaving out every fifth event (set aside) until the end.
+    let kept: Vec<usize> = (0..1000).filter(|i| i % 5 != 3).collect();
+    let (front, back) = kept.split_at(kept.len() / 2);
+    for (a, b) in front.chunks(2).zip(back.chunks(2)) {
+        let processed_events = a.iter().chain(b).map(|&i| processed(i)).collect();
+        let batch = WriteBatch {
+            processed_events,
+            ..WriteBatch::default()
+        };
+        commit(&store, batch).await;
+    }
+    let backlog = store.unprocessed_events(0, 1000).await.expect("backlog");
+    let ids: Vec<String> = backlog.iter().map(|(_, e)| e.id.clone()).collect();
+    let set_aside: Vec<String> = (0..1000)
+        .filter(|i| i % 5 == 3)
+        .map(|i| format!("e{i}"))
+        .collect();
+    assert_eq!(ids, set_aside, "the set-aside events, oldest first");
+    let page = store
+        .unprocessed_events(backlog[9].0, 5)
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 5);
+    assert_eq!(page[0].1.id, set_aside[10]);
+    for i in [0, 3, 499, 500, 998, 999] {
+        let record = store
+            .get_event(&format!("e{i}"))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(record.processed, i % 5 != 3, "e{i}");
+    }
+    let rest = set_aside.iter().map(|id| {
+        let i: usize = id[1..].parse().expect("index");
+        processed(i)
+    });
+    commit(
+        &store,
+        WriteBatch {
+            processed_events: rest.collect(),
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    assert!(
+        store
+            .unprocessed_events(0, 10)
+            .await
+            .expect("backlog")
+            .is_empty()
+    );
+    let last = store.get_event("e998").await.expect("read").expect("e998");
+    assert!(last.processed);
+}
+
 pub(super) async fn a_commit_reads_back_as_profile_state(store: Arc<dyn Store>) {
     commit(
         &store,

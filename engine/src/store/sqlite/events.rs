@@ -1,11 +1,12 @@
-//! Accepted events: ingest (once per id), the unprocessed backlog, reads.
+//! Accepted events: ingest (once per id), the unprocessed backlog, reads. Which events
+//! are processed is `marks.rs`'s.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
-use super::SqliteStore;
 use super::rows::{self, ts};
+use super::{SqliteStore, marks};
 use crate::model::Event;
 use crate::store::{EventRecord, EventStore, Result};
 
@@ -47,11 +48,12 @@ impl EventStore for SqliteStore {
     async fn unprocessed_events(&self, after: i64, limit: usize) -> Result<Vec<(i64, Event)>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM events WHERE processed = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT {} FROM events WHERE seq = ?1",
                 rows::EVENT_COLUMNS
             ))?;
-            stmt.query_map(params![after, limit as i64], rows::event)?
-                .map(|r| r.map(|(seq, e, _)| (seq, e)))
+            marks::unprocessed(conn, after, limit)?
+                .into_iter()
+                .map(|seq| stmt.query_row([seq], rows::event))
                 .collect()
         })
         .await
@@ -65,8 +67,12 @@ impl EventStore for SqliteStore {
                 rows::EVENT_COLUMNS
             ))?
             .query_row([id], rows::event)
-            .optional()
-            .map(|o| o.map(|(_, event, processed)| EventRecord { event, processed }))
+            .optional()?
+            .map(|(seq, event)| {
+                let processed = marks::is_processed(conn, seq)?;
+                Ok(EventRecord { event, processed })
+            })
+            .transpose()
         })
         .await
     }
@@ -85,7 +91,7 @@ impl EventStore for SqliteStore {
             ))?;
             let mut out = Vec::new();
             for row in stmt.query_map(params![ts(from), ts(to)], rows::event)? {
-                let (_, event, _) = row?;
+                let (_, event) = row?;
                 if types.as_ref().is_none_or(|t| t.contains(&event.event_type)) {
                     out.push(event);
                     if out.len() >= limit {

@@ -19,6 +19,7 @@ mod events;
 mod instances;
 mod journeys;
 mod lock;
+mod marks;
 mod profiles;
 mod reports;
 mod rows;

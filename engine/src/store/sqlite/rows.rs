@@ -26,9 +26,9 @@ fn json(text: &str) -> rusqlite::Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| conversion(e.to_string()))
 }
 
-pub const EVENT_COLUMNS: &str = "seq, id, type, profile_id, ts, received_at, data, processed";
+pub const EVENT_COLUMNS: &str = "seq, id, type, profile_id, ts, received_at, data";
 
-pub fn event(row: &Row) -> rusqlite::Result<(i64, Event, bool)> {
+pub fn event(row: &Row) -> rusqlite::Result<(i64, Event)> {
     Ok((
         row.get(0)?,
         Event {
@@ -39,7 +39,6 @@ pub fn event(row: &Row) -> rusqlite::Result<(i64, Event, bool)> {
             received_at: from_ts(row.get(5)?)?,
             data: json(&row.get::<_, String>(6)?)?,
         },
-        row.get::<_, i64>(7)? != 0,
     ))
 }
 

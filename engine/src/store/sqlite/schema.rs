@@ -11,7 +11,10 @@ use rusqlite::Connection;
 /// 9: a profile's instances are indexed by journey, version and entry time
 /// (`instances_entries`, built at start from the instances) and its live ones apart
 /// (`instances_live_profile`): a batch's read no longer grows with profiles' histories.
-pub const SCHEMA_VERSION: i64 = 9;
+/// 10: which events are processed is recorded per commit (`event_marks`, folded into
+/// `event_scan` and `event_holes`, `marks.rs`), not per event: the `processed` column and
+/// its index go (their content migrated at start).
+pub const SCHEMA_VERSION: i64 = 10;
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -21,11 +24,25 @@ CREATE TABLE IF NOT EXISTS events (
     profile_id  TEXT NOT NULL,
     ts          INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
-    data        TEXT NOT NULL,
-    processed   INTEGER NOT NULL DEFAULT 0
+    data        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_unprocessed ON events(seq) WHERE processed = 0;
 CREATE INDEX IF NOT EXISTS events_profile ON events(profile_id);
+
+-- Which events are processed (schema 10, `marks.rs`): a row per commit that processed
+-- events, listing their seqs (a JSON array), until a fold moves the scan position past
+-- them and files the events no mark listed as holes.
+CREATE TABLE IF NOT EXISTS event_marks (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seqs        TEXT NOT NULL
+);
+-- Every event at or before `upto` is processed, but the holes.
+CREATE TABLE IF NOT EXISTS event_scan (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    upto        INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_holes (
+    seq         INTEGER PRIMARY KEY
+);
 
 CREATE TABLE IF NOT EXISTS profiles (
     id          TEXT PRIMARY KEY,
@@ -338,6 +355,9 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
         )?;
     }
     conn.execute_batch(AFTER_COLUMNS)?;
+    if version < 10 {
+        super::marks::migrate_column(conn)?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }

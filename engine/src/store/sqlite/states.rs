@@ -10,7 +10,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::instances::upsert_instance;
 use super::rows::{self, from_ts};
-use super::{Faults, SqliteStore, audiences, counts, steps};
+use super::{Faults, SqliteStore, audiences, counts, marks, steps};
 use crate::store::{LastEntry, ProfileState};
 use crate::store::{PartitionStore, ProfileMerge, Result, WriteBatch};
 use async_trait::async_trait;
@@ -182,6 +182,7 @@ impl PartitionStore for SqliteStore {
             .map(|p| p.profile.attributes.to_string())
             .collect();
         let groups = steps::group(&batch.steps, &batch.processed_events);
+        let processed: Vec<i64> = batch.processed_events.iter().map(|e| e.seq).collect();
         let mut counts = counts::aggregate(&batch.steps);
         counts::add_feedback(&mut counts, &batch.feedback);
         let assignments = counts::assignments(&batch.steps);
@@ -242,11 +243,7 @@ impl PartitionStore for SqliteStore {
                         .execute([id])?;
                 }
                 super::consent::insert_changes(conn, &batch.consent)?;
-                let mut done =
-                    conn.prepare_cached("UPDATE events SET processed = 1 WHERE seq = ?1")?;
-                for e in &batch.processed_events {
-                    done.execute([e.seq])?;
-                }
+                marks::mark(conn, &processed)?;
                 // Last: the instances and steps this batch wrote for the profile are
                 // erased too.
                 for id in &batch.profile_erasures {
