@@ -78,7 +78,13 @@ def post(base, lo, hi, tag):
 def drain(db):
     while True:
         c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        left = c.execute("SELECT COUNT(*) FROM events WHERE processed = 0").fetchone()[0]
+        # Unprocessed: after the scan position or a hole, and in no unfolded mark
+        # (engine/src/store/sqlite/marks.rs).
+        left = c.execute(
+            "SELECT COUNT(*) FROM events WHERE (seq > COALESCE((SELECT upto FROM event_scan), 0)"
+            " OR seq IN (SELECT seq FROM event_holes))"
+            " AND seq NOT IN (SELECT value FROM event_marks, json_each(event_marks.seqs))"
+        ).fetchone()[0]
         c.close()
         if left == 0:
             return
