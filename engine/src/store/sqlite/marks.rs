@@ -24,13 +24,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// the backlog or of one event's mark reads at most this many rows.
 pub const FOLD_EVERY: i64 = 64;
 
-/// Records, in the open transaction, that the events `seqs` are processed, and folds the
-/// marks when this one is the [`FOLD_EVERY`]th.
-pub fn mark(conn: &Connection, seqs: &[i64]) -> rusqlite::Result<()> {
+/// The mark of a commit's processed events, its seqs as a JSON array, built on the
+/// caller's thread (the writer thread only runs SQL); `None` when it processed none.
+pub fn list(seqs: impl IntoIterator<Item = i64>) -> Option<String> {
+    let seqs: Vec<i64> = seqs.into_iter().collect();
     if seqs.is_empty() {
-        return Ok(());
+        return None;
     }
-    let list = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".into());
+    serde_json::to_string(&seqs).ok()
+}
+
+/// Records, in the open transaction, the mark `list` (from [`list`]), and folds the
+/// marks when this one is the [`FOLD_EVERY`]th.
+pub fn mark(conn: &Connection, list: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT INTO event_marks (seqs) VALUES (?1)")?
         .execute([list])?;
     // The mark's own key counts the marks ever written (AUTOINCREMENT never reuses one
@@ -175,6 +181,10 @@ mod tests {
             )
             .expect("insert");
         }
+    }
+
+    fn mark(conn: &Connection, seqs: &[i64]) -> rusqlite::Result<()> {
+        super::mark(conn, &list(seqs.iter().copied()).expect("a mark"))
     }
 
     fn state(conn: &Connection, n: i64) -> Vec<bool> {

@@ -182,7 +182,7 @@ impl PartitionStore for SqliteStore {
             .map(|p| p.profile.attributes.to_string())
             .collect();
         let groups = steps::group(&batch.steps, &batch.processed_events);
-        let processed: Vec<i64> = batch.processed_events.iter().map(|e| e.seq).collect();
+        let processed = marks::list(batch.processed_events.iter().map(|e| e.seq));
         let mut counts = counts::aggregate(&batch.steps);
         counts::add_feedback(&mut counts, &batch.feedback);
         let assignments = counts::assignments(&batch.steps);
@@ -243,7 +243,9 @@ impl PartitionStore for SqliteStore {
                         .execute([id])?;
                 }
                 super::consent::insert_changes(conn, &batch.consent)?;
-                marks::mark(conn, &processed)?;
+                if let Some(list) = &processed {
+                    marks::mark(conn, list)?;
+                }
                 // Last: the instances and steps this batch wrote for the profile are
                 // erased too.
                 for id in &batch.profile_erasures {
