@@ -16,8 +16,8 @@ use std::time::Instant;
 use parcours_engine::actions::ActionRegistry;
 use parcours_engine::model::Event;
 use parcours_engine::settings::PluginSettings;
-use parcours_engine::store::EventStore;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
+use parcours_engine::store::{EventStore, PartitionStore};
 use parcours_engine::{Settings, SystemClock};
 use serde_json::json;
 use support::{accept, drained, env_usize, install_plugins, open_with, publish};
@@ -62,7 +62,7 @@ async fn run(
     publish(&engine, "bench", journey).await?;
     let all = events(name, n);
     let written = support::bytes_written();
-    let rows = store.rows_written();
+    let rows = store.rows_written().unwrap_or(0);
     let started = Instant::now();
     accept(engine.runtime(), all, batch).await?;
     let accepted = started.elapsed().as_secs_f64();

@@ -14,8 +14,8 @@ use parcours_engine::model::{Event, Format, parse_journey};
 use parcours_engine::plugins::{PluginHost, PluginRegistry};
 use parcours_engine::runtime::Runtime;
 use parcours_engine::settings::PluginSettings;
-use parcours_engine::store::Store;
 use parcours_engine::store::sqlite::{SqliteStore, StoreOptions};
+use parcours_engine::store::{PartitionStore, Store};
 use parcours_engine::{Clock, Engine, Settings};
 
 /// The allocator `parcours` runs with (src/main.rs), so that the in-process benchmarks
@@ -45,7 +45,7 @@ pub fn bytes_written() -> Option<u64> {
 /// "N rows/event" for the rows the store wrote (inserted, updated or deleted) since it
 /// had written `before`, over `events` events.
 pub fn rows_per_event(store: &SqliteStore, before: u64, events: usize) -> String {
-    let rows = store.rows_written().saturating_sub(before);
+    let rows = store.rows_written().unwrap_or(0).saturating_sub(before);
     format!("{:.2} rows/event", rows as f64 / events.max(1) as f64)
 }
 

@@ -62,6 +62,15 @@ const LATENCY_BUCKETS: [f64; 31] = [
     300.0,
 ];
 
+/// What a scrape reads from the store before it renders.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scraped {
+    pub timers_pending: u64,
+    pub instances_live: u64,
+    /// Rows written since the store opened, when the store counts them.
+    pub rows_written: Option<u64>,
+}
+
 /// The engine's metrics. Clones share them.
 #[derive(Clone)]
 pub struct Metrics {
@@ -84,6 +93,7 @@ struct Inner {
     commit_seconds: Histogram,
     timers_pending: Gauge,
     instances_live: Gauge,
+    store_rows_written: Counter,
     http_connections: Gauge,
     http_connections_shed: Counter,
     partitions_unhealthy: Gauge,
@@ -153,6 +163,7 @@ impl Metrics {
         let commit_seconds = seconds_histogram();
         let timers_pending = Gauge::default();
         let instances_live = Gauge::default();
+        let store_rows_written = Counter::default();
         let http_connections = Gauge::default();
         let http_connections_shed = Counter::default();
         let partitions_unhealthy = Gauge::default();
@@ -232,6 +243,12 @@ impl Metrics {
             instances_live.clone(),
         );
         registry.register(
+            "store_rows_written",
+            "Rows the store inserted, updated or deleted since it opened, index entries not \
+             counted (read from the store when scraped; 0 for a store that does not count)",
+            store_rows_written.clone(),
+        );
+        registry.register(
             "http_connections",
             "HTTP connections open now",
             http_connections.clone(),
@@ -286,6 +303,7 @@ impl Metrics {
                 commit_seconds,
                 timers_pending,
                 instances_live,
+                store_rows_written,
                 http_connections,
                 http_connections_shed,
                 partitions_unhealthy,
@@ -393,14 +411,21 @@ impl Metrics {
         self.inner.commit_seconds.observe(seconds);
     }
 
-    /// The text exposition, with the store-read gauges set first.
-    pub fn render(&self, timers_pending: u64, instances_live: u64) -> String {
+    /// The text exposition, with what was read from the store set first.
+    pub fn render(&self, store: &Scraped) -> String {
         self.inner
             .timers_pending
-            .set(i64::try_from(timers_pending).unwrap_or(i64::MAX));
+            .set(i64::try_from(store.timers_pending).unwrap_or(i64::MAX));
         self.inner
             .instances_live
-            .set(i64::try_from(instances_live).unwrap_or(i64::MAX));
+            .set(i64::try_from(store.instances_live).unwrap_or(i64::MAX));
+        if let Some(rows) = store.rows_written {
+            // The store's own count, which only grows while it is open.
+            self.inner
+                .store_rows_written
+                .inner()
+                .store(rows, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
             out.clear();
@@ -422,7 +447,11 @@ mod tests {
         m.timer_fired(0.5);
         m.commit(0.004);
         m.event_latency(0.012);
-        let text = m.render(7, 9);
+        let text = m.render(&Scraped {
+            timers_pending: 7,
+            instances_live: 9,
+            rows_written: Some(41),
+        });
         for needle in [
             "parcours_events_accepted_total 3",
             "parcours_events_rejected_total{code=\"INVALID_EVENT\"} 1",
@@ -430,6 +459,7 @@ mod tests {
             "parcours_action_call_seconds_bucket",
             "parcours_timers_pending 7",
             "parcours_instances_live 9",
+            "parcours_store_rows_written_total 41",
             "parcours_store_commit_seconds_count 1",
             "parcours_timer_lateness_seconds_sum 0.5",
             "parcours_event_latency_seconds_bucket{le=\"0.015\"} 1",

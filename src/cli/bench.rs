@@ -385,12 +385,13 @@ fn counter_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// What an engine's `/metrics` says of a run: its event latency histogram and the
-/// entries it started.
+/// What an engine's `/metrics` says of a run: its event latency histogram, the
+/// entries it started and the rows its store wrote.
 #[derive(Debug, Default)]
 struct Observed {
     latency: Buckets,
     entries: f64,
+    rows: f64,
 }
 
 impl Observed {
@@ -398,6 +399,7 @@ impl Observed {
         Observed {
             latency: Buckets::parse(text, "parcours_event_latency_seconds"),
             entries: counter_sum(text, "parcours_entries_total"),
+            rows: counter_sum(text, "parcours_store_rows_written_total"),
         }
     }
 }
@@ -481,6 +483,8 @@ async fn report_engine(
             let entries = now.entries - before.entries;
             let until = if complete { Instant::now() } else { last.1 };
             let seconds = until.duration_since(started).as_secs_f64();
+            // Every row of the run's commits, whatever else the engine wrote meanwhile.
+            let rows_per_event = (now.rows - before.rows) / events.max(1) as f64;
             if !json {
                 print_event_latency(&observed);
                 println!(
@@ -488,11 +492,16 @@ async fn report_engine(
                     "entries",
                     entries / seconds.max(1e-9),
                 );
+                println!(
+                    "{:<28} {rows_per_event:>10.2} rows/event  (parcours_store_rows_written_total)",
+                    "store rows written",
+                );
             }
             return serde_json::json!({
                 "trigger_to_started": event_latency_json(&observed),
                 "entries": entries,
                 "entries_per_second": entries / seconds.max(1e-9),
+                "rows_per_event": rows_per_event,
             });
         }
         if count != last.0 {

@@ -854,6 +854,13 @@ async fn the_other_commands_print_one_line_of_json() {
     )
     .await;
     assert!(bench["accepted_over_floor"].is_number(), "{bench}");
+    // Each event is at least its own row in the store.
+    assert!(
+        bench["engine"]["rows_per_event"]
+            .as_f64()
+            .is_some_and(|r| r >= 1.0),
+        "{bench}"
+    );
 }
 
 /// `plugin install` uploads a component of any size from its folder (no command-line

@@ -497,6 +497,15 @@ async fn metrics_expose_events_entries_transitions_actions_timers_and_commits() 
     let before = metrics().await;
     assert!(before.contains("parcours_timers_pending 2"), "{before}");
     assert!(before.contains("parcours_instances_live 2"), "{before}");
+    // The store's rows: the journey's publication, two events, their instances and steps.
+    let rows = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("parcours_store_rows_written_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no rows written in\n{text}"))
+    };
+    let rows_before = rows(&before);
+    assert!(rows_before >= 6.0, "{before}");
     t.advance(Span::new().minutes(61));
     eventually(|| async { (sent(&t, "m").len() == 2).then_some(()) }).await;
     let text = eventually(|| async {
@@ -504,6 +513,8 @@ async fn metrics_expose_events_entries_transitions_actions_timers_and_commits() 
         text.contains("parcours_instances_live 0").then_some(text)
     })
     .await;
+    // The timers' commits wrote the instances again, and their steps.
+    assert!(rows(&text) > rows_before, "{text}");
     for needle in [
         "parcours_events_accepted_total 2",
         "parcours_event_latency_seconds_count 2",

@@ -19,8 +19,13 @@ use super::{ApiError, AppState};
     )
 )]
 pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let (pending, live) = app.runtime.store().instance_gauges().await?;
-    let text = app.runtime.metrics().render(pending, live);
+    let store = app.runtime.store();
+    let (timers_pending, instances_live) = store.instance_gauges().await?;
+    let text = app.runtime.metrics().render(&crate::metrics::Scraped {
+        timers_pending,
+        instances_live,
+        rows_written: store.rows_written(),
+    });
     Ok((
         [(
             header::CONTENT_TYPE,

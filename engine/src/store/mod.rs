@@ -110,6 +110,12 @@ pub trait PartitionStore: Send + Sync + 'static {
     async fn commit(&self, batch: Arc<WriteBatch>) -> Result<()>;
     /// Profile merges recorded and not applied yet, oldest first.
     async fn pending_merges(&self) -> Result<Vec<ProfileMerge>>;
+    /// Rows written (inserted, updated or deleted; index entries not counted) since the
+    /// store opened, if the backend counts them: operators divide it by the events
+    /// accepted to see what each costs the store.
+    fn rows_written(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Instances, their timers and their step events, as the partitions wrote them.

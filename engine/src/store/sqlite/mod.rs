@@ -156,12 +156,6 @@ impl SqliteStore {
         self.faults.reads.store(reads, SeqCst);
     }
 
-    /// Rows inserted, updated or deleted since the store opened (index entries not
-    /// counted), as of the last group commit: the benchmarks report it per event.
-    pub fn rows_written(&self) -> u64 {
-        self.writer.rows_written()
-    }
-
     /// Runs one statement in the next group commit; returns the rows it changed.
     async fn execute(&self, sql: &'static str, values: Vec<SqlValue>) -> Result<usize> {
         self.writer

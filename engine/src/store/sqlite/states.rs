@@ -256,6 +256,11 @@ impl PartitionStore for SqliteStore {
             .await
     }
 
+    /// As of the writer's last group commit.
+    fn rows_written(&self) -> Option<u64> {
+        Some(self.writer.rows_written())
+    }
+
     async fn pending_merges(&self) -> Result<Vec<ProfileMerge>> {
         let texts: Vec<String> = self
             .read(|conn| {
