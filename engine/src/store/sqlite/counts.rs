@@ -108,7 +108,7 @@ pub fn conversions(
 }
 
 /// A counter key: journey, version, node, kind, hour (µs), status, code, branch.
-type Key = (
+pub type Key = (
     String,
     u32,
     String,
@@ -158,7 +158,6 @@ pub fn aggregate(steps: &[Step]) -> BTreeMap<Key, i64> {
         .collect()
 }
 
-/// Adds counters (inside the caller's transaction).
 /// Folds delivery feedback into counters of its message node: kind `message`, status
 /// `feedback`, the feedback's kind as code, in the hour it happened.
 pub fn add_feedback(counts: &mut BTreeMap<Key, i64>, feedback: &[FeedbackCount]) {
@@ -179,6 +178,7 @@ pub fn add_feedback(counts: &mut BTreeMap<Key, i64>, feedback: &[FeedbackCount])
     }
 }
 
+/// Adds counters (inside the caller's transaction).
 pub fn add(conn: &Connection, counts: &BTreeMap<Key, i64>) -> rusqlite::Result<()> {
     if counts.is_empty() {
         return Ok(());

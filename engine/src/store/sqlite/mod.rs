@@ -16,6 +16,7 @@ mod counts;
 mod deliveries;
 mod erasure;
 mod events;
+mod group_rows;
 mod instances;
 mod journeys;
 mod lock;

@@ -8,9 +8,11 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params_from_iter};
 
+use super::group_rows::GroupRows;
 use super::instances::upsert_instance;
+use super::marks::Mark;
 use super::rows::{self, from_ts};
-use super::{Faults, SqliteStore, audiences, counts, marks, steps};
+use super::{Faults, SqliteStore, audiences, counts, steps};
 use crate::store::{LastEntry, ProfileState};
 use crate::store::{PartitionStore, ProfileMerge, Result, WriteBatch};
 use async_trait::async_trait;
@@ -182,9 +184,14 @@ impl PartitionStore for SqliteStore {
             .map(|p| p.profile.attributes.to_string())
             .collect();
         let groups = steps::group(&batch.steps, &batch.processed_events);
-        let processed = marks::list(batch.processed_events.iter().map(|e| e.seq));
         let mut counts = counts::aggregate(&batch.steps);
         counts::add_feedback(&mut counts, &batch.feedback);
+        // Written once for the whole group commit, with the other jobs' counters and
+        // processed events.
+        let shared = GroupRows::new(
+            counts,
+            Mark::of(batch.processed_events.iter().map(|e| e.seq)),
+        );
         let assignments = counts::assignments(&batch.steps);
         let held: Vec<String> = batch
             .held
@@ -197,7 +204,7 @@ impl PartitionStore for SqliteStore {
             .map(serde_json::to_string)
             .collect::<serde_json::Result<Vec<String>>>()?;
         self.writer
-            .write(move |conn| {
+            .write_with(shared, move |conn| {
                 for id in &batch.profile_deletes {
                     audiences::delete_profile(conn, id)?;
                 }
@@ -222,7 +229,6 @@ impl PartitionStore for SqliteStore {
                 for g in &groups {
                     steps::insert(conn, g)?;
                 }
-                counts::add(conn, &counts)?;
                 counts::assign(conn, &assignments)?;
                 for (h, text) in batch.held.iter().zip(&held) {
                     conn.prepare_cached(
@@ -243,9 +249,6 @@ impl PartitionStore for SqliteStore {
                         .execute([id])?;
                 }
                 super::consent::insert_changes(conn, &batch.consent)?;
-                if let Some(list) = &processed {
-                    marks::mark(conn, list)?;
-                }
                 // Last: the instances and steps this batch wrote for the profile are
                 // erased too.
                 for id in &batch.profile_erasures {

@@ -4,7 +4,9 @@
 //! takes all jobs waiting (up to a limit), runs them in one transaction and commits them
 //! together (one fsync for all), and only then answers each job. A job that fails is
 //! rolled back alone; the others commit: the group is then rolled back and run again
-//! with each job inside its own savepoint. Savepoints are kept for that case because
+//! with each job inside its own savepoint. What every job adds to the same rows (node
+//! counters, the processed mark: [`GroupRows`]) is added up over the jobs that succeeded
+//! and written once, last, in the group's transaction. Savepoints are kept for that case because
 //! they are not free: inside one, the first change to each page copies the page to a
 //! sub-journal, and consecutive jobs change the same pages (the right edges of the
 //! tables and indexes), so a savepoint per job cost the writer about a sixth of its time.
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::group_rows::GroupRows;
 use super::schema;
 
 /// A write job. It may run more than once (after a rollback of its group); only the
@@ -30,6 +33,8 @@ trait Job: Send {
     /// Runs on the writer's connection inside the open transaction; says whether it
     /// succeeded.
     fn run(&mut self, conn: &Connection) -> bool;
+    /// What the job adds to the group's shared rows, if its last run succeeded.
+    fn shared(&self) -> Option<&GroupRows>;
     /// Answers the caller once the transaction is committed (or failed).
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -42,6 +47,7 @@ type Answer<T> = (anyhow::Result<T>, Box<dyn Send>);
 
 struct Pending<T, F> {
     f: F,
+    shared: Option<GroupRows>,
     result: Option<anyhow::Result<T>>,
     reply: Option<oneshot::Sender<Answer<T>>>,
 }
@@ -51,11 +57,13 @@ where
     T: Send + 'static,
     F: FnMut(&Connection) -> anyhow::Result<T> + Send + 'static,
 {
-    /// The job that runs `f`, and where its answer arrives.
-    fn job(f: F) -> (Box<dyn Job>, oneshot::Receiver<Answer<T>>) {
+    /// The job that runs `f` and adds `shared` to its group's rows, and where its
+    /// answer arrives.
+    fn job(f: F, shared: Option<GroupRows>) -> (Box<dyn Job>, oneshot::Receiver<Answer<T>>) {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             f,
+            shared,
             result: None,
             reply: Some(reply),
         });
@@ -73,6 +81,12 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn shared(&self) -> Option<&GroupRows> {
+        self.shared
+            .as_ref()
+            .filter(|_| matches!(self.result, Some(Ok(_))))
     }
 
     fn finish(mut self: Box<Self>, commit: Result<(), String>) {
@@ -126,7 +140,23 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let (job, answer) = Pending::job(f);
+        self.send(Pending::job(f, None)).await
+    }
+
+    /// As [`Writer::write`], and `shared` is added to the rows the group writes once for
+    /// all its jobs, in the same transaction, when `f` succeeds.
+    pub async fn write_with<T, F>(&self, shared: GroupRows, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        self.send(Pending::job(f, Some(shared))).await
+    }
+
+    async fn send<T: Send + 'static>(
+        &self,
+        (job, answer): (Box<dyn Job>, oneshot::Receiver<Answer<T>>),
+    ) -> anyhow::Result<T> {
         self.tx
             .send(job)
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
@@ -168,9 +198,9 @@ fn commit(conn: &Connection, mut jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-/// Runs `jobs` in one transaction and commits it: all together when every job
-/// succeeds, else again, each job in a savepoint of its own so that a failed one is
-/// rolled back alone.
+/// Runs `jobs` in one transaction, then writes their shared rows, and commits it: all
+/// together when every job succeeds, else again, each job in a savepoint of its own so
+/// that a failed one is rolled back alone.
 fn group(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
     begin(conn)?;
     if !jobs.iter_mut().all(|job| job.run(conn)) {
@@ -184,6 +214,17 @@ fn group(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
                 let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
             }
         }
+    }
+    let mut shared = GroupRows::default();
+    for job in jobs.iter() {
+        if let Some(rows) = job.shared() {
+            shared.add(rows);
+        }
+    }
+    if let Err(e) = shared.write(conn) {
+        let _ = conn.execute_batch("ROLLBACK");
+        tracing::error!(error = %e, "store: cannot write a group's counters and mark");
+        return Err(format!("cannot write the group's counters and mark: {e}"));
     }
     let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
     if commit.is_err() {
@@ -287,13 +328,26 @@ mod tests {
 
     /// A job that inserts `value` and then fails when `fail` is set; counts its runs.
     fn insert(value: &'static str, fail: bool, runs: &Arc<AtomicUsize>) -> Queued {
+        insert_sharing(value, fail, runs, None)
+    }
+
+    /// As [`insert`], adding `shared` to the group's rows.
+    fn insert_sharing(
+        value: &'static str,
+        fail: bool,
+        runs: &Arc<AtomicUsize>,
+        shared: Option<GroupRows>,
+    ) -> Queued {
         let runs = runs.clone();
-        Pending::job(move |conn: &Connection| {
-            runs.fetch_add(1, Ordering::SeqCst);
-            conn.execute("INSERT INTO t (v) VALUES (?1)", [value])?;
-            anyhow::ensure!(!fail, "{value} failed");
-            Ok(())
-        })
+        Pending::job(
+            move |conn: &Connection| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                conn.execute("INSERT INTO t (v) VALUES (?1)", [value])?;
+                anyhow::ensure!(!fail, "{value} failed");
+                Ok(())
+            },
+            shared,
+        )
     }
 
     fn table() -> Connection {
@@ -356,5 +410,47 @@ mod tests {
         // b's row, written before it failed, is gone; a's and c's are there once each.
         assert_eq!(rows(&conn), ["a", "c"]);
         assert!(conn.is_autocommit(), "the transaction is closed");
+    }
+
+    #[test]
+    fn the_shared_rows_of_the_jobs_that_succeeded_are_written_once_for_the_group() {
+        let conn = table();
+        schema::migrate(&conn).expect("schema");
+        let runs = Arc::new(AtomicUsize::new(0));
+        let share = |n: i64, seq: i64| {
+            let key = (
+                "j".to_string(),
+                1,
+                "send".to_string(),
+                "action".to_string(),
+                0,
+                "ok",
+                String::new(),
+                String::new(),
+            );
+            Some(GroupRows::new(
+                [(key, n)].into_iter().collect(),
+                super::super::marks::Mark::of([seq]),
+            ))
+        };
+        let answers = commit_group(
+            &conn,
+            vec![
+                insert_sharing("a", false, &runs, share(1, 1)),
+                insert_sharing("b", true, &runs, share(5, 2)),
+                insert_sharing("c", false, &runs, share(2, 3)),
+            ],
+        );
+        assert_eq!(answers, vec![Ok(()), Err("b failed".into()), Ok(())]);
+        let counters: Vec<i64> = conn
+            .prepare("SELECT n FROM node_counts")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .expect("counters");
+        assert_eq!(counters, [3], "one counter, a's and c's steps, not b's");
+        let marks: Vec<String> = conn
+            .prepare("SELECT seqs FROM event_marks")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .expect("marks");
+        assert_eq!(marks, ["[1,3]"], "one mark row, a's and c's events");
     }
 }
