@@ -4,12 +4,13 @@
 //! takes all jobs waiting (up to a limit), runs them in one transaction and commits them
 //! together (one fsync for all), and only then answers each job. A job that fails is
 //! rolled back alone; the others commit: the group is then rolled back and run again
-//! with each job inside its own savepoint. What every job adds to the same rows (node
-//! counters, the processed mark: [`GroupRows`]) is added up over the jobs that succeeded
-//! and written once, last, in the group's transaction. Savepoints are kept for that case because
+//! with each job inside its own savepoint. Savepoints are kept for that case because
 //! they are not free: inside one, the first change to each page copies the page to a
 //! sub-journal, and consecutive jobs change the same pages (the right edges of the
 //! tables and indexes), so a savepoint per job cost the writer about a sixth of its time.
+//! What every job adds to the same rows (node counters, the processed mark:
+//! [`GroupRows`]) is added up over the jobs that succeeded and written once, last, in the
+//! group's transaction.
 //!
 //! Between two group commits, when the WAL file has grown past `store_wal_limit_bytes`,
 //! the writer checkpoints it completely and starts it over (see [`WalRestart`]): under
