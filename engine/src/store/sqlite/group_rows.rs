@@ -30,11 +30,8 @@ pub struct GroupRows {
 
 impl GroupRows {
     /// A commit's counters and the mark of the events it processed.
-    pub fn new(counts: BTreeMap<Key, i64>, mark: Option<Mark>) -> GroupRows {
-        GroupRows {
-            counts,
-            mark: mark.unwrap_or_default(),
-        }
+    pub fn new(counts: BTreeMap<Key, i64>, mark: Mark) -> GroupRows {
+        GroupRows { counts, mark }
     }
 
     /// Adds `other`'s share. Read by reference: a job's own rows go back to its caller's
@@ -94,7 +91,7 @@ mod tests {
             .map(|(k, n)| (k.2.clone(), *n))
             .collect();
         assert_eq!(totals, [("a".into(), 5), ("b".into(), 7), ("c".into(), 1)]);
-        assert_eq!(group.mark, Mark::of([3, 1, 2]).expect("a mark"));
+        assert_eq!(group.mark, Mark::of([3, 1, 2]));
     }
 
     #[test]
