@@ -58,7 +58,8 @@ pub fn per_event(before: Option<u64>, events: usize) -> String {
 }
 
 /// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
-/// and `LANES`, the lanes of a partition batch, when set) and the built-in actions on
+/// `LANES`, the lanes of a partition batch, `STATE_CACHE`, the profile states a
+/// partition keeps, and `STORE_CACHE`, the writer's page cache in bytes, when set) and the built-in actions on
 /// the SQLite file at `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     let (engine, store) = open_with(path, clock, ActionRegistry::with_builtins()).await?;
@@ -77,6 +78,7 @@ pub async fn open_with(
         store_wal_limit_bytes: env_usize("WAL_LIMIT", defaults.store_wal_limit_bytes),
         partition_lanes: env_usize("LANES", defaults.partition_lanes),
         partition_cache_profiles: env_usize("STATE_CACHE", defaults.partition_cache_profiles),
+        store_cache_bytes: env_usize("STORE_CACHE", defaults.store_cache_bytes),
         ..defaults
     };
     let store = Arc::new(SqliteStore::open(path, StoreOptions::from(&settings))?);
