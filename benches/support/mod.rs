@@ -59,8 +59,8 @@ pub fn per_event(before: Option<u64>, events: usize) -> String {
 
 /// An engine with the default settings (but `WAL_LIMIT`, the WAL restart size in bytes,
 /// `LANES`, the lanes of a partition batch, `STATE_CACHE`, the profile states a
-/// partition keeps, and `STORE_CACHE`, the writer's page cache in bytes, when set) and the built-in actions on
-/// the SQLite file at `path` (created if new), and its store.
+/// partition keeps, and `STORE_CACHE`, the writer's page cache in bytes, when set) and
+/// the built-in actions on the SQLite file at `path` (created if new), and its store.
 pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<(Engine, Arc<dyn Store>)> {
     let (engine, store) = open_with(path, clock, ActionRegistry::with_builtins()).await?;
     Ok((engine, store))
