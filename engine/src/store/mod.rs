@@ -5,8 +5,9 @@
 //! alerts, report counters and message templates. Each concern is a trait ([`EventStore`], [`PartitionStore`],
 //! [`InstanceStore`], [`ProfileStore`], [`AudienceStore`], [`JourneyStore`], [`RunStore`],
 //! [`AlertStore`], [`ReportStore`], [`TemplateStore`], [`OutboxStore`]); [`Store`] is all of them, what a backend implements.
-//! The embedded backend is SQLite ([`sqlite`], one file per concern); a PostgreSQL backend
-//! implements the same traits and passes the same conformance cases (`conformance`).
+//! The embedded backend is SQLite ([`sqlite`], one file per concern); the PostgreSQL
+//! backend ([`postgres`], being built: the concerns it implements pass the same
+//! conformance cases, `conformance`) is the cluster's.
 //!
 //! The store never interprets journeys or runs steps, and never imports the runtime: it
 //! keeps the records the runtime and the API hand it ([`crate::journal`], [`batch`],
@@ -15,6 +16,7 @@
 mod batch;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 

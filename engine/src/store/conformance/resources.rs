@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{at, commit, event, instance, step};
+use super::{Resources, at, commit, event, instance, step};
 use crate::journal::{Status, StepStatus};
 use crate::store::{
     HeldEntry, JourneyStatus, Membership, Pause, Publication, RunRecord, RunStatus, Store,
@@ -100,7 +100,7 @@ pub(super) async fn audiences_and_capping_rules_are_kept(store: Arc<dyn Store>) 
     );
 }
 
-pub(super) async fn journeys_go_from_draft_to_versions_and_statuses(store: Arc<dyn Store>) {
+pub(super) async fn journeys_go_from_draft_to_versions_and_statuses(store: Arc<dyn Resources>) {
     let def = json!({"entry": {"type": "event", "event": "signup"}, "start": "done",
         "nodes": {"done": {"type": "end"}}});
     assert!(store.get_journey("welcome").await.expect("read").is_none());
@@ -315,7 +315,7 @@ fn run(id: &str, minute: i64) -> RunRecord {
     }
 }
 
-pub(super) async fn runs_are_created_once_and_resume(store: Arc<dyn Store>) {
+pub(super) async fn runs_are_created_once_and_resume(store: Arc<dyn Resources>) {
     assert!(store.create_run(run("r1", 0)).await.expect("create"));
     assert!(!store.create_run(run("r1", 0)).await.expect("create again"));
     assert!(store.create_run(run("r2", 10)).await.expect("create"));
@@ -371,7 +371,7 @@ pub(super) async fn runs_are_created_once_and_resume(store: Arc<dyn Store>) {
     assert!(store.get_run("r4").await.expect("read").is_none());
 }
 
-pub(super) async fn alerts_keep_their_state_until_deleted(store: Arc<dyn Store>) {
+pub(super) async fn alerts_keep_their_state_until_deleted(store: Arc<dyn Resources>) {
     store
         .put_alert("errors", json!({"metric": "failed"}), at(0))
         .await
@@ -449,7 +449,7 @@ pub(super) async fn reports_count_steps_and_live_instances(store: Arc<dyn Store>
     );
 }
 
-pub(super) async fn templates_keep_every_version(store: Arc<dyn Store>) {
+pub(super) async fn templates_keep_every_version(store: Arc<dyn Resources>) {
     let v1 = json!({"channel": "sms", "default_locale": "en", "locales": {"en": {"body": "a"}}});
     let v2 = json!({"channel": "sms", "default_locale": "en", "locales": {"en": {"body": "b"}}});
     assert_eq!(
@@ -522,10 +522,10 @@ pub(super) async fn templates_keep_every_version(store: Arc<dyn Store>) {
     assert_eq!(versions, [1, 2]);
 }
 
-pub(super) async fn consent_changes_suppressions_and_the_link_secret_are_kept(
-    store: Arc<dyn Store>,
+pub(super) async fn subscription_groups_suppressions_sent_messages_and_the_link_secret_are_kept(
+    store: Arc<dyn Resources>,
 ) {
-    use crate::store::{ConsentChange, Suppression};
+    use crate::store::Suppression;
     store
         .put_subscription_group(
             "news",
@@ -549,41 +549,6 @@ pub(super) async fn consent_changes_suppressions_and_the_link_secret_are_kept(
             json!({"channel": "email", "default": "opt_in"})
         )]
     );
-
-    // Consent changes come with a partition's commit, in order, per profile.
-    let change = |profile: &str, subscribed: Option<bool>, source: &str, minute| ConsentChange {
-        profile_id: profile.into(),
-        group: "news".into(),
-        subscribed,
-        source: source.into(),
-        message_id: (source == "unsubscribe_link").then(|| "m-1".to_string()),
-        at: at(minute),
-    };
-    commit(
-        &store,
-        WriteBatch {
-            consent: vec![
-                change("p", Some(true), "import", 2),
-                change("q", Some(true), "api", 2),
-                change("p", Some(false), "unsubscribe_link", 3),
-            ],
-            ..WriteBatch::default()
-        },
-    )
-    .await;
-    let changes = store.consent_changes("p", None, 10).await.expect("changes");
-    assert_eq!(
-        changes.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
-        vec![
-            change("p", Some(true), "import", 2),
-            change("p", Some(false), "unsubscribe_link", 3)
-        ]
-    );
-    let after_first = store
-        .consent_changes("p", Some(changes[0].0), 10)
-        .await
-        .expect("page");
-    assert_eq!(after_first.len(), 1, "paged after a seq");
 
     // The suppression list: one entry per address, replaced, listed in order, deleted.
     let s = |address: &str, reason: &str| Suppression {
@@ -655,4 +620,41 @@ pub(super) async fn consent_changes_suppressions_and_the_link_secret_are_kept(
     let secret = store.link_secret().await.expect("secret");
     assert_eq!(secret.len(), 32);
     assert_eq!(store.link_secret().await.expect("again"), secret);
+}
+
+pub(super) async fn consent_changes_come_with_commits_in_order_per_profile(store: Arc<dyn Store>) {
+    use crate::store::ConsentChange;
+    let change = |profile: &str, subscribed: Option<bool>, source: &str, minute| ConsentChange {
+        profile_id: profile.into(),
+        group: "news".into(),
+        subscribed,
+        source: source.into(),
+        message_id: (source == "unsubscribe_link").then(|| "m-1".to_string()),
+        at: at(minute),
+    };
+    commit(
+        &store,
+        WriteBatch {
+            consent: vec![
+                change("p", Some(true), "import", 2),
+                change("q", Some(true), "api", 2),
+                change("p", Some(false), "unsubscribe_link", 3),
+            ],
+            ..WriteBatch::default()
+        },
+    )
+    .await;
+    let changes = store.consent_changes("p", None, 10).await.expect("changes");
+    assert_eq!(
+        changes.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+        vec![
+            change("p", Some(true), "import", 2),
+            change("p", Some(false), "unsubscribe_link", 3)
+        ]
+    );
+    let after_first = store
+        .consent_changes("p", Some(changes[0].0), 10)
+        .await
+        .expect("page");
+    assert_eq!(after_first.len(), 1, "paged after a seq");
 }

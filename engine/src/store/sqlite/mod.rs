@@ -215,7 +215,7 @@ fn in_snapshot<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{JourneyStore, Publication, Store};
+    use crate::store::{JourneyStore, Publication};
     use jiff::Timestamp;
 
     /// Every store conformance case, each on a new database file.
@@ -228,7 +228,7 @@ mod tests {
             let path = dir.path().join(format!("case-{n}.db"));
             async move {
                 let options = StoreOptions::from(&crate::Settings::default());
-                Arc::new(SqliteStore::open(&path, options).expect("open")) as Arc<dyn Store>
+                Arc::new(SqliteStore::open(&path, options).expect("open"))
             }
         })
         .await;
