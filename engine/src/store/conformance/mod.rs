@@ -17,8 +17,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use super::{
-    AlertStore, ConsentStore, DeliveryStore, JourneyStore, RunStore, Store, TemplateStore,
-    WriteBatch,
+    AlertStore, ConsentStore, DeliveryStore, JourneyStore, OutboxStore, RunStore, Store,
+    TemplateStore, WriteBatch,
 };
 use crate::journal::{Instance, InstanceData, Status, Step, StepStatus};
 use crate::model::{Event, Profile};
@@ -87,12 +87,18 @@ pub(crate) const CASES: &[(&str, Case)] = &[
 /// The concerns a backend that is being built implements first (the PostgreSQL backend
 /// today): shared resources that no partition owns.
 pub(crate) trait Resources:
-    JourneyStore + RunStore + TemplateStore + AlertStore + ConsentStore + DeliveryStore
+    JourneyStore + RunStore + TemplateStore + OutboxStore + AlertStore + ConsentStore + DeliveryStore
 {
 }
 
 impl<T> Resources for T where
-    T: JourneyStore + RunStore + TemplateStore + AlertStore + ConsentStore + DeliveryStore
+    T: JourneyStore
+        + RunStore
+        + TemplateStore
+        + OutboxStore
+        + AlertStore
+        + ConsentStore
+        + DeliveryStore
 {
 }
 
@@ -121,6 +127,9 @@ pub(crate) const RESOURCE_CASES: &[(&str, ResourceCase)] = &[
     }),
     ("templates_keep_every_version", |s| {
         Box::pin(resources::templates_keep_every_version(s))
+    }),
+    ("the_outbox_keeps_each_message_once_in_order", |s| {
+        Box::pin(resources::the_outbox_keeps_each_message_once_in_order(s))
     }),
 ];
 

@@ -658,3 +658,55 @@ pub(super) async fn consent_changes_come_with_commits_in_order_per_profile(store
         .expect("page");
     assert_eq!(after_first.len(), 1, "paged after a seq");
 }
+
+pub(super) async fn the_outbox_keeps_each_message_once_in_order(store: Arc<dyn Resources>) {
+    let message = |id: &str, profile: &str, minute| crate::store::OutboxRecord {
+        message_id: id.into(),
+        channel: "email".into(),
+        to: format!("{profile}@x.com"),
+        profile_id: profile.into(),
+        journey_id: "welcome".into(),
+        node_id: "mail".into(),
+        template: "welcome".into(),
+        template_version: 2,
+        locale: "en".into(),
+        message: json!({"subject": "Hello", "html": "<p>Hi</p>"}),
+        at: at(minute),
+    };
+    assert!(store.put_outbox(message("m1", "p1", 0)).await.expect("put"));
+    assert!(store.put_outbox(message("m2", "p2", 1)).await.expect("put"));
+    assert!(
+        !store
+            .put_outbox(message("m1", "p1", 5))
+            .await
+            .expect("again"),
+        "a retry of the same message is kept once"
+    );
+    assert!(store.put_outbox(message("m3", "p1", 2)).await.expect("put"));
+
+    let all = store.outbox_page(None, None, 10).await.expect("all");
+    assert_eq!(
+        all.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>(),
+        [
+            message("m1", "p1", 0),
+            message("m2", "p2", 1),
+            message("m3", "p1", 2)
+        ],
+        "in the order kept, the first record of a message"
+    );
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "rising seq");
+    let of_p1: Vec<String> = store
+        .outbox_page(Some("p1".into()), None, 10)
+        .await
+        .expect("p1")
+        .into_iter()
+        .map(|(_, m)| m.message_id)
+        .collect();
+    assert_eq!(of_p1, ["m1", "m3"]);
+    let after_first = store
+        .outbox_page(None, Some(all[0].0), 1)
+        .await
+        .expect("page");
+    assert_eq!(after_first.len(), 1, "limit");
+    assert_eq!(after_first[0].1.message_id, "m2", "after a seq");
+}

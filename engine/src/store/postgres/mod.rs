@@ -4,7 +4,8 @@
 //! ([`TemplateStore`](crate::store::TemplateStore)), alert rules
 //! ([`AlertStore`](crate::store::AlertStore)), consent and suppressions
 //! ([`ConsentStore`](crate::store::ConsentStore)) and the messages providers accepted
-//! ([`DeliveryStore`](crate::store::DeliveryStore)), and passes their conformance cases; the
+//! ([`DeliveryStore`](crate::store::DeliveryStore)) or kept in the outbox
+//! ([`OutboxStore`](crate::store::OutboxStore)), and passes their conformance cases; the
 //! other concerns, partition leases and the partition queues
 //! follow (docs/cluster.md says what is built and what is planned). `parcours serve`
 //! does not offer it until it implements every trait of [`Store`](crate::store::Store).
@@ -18,6 +19,7 @@ mod alerts;
 mod consent;
 mod deliveries;
 mod journeys;
+mod outbox;
 mod runs;
 mod schema;
 mod templates;

@@ -121,6 +121,23 @@ CREATE TABLE IF NOT EXISTS secrets (
     value       bytea NOT NULL
 );
 
+-- What the `outbox` provider kept, in the order it kept them.
+CREATE TABLE IF NOT EXISTS outbox (
+    seq              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id       text NOT NULL UNIQUE,
+    profile_id       text NOT NULL,
+    channel          text NOT NULL,
+    to_address       text NOT NULL,
+    journey_id       text NOT NULL,
+    node_id          text NOT NULL,
+    template         text NOT NULL,
+    template_version integer NOT NULL,
+    locale           text NOT NULL,
+    message          json NOT NULL,
+    at               bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_profile ON outbox (profile_id, seq);
+
 CREATE TABLE IF NOT EXISTS alerts (
     id          text COLLATE "C" PRIMARY KEY,
     definition  json NOT NULL,
