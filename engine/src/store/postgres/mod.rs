@@ -19,6 +19,7 @@ mod alerts;
 mod consent;
 mod deliveries;
 mod journeys;
+pub mod leases;
 mod outbox;
 mod runs;
 mod schema;

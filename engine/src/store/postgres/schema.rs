@@ -138,6 +138,24 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_profile ON outbox (profile_id, seq);
 
+-- The cluster: its partition count (fixed when the first node creates it), its nodes
+-- and who holds each partition, until when, under which epoch (`leases.rs`).
+CREATE TABLE IF NOT EXISTS cluster (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    partitions  integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_nodes (
+    id          text PRIMARY KEY,
+    seen_at     timestamptz NOT NULL,
+    alive_until timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partition_leases (
+    partition   integer PRIMARY KEY,
+    owner       text,
+    epoch       bigint NOT NULL DEFAULT 0,
+    expires_at  timestamptz
+);
+
 CREATE TABLE IF NOT EXISTS alerts (
     id          text COLLATE "C" PRIMARY KEY,
     definition  json NOT NULL,
