@@ -5,10 +5,11 @@
 //! ([`AlertStore`](crate::store::AlertStore)), consent and suppressions
 //! ([`ConsentStore`](crate::store::ConsentStore)) and the messages providers accepted
 //! ([`DeliveryStore`](crate::store::DeliveryStore)) or kept in the outbox
-//! ([`OutboxStore`](crate::store::OutboxStore)), and passes their conformance cases; the
-//! other concerns, partition leases and the partition queues
-//! follow (docs/cluster.md says what is built and what is planned). `parcours serve`
-//! does not offer it until it implements every trait of [`Store`](crate::store::Store).
+//! ([`OutboxStore`](crate::store::OutboxStore)), and passes their conformance cases; it
+//! also keeps the partition leases with their fencing epochs (`leases.rs`). The other
+//! concerns and the partition queues follow (docs/cluster.md says what is built and what
+//! is planned). `parcours serve` does not offer it until it implements every trait of
+//! [`Store`](crate::store::Store).
 //!
 //! Owns its connection pool and its schema (`schema.rs`, migrated at connect under an
 //! advisory lock, so that several nodes starting together migrate once). Every method
@@ -45,9 +46,10 @@ impl PgStore {
     /// libpq's `key=value` form), with at most `connections` open at once, and creates or
     /// migrates its schema.
     pub async fn connect(url: &str, connections: usize) -> Result<PgStore> {
+        // The string itself is not repeated: it may hold a password.
         let config: tokio_postgres::Config = url
             .parse()
-            .with_context(|| format!("{}: not a PostgreSQL connection string", redacted(url)))?;
+            .context("the PostgreSQL connection string does not parse")?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -71,7 +73,7 @@ impl PgStore {
     }
 }
 
-/// `url` without its password, for messages.
+/// `url` without its password, for messages (`url` parses: `connect` checked it).
 fn redacted(url: &str) -> String {
     match url.parse::<tokio_postgres::Config>() {
         Ok(c) if c.get_password().is_some() => {
@@ -145,10 +147,14 @@ mod tests {
         assert!(err.contains("newer"), "{err}");
     }
 
-    #[test]
-    fn a_password_never_reaches_a_message() {
+    #[tokio::test]
+    async fn a_password_never_reaches_a_message() {
         let shown = redacted("postgres://app:s3cret@db.example:5432/parcours");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("app:(hidden)@db.example"), "{shown}");
+        let err = PgStore::connect("postgres://app:s3cret@db.example:port/x", 1).await;
+        let err = format!("{:#}", err.err().expect("refused"));
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("does not parse"), "{err}");
     }
 }
