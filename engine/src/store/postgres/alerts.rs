@@ -10,40 +10,34 @@ use crate::store::{AlertStore, Result};
 #[async_trait]
 impl AlertStore for PgStore {
     async fn put_alert(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO alerts (id, definition, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, \
-                 updated_at = excluded.updated_at",
-                &[&id, &definition, &now.as_microsecond()],
-            )
-            .await?;
+        self.execute(
+            "INSERT INTO alerts (id, definition, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, \
+             updated_at = excluded.updated_at",
+            &[&id, &definition, &now.as_microsecond()],
+        )
+        .await?;
         Ok(())
     }
 
     async fn delete_alert(&self, id: &str) -> Result<bool> {
-        let client = self.client().await?;
-        let n = client
+        Ok(self
             .execute("DELETE FROM alerts WHERE id = $1", &[&id])
-            .await?;
-        Ok(n > 0)
+            .await?
+            > 0)
     }
 
     async fn alerts(&self) -> Result<Vec<(String, Value, Option<Value>)>> {
-        let client = self.client().await?;
-        client
-            .query("SELECT id, definition, state FROM alerts ORDER BY id", &[])
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-            .collect()
+        self.rows(
+            "SELECT id, definition, state FROM alerts ORDER BY id",
+            &[],
+            |row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)),
+        )
+        .await
     }
 
     async fn set_alert_state(&self, id: &str, state: Value) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute("UPDATE alerts SET state = $2 WHERE id = $1", &[&id, &state])
+        self.execute("UPDATE alerts SET state = $2 WHERE id = $1", &[&id, &state])
             .await?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use super::PgStore;
+use super::{PgStore, time};
 use crate::store::{ConsentChange, ConsentStore, Result, Suppression};
 
 fn suppression(row: &Row) -> Result<Suppression> {
@@ -14,7 +14,7 @@ fn suppression(row: &Row) -> Result<Suppression> {
         address: row.try_get(0)?,
         reason: row.try_get(1)?,
         source: row.try_get(2)?,
-        at: Timestamp::from_microsecond(row.try_get(3)?)?,
+        at: time(row, 3)?,
     })
 }
 
@@ -26,29 +26,23 @@ impl ConsentStore for PgStore {
         definition: Value,
         now: Timestamp,
     ) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO subscription_groups (id, definition, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, \
-                 updated_at = excluded.updated_at",
-                &[&id, &definition, &now.as_microsecond()],
-            )
-            .await?;
+        self.execute(
+            "INSERT INTO subscription_groups (id, definition, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, \
+             updated_at = excluded.updated_at",
+            &[&id, &definition, &now.as_microsecond()],
+        )
+        .await?;
         Ok(())
     }
 
     async fn subscription_groups(&self) -> Result<Vec<(String, Value)>> {
-        self.client()
-            .await?
-            .query(
-                "SELECT id, definition FROM subscription_groups ORDER BY id",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        self.rows(
+            "SELECT id, definition FROM subscription_groups ORDER BY id",
+            &[],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+        )
+        .await
     }
 
     async fn consent_changes(
@@ -58,16 +52,11 @@ impl ConsentStore for PgStore {
         limit: usize,
     ) -> Result<Vec<(i64, ConsentChange)>> {
         let limit = i64::try_from(limit)?;
-        self.client()
-            .await?
-            .query(
-                "SELECT seq, profile_id, grp, subscribed, source, message_id, at \
-                 FROM consent_changes WHERE profile_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&profile_id, &after.unwrap_or(0), &limit],
-            )
-            .await?
-            .iter()
-            .map(|r| {
+        self.rows(
+            "SELECT seq, profile_id, grp, subscribed, source, message_id, at \
+             FROM consent_changes WHERE profile_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&profile_id, &after.unwrap_or(0), &limit],
+            |r| {
                 Ok((
                     r.try_get(0)?,
                     ConsentChange {
@@ -76,11 +65,12 @@ impl ConsentStore for PgStore {
                         subscribed: r.try_get(3)?,
                         source: r.try_get(4)?,
                         message_id: r.try_get(5)?,
-                        at: Timestamp::from_microsecond(r.try_get(6)?)?,
+                        at: time(r, 6)?,
                     },
                 ))
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn put_suppression(&self, s: Suppression) -> Result<bool> {
@@ -102,40 +92,30 @@ impl ConsentStore for PgStore {
     }
 
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>> {
-        self.client()
-            .await?
-            .query_opt(
-                "SELECT address, reason, source, at FROM suppressions WHERE address = $1",
-                &[&address],
-            )
-            .await?
-            .as_ref()
-            .map(suppression)
-            .transpose()
+        self.row(
+            "SELECT address, reason, source, at FROM suppressions WHERE address = $1",
+            &[&address],
+            suppression,
+        )
+        .await
     }
 
     async fn delete_suppression(&self, address: &str) -> Result<bool> {
-        let n = self
-            .client()
-            .await?
+        Ok(self
             .execute("DELETE FROM suppressions WHERE address = $1", &[&address])
-            .await?;
-        Ok(n > 0)
+            .await?
+            > 0)
     }
 
     async fn suppressions(&self, after: Option<String>, limit: usize) -> Result<Vec<Suppression>> {
         let limit = i64::try_from(limit)?;
-        self.client()
-            .await?
-            .query(
-                "SELECT address, reason, source, at FROM suppressions \
-                 WHERE address > $1 ORDER BY address LIMIT $2",
-                &[&after.unwrap_or_default(), &limit],
-            )
-            .await?
-            .iter()
-            .map(suppression)
-            .collect()
+        self.rows(
+            "SELECT address, reason, source, at FROM suppressions \
+             WHERE address > $1 ORDER BY address LIMIT $2",
+            &[&after.unwrap_or_default(), &limit],
+            suppression,
+        )
+        .await
     }
 
     async fn link_secret(&self) -> Result<Vec<u8>> {

@@ -2,46 +2,39 @@
 //! is matched to.
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 
-use super::PgStore;
+use super::{PgStore, time};
 use crate::store::{DeliveryStore, Result, SentMessage};
 
 #[async_trait]
 impl DeliveryStore for PgStore {
     async fn put_sent(&self, m: SentMessage) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO sent_messages (message_id, profile_id, journey_id, instance_id, \
-                 node_id, channel, provider, to_address, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_id) DO NOTHING",
-                &[
-                    &m.message_id,
-                    &m.profile_id,
-                    &m.journey_id,
-                    &m.instance_id,
-                    &m.node_id,
-                    &m.channel,
-                    &m.provider,
-                    &m.to,
-                    &m.at.as_microsecond(),
-                ],
-            )
-            .await?;
+        self.execute(
+            "INSERT INTO sent_messages (message_id, profile_id, journey_id, instance_id, \
+             node_id, channel, provider, to_address, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_id) DO NOTHING",
+            &[
+                &m.message_id,
+                &m.profile_id,
+                &m.journey_id,
+                &m.instance_id,
+                &m.node_id,
+                &m.channel,
+                &m.provider,
+                &m.to,
+                &m.at.as_microsecond(),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn sent_message(&self, message_id: &str) -> Result<Option<SentMessage>> {
-        self.client()
-            .await?
-            .query_opt(
-                "SELECT message_id, profile_id, journey_id, instance_id, node_id, channel, \
-                 provider, to_address, at FROM sent_messages WHERE message_id = $1",
-                &[&message_id],
-            )
-            .await?
-            .map(|r| -> Result<SentMessage> {
+        self.row(
+            "SELECT message_id, profile_id, journey_id, instance_id, node_id, channel, \
+             provider, to_address, at FROM sent_messages WHERE message_id = $1",
+            &[&message_id],
+            |r| {
                 Ok(SentMessage {
                     message_id: r.try_get(0)?,
                     profile_id: r.try_get(1)?,
@@ -51,9 +44,10 @@ impl DeliveryStore for PgStore {
                     channel: r.try_get(5)?,
                     provider: r.try_get(6)?,
                     to: r.try_get(7)?,
-                    at: Timestamp::from_microsecond(r.try_get(8)?)?,
+                    at: time(r, 8)?,
                 })
-            })
-            .transpose()
+            },
+        )
+        .await
     }
 }

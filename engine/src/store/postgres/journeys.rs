@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio_postgres::types::Json;
 use tokio_postgres::{GenericClient, Row};
 
-use super::PgStore;
+use super::{PgStore, time};
 use crate::store::{
     HeldEntry, JourneyRecord, JourneyStatus, JourneyStore, Pause, Publication, Result, TestMode,
     VersionInfo, VersionRecord,
@@ -22,7 +22,7 @@ fn version_record(row: &Row) -> Result<VersionRecord> {
         journey_id: row.try_get(0)?,
         version: u32::try_from(version)?,
         definition: row.try_get(2)?,
-        published_at: Timestamp::from_microsecond(row.try_get(3)?)?,
+        published_at: time(row, 3)?,
         split_hash: crate::ids::SplitHash::from_stored(scheme.as_deref())
             .map_err(anyhow::Error::msg)?,
     })
@@ -65,7 +65,7 @@ async fn journey_record(client: &impl GenericClient, id: &str) -> Result<Option<
             let version: i32 = r.try_get(0)?;
             Ok(VersionInfo {
                 version: u32::try_from(version)?,
-                published_at: Timestamp::from_microsecond(r.try_get(1)?)?,
+                published_at: time(r, 1)?,
                 published_by: r.try_get(2)?,
                 note: r.try_get(3)?,
             })
@@ -79,8 +79,8 @@ async fn journey_record(client: &impl GenericClient, id: &str) -> Result<Option<
         id: row.try_get(0)?,
         draft: row.try_get(1)?,
         status: JourneyStatus::parse(&status).unwrap_or(JourneyStatus::Draft),
-        created_at: Timestamp::from_microsecond(row.try_get(3)?)?,
-        updated_at: Timestamp::from_microsecond(row.try_get(4)?)?,
+        created_at: time(&row, 3)?,
+        updated_at: time(&row, 4)?,
         pause: pause.and_then(|p| serde_json::from_value::<Pause>(p).ok()),
         test: test.and_then(|t| serde_json::from_value(t).ok()),
         versions,
@@ -90,15 +90,13 @@ async fn journey_record(client: &impl GenericClient, id: &str) -> Result<Option<
 #[async_trait]
 impl JourneyStore for PgStore {
     async fn put_draft(&self, id: &str, definition: Value, now: Timestamp) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO journeys (id, draft, status, created_at, updated_at) \
-                 VALUES ($1, $2, 'draft', $3, $3) ON CONFLICT (id) DO UPDATE SET \
-                 draft = excluded.draft, updated_at = excluded.updated_at",
-                &[&id, &definition, &now.as_microsecond()],
-            )
-            .await?;
+        self.execute(
+            "INSERT INTO journeys (id, draft, status, created_at, updated_at) \
+             VALUES ($1, $2, 'draft', $3, $3) ON CONFLICT (id) DO UPDATE SET \
+             draft = excluded.draft, updated_at = excluded.updated_at",
+            &[&id, &definition, &now.as_microsecond()],
+        )
+        .await?;
         Ok(())
     }
 
@@ -177,61 +175,47 @@ impl JourneyStore for PgStore {
         pause: Option<Pause>,
         now: Timestamp,
     ) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE journeys SET status = $2, pause = $3, updated_at = $4 WHERE id = $1",
-                &[
-                    &id,
-                    &status.as_str(),
-                    &pause.as_ref().map(Json),
-                    &now.as_microsecond(),
-                ],
-            )
-            .await?;
+        self.execute(
+            "UPDATE journeys SET status = $2, pause = $3, updated_at = $4 WHERE id = $1",
+            &[
+                &id,
+                &status.as_str(),
+                &pause.as_ref().map(Json),
+                &now.as_microsecond(),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn versions(&self) -> Result<Vec<VersionRecord>> {
-        self.client()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {VERSION_COLUMNS} FROM journey_versions ORDER BY journey_id, version"
-                ),
-                &[],
-            )
-            .await?
-            .iter()
-            .map(version_record)
-            .collect()
+        self.rows(
+            &format!("SELECT {VERSION_COLUMNS} FROM journey_versions ORDER BY journey_id, version"),
+            &[],
+            version_record,
+        )
+        .await
     }
 
     async fn version(&self, id: &str, version: u32) -> Result<Option<VersionRecord>> {
         let version = i32::try_from(version)?;
-        self.client()
-            .await?
-            .query_opt(
-                &format!(
-                    "SELECT {VERSION_COLUMNS} FROM journey_versions \
-                     WHERE journey_id = $1 AND version = $2"
-                ),
-                &[&id, &version],
-            )
-            .await?
-            .as_ref()
-            .map(version_record)
-            .transpose()
+        self.row(
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM journey_versions \
+                 WHERE journey_id = $1 AND version = $2"
+            ),
+            &[&id, &version],
+            version_record,
+        )
+        .await
     }
 
     async fn set_test_mode(&self, id: &str, test: Option<TestMode>) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE journeys SET test = $2 WHERE id = $1",
-                &[&id, &test.as_ref().map(Json)],
-            )
-            .await?;
+        self.execute(
+            "UPDATE journeys SET test = $2 WHERE id = $1",
+            &[&id, &test.as_ref().map(Json)],
+        )
+        .await?;
         Ok(())
     }
 
@@ -242,45 +226,33 @@ impl JourneyStore for PgStore {
         limit: usize,
     ) -> Result<Vec<HeldEntry>> {
         let limit = i64::try_from(limit)?;
-        self.client()
-            .await?
-            .query(
-                "SELECT seq, entry FROM held_entries WHERE journey_id = $1 AND seq > $2 \
-                 ORDER BY seq LIMIT $3",
-                &[&journey_id, &after, &limit],
-            )
-            .await?
-            .iter()
-            .map(|r| {
+        self.rows(
+            "SELECT seq, entry FROM held_entries WHERE journey_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+            &[&journey_id, &after, &limit],
+            |r| {
                 let Json(mut entry): Json<HeldEntry> = r.try_get(1)?;
                 entry.seq = r.try_get(0)?;
                 Ok(entry)
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn journeys_with_held_entries(&self) -> Result<Vec<String>> {
-        Ok(self
-            .client()
-            .await?
-            .query(
-                "SELECT DISTINCT journey_id FROM held_entries ORDER BY journey_id",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<std::result::Result<_, _>>()?)
+        self.rows(
+            "SELECT DISTINCT journey_id FROM held_entries ORDER BY journey_id",
+            &[],
+            |r| Ok(r.try_get(0)?),
+        )
+        .await
     }
 
     async fn drop_held_entries(&self, journey_id: &str) -> Result<u64> {
-        Ok(self
-            .client()
-            .await?
-            .execute(
-                "DELETE FROM held_entries WHERE journey_id = $1",
-                &[&journey_id],
-            )
-            .await?)
+        self.execute(
+            "DELETE FROM held_entries WHERE journey_id = $1",
+            &[&journey_id],
+        )
+        .await
     }
 }

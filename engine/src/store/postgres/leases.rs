@@ -101,9 +101,7 @@ impl PgStore {
 
     /// Records that node `node` is alive for `ttl` from now (the database's now).
     pub async fn heartbeat(&self, node: &str, ttl: Duration) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
+        self.execute(
                 "INSERT INTO cluster_nodes (id, seen_at, alive_until) \
                  VALUES ($1, clock_timestamp(), clock_timestamp() + $2::bigint * interval '1 microsecond') \
                  ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \

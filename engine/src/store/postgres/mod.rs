@@ -30,7 +30,8 @@ pub(crate) mod test_db;
 
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 use crate::store::Result;
 
@@ -71,6 +72,48 @@ impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         self.pool.get().await.context("connecting to PostgreSQL")
     }
+
+    /// Every row `sql` answers, each read by `read`.
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        read: impl Fn(&Row) -> Result<T> + Send,
+    ) -> Result<Vec<T>> {
+        self.client()
+            .await?
+            .query(sql, params)
+            .await?
+            .iter()
+            .map(read)
+            .collect()
+    }
+
+    /// The row `sql` answers, if any, read by `read`.
+    async fn row<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        read: impl Fn(&Row) -> Result<T> + Send,
+    ) -> Result<Option<T>> {
+        self.client()
+            .await?
+            .query_opt(sql, params)
+            .await?
+            .as_ref()
+            .map(read)
+            .transpose()
+    }
+
+    /// Runs one statement; the rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        Ok(self.client().await?.execute(sql, params).await?)
+    }
+}
+
+/// Column `idx` of `row`, microseconds since the Unix epoch, as a time.
+fn time(row: &Row, idx: usize) -> Result<jiff::Timestamp> {
+    Ok(jiff::Timestamp::from_microsecond(row.try_get(idx)?)?)
 }
 
 /// `url` without its password, for messages (`url` parses: `connect` checked it).

@@ -1,9 +1,8 @@
 //! The messages the `outbox` provider kept instead of sending them, on PostgreSQL.
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 
-use super::PgStore;
+use super::{PgStore, time};
 use crate::store::{OutboxRecord, OutboxStore, Result};
 
 #[async_trait]
@@ -11,8 +10,6 @@ impl OutboxStore for PgStore {
     async fn put_outbox(&self, m: OutboxRecord) -> Result<bool> {
         let version = i32::try_from(m.template_version)?;
         let n = self
-            .client()
-            .await?
             .execute(
                 "INSERT INTO outbox (message_id, profile_id, channel, to_address, journey_id, \
                  node_id, template, template_version, locale, message, at) \
@@ -43,17 +40,12 @@ impl OutboxStore for PgStore {
         limit: usize,
     ) -> Result<Vec<(i64, OutboxRecord)>> {
         let limit = i64::try_from(limit)?;
-        self.client()
-            .await?
-            .query(
-                "SELECT seq, message_id, profile_id, channel, to_address, journey_id, node_id, \
+        self.rows(
+            "SELECT seq, message_id, profile_id, channel, to_address, journey_id, node_id, \
                  template, template_version, locale, message, at FROM outbox \
                  WHERE seq > $1 AND ($2::text IS NULL OR profile_id = $2) ORDER BY seq LIMIT $3",
-                &[&after.unwrap_or(0), &profile_id, &limit],
-            )
-            .await?
-            .iter()
-            .map(|r| {
+            &[&after.unwrap_or(0), &profile_id, &limit],
+            |r| {
                 let version: i32 = r.try_get(8)?;
                 Ok((
                     r.try_get(0)?,
@@ -68,10 +60,11 @@ impl OutboxStore for PgStore {
                         template_version: u32::try_from(version)?,
                         locale: r.try_get(9)?,
                         message: r.try_get(10)?,
-                        at: Timestamp::from_microsecond(r.try_get(11)?)?,
+                        at: time(r, 11)?,
                     },
                 ))
-            })
-            .collect()
+            },
+        )
+        .await
     }
 }

@@ -73,64 +73,45 @@ impl RunStore for PgStore {
     }
 
     async fn update_run(&self, run: RunRecord) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE runs SET status = $2, record = $3 WHERE id = $1",
-                &[&run.id, &status(run.status), &Json(&run)],
-            )
-            .await?;
+        self.execute(
+            "UPDATE runs SET status = $2, record = $3 WHERE id = $1",
+            &[&run.id, &status(run.status), &Json(&run)],
+        )
+        .await?;
         Ok(())
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<RunRecord>> {
-        self.client()
-            .await?
-            .query_opt("SELECT record FROM runs WHERE id = $1", &[&id])
-            .await?
-            .as_ref()
-            .map(record)
-            .transpose()
+        self.row("SELECT record FROM runs WHERE id = $1", &[&id], record)
+            .await
     }
 
     async fn runs_of_journey(&self, journey_id: &str) -> Result<Vec<RunRecord>> {
-        self.client()
-            .await?
-            .query(
-                "SELECT record FROM runs WHERE journey_id = $1 \
-                 ORDER BY scheduled_at DESC, seq DESC",
-                &[&journey_id],
-            )
-            .await?
-            .iter()
-            .map(record)
-            .collect()
+        self.rows(
+            "SELECT record FROM runs WHERE journey_id = $1 \
+             ORDER BY scheduled_at DESC, seq DESC",
+            &[&journey_id],
+            record,
+        )
+        .await
     }
 
     async fn open_runs(&self) -> Result<Vec<RunRecord>> {
-        self.client()
-            .await?
-            .query(
-                "SELECT record FROM runs WHERE status = 'running' ORDER BY scheduled_at, id",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(record)
-            .collect()
+        self.rows(
+            "SELECT record FROM runs WHERE status = 'running' ORDER BY scheduled_at, id",
+            &[],
+            record,
+        )
+        .await
     }
 
     async fn last_scheduled_run(&self, journey_id: &str) -> Result<Option<RunRecord>> {
-        self.client()
-            .await?
-            .query_opt(
-                "SELECT record FROM runs WHERE journey_id = $1 AND kind = 'schedule' \
-                 ORDER BY scheduled_at DESC, seq DESC LIMIT 1",
-                &[&journey_id],
-            )
-            .await?
-            .as_ref()
-            .map(record)
-            .transpose()
+        self.row(
+            "SELECT record FROM runs WHERE journey_id = $1 AND kind = 'schedule' \
+             ORDER BY scheduled_at DESC, seq DESC LIMIT 1",
+            &[&journey_id],
+            record,
+        )
+        .await
     }
 }

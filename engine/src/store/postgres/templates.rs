@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use super::PgStore;
+use super::{PgStore, time};
 use crate::store::{Result, TemplateRecord, TemplateStore};
 
 const COLUMNS: &str = "id, version, definition, created_at";
@@ -21,7 +21,7 @@ fn record(row: &Row) -> Result<TemplateRecord> {
         id: row.try_get(0)?,
         version: u32::try_from(version)?,
         definition: row.try_get(2)?,
-        created_at: Timestamp::from_microsecond(row.try_get(3)?)?,
+        created_at: time(row, 3)?,
     })
 }
 
@@ -62,57 +62,33 @@ impl TemplateStore for PgStore {
     }
 
     async fn get_template(&self, id: &str, version: Option<u32>) -> Result<Option<TemplateRecord>> {
-        let client = self.client().await?;
-        let row = match version {
-            Some(v) => {
-                let v = i32::try_from(v)?;
-                client
-                    .query_opt(
-                        &format!("SELECT {COLUMNS} FROM templates WHERE id = $1 AND version = $2"),
-                        &[&id, &v],
-                    )
-                    .await?
-            }
-            None => {
-                client
-                    .query_opt(
-                        &format!(
-                            "SELECT {COLUMNS} FROM templates WHERE id = $1 \
-                             ORDER BY version DESC LIMIT 1"
-                        ),
-                        &[&id],
-                    )
-                    .await?
-            }
-        };
-        row.as_ref().map(record).transpose()
+        let version = version.map(i32::try_from).transpose()?;
+        self.row(
+            &format!(
+                "SELECT {COLUMNS} FROM templates WHERE id = $1 \
+                 AND ($2::integer IS NULL OR version = $2) ORDER BY version DESC LIMIT 1"
+            ),
+            &[&id, &version],
+            record,
+        )
+        .await
     }
 
     async fn list_templates(&self) -> Result<Vec<TemplateRecord>> {
-        let client = self.client().await?;
-        client
-            .query(
-                &format!(
-                    "SELECT DISTINCT ON (id) {COLUMNS} FROM templates ORDER BY id, version DESC"
-                ),
-                &[],
-            )
-            .await?
-            .iter()
-            .map(record)
-            .collect()
+        self.rows(
+            &format!("SELECT DISTINCT ON (id) {COLUMNS} FROM templates ORDER BY id, version DESC"),
+            &[],
+            record,
+        )
+        .await
     }
 
     async fn template_versions(&self, id: &str) -> Result<Vec<TemplateRecord>> {
-        let client = self.client().await?;
-        client
-            .query(
-                &format!("SELECT {COLUMNS} FROM templates WHERE id = $1 ORDER BY version"),
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(record)
-            .collect()
+        self.rows(
+            &format!("SELECT {COLUMNS} FROM templates WHERE id = $1 ORDER BY version"),
+            &[&id],
+            record,
+        )
+        .await
     }
 }
